@@ -1,0 +1,188 @@
+//! One table from domain errors to gRPC codes.
+//!
+//! Handlers return [`ApiError`]; clients get a `tonic::Status` with the code from the table
+//! below and, as details, a `google.rpc.ErrorInfo` (a stable `reason` to branch on, domain
+//! `paymesh`) and, for bad input, a `google.rpc.BadRequest` listing every field violation.
+//!
+//! | ApiError              | gRPC code           |
+//! |-----------------------|---------------------|
+//! | InvalidArgument       | INVALID_ARGUMENT    |
+//! | NotFound              | NOT_FOUND           |
+//! | AlreadyExists         | ALREADY_EXISTS      |
+//! | FailedPrecondition    | FAILED_PRECONDITION |
+//! | Aborted               | ABORTED             |
+//! | Unauthenticated       | UNAUTHENTICATED     |
+//! | PermissionDenied      | PERMISSION_DENIED   |
+//! | Overloaded            | RESOURCE_EXHAUSTED  |
+//! | Unavailable           | UNAVAILABLE         |
+//! | Internal              | INTERNAL (details logged, not sent) |
+
+use std::collections::HashMap;
+use tonic::Code;
+use tonic_types::{ErrorDetails, StatusExt};
+
+pub const ERROR_DOMAIN: &str = "paymesh";
+
+/// One bad field: its path in the request (`transfers[3].amount.amount`) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub field: String,
+    pub description: String,
+}
+
+impl FieldViolation {
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> FieldViolation {
+        FieldViolation {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid argument: {}", describe(.0))]
+    InvalidArgument(Vec<FieldViolation>),
+    #[error("{resource} not found")]
+    NotFound { resource: &'static str },
+    #[error("{resource} already exists")]
+    AlreadyExists { resource: &'static str },
+    #[error("{message}")]
+    FailedPrecondition {
+        reason: &'static str,
+        message: String,
+    },
+    #[error("{message}")]
+    Aborted {
+        reason: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    Overloaded(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+fn describe(v: &[FieldViolation]) -> String {
+    v.iter()
+        .map(|f| format!("{}: {}", f.field, f.description))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl ApiError {
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> ApiError {
+        ApiError::InvalidArgument(vec![FieldViolation::new(field, description)])
+    }
+
+    pub fn code(&self) -> Code {
+        match self {
+            ApiError::InvalidArgument(_) => Code::InvalidArgument,
+            ApiError::NotFound { .. } => Code::NotFound,
+            ApiError::AlreadyExists { .. } => Code::AlreadyExists,
+            ApiError::FailedPrecondition { .. } => Code::FailedPrecondition,
+            ApiError::Aborted { .. } => Code::Aborted,
+            ApiError::Unauthenticated(_) => Code::Unauthenticated,
+            ApiError::PermissionDenied(_) => Code::PermissionDenied,
+            ApiError::Overloaded(_) => Code::ResourceExhausted,
+            ApiError::Unavailable(_) => Code::Unavailable,
+            ApiError::Internal(_) => Code::Internal,
+        }
+    }
+
+    /// The stable machine-readable reason in `ErrorInfo`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ApiError::InvalidArgument(_) => "INVALID_ARGUMENT",
+            ApiError::NotFound { .. } => "NOT_FOUND",
+            ApiError::AlreadyExists { .. } => "ALREADY_EXISTS",
+            ApiError::FailedPrecondition { reason, .. } | ApiError::Aborted { reason, .. } => {
+                reason
+            }
+            ApiError::Unauthenticated(_) => "UNAUTHENTICATED",
+            ApiError::PermissionDenied(_) => "PERMISSION_DENIED",
+            ApiError::Overloaded(_) => "OVERLOADED",
+            ApiError::Unavailable(_) => "UNAVAILABLE",
+            ApiError::Internal(_) => "INTERNAL",
+        }
+    }
+}
+
+impl From<ApiError> for tonic::Status {
+    fn from(err: ApiError) -> tonic::Status {
+        let code = err.code();
+        let message = match &err {
+            ApiError::Internal(inner) => {
+                // The cause stays in our logs; the client gets no internals.
+                tracing::error!(error = format!("{inner:#}"), "internal error");
+                "internal error".to_string()
+            }
+            other => other.to_string(),
+        };
+        let mut details = ErrorDetails::with_error_info(err.reason(), ERROR_DOMAIN, HashMap::new());
+        if let ApiError::InvalidArgument(violations) = &err {
+            for v in violations {
+                details.add_bad_request_violation(v.field.clone(), v.description.clone());
+            }
+        }
+        tonic::Status::with_error_details(code, message, details)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_argument_carries_field_violations_and_reason() {
+        let status: tonic::Status = ApiError::InvalidArgument(vec![
+            FieldViolation::new("transfers[0].amount.amount", "must be positive"),
+            FieldViolation::new("transfers[1].id", "must be 16 bytes"),
+        ])
+        .into();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        let info = details.error_info().expect("ErrorInfo");
+        assert_eq!(info.reason, "INVALID_ARGUMENT");
+        assert_eq!(info.domain, ERROR_DOMAIN);
+        let bad = details.bad_request().expect("BadRequest");
+        assert_eq!(bad.field_violations.len(), 2);
+        assert_eq!(bad.field_violations[0].field, "transfers[0].amount.amount");
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let status: tonic::Status = ApiError::Internal(anyhow::anyhow!("password=hunter2")).into();
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("hunter2"));
+    }
+
+    #[test]
+    fn table_maps_every_variant() {
+        let cases: Vec<(ApiError, Code)> = vec![
+            (ApiError::NotFound { resource: "account" }, Code::NotFound),
+            (ApiError::AlreadyExists { resource: "account" }, Code::AlreadyExists),
+            (
+                ApiError::FailedPrecondition { reason: "IDEMPOTENCY_KEY_REUSED", message: "x".into() },
+                Code::FailedPrecondition,
+            ),
+            (ApiError::Aborted { reason: "IDEMPOTENCY_KEY_IN_USE", message: "x".into() }, Code::Aborted),
+            (ApiError::Unauthenticated("x".into()), Code::Unauthenticated),
+            (ApiError::PermissionDenied("x".into()), Code::PermissionDenied),
+            (ApiError::Overloaded("x".into()), Code::ResourceExhausted),
+            (ApiError::Unavailable("x".into()), Code::Unavailable),
+        ];
+        for (err, code) in cases {
+            let reason = err.reason();
+            let status: tonic::Status = err.into();
+            assert_eq!(status.code(), code);
+            assert_eq!(status.get_error_details().error_info().map(|i| i.reason.clone()), Some(reason.to_string()));
+        }
+    }
+}

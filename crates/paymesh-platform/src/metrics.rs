@@ -1,0 +1,149 @@
+//! Prometheus metrics: request count, latency histogram and errors by gRPC code for every RPC,
+//! plus the ledger's group-commit figures; served as text on `GET /metrics`.
+
+use std::net::SocketAddr;
+use std::sync::{Mutex, OnceLock};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcLabels {
+    pub method: String,
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabels {
+    pub method: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs … ~26 s
+    Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+}
+
+fn size_histogram() -> Histogram {
+    // 1 … 32768
+    Histogram::new(exponential_buckets(1.0, 2.0, 16))
+}
+
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    pub requests: Family<RpcLabels, Counter>,
+    pub errors: Family<RpcLabels, Counter>,
+    pub latency: Family<MethodLabels, Histogram, fn() -> Histogram>,
+    pub ledger_batch_transfers: Histogram,
+    pub ledger_commit_seconds: Histogram,
+    pub ledger_batch_failures: Counter,
+}
+
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(|| {
+        let mut registry = Registry::with_prefix("paymesh");
+        let requests = Family::<RpcLabels, Counter>::default();
+        let errors = Family::<RpcLabels, Counter>::default();
+        let latency =
+            Family::<MethodLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        let ledger_batch_transfers = size_histogram();
+        let ledger_commit_seconds = latency_histogram();
+        let ledger_batch_failures = Counter::default();
+        registry.register("grpc_requests", "gRPC requests by method and code", requests.clone());
+        registry.register("grpc_errors", "gRPC requests that ended with a non-OK code", errors.clone());
+        registry.register("grpc_request_duration_seconds", "gRPC handling time", latency.clone());
+        registry.register("ledger_batch_transfers", "transfers per group-commit transaction", ledger_batch_transfers.clone());
+        registry.register("ledger_commit_duration_seconds", "time of one group-commit transaction", ledger_commit_seconds.clone());
+        registry.register("ledger_batch_failures", "group-commit transactions that failed", ledger_batch_failures.clone());
+        Metrics {
+            registry: Mutex::new(registry),
+            requests,
+            errors,
+            latency,
+            ledger_batch_transfers,
+            ledger_commit_seconds,
+            ledger_batch_failures,
+        }
+    })
+}
+
+impl Metrics {
+    pub fn record_rpc(&self, method: &str, code: &str, seconds: f64) {
+        let labels = RpcLabels {
+            method: method.to_string(),
+            code: code.to_string(),
+        };
+        self.requests.get_or_create(&labels).inc();
+        if code != "OK" {
+            self.errors.get_or_create(&labels).inc();
+        }
+        self.latency
+            .get_or_create(&MethodLabels {
+                method: method.to_string(),
+            })
+            .observe(seconds);
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let registry = match self.registry.lock() {
+            Ok(r) => r,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// Serves `GET /metrics` (Prometheus text format) until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics accept failed");
+                    continue;
+                }
+            },
+            () = &mut shutdown => return Ok(()),
+        };
+        tokio::spawn(async move {
+            let service = service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+                let response = if req.uri().path() == "/metrics" {
+                    http::Response::builder()
+                        .header(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
+                        .body(Full::new(Bytes::from(metrics().encode())))
+                } else {
+                    http::Response::builder()
+                        .status(http::StatusCode::NOT_FOUND)
+                        .body(Full::new(Bytes::from_static(b"not found\n")))
+                };
+                response
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "metrics connection ended");
+            }
+        });
+    }
+}
+
+/// Binds the metrics address; a bind failure is reported, not fatal to the caller's choice.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await
+}

@@ -1,0 +1,94 @@
+//! Forward-only migrations, run at start-up, safe to run twice and from several processes at
+//! once. Each service owns a PostgreSQL schema; its migrations are compiled into the binary and
+//! applied in version order inside one transaction under an advisory lock. An applied
+//! migration whose text has changed stops start-up rather than being re-run.
+
+use anyhow::Context;
+use sqlx::{AssertSqlSafe, PgPool};
+
+pub struct Migration {
+    pub version: i32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// FNV-1a, enough to notice an edited migration.
+fn checksum(sql: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in sql.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty() && s.len() < 64 && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+}
+
+/// Applies what is missing; returns how many migrations ran.
+pub async fn run(pool: &PgPool, schema: &str, migrations: &[Migration]) -> anyhow::Result<usize> {
+    anyhow::ensure!(is_identifier(schema), "schema name {schema:?} is not a plain identifier");
+    let mut tx = pool.begin().await.context("migrations: begin")?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+        .bind(format!("paymesh.migrate.{schema}"))
+        .execute(&mut *tx)
+        .await
+        .context("migrations: lock")?;
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema};
+         CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
+             version integer PRIMARY KEY,
+             name text NOT NULL,
+             checksum text NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         );"
+    )))
+    .execute(&mut *tx)
+    .await
+    .context("migrations: bookkeeping table")?;
+    let mut applied = 0;
+    for m in migrations {
+        let sum = checksum(m.sql);
+        let existing: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT checksum FROM {schema}.schema_migrations WHERE version = $1"
+        )))
+        .bind(m.version)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match existing {
+            Some(s) if s == sum => continue,
+            Some(_) => anyhow::bail!(
+                "migration {schema}/{} {} was changed after it was applied; add a new migration instead",
+                m.version,
+                m.name
+            ),
+            None => {}
+        }
+        sqlx::raw_sql(m.sql)
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("migration {schema}/{} {}", m.version, m.name))?;
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {schema}.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)"
+        )))
+        .bind(m.version)
+        .bind(m.name)
+        .bind(&sum)
+        .execute(&mut *tx)
+        .await?;
+        applied += 1;
+    }
+    tx.commit().await.context("migrations: commit")?;
+    Ok(applied)
+}
+
+/// A pool with explicit limits.
+pub async fn connect(cfg: &crate::config::DatabaseConfig) -> anyhow::Result<PgPool> {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(cfg.pool_size_max)
+        .acquire_timeout(cfg.acquire_timeout)
+        .connect(cfg.url.expose())
+        .await
+        .context("connecting to PostgreSQL (database.url)")
+}

@@ -1,0 +1,36 @@
+//! Compiles every `.proto` under `proto/` with the pure-Rust `protox` (no `protoc` needed) and
+//! writes the descriptor set that the reflection service serves.
+use std::path::{Path, PathBuf};
+
+fn protos(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            protos(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "proto") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
+    let mut files = Vec::new();
+    protos(&root, &mut files)?;
+    files.sort();
+    println!("cargo:rerun-if-changed={}", root.display());
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", f.display());
+    }
+    let fds = protox::compile(&files, [&root])?;
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    let descriptor = out.join("paymesh_descriptor.bin");
+    std::fs::write(&descriptor, prost::Message::encode_to_vec(&fds))?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .file_descriptor_set_path(&descriptor)
+        .compile_fds(fds)?;
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! Generated code for every `paymesh.*.v1` package.
+
+/// The serialized `FileDescriptorSet` of every paymesh proto, for gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/paymesh_descriptor.bin"));
+
+pub mod common {
+    pub mod v1 {
+        tonic::include_proto!("paymesh.common.v1");
+    }
+}
+
+pub mod ledger {
+    pub mod v1 {
+        tonic::include_proto!("paymesh.ledger.v1");
+    }
+}
