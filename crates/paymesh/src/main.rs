@@ -1,1 +1,10 @@
-fn main() {}
+//! The one paymesh binary. Everything lives in the library modules; `main` only dispatches.
+
+mod cli;
+mod demo;
+mod dev;
+mod stack;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -1,0 +1,162 @@
+//! Command line: `serve`, `dev`, `token`, `config`, `ledger`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use paymesh_platform::auth::{Minter, Principal};
+use paymesh_platform::config::Config;
+
+#[derive(Parser)]
+#[command(name = "paymesh", version, about = "paymesh: the cashless-payment mesh")]
+struct Cli {
+    /// Configuration file (TOML); PAYMESH_* environment variables override it.
+    #[arg(long, global = true, env = "PAYMESH_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one service.
+    Serve {
+        #[arg(value_enum)]
+        service: Service,
+    },
+    /// Run every service in one process (each on its own port, talking gRPC), after making
+    /// sure a private PostgreSQL and Redis are up and migrated.
+    Dev {
+        /// Run the demo against the mesh once it is up.
+        #[arg(long)]
+        demo: bool,
+        /// Stop after the demo instead of serving until Ctrl-C.
+        #[arg(long, requires = "demo")]
+        exit_after_demo: bool,
+    },
+    /// JWT keys and tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Ledger tools.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Service {
+    Ledger,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create the Ed25519 key pair named by auth.private_key_file / auth.public_key_file
+    /// unless both exist.
+    Keygen,
+    /// Print a signed token for a principal (operator, merchant:ID, biller:ID, bank:BIN,
+    /// channel:ID, service:NAME).
+    Mint {
+        principal: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// List every key, its environment variable and default.
+    Keys,
+    /// Load and validate the configuration; print it with secrets hidden.
+    Check,
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Check the ledger's invariants over the whole database.
+    Audit,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("paymesh: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("paymesh: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config_file = cli.config.as_deref();
+    match cli.command {
+        Command::Serve { service: Service::Ledger } => {
+            let cfg = Config::load(config_file)?;
+            crate::dev::serve_ledger(&cfg).await?;
+        }
+        Command::Dev { demo, exit_after_demo } => {
+            crate::dev::run(config_file, demo, exit_after_demo).await?;
+        }
+        Command::Token { command } => {
+            let cfg = Config::load(config_file)?;
+            match command {
+                TokenCommand::Keygen => {
+                    let created = paymesh_platform::auth::ensure_keypair(&cfg.auth)?;
+                    eprintln!(
+                        "{} {} and {}",
+                        if created { "created" } else { "kept existing" },
+                        cfg.auth.private_key_file.display(),
+                        cfg.auth.public_key_file.display()
+                    );
+                }
+                TokenCommand::Mint { principal, ttl } => {
+                    let p = Principal::parse(&principal).map_err(anyhow::Error::msg)?;
+                    let minter = Minter::from_config(&cfg.auth)?;
+                    println!("{}", minter.mint(&p, ttl)?);
+                }
+            }
+        }
+        Command::Config { command } => match command {
+            ConfigCommand::Keys => {
+                for (key, env, default, help) in Config::keys() {
+                    println!("{key:40} {env:45} default {default:?}\n{:40} {help}", "");
+                }
+            }
+            ConfigCommand::Check => {
+                let cfg = Config::load(config_file)?;
+                println!("{cfg:#?}");
+            }
+        },
+        Command::Ledger { command: LedgerCommand::Audit } => {
+            let cfg = Config::load(config_file)?;
+            let pool = paymesh_platform::migrate::connect(&cfg.database).await?;
+            let problems = paymesh_ledger::store::audit(&pool).await.context("auditing the ledger")?;
+            if problems.is_empty() {
+                println!("ledger audit: every invariant holds");
+            } else {
+                for p in &problems {
+                    println!("{p}");
+                }
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

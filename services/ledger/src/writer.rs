@@ -1,0 +1,230 @@
+//! Group commit. RPC handlers hand their validated transfers to a bounded queue; writer tasks
+//! take everything waiting (up to `batch_transfers_max` transfers), lock the touched accounts
+//! once, apply the rules in memory, write the rows with one statement per table, commit, and
+//! only then answer every request of the batch. A hot account is locked once per batch, not
+//! once per transfer, and its balance is written once per batch.
+//!
+//! Two writers run so that one batch can be built and wait for the row locks while the
+//! previous one is committing (its fsync): the lock wait ends the moment the earlier commit
+//! does, and READ COMMITTED hands the later batch the committed balances.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use paymesh_platform::ApiError;
+use paymesh_platform::metrics::metrics;
+use paymesh_proto::ledger::v1::CreateTransferResult as R;
+use sqlx::PgPool;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::engine::{Batch, NewTransfer, PendingStatus};
+use crate::store;
+
+/// Writer tasks draining the queue.
+const WRITERS: usize = 2;
+/// Attempts for a batch that hit a unique-key race with another ledger process or a deadlock.
+const BATCH_ATTEMPTS_MAX: usize = 3;
+/// Pending transfers voided per expiry transaction.
+const EXPIRY_BATCH_MAX: i64 = 1000;
+
+struct Job {
+    transfers: Vec<NewTransfer>,
+    reply: oneshot::Sender<Result<Vec<R>, ApiError>>,
+}
+
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Job>,
+}
+
+pub fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl Writer {
+    /// Starts the writer tasks and the expiry sweeper; they stop when every `Writer` is dropped.
+    pub fn start(pool: PgPool, batch_transfers_max: usize, queue_requests_max: usize, expiry_interval: Duration) -> Writer {
+        let (tx, rx) = mpsc::channel::<Job>(queue_requests_max);
+        let rx = Arc::new(Mutex::new(Receiver { rx, carry: None }));
+        let last_ts = Arc::new(AtomicI64::new(0));
+        for _ in 0..WRITERS {
+            tokio::spawn(run(pool.clone(), rx.clone(), batch_transfers_max, last_ts.clone()));
+        }
+        let weak = tx.downgrade();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(expiry_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if weak.upgrade().is_none() {
+                    break;
+                }
+                loop {
+                    match store::expire_pendings(&pool, now_ns(), EXPIRY_BATCH_MAX).await {
+                        Ok(n) if n as i64 == EXPIRY_BATCH_MAX => continue,
+                        Ok(n) => {
+                            if n > 0 {
+                                tracing::info!(expired = n, "voided expired pending transfers");
+                            }
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = format!("{e:#}"), "expiring pending transfers failed");
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        Writer { tx }
+    }
+
+    /// Queues the transfers and waits until their batch is committed.
+    pub async fn submit(&self, transfers: Vec<NewTransfer>) -> Result<Vec<R>, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Job { transfers, reply })
+            .await
+            .map_err(|_| ApiError::Unavailable("ledger writer stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| ApiError::Unavailable("ledger writer stopped before answering".into()))?
+    }
+}
+
+struct Receiver {
+    rx: mpsc::Receiver<Job>,
+    /// A job that did not fit the previous batch.
+    carry: Option<Job>,
+}
+
+impl Receiver {
+    /// Waits for one job, then takes whatever else is queued up to `max` transfers.
+    async fn next_batch(&mut self, max: usize) -> Option<Vec<Job>> {
+        let first = match self.carry.take() {
+            Some(job) => job,
+            None => self.rx.recv().await?,
+        };
+        let mut count = first.transfers.len();
+        let mut jobs = vec![first];
+        while let Ok(job) = self.rx.try_recv() {
+            if count + job.transfers.len() > max {
+                self.carry = Some(job);
+                break;
+            }
+            count += job.transfers.len();
+            jobs.push(job);
+        }
+        Some(jobs)
+    }
+}
+
+async fn run(pool: PgPool, rx: Arc<Mutex<Receiver>>, max: usize, last_ts: Arc<AtomicI64>) {
+    loop {
+        let jobs = {
+            let mut guard = rx.lock().await;
+            match guard.next_batch(max).await {
+                Some(jobs) => jobs,
+                None => return,
+            }
+        };
+        let requests: Vec<&[NewTransfer]> = jobs.iter().map(|j| j.transfers.as_slice()).collect();
+        let started = Instant::now();
+        let outcome = commit_with_retry(&pool, &requests, &last_ts).await;
+        let m = metrics();
+        m.ledger_commit_seconds.observe(started.elapsed().as_secs_f64());
+        m.ledger_batch_transfers
+            .observe(requests.iter().map(|r| r.len()).sum::<usize>() as f64);
+        match outcome {
+            Ok(results) => {
+                for (job, result) in jobs.into_iter().zip(results) {
+                    let _ = job.reply.send(Ok(result));
+                }
+            }
+            Err(e) => {
+                m.ledger_batch_failures.inc();
+                tracing::error!(error = format!("{e:#}"), jobs = jobs.len(), "ledger batch failed; nothing of it was committed");
+                for job in jobs {
+                    // Safe to retry with the same transfer ids: a transfer applies at most once.
+                    let _ = job.reply.send(Err(ApiError::Unavailable(
+                        "ledger could not commit this batch; retry with the same transfer ids".into(),
+                    )));
+                }
+            }
+        }
+    }
+}
+
+fn retryable(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<sqlx::Error>()
+            .and_then(|s| s.as_database_error())
+            .and_then(|d| d.code())
+            .is_some_and(|code| matches!(code.as_ref(), "23505" | "40P01" | "40001"))
+    })
+}
+
+async fn commit_with_retry(pool: &PgPool, requests: &[&[NewTransfer]], last_ts: &AtomicI64) -> anyhow::Result<Vec<Vec<R>>> {
+    let mut attempt = 1;
+    loop {
+        match commit(pool, requests, last_ts).await {
+            Err(e) if attempt < BATCH_ATTEMPTS_MAX && retryable(&e) => {
+                tracing::info!(error = format!("{e:#}"), attempt, "retrying ledger batch");
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// One group-commit transaction.
+async fn commit(pool: &PgPool, requests: &[&[NewTransfer]], last_ts: &AtomicI64) -> anyhow::Result<Vec<Vec<R>>> {
+    let mut transfer_ids = Vec::new();
+    let mut pending_ids = Vec::new();
+    let mut account_ids = Vec::new();
+    for t in requests.iter().flat_map(|r| r.iter()) {
+        transfer_ids.push(t.id);
+        pending_ids.extend(t.pending_id);
+        account_ids.extend(t.debit);
+        account_ids.extend(t.credit);
+    }
+    let mut tx = pool.begin().await?;
+    transfer_ids.extend_from_slice(&pending_ids);
+    let existing = store::transfers_by_id(&mut tx, transfer_ids).await?;
+    let pendings = store::lock_pendings(&mut tx, pending_ids).await?;
+    account_ids.extend(pendings.values().flat_map(|p| [p.debit, p.credit]));
+    let accounts = store::lock_accounts(&mut tx, account_ids).await?;
+    let loaded_pendings: HashSet<_> = pendings.keys().copied().collect();
+
+    let mut batch = Batch::new(accounts, pendings, existing, now_ns(), last_ts.load(Ordering::Acquire));
+    let results: Vec<Vec<R>> = requests.iter().map(|r| batch.apply_request(r)).collect();
+
+    store::insert_transfers(&mut tx, &batch.rows).await?;
+    let mut inserts = Vec::new();
+    let mut updates: Vec<(_, PendingStatus)> = Vec::new();
+    for id in &batch.touched_pendings {
+        if let Some(p) = batch.pendings.get(id) {
+            if loaded_pendings.contains(id) {
+                updates.push((*id, p.status));
+            } else {
+                inserts.push((*id, *p));
+            }
+        }
+    }
+    store::write_pendings(&mut tx, &inserts, &updates).await?;
+    let balances: Vec<_> = batch
+        .touched_accounts
+        .iter()
+        .filter_map(|id| batch.accounts.get(id).map(|a| (*id, *a)))
+        .collect();
+    store::write_balances(&mut tx, &balances).await?;
+    tx.commit().await?;
+    last_ts.fetch_max(batch.last_ts(), Ordering::AcqRel);
+    Ok(results)
+}
