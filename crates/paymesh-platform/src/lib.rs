@@ -10,5 +10,6 @@ pub mod metrics;
 pub mod migrate;
 pub mod server;
 pub mod telemetry;
+pub mod testing;
 
 pub use error::{ApiError, FieldViolation};
