@@ -86,15 +86,27 @@ mod tests {
 
     #[test]
     fn codes_without_minor_units_or_malformed_are_rejected() {
-        assert!(matches!(Currency::parse("XAU"), Err(CurrencyError::Unknown(_))));
-        assert!(matches!(Currency::parse("vnd"), Err(CurrencyError::Syntax(_))));
-        assert!(matches!(Currency::parse("VNDX"), Err(CurrencyError::Syntax(_))));
+        assert!(matches!(
+            Currency::parse("XAU"),
+            Err(CurrencyError::Unknown(_))
+        ));
+        assert!(matches!(
+            Currency::parse("vnd"),
+            Err(CurrencyError::Syntax(_))
+        ));
+        assert!(matches!(
+            Currency::parse("VNDX"),
+            Err(CurrencyError::Syntax(_))
+        ));
         assert!(matches!(Currency::parse(""), Err(CurrencyError::Syntax(_))));
     }
 
     #[test]
     fn repo_copy_matches_shared_reference_table() {
-        let shared = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/formats/iso4217/table.xml");
+        let shared = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/formats/iso4217/table.xml"
+        );
         match std::fs::read_to_string(shared) {
             Ok(text) => assert_eq!(text, TABLE_XML, "data/iso4217.xml differs from {shared}"),
             Err(e) => eprintln!("skipping: {shared} not readable: {e}"),

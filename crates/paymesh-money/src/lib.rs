@@ -167,15 +167,26 @@ mod tests {
 
     #[test]
     fn usd_has_cents_and_jpy_none_and_bhd_three() {
-        assert_eq!(Money::parse("12.34", "USD").map(|m| m.minor_units()), Ok(1234));
-        assert_eq!(Money::parse("12.3", "USD").map(|m| m.minor_units()), Ok(1230));
+        assert_eq!(
+            Money::parse("12.34", "USD").map(|m| m.minor_units()),
+            Ok(1234)
+        );
+        assert_eq!(
+            Money::parse("12.3", "USD").map(|m| m.minor_units()),
+            Ok(1230)
+        );
         assert!(Money::parse("1.5", "JPY").is_err());
-        assert_eq!(Money::parse("1.005", "BHD").map(|m| m.minor_units()), Ok(1005));
+        assert_eq!(
+            Money::parse("1.005", "BHD").map(|m| m.minor_units()),
+            Ok(1005)
+        );
     }
 
     #[test]
     fn rejects_what_is_not_a_plain_positive_decimal() {
-        for bad in ["", " 1", "1 ", "+1", "1e5", "1,000", "0x10", ".5", "5.", "NaN", "inf", "١٢"] {
+        for bad in [
+            "", " 1", "1 ", "+1", "1e5", "1,000", "0x10", ".5", "5.", "NaN", "inf", "١٢",
+        ] {
             assert!(vnd(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(vnd("-1"), Err(MoneyError::NotPositive));

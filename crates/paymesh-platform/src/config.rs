@@ -55,27 +55,133 @@ enum Kind {
 
 /// Every configuration key: name, kind, default (as text), and what it is for.
 const KEYS: &[(&str, Kind, &str, &str)] = &[
-    ("database.url", Kind::Secret, "postgres://paymesh@127.0.0.1:54329/paymesh", "PostgreSQL URL"),
-    ("database.pool_size_max", Kind::Uint(1, 512), "16", "connections per service"),
-    ("database.acquire_timeout_ms", Kind::Uint(10, 600_000), "5000", "wait for a pooled connection"),
-    ("redis.url", Kind::Secret, "redis://127.0.0.1:63799/", "Redis URL"),
-    ("auth.issuer", Kind::Str, "paymesh", "required `iss` of every JWT"),
-    ("auth.audience", Kind::Str, "paymesh", "required `aud` of every JWT"),
-    ("auth.public_key_file", Kind::Str, ".paymesh/keys/jwt-public.pem", "Ed25519 public key (PEM) that verifies JWTs"),
-    ("auth.private_key_file", Kind::Str, ".paymesh/keys/jwt-private.pem", "Ed25519 private key (PEM) for minting service and demo tokens"),
-    ("auth.leeway_seconds", Kind::Uint(0, 300), "30", "clock skew allowed on exp/nbf"),
-    ("server.message_bytes_max", Kind::Uint(1024, 64 << 20), "8388608", "largest gRPC message in or out"),
-    ("server.concurrency_per_connection_max", Kind::Uint(1, 100_000), "256", "in-flight RPCs per HTTP/2 connection"),
-    ("server.request_timeout_ms", Kind::Uint(10, 600_000), "10000", "deadline for one RPC"),
-    ("server.shutdown_grace_ms", Kind::Uint(0, 600_000), "15000", "time to drain in-flight RPCs on shutdown"),
-    ("ledger.listen", Kind::Addr, "127.0.0.1:50051", "ledger gRPC address"),
-    ("ledger.batch_transfers_max", Kind::Uint(1, 65_536), "8190", "transfers per group-commit transaction"),
-    ("ledger.queue_requests_max", Kind::Uint(1, 1_000_000), "4096", "requests waiting for the writer before UNAVAILABLE"),
-    ("ledger.expiry_interval_ms", Kind::Uint(10, 3_600_000), "1000", "how often expired pending transfers are voided"),
+    (
+        "database.url",
+        Kind::Secret,
+        "postgres://paymesh@127.0.0.1:54329/paymesh",
+        "PostgreSQL URL",
+    ),
+    (
+        "database.pool_size_max",
+        Kind::Uint(1, 512),
+        "16",
+        "connections per service",
+    ),
+    (
+        "database.acquire_timeout_ms",
+        Kind::Uint(10, 600_000),
+        "5000",
+        "wait for a pooled connection",
+    ),
+    (
+        "redis.url",
+        Kind::Secret,
+        "redis://127.0.0.1:63799/",
+        "Redis URL",
+    ),
+    (
+        "auth.issuer",
+        Kind::Str,
+        "paymesh",
+        "required `iss` of every JWT",
+    ),
+    (
+        "auth.audience",
+        Kind::Str,
+        "paymesh",
+        "required `aud` of every JWT",
+    ),
+    (
+        "auth.public_key_file",
+        Kind::Str,
+        ".paymesh/keys/jwt-public.pem",
+        "Ed25519 public key (PEM) that verifies JWTs",
+    ),
+    (
+        "auth.private_key_file",
+        Kind::Str,
+        ".paymesh/keys/jwt-private.pem",
+        "Ed25519 private key (PEM) for minting service and demo tokens",
+    ),
+    (
+        "auth.leeway_seconds",
+        Kind::Uint(0, 300),
+        "30",
+        "clock skew allowed on exp/nbf",
+    ),
+    (
+        "server.message_bytes_max",
+        Kind::Uint(1024, 64 << 20),
+        "8388608",
+        "largest gRPC message in or out",
+    ),
+    (
+        "server.concurrency_per_connection_max",
+        Kind::Uint(1, 100_000),
+        "256",
+        "in-flight RPCs per HTTP/2 connection",
+    ),
+    (
+        "server.request_timeout_ms",
+        Kind::Uint(10, 600_000),
+        "10000",
+        "deadline for one RPC",
+    ),
+    (
+        "server.shutdown_grace_ms",
+        Kind::Uint(0, 600_000),
+        "15000",
+        "time to drain in-flight RPCs on shutdown",
+    ),
+    (
+        "ledger.listen",
+        Kind::Addr,
+        "127.0.0.1:50051",
+        "ledger gRPC address",
+    ),
+    (
+        "ledger.batch_transfers_max",
+        Kind::Uint(1, 65_536),
+        "8190",
+        "transfers per group-commit transaction",
+    ),
+    (
+        "ledger.writers",
+        Kind::Uint(1, 16),
+        "2",
+        "group-commit transactions in flight at once",
+    ),
+    (
+        "ledger.queue_requests_max",
+        Kind::Uint(1, 1_000_000),
+        "4096",
+        "requests waiting for the writer before UNAVAILABLE",
+    ),
+    (
+        "ledger.expiry_interval_ms",
+        Kind::Uint(10, 3_600_000),
+        "1000",
+        "how often expired pending transfers are voided",
+    ),
     ("telemetry.log_format", Kind::Str, "json", "json or text"),
-    ("telemetry.log_level", Kind::Str, "info", "tracing filter, e.g. info,paymesh_ledger=debug"),
-    ("telemetry.otlp_endpoint", Kind::Str, "", "OTLP/gRPC collector, e.g. http://127.0.0.1:4317 (empty: no export)"),
-    ("telemetry.metrics_listen", Kind::Addr, "127.0.0.1:9464", "Prometheus /metrics address"),
+    (
+        "telemetry.log_level",
+        Kind::Str,
+        "info",
+        "tracing filter, e.g. info,paymesh_ledger=debug",
+    ),
+    (
+        "telemetry.otlp_endpoint",
+        Kind::Str,
+        "",
+        "OTLP/gRPC collector, e.g. http://127.0.0.1:4317 (empty: no export)",
+    ),
+    (
+        "telemetry.metrics_listen",
+        Kind::Addr,
+        "127.0.0.1:9464",
+        "Prometheus /metrics address",
+    ),
 ];
 
 #[derive(Debug, Clone)]
@@ -106,6 +212,7 @@ pub struct ServerConfig {
 pub struct LedgerConfig {
     pub listen: SocketAddr,
     pub batch_transfers_max: usize,
+    pub writers: usize,
     pub queue_requests_max: usize,
     pub expiry_interval: Duration,
 }
@@ -162,18 +269,22 @@ impl Raw {
         let value: u64 = text
             .parse()
             .map_err(|_| Raw::err(key, format!("expected a whole number, got {text:?}")))?;
-        if let Some(Kind::Uint(lo, hi)) = kind {
-            if value < lo || value > hi {
-                return Err(Raw::err(key, format!("{value} is outside {lo}..={hi}")));
-            }
+        if let Some(Kind::Uint(lo, hi)) = kind
+            && (value < lo || value > hi)
+        {
+            return Err(Raw::err(key, format!("{value} is outside {lo}..={hi}")));
         }
         Ok(value)
     }
 
     fn addr(&self, key: &'static str) -> Result<SocketAddr, ConfigError> {
         let text = self.text(key);
-        text.parse()
-            .map_err(|_| Raw::err(key, format!("expected host:port like 127.0.0.1:50051, got {text:?}")))
+        text.parse().map_err(|_| {
+            Raw::err(
+                key,
+                format!("expected host:port like 127.0.0.1:50051, got {text:?}"),
+            )
+        })
     }
 }
 
@@ -189,17 +300,21 @@ impl Config {
         file: Option<&Path>,
         env: &BTreeMap<String, String>,
     ) -> Result<Config, ConfigError> {
-        let mut values: BTreeMap<&'static str, String> =
-            KEYS.iter().map(|(k, _, d, _)| (*k, (*d).to_string())).collect();
+        let mut values: BTreeMap<&'static str, String> = KEYS
+            .iter()
+            .map(|(k, _, d, _)| (*k, (*d).to_string()))
+            .collect();
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
                 path: path.to_path_buf(),
                 message: e.to_string(),
             })?;
-            let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::File {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
+            let table: toml::Table =
+                text.parse()
+                    .map_err(|e: toml::de::Error| ConfigError::File {
+                        path: path.to_path_buf(),
+                        message: e.to_string(),
+                    })?;
             merge_file(&table, "", &mut values)?;
         }
         for (key, _, _, _) in KEYS {
@@ -216,7 +331,13 @@ impl Config {
             let text = raw.text(key);
             if !schemes.iter().any(|s| text.starts_with(&format!("{s}://"))) {
                 // Never echo the value: it may hold a password.
-                return Err(Raw::err(key, format!("expected a URL starting with {}://", schemes.join(":// or "))));
+                return Err(Raw::err(
+                    key,
+                    format!(
+                        "expected a URL starting with {}://",
+                        schemes.join(":// or ")
+                    ),
+                ));
             }
             Ok(Secret::new(text))
         };
@@ -238,7 +359,7 @@ impl Config {
             }
         };
         let otlp = raw.text("telemetry.otlp_endpoint").trim().to_string();
-        if !otlp.is_empty() && !(otlp.starts_with("http://") || otlp.starts_with("https://")) {
+        if !(otlp.is_empty() || otlp.starts_with("http://") || otlp.starts_with("https://")) {
             return Err(Raw::err(
                 "telemetry.otlp_endpoint",
                 "expected http://host:port or empty",
@@ -260,8 +381,7 @@ impl Config {
             },
             server: ServerConfig {
                 message_bytes_max: raw.uint("server.message_bytes_max")? as usize,
-                concurrency_per_connection_max: raw
-                    .uint("server.concurrency_per_connection_max")?
+                concurrency_per_connection_max: raw.uint("server.concurrency_per_connection_max")?
                     as usize,
                 request_timeout: ms("server.request_timeout_ms")?,
                 shutdown_grace: ms("server.shutdown_grace_ms")?,
@@ -269,6 +389,7 @@ impl Config {
             ledger: LedgerConfig {
                 listen: raw.addr("ledger.listen")?,
                 batch_transfers_max: raw.uint("ledger.batch_transfers_max")? as usize,
+                writers: raw.uint("ledger.writers")? as usize,
                 queue_requests_max: raw.uint("ledger.queue_requests_max")? as usize,
                 expiry_interval: ms("ledger.expiry_interval_ms")?,
             },
@@ -322,7 +443,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn file(text: &str) -> tempfile_path::TempFile {
@@ -365,16 +489,25 @@ mod tests {
     #[test]
     fn env_overrides_file_and_file_overrides_default() {
         let f = file("[ledger]\nlisten = \"127.0.0.1:6000\"\nbatch_transfers_max = 100\n");
-        let c = Config::load_from(Some(&f.0), &env(&[("PAYMESH_LEDGER_BATCH_TRANSFERS_MAX", "7")])).unwrap();
+        let c = Config::load_from(
+            Some(&f.0),
+            &env(&[("PAYMESH_LEDGER_BATCH_TRANSFERS_MAX", "7")]),
+        )
+        .unwrap();
         assert_eq!(c.ledger.listen.port(), 6000);
         assert_eq!(c.ledger.batch_transfers_max, 7);
     }
 
     #[test]
     fn errors_name_the_key() {
-        let e = Config::load_from(None, &env(&[("PAYMESH_LEDGER_BATCH_TRANSFERS_MAX", "lots")])).unwrap_err();
+        let e = Config::load_from(
+            None,
+            &env(&[("PAYMESH_LEDGER_BATCH_TRANSFERS_MAX", "lots")]),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("ledger.batch_transfers_max"), "{e}");
-        let e = Config::load_from(None, &env(&[("PAYMESH_LEDGER_BATCH_TRANSFERS_MAX", "0")])).unwrap_err();
+        let e = Config::load_from(None, &env(&[("PAYMESH_LEDGER_BATCH_TRANSFERS_MAX", "0")]))
+            .unwrap_err();
         assert!(e.to_string().contains("outside"), "{e}");
         let f = file("[ledger]\nlisten = 5\n");
         let e = Config::load_from(Some(&f.0), &env(&[])).unwrap_err();
@@ -390,7 +523,11 @@ mod tests {
         let c = Config::load_from(None, &env(&[("PAYMESH_DATABASE_URL", url)])).unwrap();
         assert_eq!(c.database.url.expose(), url);
         assert!(!format!("{c:?}").contains("hunter2"));
-        let e = Config::load_from(None, &env(&[("PAYMESH_DATABASE_URL", "mysql://u:hunter2@x")])).unwrap_err();
+        let e = Config::load_from(
+            None,
+            &env(&[("PAYMESH_DATABASE_URL", "mysql://u:hunter2@x")]),
+        )
+        .unwrap_err();
         assert!(!e.to_string().contains("hunter2"), "{e}");
         assert!(e.to_string().contains("database.url"), "{e}");
     }

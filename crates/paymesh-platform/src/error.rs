@@ -166,15 +166,37 @@ mod tests {
     #[test]
     fn table_maps_every_variant() {
         let cases: Vec<(ApiError, Code)> = vec![
-            (ApiError::NotFound { resource: "account" }, Code::NotFound),
-            (ApiError::AlreadyExists { resource: "account" }, Code::AlreadyExists),
             (
-                ApiError::FailedPrecondition { reason: "IDEMPOTENCY_KEY_REUSED", message: "x".into() },
+                ApiError::NotFound {
+                    resource: "account",
+                },
+                Code::NotFound,
+            ),
+            (
+                ApiError::AlreadyExists {
+                    resource: "account",
+                },
+                Code::AlreadyExists,
+            ),
+            (
+                ApiError::FailedPrecondition {
+                    reason: "IDEMPOTENCY_KEY_REUSED",
+                    message: "x".into(),
+                },
                 Code::FailedPrecondition,
             ),
-            (ApiError::Aborted { reason: "IDEMPOTENCY_KEY_IN_USE", message: "x".into() }, Code::Aborted),
+            (
+                ApiError::Aborted {
+                    reason: "IDEMPOTENCY_KEY_IN_USE",
+                    message: "x".into(),
+                },
+                Code::Aborted,
+            ),
             (ApiError::Unauthenticated("x".into()), Code::Unauthenticated),
-            (ApiError::PermissionDenied("x".into()), Code::PermissionDenied),
+            (
+                ApiError::PermissionDenied("x".into()),
+                Code::PermissionDenied,
+            ),
             (ApiError::Overloaded("x".into()), Code::ResourceExhausted),
             (ApiError::Unavailable("x".into()), Code::Unavailable),
         ];
@@ -182,7 +204,13 @@ mod tests {
             let reason = err.reason();
             let status: tonic::Status = err.into();
             assert_eq!(status.code(), code);
-            assert_eq!(status.get_error_details().error_info().map(|i| i.reason.clone()), Some(reason.to_string()));
+            assert_eq!(
+                status
+                    .get_error_details()
+                    .error_info()
+                    .map(|i| i.reason.clone()),
+                Some(reason.to_string())
+            );
         }
     }
 }

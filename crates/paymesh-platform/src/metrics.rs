@@ -49,17 +49,42 @@ pub fn metrics() -> &'static Metrics {
         let mut registry = Registry::with_prefix("paymesh");
         let requests = Family::<RpcLabels, Counter>::default();
         let errors = Family::<RpcLabels, Counter>::default();
-        let latency =
-            Family::<MethodLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        let latency = Family::<MethodLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
         let ledger_batch_transfers = size_histogram();
         let ledger_commit_seconds = latency_histogram();
         let ledger_batch_failures = Counter::default();
-        registry.register("grpc_requests", "gRPC requests by method and code", requests.clone());
-        registry.register("grpc_errors", "gRPC requests that ended with a non-OK code", errors.clone());
-        registry.register("grpc_request_duration_seconds", "gRPC handling time", latency.clone());
-        registry.register("ledger_batch_transfers", "transfers per group-commit transaction", ledger_batch_transfers.clone());
-        registry.register("ledger_commit_duration_seconds", "time of one group-commit transaction", ledger_commit_seconds.clone());
-        registry.register("ledger_batch_failures", "group-commit transactions that failed", ledger_batch_failures.clone());
+        registry.register(
+            "grpc_requests",
+            "gRPC requests by method and code",
+            requests.clone(),
+        );
+        registry.register(
+            "grpc_errors",
+            "gRPC requests that ended with a non-OK code",
+            errors.clone(),
+        );
+        registry.register(
+            "grpc_request_duration_seconds",
+            "gRPC handling time",
+            latency.clone(),
+        );
+        registry.register(
+            "ledger_batch_transfers",
+            "transfers per group-commit transaction",
+            ledger_batch_transfers.clone(),
+        );
+        registry.register(
+            "ledger_commit_duration_seconds",
+            "time of one group-commit transaction",
+            ledger_commit_seconds.clone(),
+        );
+        registry.register(
+            "ledger_batch_failures",
+            "group-commit transactions that failed",
+            ledger_batch_failures.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             requests,
@@ -123,16 +148,18 @@ pub async fn serve(
         };
         tokio::spawn(async move {
             let service = service_fn(|req: http::Request<hyper::body::Incoming>| async move {
-                let response = if req.uri().path() == "/metrics" {
+                if req.uri().path() == "/metrics" {
                     http::Response::builder()
-                        .header(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
+                        .header(
+                            http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )
                         .body(Full::new(Bytes::from(metrics().encode())))
                 } else {
                     http::Response::builder()
                         .status(http::StatusCode::NOT_FOUND)
                         .body(Full::new(Bytes::from_static(b"not found\n")))
-                };
-                response
+                }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service);

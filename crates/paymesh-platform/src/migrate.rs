@@ -28,7 +28,10 @@ fn is_identifier(s: &str) -> bool {
 
 /// Applies what is missing; returns how many migrations ran.
 pub async fn run(pool: &PgPool, schema: &str, migrations: &[Migration]) -> anyhow::Result<usize> {
-    anyhow::ensure!(is_identifier(schema), "schema name {schema:?} is not a plain identifier");
+    anyhow::ensure!(
+        is_identifier(schema),
+        "schema name {schema:?} is not a plain identifier"
+    );
     let mut tx = pool.begin().await.context("migrations: begin")?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
         .bind(format!("paymesh.migrate.{schema}"))

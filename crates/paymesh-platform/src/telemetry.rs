@@ -89,12 +89,16 @@ struct JsonFields(serde_json::Map<String, serde_json::Value>);
 
 impl tracing::field::Visit for JsonFields {
     fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .insert(field.name().to_string(), serde_json::Value::String(format!("{value:?}")));
+        self.0.insert(
+            field.name().to_string(),
+            serde_json::Value::String(format!("{value:?}")),
+        );
     }
     fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        self.0
-            .insert(field.name().to_string(), serde_json::Value::String(value.to_string()));
+        self.0.insert(
+            field.name().to_string(),
+            serde_json::Value::String(value.to_string()),
+        );
     }
     fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
         self.0.insert(field.name().to_string(), value.into());

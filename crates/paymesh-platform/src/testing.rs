@@ -70,8 +70,17 @@ mod tests {
 
     #[test]
     fn database_name_is_replaced() {
-        assert_eq!(with_database("postgres://u@h:1/paymesh", "t1"), "postgres://u@h:1/t1");
-        assert_eq!(with_database("postgres://u@h:1", "t1"), "postgres://u@h:1/t1");
-        assert_eq!(with_database("postgres://u@h:1/p?sslmode=disable", "t"), "postgres://u@h:1/t?sslmode=disable");
+        assert_eq!(
+            with_database("postgres://u@h:1/paymesh", "t1"),
+            "postgres://u@h:1/t1"
+        );
+        assert_eq!(
+            with_database("postgres://u@h:1", "t1"),
+            "postgres://u@h:1/t1"
+        );
+        assert_eq!(
+            with_database("postgres://u@h:1/p?sslmode=disable", "t"),
+            "postgres://u@h:1/t?sslmode=disable"
+        );
     }
 }

@@ -9,7 +9,11 @@ use paymesh_platform::auth::{Minter, Principal};
 use paymesh_platform::config::Config;
 
 #[derive(Parser)]
-#[command(name = "paymesh", version, about = "paymesh: the cashless-payment mesh")]
+#[command(
+    name = "paymesh",
+    version,
+    about = "paymesh: the cashless-payment mesh"
+)]
 struct Cli {
     /// Configuration file (TOML); PAYMESH_* environment variables override it.
     #[arg(long, global = true, env = "PAYMESH_CONFIG")]
@@ -88,7 +92,10 @@ enum LedgerCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("paymesh: cannot start the runtime: {e}");
@@ -107,11 +114,16 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config_file = cli.config.as_deref();
     match cli.command {
-        Command::Serve { service: Service::Ledger } => {
+        Command::Serve {
+            service: Service::Ledger,
+        } => {
             let cfg = Config::load(config_file)?;
             crate::dev::serve_ledger(&cfg).await?;
         }
-        Command::Dev { demo, exit_after_demo } => {
+        Command::Dev {
+            demo,
+            exit_after_demo,
+        } => {
             crate::dev::run(config_file, demo, exit_after_demo).await?;
         }
         Command::Token { command } => {
@@ -144,10 +156,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{cfg:#?}");
             }
         },
-        Command::Ledger { command: LedgerCommand::Audit } => {
+        Command::Ledger {
+            command: LedgerCommand::Audit,
+        } => {
             let cfg = Config::load(config_file)?;
             let pool = paymesh_platform::migrate::connect(&cfg.database).await?;
-            let problems = paymesh_ledger::store::audit(&pool).await.context("auditing the ledger")?;
+            let problems = paymesh_ledger::store::audit(&pool)
+                .await
+                .context("auditing the ledger")?;
             if problems.is_empty() {
                 println!("ledger audit: every invariant holds");
             } else {

@@ -32,7 +32,11 @@ struct Running {
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
-async fn start_ledger(cfg: &Config, verifier: Verifier, stop: watch::Receiver<bool>) -> anyhow::Result<Running> {
+async fn start_ledger(
+    cfg: &Config,
+    verifier: Verifier,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<Running> {
     let pool = paymesh_platform::migrate::connect(&cfg.database).await?;
     let service = LedgerService::start(pool, &cfg.ledger).await?;
     let listener = bind("ledger.listen", cfg.ledger.listen).await?;
@@ -45,7 +49,10 @@ async fn start_ledger(cfg: &Config, verifier: Verifier, stop: watch::Receiver<bo
     Ok(Running { addr, task })
 }
 
-async fn start_metrics(cfg: &Config, stop: watch::Receiver<bool>) -> anyhow::Result<std::net::SocketAddr> {
+async fn start_metrics(
+    cfg: &Config,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<std::net::SocketAddr> {
     let listener = bind("telemetry.metrics_listen", cfg.telemetry.metrics_listen).await?;
     let addr = listener.local_addr()?;
     tokio::spawn(paymesh_platform::metrics::serve(listener, stopped(stop)));
@@ -60,7 +67,10 @@ pub async fn serve_ledger(cfg: &Config) -> anyhow::Result<()> {
     let metrics = start_metrics(cfg, stop_rx.clone()).await?;
     let ledger = start_ledger(cfg, verifier, stop_rx).await?;
     tracing::info!(grpc = %ledger.addr, metrics = %metrics, "ledger serving");
-    eprintln!("ledger listening on {} (metrics http://{metrics}/metrics)", ledger.addr);
+    eprintln!(
+        "ledger listening on {} (metrics http://{metrics}/metrics)",
+        ledger.addr
+    );
     tokio::select! {
         () = paymesh_platform::server::shutdown_signal() => {}
         result = async { (&mut { ledger.task }).await } => {
@@ -72,7 +82,11 @@ pub async fn serve_ledger(cfg: &Config) -> anyhow::Result<()> {
 }
 
 /// `paymesh dev`: the whole mesh in one process.
-pub async fn run(config_file: Option<&Path>, demo: bool, exit_after_demo: bool) -> anyhow::Result<()> {
+pub async fn run(
+    config_file: Option<&Path>,
+    demo: bool,
+    exit_after_demo: bool,
+) -> anyhow::Result<()> {
     let mut env: BTreeMap<String, String> = std::env::vars().collect();
     if !env.contains_key("PAYMESH_DATABASE_URL") {
         let root = crate::stack::repo_root().context(
@@ -83,19 +97,32 @@ pub async fn run(config_file: Option<&Path>, demo: bool, exit_after_demo: bool) 
             env.entry(k).or_insert(v);
         }
         env.entry("PAYMESH_AUTH_PRIVATE_KEY_FILE".into())
-            .or_insert_with(|| root.join(".paymesh/keys/jwt-private.pem").display().to_string());
+            .or_insert_with(|| {
+                root.join(".paymesh/keys/jwt-private.pem")
+                    .display()
+                    .to_string()
+            });
         env.entry("PAYMESH_AUTH_PUBLIC_KEY_FILE".into())
-            .or_insert_with(|| root.join(".paymesh/keys/jwt-public.pem").display().to_string());
+            .or_insert_with(|| {
+                root.join(".paymesh/keys/jwt-public.pem")
+                    .display()
+                    .to_string()
+            });
     }
-    env.entry("PAYMESH_TELEMETRY_LOG_FORMAT".into()).or_insert_with(|| "text".into());
-    env.entry("PAYMESH_TELEMETRY_LOG_LEVEL".into()).or_insert_with(|| "warn".into());
+    env.entry("PAYMESH_TELEMETRY_LOG_FORMAT".into())
+        .or_insert_with(|| "text".into());
+    env.entry("PAYMESH_TELEMETRY_LOG_LEVEL".into())
+        .or_insert_with(|| "warn".into());
     let cfg = Config::load_from(config_file, &env)?;
     let _telemetry = paymesh_platform::telemetry::init(&cfg.telemetry, "paymesh-dev")?;
 
     // Services check that Redis answers before they serve: the idempotency layer needs it.
     check_redis(&cfg).await?;
     if paymesh_platform::auth::ensure_keypair(&cfg.auth)? {
-        eprintln!("created dev JWT keys: {}", cfg.auth.private_key_file.display());
+        eprintln!(
+            "created dev JWT keys: {}",
+            cfg.auth.private_key_file.display()
+        );
     }
     let verifier = Verifier::from_config(&cfg.auth)?;
     let minter = Arc::new(paymesh_platform::auth::Minter::from_config(&cfg.auth)?);
@@ -104,11 +131,21 @@ pub async fn run(config_file: Option<&Path>, demo: bool, exit_after_demo: bool) 
     let ledger = start_ledger(&cfg, verifier, stop_rx).await?;
 
     println!("paymesh dev is up");
-    println!("  ledger    grpc://{}  (paymesh.ledger.v1.LedgerService, health, reflection)", ledger.addr);
+    println!(
+        "  ledger    grpc://{}  (paymesh.ledger.v1.LedgerService, health, reflection)",
+        ledger.addr
+    );
     println!("  metrics   http://{metrics}/metrics");
     println!("  postgres  {}", redact(cfg.database.url.expose()));
     println!("  redis     {}", redact(cfg.redis_url.expose()));
-    println!("  token     paymesh token mint operator   (keys in {})", cfg.auth.public_key_file.parent().map(|p| p.display().to_string()).unwrap_or_default());
+    println!(
+        "  token     paymesh token mint operator   (keys in {})",
+        cfg.auth
+            .public_key_file
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    );
 
     if demo {
         let token = minter.mint(&paymesh_platform::auth::Principal::Operator, 600)?;
@@ -146,7 +183,10 @@ async fn check_redis(cfg: &Config) -> anyhow::Result<()> {
         .get_multiplexed_async_connection()
         .await
         .context("connecting to Redis (redis.url)")?;
-    let pong: String = redis::cmd("PING").query_async(&mut conn).await.context("Redis PING")?;
+    let pong: String = redis::cmd("PING")
+        .query_async(&mut conn)
+        .await
+        .context("Redis PING")?;
     anyhow::ensure!(pong == "PONG", "Redis answered {pong:?} to PING");
     Ok(())
 }
@@ -157,7 +197,10 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact("postgres://u:secret@h:1/d"), "postgres://u:***@h:1/d");
+        assert_eq!(
+            redact("postgres://u:secret@h:1/d"),
+            "postgres://u:***@h:1/d"
+        );
         assert_eq!(redact("redis://127.0.0.1:1/"), "redis://127.0.0.1:1/");
     }
 }

@@ -28,7 +28,11 @@ pub fn ensure_up(root: &Path, name: &str) -> anyhow::Result<Vec<(String, String)
         .stderr(std::process::Stdio::inherit())
         .output()
         .with_context(|| format!("running {}", script.display()))?;
-    anyhow::ensure!(out.status.success(), "{} up {name} failed", script.display());
+    anyhow::ensure!(
+        out.status.success(),
+        "{} up {name} failed",
+        script.display()
+    );
     Ok(parse_exports(&String::from_utf8_lossy(&out.stdout)))
 }
 
@@ -48,7 +52,9 @@ mod tests {
 
     #[test]
     fn exports_are_parsed() {
-        let v = parse_exports("export PAYMESH_DATABASE_URL=postgres://x@127.0.0.1:1/p\nexport A=1 B=\"2\"\nnoise\n");
+        let v = parse_exports(
+            "export PAYMESH_DATABASE_URL=postgres://x@127.0.0.1:1/p\nexport A=1 B=\"2\"\nnoise\n",
+        );
         assert_eq!(v.len(), 3);
         assert_eq!(v[2], ("B".to_string(), "2".to_string()));
     }

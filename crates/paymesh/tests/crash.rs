@@ -1,6 +1,8 @@
 //! Kill -9 the real ledger process while clients are posting linked transfers, restart it,
 //! and check that every acknowledged transfer is there and nothing is half-applied.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -25,7 +27,11 @@ impl Drop for Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn spawn(db_url: &str, public_key: &std::path::Path, port: u16) -> Server {
@@ -46,11 +52,18 @@ fn spawn(db_url: &str, public_key: &std::path::Path, port: u16) -> Server {
 async fn wait_serving(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let mut health = tonic_health::pb::health_client::HealthClient::new(channel(&format!("127.0.0.1:{port}")).unwrap());
+        let mut health = tonic_health::pb::health_client::HealthClient::new(
+            channel(&format!("127.0.0.1:{port}")).unwrap(),
+        );
         let ok = health
-            .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
             .await
-            .map(|r| r.into_inner().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32)
+            .map(|r| {
+                r.into_inner().status
+                    == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+            })
             .unwrap_or(false);
         if ok {
             return;
@@ -61,10 +74,20 @@ async fn wait_serving(port: u16) {
 }
 
 fn vnd(a: &str) -> Option<Money> {
-    Some(Money { amount: a.into(), currency_code: "VND".into() })
+    Some(Money {
+        amount: a.into(),
+        currency_code: "VND".into(),
+    })
 }
 
-fn transfer(id: Id128, d: Id128, c: Id128, amount: &str, reference: &str, linked: bool) -> pb::Transfer {
+fn transfer(
+    id: Id128,
+    d: Id128,
+    c: Id128,
+    amount: &str,
+    reference: &str,
+    linked: bool,
+) -> pb::Transfer {
     pb::Transfer {
         id: id.to_bytes().to_vec(),
         debit_account_id: d.to_bytes().to_vec(),
@@ -72,7 +95,10 @@ fn transfer(id: Id128, d: Id128, c: Id128, amount: &str, reference: &str, linked
         amount: vnd(amount),
         code: pb::TransferCode::QrPayment as i32,
         reference: reference.into(),
-        flags: Some(pb::TransferFlags { linked, ..Default::default() }),
+        flags: Some(pb::TransferFlags {
+            linked,
+            ..Default::default()
+        }),
         pending_id: vec![],
         timeout_seconds: 0,
     }
@@ -80,28 +106,44 @@ fn transfer(id: Id128, d: Id128, c: Id128, amount: &str, reference: &str, linked
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_batch_loses_no_acknowledged_transfer_and_half_applies_nothing() {
-    let (db_url, pool) = paymesh_platform::testing::fresh_database("crash_test").await.unwrap();
+    let (db_url, pool) = paymesh_platform::testing::fresh_database("crash_test")
+        .await
+        .unwrap();
     let dir = std::env::temp_dir().join(format!("paymesh-crash-{}", Id128::random()));
     std::fs::create_dir_all(&dir).unwrap();
     let (private, public) = generate_keypair().unwrap();
     let public_path = dir.join("public.pem");
     std::fs::write(&public_path, public).unwrap();
     let minter = Minter::from_private_pem(private.as_bytes(), "paymesh", "paymesh").unwrap();
-    let token = minter.mint(&Principal::Service("crash-test".into()), 600).unwrap();
+    let token = minter
+        .mint(&Principal::Service("crash-test".into()), 600)
+        .unwrap();
     let port = free_port();
     let server = spawn(&db_url, &public_path, port);
     wait_serving(port).await;
 
-    let client = LedgerServiceClient::with_interceptor(channel(&format!("127.0.0.1:{port}")).unwrap(), CallContext::with_token(&token).unwrap());
+    let client = LedgerServiceClient::with_interceptor(
+        channel(&format!("127.0.0.1:{port}")).unwrap(),
+        CallContext::with_token(&token).unwrap(),
+    );
     let (clearing, vendor, fees) = (Id128::random(), Id128::random(), Id128::random());
     let acct = |id: Id128, limited: bool| pb::Account {
         id: id.to_bytes().to_vec(),
         currency_code: "VND".into(),
         code: 1,
-        flags: Some(pb::AccountFlags { debits_must_not_exceed_credits: limited, credits_must_not_exceed_debits: false }),
+        flags: Some(pb::AccountFlags {
+            debits_must_not_exceed_credits: limited,
+            credits_must_not_exceed_debits: false,
+        }),
         reference: String::new(),
     };
-    client.clone().create_accounts(pb::CreateAccountsRequest { accounts: vec![acct(clearing, false), acct(vendor, true), acct(fees, false)] }).await.unwrap();
+    client
+        .clone()
+        .create_accounts(pb::CreateAccountsRequest {
+            accounts: vec![acct(clearing, false), acct(vendor, true), acct(fees, false)],
+        })
+        .await
+        .unwrap();
 
     // 16 clients, each sending requests of 10 linked (payment, fee) pairs until the server dies.
     let acked: Arc<Mutex<Vec<(Id128, Id128)>>> = Arc::default();
@@ -116,14 +158,29 @@ async fn kill_9_mid_batch_loses_no_acknowledged_transfer_and_half_applies_nothin
                 for _ in 0..10 {
                     let (pay, fee) = (Id128::random(), Id128::random());
                     let reference = format!("pair-{pay}");
-                    transfers.push(transfer(pay, clearing, vendor, "10000", &reference[..37], true));
+                    transfers.push(transfer(
+                        pay,
+                        clearing,
+                        vendor,
+                        "10000",
+                        &reference[..37],
+                        true,
+                    ));
                     transfers.push(transfer(fee, vendor, fees, "100", &reference[..37], false));
                     pairs.push((pay, fee));
                 }
-                match c.create_transfers(pb::CreateTransfersRequest { transfers }).await {
+                match c
+                    .create_transfers(pb::CreateTransfersRequest { transfers })
+                    .await
+                {
                     Ok(r) => {
                         let r = r.into_inner();
-                        assert!(r.results.iter().all(|x| *x == pb::CreateTransferResult::Ok as i32), "{r:?}");
+                        assert!(
+                            r.results
+                                .iter()
+                                .all(|x| *x == pb::CreateTransferResult::Ok as i32),
+                            "{r:?}"
+                        );
                         acked.lock().unwrap().extend(pairs);
                     }
                     Err(_) => return,
@@ -143,18 +200,37 @@ async fn kill_9_mid_batch_loses_no_acknowledged_transfer_and_half_applies_nothin
         t.await.unwrap();
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() >= 100, "too few transfers acknowledged before the kill: {}", acked.len());
+    assert!(
+        acked.len() >= 100,
+        "too few transfers acknowledged before the kill: {}",
+        acked.len()
+    );
 
     // Restart on the same database.
     let _server = spawn(&db_url, &public_path, port);
     wait_serving(port).await;
 
-    let ids: Vec<uuid::Uuid> = acked.iter().flat_map(|(p, f)| [p.to_uuid(), f.to_uuid()]).collect();
-    let found: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger.transfers WHERE id = ANY($1)").bind(&ids).fetch_one(&pool).await.unwrap();
-    assert_eq!(found as usize, ids.len(), "an acknowledged transfer is missing after the crash");
+    let ids: Vec<uuid::Uuid> = acked
+        .iter()
+        .flat_map(|(p, f)| [p.to_uuid(), f.to_uuid()])
+        .collect();
+    let found: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger.transfers WHERE id = ANY($1)")
+        .bind(&ids)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        found as usize,
+        ids.len(),
+        "an acknowledged transfer is missing after the crash"
+    );
 
     // Nothing half-applied: every pair is stored whole or not at all.
-    let per_pair: Vec<(String, i64)> = sqlx::query_as("SELECT reference, count(*) FROM ledger.transfers GROUP BY reference").fetch_all(&pool).await.unwrap();
+    let per_pair: Vec<(String, i64)> =
+        sqlx::query_as("SELECT reference, count(*) FROM ledger.transfers GROUP BY reference")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     let broken: HashMap<_, _> = per_pair.into_iter().filter(|(_, n)| *n != 2).collect();
     assert!(broken.is_empty(), "half-applied chains: {broken:?}");
     let problems = paymesh_ledger::store::audit(&pool).await.unwrap();
@@ -163,7 +239,16 @@ async fn kill_9_mid_batch_loses_no_acknowledged_transfer_and_half_applies_nothin
     // And the restarted ledger takes new work.
     let r = client
         .clone()
-        .create_transfers(pb::CreateTransfersRequest { transfers: vec![transfer(Id128::random(), clearing, vendor, "1", "after-restart", false)] })
+        .create_transfers(pb::CreateTransfersRequest {
+            transfers: vec![transfer(
+                Id128::random(),
+                clearing,
+                vendor,
+                "1",
+                "after-restart",
+                false,
+            )],
+        })
         .await
         .unwrap()
         .into_inner();

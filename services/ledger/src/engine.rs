@@ -431,7 +431,10 @@ impl Batch {
             return Err(R::PendingTransferHasDifferentAmount);
         }
         let mut debit = *self.accounts.get(&p.debit).ok_or(R::DebitAccountNotFound)?;
-        let mut credit = *self.accounts.get(&p.credit).ok_or(R::CreditAccountNotFound)?;
+        let mut credit = *self
+            .accounts
+            .get(&p.credit)
+            .ok_or(R::CreditAccountNotFound)?;
         debit.debits_pending = sub(debit.debits_pending, p.amount)?;
         credit.credits_pending = sub(credit.credits_pending, p.amount)?;
         if post {

@@ -1,9 +1,9 @@
 //! The paymesh ledger: double-entry, append-only, modelled on TigerBeetle, over PostgreSQL.
 //!
-//! - [`engine`]: the rules, pure and in memory.
-//! - [`validate`]: request shapes and bounds.
-//! - [`store`]: SQL.
-//! - [`writer`]: group commit.
+//! - [`engine`]: the rules, pure and in memory;
+//! - [`validate`]: request shapes and bounds;
+//! - [`store`]: the SQL;
+//! - [`writer`]: group commit;
 //! - [`service`]: the `paymesh.ledger.v1.LedgerService` gRPC surface.
 
 pub mod engine;

@@ -33,12 +33,7 @@ impl LedgerService {
         if applied > 0 {
             tracing::info!(applied, "ledger migrations applied");
         }
-        let writer = Writer::start(
-            pool.clone(),
-            cfg.batch_transfers_max,
-            cfg.queue_requests_max,
-            cfg.expiry_interval,
-        );
+        let writer = Writer::start(pool.clone(), cfg);
         Ok(LedgerService { pool, writer })
     }
 
@@ -95,7 +90,10 @@ fn transfer_record(row: &TransferRow) -> pb::TransferRecord {
                 post_pending: flags & engine::FLAG_POST_PENDING != 0,
                 void_pending: flags & engine::FLAG_VOID_PENDING != 0,
             }),
-            pending_id: row.pending_id.map(|p| p.to_bytes().to_vec()).unwrap_or_default(),
+            pending_id: row
+                .pending_id
+                .map(|p| p.to_bytes().to_vec())
+                .unwrap_or_default(),
             timeout_seconds: row.timeout_seconds,
         }),
         create_time: Some(timestamp_ns(row.ts)),
@@ -138,7 +136,11 @@ impl ledger_service_server::LedgerService for LedgerService {
         require_internal(&request)?;
         let accounts = validate::accounts(request.get_ref())?;
         let inserted: std::collections::HashSet<Id128> =
-            store::insert_accounts(&self.pool, &accounts).await.map_err(ApiError::from)?.into_iter().collect();
+            store::insert_accounts(&self.pool, &accounts)
+                .await
+                .map_err(ApiError::from)?
+                .into_iter()
+                .collect();
         let others: Vec<Id128> = accounts
             .iter()
             .map(|a| a.id)
@@ -147,7 +149,9 @@ impl ledger_service_server::LedgerService for LedgerService {
         let existing = if others.is_empty() {
             Default::default()
         } else {
-            store::accounts_by_id(&self.pool, &others).await.map_err(ApiError::from)?
+            store::accounts_by_id(&self.pool, &others)
+                .await
+                .map_err(ApiError::from)?
         };
         let mut first_seen = std::collections::HashSet::new();
         let results = accounts
@@ -159,12 +163,18 @@ impl ledger_service_server::LedgerService for LedgerService {
                     return pb::CreateAccountResult::Ok as i32;
                 }
                 let same = |s: &store::StoredAccount| {
-                    s.currency == a.currency && s.code == a.code && s.flags == a.flags && s.reference == a.reference
+                    s.currency == a.currency
+                        && s.code == a.code
+                        && s.flags == a.flags
+                        && s.reference == a.reference
                 };
                 let stored_same = match existing.get(&a.id) {
                     Some(s) => same(s),
                     None => accounts.iter().find(|b| b.id == a.id).is_some_and(|b| {
-                        b.currency == a.currency && b.code == a.code && b.flags == a.flags && b.reference == a.reference
+                        b.currency == a.currency
+                            && b.code == a.code
+                            && b.flags == a.flags
+                            && b.reference == a.reference
                     }),
                 };
                 if stored_same {
@@ -195,7 +205,9 @@ impl ledger_service_server::LedgerService for LedgerService {
     ) -> Result<Response<pb::GetBalancesResponse>, Status> {
         require_internal(&request)?;
         let ids = validate::balance_ids(request.get_ref())?;
-        let found = store::accounts_by_id(&self.pool, &ids).await.map_err(ApiError::from)?;
+        let found = store::accounts_by_id(&self.pool, &ids)
+            .await
+            .map_err(ApiError::from)?;
         let accounts = ids
             .iter()
             .filter_map(|id| found.get(id))
@@ -204,8 +216,12 @@ impl ledger_service_server::LedgerService for LedgerService {
                 currency_code: a.currency.code().to_string(),
                 code: a.code,
                 flags: Some(pb::AccountFlags {
-                    debits_must_not_exceed_credits: a.flags & engine::ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS != 0,
-                    credits_must_not_exceed_debits: a.flags & engine::ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS != 0,
+                    debits_must_not_exceed_credits: a.flags
+                        & engine::ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS
+                        != 0,
+                    credits_must_not_exceed_debits: a.flags
+                        & engine::ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS
+                        != 0,
                 }),
                 reference: a.reference.clone(),
                 debits_posted: money(a.debits_posted, a.currency),
@@ -248,19 +264,21 @@ impl ledger_service_server::LedgerService for LedgerService {
             }
         };
         let mut after = None;
-        if let Some(account) = account {
-            if !req.page_token.is_empty() {
-                match decode_page_token(account, &req.page_token) {
-                    Ok(cursor) => after = Some(cursor),
-                    Err(why) => v.add("page_token", why),
-                }
+        if let Some(account) = account
+            && !req.page_token.is_empty()
+        {
+            match decode_page_token(account, &req.page_token) {
+                Ok(cursor) => after = Some(cursor),
+                Err(why) => v.add("page_token", why),
             }
         }
         v.into_result()?;
         let Some(account) = account else {
             return Err(ApiError::invalid("account_id", "required").into());
         };
-        let mut rows = store::list_transfers(&self.pool, account, start, end, after, page_size + 1).await.map_err(ApiError::from)?;
+        let mut rows = store::list_transfers(&self.pool, account, start, end, after, page_size + 1)
+            .await
+            .map_err(ApiError::from)?;
         let next_page_token = if rows.len() as i64 > page_size {
             rows.truncate(page_size as usize);
             rows.last()
@@ -298,6 +316,12 @@ mod tests {
 
     #[test]
     fn timestamps_convert() {
-        assert_eq!(timestamp_ns(1_500_000_000), prost_types::Timestamp { seconds: 1, nanos: 500_000_000 });
+        assert_eq!(
+            timestamp_ns(1_500_000_000),
+            prost_types::Timestamp {
+                seconds: 1,
+                nanos: 500_000_000
+            }
+        );
     }
 }

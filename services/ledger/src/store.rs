@@ -33,7 +33,22 @@ fn currency(code: &str) -> anyhow::Result<Currency> {
     Currency::parse(code).map_err(|e| anyhow::anyhow!("stored currency: {e}"))
 }
 
-type TransferTuple = (Uuid, Uuid, Uuid, i64, String, i16, String, i16, Option<Uuid>, i32, i64);
+/// Row shapes of the queries below (sqlx decodes tuples without derive macros).
+type PendingTuple = (Uuid, Uuid, Uuid, i64, String, Option<i64>, i16);
+type AccountTuple = (Uuid, String, i64, i16, String, i64, i64, i64, i64, i64);
+type TransferTuple = (
+    Uuid,
+    Uuid,
+    Uuid,
+    i64,
+    String,
+    i16,
+    String,
+    i16,
+    Option<Uuid>,
+    i32,
+    i64,
+);
 
 const TRANSFER_COLUMNS: &str = "id, debit_account_id, credit_account_id, amount, currency, code, \
      reference, flags, pending_id, timeout_seconds, ts";
@@ -71,7 +86,10 @@ pub async fn transfers_by_id(
         return Ok(HashMap::new());
     }
     let rows: Vec<TransferTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {TRANSFER_COLUMNS} FROM ledger.transfers WHERE id = ANY($1)"
+        // A join with unnest, not `id = ANY($1)`: the generic plan of the latter may scan
+        // the whole table; this one probes the primary key once per id.
+        "SELECT {TRANSFER_COLUMNS} FROM unnest($1::uuid[]) AS want(wid) \
+         JOIN ledger.transfers ON id = want.wid"
     )))
     .bind(&ids)
     .fetch_all(&mut *conn)
@@ -91,7 +109,7 @@ pub async fn lock_pendings(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows: Vec<(Uuid, Uuid, Uuid, i64, String, Option<i64>, i16)> = sqlx::query_as(
+    let rows: Vec<PendingTuple> = sqlx::query_as(
         "SELECT id, debit_account_id, credit_account_id, amount, currency, expires_at, status \
          FROM ledger.pending_transfers WHERE id = ANY($1) ORDER BY id FOR UPDATE",
     )
@@ -122,18 +140,31 @@ pub async fn lock_accounts(
     conn: &mut PgConnection,
     ids: impl IntoIterator<Item = Id128>,
 ) -> anyhow::Result<HashMap<Id128, AccountState>> {
+    account_states(conn, ids, true).await
+}
+
+/// Loads account balances, locked (`FOR UPDATE`, in id order) or as last committed.
+pub async fn account_states(
+    conn: &mut PgConnection,
+    ids: impl IntoIterator<Item = Id128>,
+    lock: bool,
+) -> anyhow::Result<HashMap<Id128, AccountState>> {
     let ids = uuids(ids);
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows: Vec<(Uuid, String, i16, i64, i64, i64, i64)> = sqlx::query_as(
+    let sql = if lock {
         "SELECT id, currency, flags, debits_posted, credits_posted, debits_pending, credits_pending \
-         FROM ledger.accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-    )
-    .bind(&ids)
-    .fetch_all(&mut *conn)
-    .await
-    .context("locking accounts")?;
+         FROM ledger.accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE"
+    } else {
+        "SELECT id, currency, flags, debits_posted, credits_posted, debits_pending, credits_pending \
+         FROM ledger.accounts WHERE id = ANY($1)"
+    };
+    let rows: Vec<(Uuid, String, i16, i64, i64, i64, i64)> = sqlx::query_as(sql)
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await
+        .context("loading accounts")?;
     rows.into_iter()
         .map(|(aid, ccy, flags, dp, cp, dpe, cpe)| {
             Ok((
@@ -151,10 +182,14 @@ pub async fn lock_accounts(
         .collect()
 }
 
-/// Inserts new transfer rows with one statement.
-pub async fn insert_transfers(conn: &mut PgConnection, rows: &[TransferRow]) -> anyhow::Result<()> {
+/// Inserts new transfer rows with one statement. Ids that exist already are skipped and the
+/// count of stored rows is returned, so the caller can tell.
+pub async fn insert_transfers(
+    conn: &mut PgConnection,
+    rows: &[TransferRow],
+) -> anyhow::Result<u64> {
     if rows.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let n = rows.len();
     let mut ids = Vec::with_capacity(n);
@@ -182,13 +217,14 @@ pub async fn insert_transfers(conn: &mut PgConnection, rows: &[TransferRow]) -> 
         timeouts.push(i32::try_from(r.timeout_seconds).unwrap_or(i32::MAX));
         tss.push(r.ts);
     }
-    sqlx::query(
+    let result = sqlx::query(
         "INSERT INTO ledger.transfers (id, debit_account_id, credit_account_id, amount, currency, \
              code, reference, flags, pending_id, timeout_seconds, ts) \
          SELECT id, d, c, a, cur, code, ref, fl, NULLIF(p, '00000000-0000-0000-0000-000000000000'::uuid), tmo, ts \
          FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int8[], $5::text[], $6::int2[], \
                      $7::text[], $8::int2[], $9::uuid[], $10::int4[], $11::int8[]) \
-              AS t(id, d, c, a, cur, code, ref, fl, p, tmo, ts)",
+              AS t(id, d, c, a, cur, code, ref, fl, p, tmo, ts) \
+         ON CONFLICT (id) DO NOTHING",
     )
     .bind(&ids)
     .bind(&debits)
@@ -204,7 +240,7 @@ pub async fn insert_transfers(conn: &mut PgConnection, rows: &[TransferRow]) -> 
     .execute(&mut *conn)
     .await
     .context("inserting transfers")?;
-    Ok(())
+    Ok(result.rows_affected())
 }
 
 /// Writes pending transfers created (`insert`) or resolved (`update`) by a batch.
@@ -220,7 +256,10 @@ pub async fn write_pendings(
         let amounts: Vec<i64> = insert.iter().map(|(_, p)| p.amount).collect();
         let currencies: Vec<&str> = insert.iter().map(|(_, p)| p.currency.code()).collect();
         // -1 stands for "never expires".
-        let expires: Vec<i64> = insert.iter().map(|(_, p)| p.expires_at.unwrap_or(-1)).collect();
+        let expires: Vec<i64> = insert
+            .iter()
+            .map(|(_, p)| p.expires_at.unwrap_or(-1))
+            .collect();
         let statuses: Vec<i16> = insert.iter().map(|(_, p)| p.status as i16).collect();
         sqlx::query(
             "INSERT INTO ledger.pending_transfers \
@@ -301,9 +340,12 @@ pub struct StoredAccount {
     pub created_unix_micros: i64,
 }
 
-pub async fn accounts_by_id(pool: &PgPool, ids: &[Id128]) -> anyhow::Result<HashMap<Id128, StoredAccount>> {
+pub async fn accounts_by_id(
+    pool: &PgPool,
+    ids: &[Id128],
+) -> anyhow::Result<HashMap<Id128, StoredAccount>> {
     let ids = uuids(ids.iter().copied());
-    let rows: Vec<(Uuid, String, i64, i16, String, i64, i64, i64, i64, i64)> = sqlx::query_as(
+    let rows: Vec<AccountTuple> = sqlx::query_as(
         "SELECT id, currency, code, flags, reference, debits_posted, credits_posted, \
              debits_pending, credits_pending, \
              (extract(epoch from created_at) * 1000000)::int8 \
@@ -314,21 +356,23 @@ pub async fn accounts_by_id(pool: &PgPool, ids: &[Id128]) -> anyhow::Result<Hash
     .await
     .context("loading accounts")?;
     rows.into_iter()
-        .map(|(aid, ccy, code, flags, reference, dp, cp, dpe, cpe, created)| {
-            let a = StoredAccount {
-                id: id(aid)?,
-                currency: currency(&ccy)?,
-                code: u32::try_from(code).context("stored account code")?,
-                flags,
-                reference,
-                debits_posted: dp,
-                credits_posted: cp,
-                debits_pending: dpe,
-                credits_pending: cpe,
-                created_unix_micros: created,
-            };
-            Ok((a.id, a))
-        })
+        .map(
+            |(aid, ccy, code, flags, reference, dp, cp, dpe, cpe, created)| {
+                let a = StoredAccount {
+                    id: id(aid)?,
+                    currency: currency(&ccy)?,
+                    code: u32::try_from(code).context("stored account code")?,
+                    flags,
+                    reference,
+                    debits_posted: dp,
+                    credits_posted: cp,
+                    debits_pending: dpe,
+                    credits_pending: cpe,
+                    created_unix_micros: created,
+                };
+                Ok((a.id, a))
+            },
+        )
         .collect()
 }
 
@@ -451,7 +495,9 @@ pub async fn audit(pool: &PgPool) -> anyhow::Result<Vec<String>> {
             problems.push(format!("{ccy}: posted debits {dp} != posted credits {cp}"));
         }
         if dpe != cpe {
-            problems.push(format!("{ccy}: pending debits {dpe} != pending credits {cpe}"));
+            problems.push(format!(
+                "{ccy}: pending debits {dpe} != pending credits {cpe}"
+            ));
         }
     }
     // Every balance equals what the transfers say it should be.

@@ -88,6 +88,7 @@ impl Violations {
     }
 }
 
+#[derive(Debug)]
 pub struct NewAccount {
     pub id: Id128,
     pub currency: Currency,
@@ -164,7 +165,10 @@ fn transfer(v: &mut Violations, i: usize, t: &pb::Transfer) -> Option<NewTransfe
     v.reference(f("reference"), &t.reference);
     let code = match pb::TransferCode::try_from(t.code) {
         Ok(pb::TransferCode::Unspecified) | Err(_) => {
-            v.add(f("code"), "must be one of QR_PAYMENT, BILL_PAYMENT, FEE, REFUND, PAYOUT, ADJUSTMENT");
+            v.add(
+                f("code"),
+                "must be one of QR_PAYMENT, BILL_PAYMENT, FEE, REFUND, PAYOUT, ADJUSTMENT",
+            );
             None
         }
         Ok(c) => Some(c as i16),
@@ -183,24 +187,42 @@ fn transfer(v: &mut Violations, i: usize, t: &pb::Transfer) -> Option<NewTransfe
     }
     let resolving = fl.post_pending || fl.void_pending;
     if u8::from(fl.pending) + u8::from(fl.post_pending) + u8::from(fl.void_pending) > 1 {
-        v.add(f("flags"), "at most one of pending, post_pending, void_pending");
+        v.add(
+            f("flags"),
+            "at most one of pending, post_pending, void_pending",
+        );
     }
     if t.timeout_seconds > 0 && !fl.pending {
-        v.add(f("timeout_seconds"), "only a pending transfer has a timeout");
+        v.add(
+            f("timeout_seconds"),
+            "only a pending transfer has a timeout",
+        );
     }
     if t.timeout_seconds > TIMEOUT_SECONDS_MAX {
-        v.add(f("timeout_seconds"), format!("at most {TIMEOUT_SECONDS_MAX} (30 days)"));
+        v.add(
+            f("timeout_seconds"),
+            format!("at most {TIMEOUT_SECONDS_MAX} (30 days)"),
+        );
     }
     if resolving {
         if t.pending_id.is_empty() {
-            v.add(f("pending_id"), "required with post_pending or void_pending");
+            v.add(
+                f("pending_id"),
+                "required with post_pending or void_pending",
+            );
         }
         if t.debit_account_id.is_empty() != t.credit_account_id.is_empty() {
-            v.add(f("credit_account_id"), "give both accounts or neither on post/void");
+            v.add(
+                f("credit_account_id"),
+                "give both accounts or neither on post/void",
+            );
         }
     } else {
         if !t.pending_id.is_empty() {
-            v.add(f("pending_id"), "only post_pending or void_pending names a pending transfer");
+            v.add(
+                f("pending_id"),
+                "only post_pending or void_pending names a pending transfer",
+            );
         }
         if t.debit_account_id.is_empty() {
             v.add(f("debit_account_id"), "required");
@@ -212,10 +234,10 @@ fn transfer(v: &mut Violations, i: usize, t: &pb::Transfer) -> Option<NewTransfe
             v.add(f("amount"), "required");
         }
     }
-    if let (Some(Some(d)), Some(Some(c))) = (debit, credit) {
-        if d == c {
-            v.add(f("credit_account_id"), "must differ from debit_account_id");
-        }
+    if let (Some(Some(d)), Some(Some(c))) = (debit, credit)
+        && d == c
+    {
+        v.add(f("credit_account_id"), "must differ from debit_account_id");
     }
     if v.0.len() != before {
         return None;
@@ -281,7 +303,9 @@ mod tests {
     }
 
     fn check(t: pb::Transfer) -> Result<Vec<NewTransfer>, ApiError> {
-        transfers(&pb::CreateTransfersRequest { transfers: vec![good(), t] })
+        transfers(&pb::CreateTransfersRequest {
+            transfers: vec![good(), t],
+        })
     }
 
     #[test]
@@ -293,54 +317,173 @@ mod tests {
     #[test]
     fn every_bad_field_is_named() {
         let cases: Vec<(pb::Transfer, &str)> = vec![
-            (pb::Transfer { id: vec![1; 15], ..good() }, "transfers[1].id"),
-            (pb::Transfer { id: vec![0; 16], ..good() }, "transfers[1].id"),
-            (pb::Transfer { debit_account_id: vec![], ..good() }, "transfers[1].debit_account_id"),
-            (pb::Transfer { credit_account_id: vec![9; 3], ..good() }, "transfers[1].credit_account_id"),
-            (pb::Transfer { amount: None, ..good() }, "transfers[1].amount"),
-            (pb::Transfer { amount: money("50000.5"), ..good() }, "transfers[1].amount.amount"),
-            (pb::Transfer { amount: money("-1"), ..good() }, "transfers[1].amount.amount"),
-            (pb::Transfer { amount: money("0"), ..good() }, "transfers[1].amount.amount"),
-            (pb::Transfer { amount: money("1000000000000000000"), ..good() }, "transfers[1].amount.amount"),
             (
-                pb::Transfer { amount: Some(common::Money { amount: "1".into(), currency_code: "XXX".into() }), ..good() },
+                pb::Transfer {
+                    id: vec![1; 15],
+                    ..good()
+                },
+                "transfers[1].id",
+            ),
+            (
+                pb::Transfer {
+                    id: vec![0; 16],
+                    ..good()
+                },
+                "transfers[1].id",
+            ),
+            (
+                pb::Transfer {
+                    debit_account_id: vec![],
+                    ..good()
+                },
+                "transfers[1].debit_account_id",
+            ),
+            (
+                pb::Transfer {
+                    credit_account_id: vec![9; 3],
+                    ..good()
+                },
+                "transfers[1].credit_account_id",
+            ),
+            (
+                pb::Transfer {
+                    amount: None,
+                    ..good()
+                },
+                "transfers[1].amount",
+            ),
+            (
+                pb::Transfer {
+                    amount: money("50000.5"),
+                    ..good()
+                },
+                "transfers[1].amount.amount",
+            ),
+            (
+                pb::Transfer {
+                    amount: money("-1"),
+                    ..good()
+                },
+                "transfers[1].amount.amount",
+            ),
+            (
+                pb::Transfer {
+                    amount: money("0"),
+                    ..good()
+                },
+                "transfers[1].amount.amount",
+            ),
+            (
+                pb::Transfer {
+                    amount: money("1000000000000000000"),
+                    ..good()
+                },
+                "transfers[1].amount.amount",
+            ),
+            (
+                pb::Transfer {
+                    amount: Some(common::Money {
+                        amount: "1".into(),
+                        currency_code: "XXX".into(),
+                    }),
+                    ..good()
+                },
                 "transfers[1].amount.currency_code",
             ),
             (pb::Transfer { code: 0, ..good() }, "transfers[1].code"),
             (pb::Transfer { code: 99, ..good() }, "transfers[1].code"),
-            (pb::Transfer { reference: "x".repeat(65), ..good() }, "transfers[1].reference"),
-            (pb::Transfer { reference: "a\0b".into(), ..good() }, "transfers[1].reference"),
-            (pb::Transfer { timeout_seconds: 5, ..good() }, "transfers[1].timeout_seconds"),
-            (pb::Transfer { pending_id: vec![1; 16], ..good() }, "transfers[1].pending_id"),
             (
-                pb::Transfer { flags: Some(pb::TransferFlags { pending: true, void_pending: true, ..Default::default() }), ..good() },
+                pb::Transfer {
+                    reference: "x".repeat(65),
+                    ..good()
+                },
+                "transfers[1].reference",
+            ),
+            (
+                pb::Transfer {
+                    reference: "a\0b".into(),
+                    ..good()
+                },
+                "transfers[1].reference",
+            ),
+            (
+                pb::Transfer {
+                    timeout_seconds: 5,
+                    ..good()
+                },
+                "transfers[1].timeout_seconds",
+            ),
+            (
+                pb::Transfer {
+                    pending_id: vec![1; 16],
+                    ..good()
+                },
+                "transfers[1].pending_id",
+            ),
+            (
+                pb::Transfer {
+                    flags: Some(pb::TransferFlags {
+                        pending: true,
+                        void_pending: true,
+                        ..Default::default()
+                    }),
+                    ..good()
+                },
                 "transfers[1].flags",
             ),
             (
-                pb::Transfer { flags: Some(pb::TransferFlags { post_pending: true, ..Default::default() }), ..good() },
+                pb::Transfer {
+                    flags: Some(pb::TransferFlags {
+                        post_pending: true,
+                        ..Default::default()
+                    }),
+                    ..good()
+                },
                 "transfers[1].pending_id",
             ),
         ];
         for (t, field) in cases {
             let got = fields(check(t).unwrap_err());
-            assert!(got.iter().any(|f| f == field), "expected {field}, got {got:?}");
+            assert!(
+                got.iter().any(|f| f == field),
+                "expected {field}, got {got:?}"
+            );
         }
-        let same = pb::Transfer { credit_account_id: vec![7; 16], debit_account_id: vec![7; 16], ..good() };
-        assert_eq!(fields(check(same).unwrap_err()), vec!["transfers[1].credit_account_id"]);
+        let same = pb::Transfer {
+            credit_account_id: vec![7; 16],
+            debit_account_id: vec![7; 16],
+            ..good()
+        };
+        assert_eq!(
+            fields(check(same).unwrap_err()),
+            vec!["transfers[1].credit_account_id"]
+        );
     }
 
     #[test]
     fn batch_bounds() {
-        assert_eq!(fields(transfers(&pb::CreateTransfersRequest { transfers: vec![] }).unwrap_err()), vec!["transfers"]);
+        assert_eq!(
+            fields(transfers(&pb::CreateTransfersRequest { transfers: vec![] }).unwrap_err()),
+            vec!["transfers"]
+        );
         let many = vec![good(); BATCH_ITEMS_MAX + 1];
-        assert_eq!(fields(transfers(&pb::CreateTransfersRequest { transfers: many }).unwrap_err()), vec!["transfers"]);
+        assert_eq!(
+            fields(transfers(&pb::CreateTransfersRequest { transfers: many }).unwrap_err()),
+            vec!["transfers"]
+        );
         let ids = vec![vec![1u8; 16]; BALANCE_IDS_MAX + 1];
         assert!(balance_ids(&pb::GetBalancesRequest { account_ids: ids }).is_err());
     }
 
     #[test]
     fn violations_are_capped() {
-        let bad = vec![pb::Transfer { id: vec![], ..good() }; 5000];
+        let bad = vec![
+            pb::Transfer {
+                id: vec![],
+                ..good()
+            };
+            5000
+        ];
         let got = fields(transfers(&pb::CreateTransfersRequest { transfers: bad }).unwrap_err());
         assert_eq!(got.len(), VIOLATIONS_MAX);
     }
@@ -351,13 +494,30 @@ mod tests {
             id: vec![1; 16],
             currency_code: "VND".into(),
             code: 1,
-            flags: Some(pb::AccountFlags { debits_must_not_exceed_credits: true, credits_must_not_exceed_debits: true }),
+            flags: Some(pb::AccountFlags {
+                debits_must_not_exceed_credits: true,
+                credits_must_not_exceed_debits: true,
+            }),
             reference: "r".into(),
         };
-        let got = fields(accounts(&pb::CreateAccountsRequest { accounts: vec![a.clone()] }).unwrap_err());
+        let got = fields(
+            accounts(&pb::CreateAccountsRequest {
+                accounts: vec![a.clone()],
+            })
+            .unwrap_err(),
+        );
         assert_eq!(got, vec!["accounts[0].flags"]);
-        let bad_ccy = pb::Account { currency_code: "đồng".into(), flags: None, ..a };
-        let got = fields(accounts(&pb::CreateAccountsRequest { accounts: vec![bad_ccy] }).unwrap_err());
+        let bad_ccy = pb::Account {
+            currency_code: "đồng".into(),
+            flags: None,
+            ..a
+        };
+        let got = fields(
+            accounts(&pb::CreateAccountsRequest {
+                accounts: vec![bad_ccy],
+            })
+            .unwrap_err(),
+        );
         assert_eq!(got, vec!["accounts[0].currency_code"]);
     }
 }

@@ -4,16 +4,17 @@
 //! only then answer every request of the batch. A hot account is locked once per batch, not
 //! once per transfer, and its balance is written once per batch.
 //!
-//! Two writers run so that one batch can be built and wait for the row locks while the
-//! previous one is committing (its fsync): the lock wait ends the moment the earlier commit
-//! does, and READ COMMITTED hands the later batch the committed balances.
+//! Several writers (`ledger.writers`) run so that one batch can be read, checked and inserted
+//! while the previous one is committing (its fsync); each then waits for the row locks, which
+//! end the moment the earlier commit does, and READ COMMITTED hands it the committed balances.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use paymesh_platform::ApiError;
+use paymesh_platform::config::LedgerConfig;
 use paymesh_platform::metrics::metrics;
 use paymesh_proto::ledger::v1::CreateTransferResult as R;
 use sqlx::PgPool;
@@ -22,8 +23,6 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use crate::engine::{Batch, NewTransfer, PendingStatus};
 use crate::store;
 
-/// Writer tasks draining the queue.
-const WRITERS: usize = 2;
 /// Attempts for a batch that hit a unique-key race with another ledger process or a deadlock.
 const BATCH_ATTEMPTS_MAX: usize = 3;
 /// Pending transfers voided per expiry transaction.
@@ -48,12 +47,18 @@ pub fn now_ns() -> i64 {
 
 impl Writer {
     /// Starts the writer tasks and the expiry sweeper; they stop when every `Writer` is dropped.
-    pub fn start(pool: PgPool, batch_transfers_max: usize, queue_requests_max: usize, expiry_interval: Duration) -> Writer {
-        let (tx, rx) = mpsc::channel::<Job>(queue_requests_max);
+    pub fn start(pool: PgPool, cfg: &LedgerConfig) -> Writer {
+        let (tx, rx) = mpsc::channel::<Job>(cfg.queue_requests_max);
+        let (batch_transfers_max, expiry_interval) = (cfg.batch_transfers_max, cfg.expiry_interval);
         let rx = Arc::new(Mutex::new(Receiver { rx, carry: None }));
         let last_ts = Arc::new(AtomicI64::new(0));
-        for _ in 0..WRITERS {
-            tokio::spawn(run(pool.clone(), rx.clone(), batch_transfers_max, last_ts.clone()));
+        for _ in 0..cfg.writers.max(1) {
+            tokio::spawn(run(
+                pool.clone(),
+                rx.clone(),
+                batch_transfers_max,
+                last_ts.clone(),
+            ));
         }
         let weak = tx.downgrade();
         tokio::spawn(async move {
@@ -74,7 +79,10 @@ impl Writer {
                             break;
                         }
                         Err(e) => {
-                            tracing::warn!(error = format!("{e:#}"), "expiring pending transfers failed");
+                            tracing::warn!(
+                                error = format!("{e:#}"),
+                                "expiring pending transfers failed"
+                            );
                             break;
                         }
                     }
@@ -137,7 +145,8 @@ async fn run(pool: PgPool, rx: Arc<Mutex<Receiver>>, max: usize, last_ts: Arc<At
         let started = Instant::now();
         let outcome = commit_with_retry(&pool, &requests, &last_ts).await;
         let m = metrics();
-        m.ledger_commit_seconds.observe(started.elapsed().as_secs_f64());
+        m.ledger_commit_seconds
+            .observe(started.elapsed().as_secs_f64());
         m.ledger_batch_transfers
             .observe(requests.iter().map(|r| r.len()).sum::<usize>() as f64);
         match outcome {
@@ -148,11 +157,16 @@ async fn run(pool: PgPool, rx: Arc<Mutex<Receiver>>, max: usize, last_ts: Arc<At
             }
             Err(e) => {
                 m.ledger_batch_failures.inc();
-                tracing::error!(error = format!("{e:#}"), jobs = jobs.len(), "ledger batch failed; nothing of it was committed");
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    jobs = jobs.len(),
+                    "ledger batch failed; nothing of it was committed"
+                );
                 for job in jobs {
                     // Safe to retry with the same transfer ids: a transfer applies at most once.
                     let _ = job.reply.send(Err(ApiError::Unavailable(
-                        "ledger could not commit this batch; retry with the same transfer ids".into(),
+                        "ledger could not commit this batch; retry with the same transfer ids"
+                            .into(),
                     )));
                 }
             }
@@ -170,42 +184,139 @@ fn retryable(e: &anyhow::Error) -> bool {
     })
 }
 
-async fn commit_with_retry(pool: &PgPool, requests: &[&[NewTransfer]], last_ts: &AtomicI64) -> anyhow::Result<Vec<Vec<R>>> {
-    let mut attempt = 1;
+/// Raised when the balances under lock gave other results than the unlocked read.
+#[derive(Debug, thiserror::Error)]
+#[error("balances changed between the speculative read and the lock")]
+struct SpeculationFailed;
+
+/// Raised when an attempt that took every id as new finds one stored already (its answer must
+/// then be EXISTS or EXISTS_WITH_DIFFERENT_FIELDS).
+#[derive(Debug, thiserror::Error)]
+#[error("a transfer id of the batch exists already")]
+struct IdsExist;
+
+/// How a batch attempt runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Attempt {
+    /// Load the stored transfers with the batch's ids first. Without it every id is taken as
+    /// new and the primary key says otherwise (then the batch is retried with the look-up):
+    /// retries are the exception, and a look-up costs an index probe per transfer.
+    look_up_ids: bool,
+    /// Lock the accounts before applying the rules. Without it the rules run on the last
+    /// committed balances, the rows are written, and only then are the accounts locked and
+    /// the rules run again on the locked balances: if the results are the same (they almost
+    /// always are) the batch commits, and the hot account was locked only for the balance
+    /// update and the commit, not for the insert.
+    lock_first: bool,
+}
+
+async fn commit_with_retry(
+    pool: &PgPool,
+    requests: &[&[NewTransfer]],
+    last_ts: &AtomicI64,
+) -> anyhow::Result<Vec<Vec<R>>> {
+    let mut attempt = Attempt {
+        look_up_ids: false,
+        lock_first: false,
+    };
+    let mut tries = 0;
     loop {
-        match commit(pool, requests, last_ts).await {
-            Err(e) if attempt < BATCH_ATTEMPTS_MAX && retryable(&e) => {
-                tracing::info!(error = format!("{e:#}"), attempt, "retrying ledger batch");
-                attempt += 1;
+        tries += 1;
+        match commit(pool, requests, last_ts, attempt).await {
+            Err(e) if e.is::<SpeculationFailed>() => attempt.lock_first = true,
+            Err(e) if e.is::<IdsExist>() => attempt.look_up_ids = true,
+            Err(e) if !attempt.look_up_ids && retryable(&e) => attempt.look_up_ids = true,
+            Err(e) if tries < BATCH_ATTEMPTS_MAX && retryable(&e) => {
+                tracing::info!(error = format!("{e:#}"), tries, "retrying ledger batch");
             }
             other => return other,
         }
     }
 }
 
+/// Inserts the batch's rows; an id that was stored already means the attempt took it for new.
+async fn insert_all(
+    tx: &mut sqlx::PgConnection,
+    rows: &[crate::engine::TransferRow],
+) -> anyhow::Result<()> {
+    if store::insert_transfers(tx, rows).await? != rows.len() as u64 {
+        return Err(IdsExist.into());
+    }
+    Ok(())
+}
+
 /// One group-commit transaction.
-async fn commit(pool: &PgPool, requests: &[&[NewTransfer]], last_ts: &AtomicI64) -> anyhow::Result<Vec<Vec<R>>> {
+async fn commit(
+    pool: &PgPool,
+    requests: &[&[NewTransfer]],
+    last_ts: &AtomicI64,
+    attempt: Attempt,
+) -> anyhow::Result<Vec<Vec<R>>> {
     let mut transfer_ids = Vec::new();
     let mut pending_ids = Vec::new();
     let mut account_ids = Vec::new();
     for t in requests.iter().flat_map(|r| r.iter()) {
-        transfer_ids.push(t.id);
+        if attempt.look_up_ids {
+            transfer_ids.push(t.id);
+        }
         pending_ids.extend(t.pending_id);
         account_ids.extend(t.debit);
         account_ids.extend(t.credit);
     }
     let mut tx = pool.begin().await?;
+    // Pending ids are always looked up: a post/void of a plain transfer is NOT_PENDING.
     transfer_ids.extend_from_slice(&pending_ids);
     let existing = store::transfers_by_id(&mut tx, transfer_ids).await?;
     let pendings = store::lock_pendings(&mut tx, pending_ids).await?;
     account_ids.extend(pendings.values().flat_map(|p| [p.debit, p.credit]));
-    let accounts = store::lock_accounts(&mut tx, account_ids).await?;
     let loaded_pendings: HashSet<_> = pendings.keys().copied().collect();
+    let now = now_ns();
+    let base_ts = last_ts.load(Ordering::Acquire);
+    let run = |accounts| {
+        let mut batch = Batch::new(accounts, pendings.clone(), existing.clone(), now, base_ts);
+        let results: Vec<Vec<R>> = requests.iter().map(|r| batch.apply_request(r)).collect();
+        (batch, results)
+    };
 
-    let mut batch = Batch::new(accounts, pendings, existing, now_ns(), last_ts.load(Ordering::Acquire));
-    let results: Vec<Vec<R>> = requests.iter().map(|r| batch.apply_request(r)).collect();
+    // Taking every id as new is safe for the transfers that are inserted (the primary key
+    // refuses a stored id); a refused transfer is not inserted, so its id is checked here.
+    let refused_ids_exist =
+        async |tx: &mut sqlx::PgConnection, results: &[Vec<R>]| -> anyhow::Result<()> {
+            if attempt.look_up_ids {
+                return Ok(());
+            }
+            let refused: Vec<_> = requests
+                .iter()
+                .zip(results)
+                .flat_map(|(req, res)| req.iter().zip(res))
+                .filter(|(_, r)| **r != R::Ok)
+                .map(|(t, _)| t.id)
+                .collect();
+            if !refused.is_empty() && !store::transfers_by_id(tx, refused).await?.is_empty() {
+                return Err(IdsExist.into());
+            }
+            Ok(())
+        };
 
-    store::insert_transfers(&mut tx, &batch.rows).await?;
+    let (batch, results) = if attempt.lock_first {
+        let locked = store::account_states(&mut tx, account_ids, true).await?;
+        let (batch, results) = run(locked);
+        refused_ids_exist(&mut tx, &results).await?;
+        insert_all(&mut tx, &batch.rows).await?;
+        (batch, results)
+    } else {
+        let committed = store::account_states(&mut tx, account_ids.iter().copied(), false).await?;
+        let (guess, guessed) = run(committed);
+        refused_ids_exist(&mut tx, &guessed).await?;
+        insert_all(&mut tx, &guess.rows).await?;
+        let locked = store::account_states(&mut tx, account_ids, true).await?;
+        let (batch, results) = run(locked);
+        if results != guessed || batch.rows != guess.rows {
+            return Err(SpeculationFailed.into());
+        }
+        (batch, results)
+    };
+
     let mut inserts = Vec::new();
     let mut updates: Vec<(_, PendingStatus)> = Vec::new();
     for id in &batch.touched_pendings {

@@ -1,6 +1,8 @@
 //! The engine against the plain model, over random interleavings of plain, pending, post,
 //! void, linked and retried transfers split into random group-commit batches.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod model;
 
 use std::collections::HashMap;
@@ -117,6 +119,9 @@ fn generated_scenarios_cover_the_outcomes() {
         R::ExceedsPendingTransferAmount,
         R::PendingTransferHasDifferentAmount,
     ] {
-        assert!(seen.contains(&want), "no generated scenario produced {want:?}; seen {seen:?}");
+        assert!(
+            seen.contains(&want),
+            "no generated scenario produced {want:?}; seen {seen:?}"
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! The ledger over a real PostgreSQL, through real gRPC.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod model;
 mod support;
 
@@ -21,7 +23,10 @@ use tonic_types::StatusExt;
 fn writer_on_postgres_matches_model() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let ledger = rt.block_on(start());
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: 24, ..ProptestConfig::default() });
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 24,
+        ..ProptestConfig::default()
+    });
     runner
         .run(&requests(), |reqs| {
             rt.block_on(async {
@@ -33,7 +38,10 @@ fn writer_on_postgres_matches_model() {
                         id: id.to_bytes().to_vec(),
                         currency_code: c.code().into(),
                         code: 7,
-                        flags: Some(pb::AccountFlags { debits_must_not_exceed_credits: f & 1 != 0, credits_must_not_exceed_debits: f & 2 != 0 }),
+                        flags: Some(pb::AccountFlags {
+                            debits_must_not_exceed_credits: f & 1 != 0,
+                            credits_must_not_exceed_debits: f & 2 != 0,
+                        }),
                         reference: String::new(),
                     })
                     .collect();
@@ -64,7 +72,11 @@ async fn two_clients_racing_the_same_transfer_ids_apply_each_once() {
     let (a, b) = (Id128::random(), Id128::random());
     let mut c1 = ledger.client();
     let mut c2 = ledger.client();
-    open(&mut c1, vec![account(a, (false, false)), account(b, (false, false))]).await;
+    open(
+        &mut c1,
+        vec![account(a, (false, false)), account(b, (false, false))],
+    )
+    .await;
     let ids: Vec<Id128> = (0..200).map(|_| Id128::random()).collect();
     let run = |mut c: Client, ids: Vec<Id128>| async move {
         let mut out = Vec::new();
@@ -73,11 +85,18 @@ async fn two_clients_racing_the_same_transfer_ids_apply_each_once() {
         }
         out
     };
-    let (r1, r2) = tokio::join!(tokio::spawn(run(c1.clone(), ids.clone())), tokio::spawn(run(c2.clone(), ids.clone())));
+    let (r1, r2) = tokio::join!(
+        tokio::spawn(run(c1.clone(), ids.clone())),
+        tokio::spawn(run(c2.clone(), ids.clone()))
+    );
     let (r1, r2) = (r1.unwrap(), r2.unwrap());
     for (x, y) in r1.iter().zip(&r2) {
         let pair: HashSet<_> = [*x, *y].into_iter().collect();
-        assert_eq!(pair, [R::Ok, R::Exists].into_iter().collect(), "{x:?} {y:?}");
+        assert_eq!(
+            pair,
+            [R::Ok, R::Exists].into_iter().collect(),
+            "{x:?} {y:?}"
+        );
     }
     assert_eq!(balance(&mut c2, b).await.1, "200000");
     assert_eq!(ledger.transfer_count().await, 200);
@@ -89,14 +108,30 @@ async fn a_retry_with_other_fields_is_an_error_not_a_second_transfer() {
     let ledger = start().await;
     let (a, b) = (Id128::random(), Id128::random());
     let mut c = ledger.client();
-    open(&mut c, vec![account(a, (false, false)), account(b, (false, false))]).await;
+    open(
+        &mut c,
+        vec![account(a, (false, false)), account(b, (false, false))],
+    )
+    .await;
     let id = Id128::random();
-    assert_eq!(send(&mut c, vec![plain(id, a, b, "5000")]).await, vec![R::Ok]);
-    assert_eq!(send(&mut c, vec![plain(id, a, b, "5000")]).await, vec![R::Exists]);
-    assert_eq!(send(&mut c, vec![plain(id, a, b, "6000")]).await, vec![R::ExistsWithDifferentFields]);
+    assert_eq!(
+        send(&mut c, vec![plain(id, a, b, "5000")]).await,
+        vec![R::Ok]
+    );
+    assert_eq!(
+        send(&mut c, vec![plain(id, a, b, "5000")]).await,
+        vec![R::Exists]
+    );
+    assert_eq!(
+        send(&mut c, vec![plain(id, a, b, "6000")]).await,
+        vec![R::ExistsWithDifferentFields]
+    );
     let mut other_ref = plain(id, a, b, "5000");
     other_ref.reference = "other".into();
-    assert_eq!(send(&mut c, vec![other_ref]).await, vec![R::ExistsWithDifferentFields]);
+    assert_eq!(
+        send(&mut c, vec![other_ref]).await,
+        vec![R::ExistsWithDifferentFields]
+    );
     assert_eq!(balance(&mut c, b).await.1, "5000");
     assert_eq!(ledger.transfer_count().await, 1);
 }
@@ -106,13 +141,25 @@ async fn a_balance_limited_account_is_never_overdrawn() {
     let ledger = start().await;
     let (bank, vendor) = (Id128::random(), Id128::random());
     let mut c = ledger.client();
-    open(&mut c, vec![account(bank, (false, false)), account(vendor, (true, false))]).await;
-    assert_eq!(send(&mut c, vec![plain(Id128::random(), bank, vendor, "100000")]).await, vec![R::Ok]);
+    open(
+        &mut c,
+        vec![
+            account(bank, (false, false)),
+            account(vendor, (true, false)),
+        ],
+    )
+    .await;
+    assert_eq!(
+        send(&mut c, vec![plain(Id128::random(), bank, vendor, "100000")]).await,
+        vec![R::Ok]
+    );
     // 64 concurrent payouts of 10,000 from a balance of 100,000: exactly 10 succeed.
     let mut tasks = Vec::new();
     for _ in 0..64 {
         let mut c = c.clone();
-        tasks.push(tokio::spawn(async move { send(&mut c, vec![plain(Id128::random(), vendor, bank, "10000")]).await[0] }));
+        tasks.push(tokio::spawn(async move {
+            send(&mut c, vec![plain(Id128::random(), vendor, bank, "10000")]).await[0]
+        }));
     }
     let mut ok = 0;
     for t in tasks {
@@ -123,13 +170,20 @@ async fn a_balance_limited_account_is_never_overdrawn() {
         }
     }
     assert_eq!(ok, 10);
-    assert_eq!(balance(&mut c, vendor).await, ("100000".into(), "100000".into(), "0".into(), "0".into()));
+    assert_eq!(
+        balance(&mut c, vendor).await,
+        ("100000".into(), "100000".into(), "0".into(), "0".into())
+    );
     // The database refuses an overdraft even from outside the engine.
-    let direct = sqlx::query("UPDATE ledger.accounts SET debits_posted = debits_posted + 1 WHERE id = $1")
-        .bind(vendor.to_uuid())
-        .execute(&ledger.pool)
-        .await;
-    assert!(direct.is_err(), "CHECK constraint must refuse the overdraft");
+    let direct =
+        sqlx::query("UPDATE ledger.accounts SET debits_posted = debits_posted + 1 WHERE id = $1")
+            .bind(vendor.to_uuid())
+            .execute(&ledger.pool)
+            .await;
+    assert!(
+        direct.is_err(),
+        "CHECK constraint must refuse the overdraft"
+    );
     ledger.audit().await;
 }
 
@@ -138,16 +192,36 @@ async fn a_linked_chain_commits_or_fails_as_one() {
     let ledger = start().await;
     let (bank, vendor, fees) = (Id128::random(), Id128::random(), Id128::random());
     let mut c = ledger.client();
-    open(&mut c, vec![account(bank, (false, false)), account(vendor, (true, false)), account(fees, (false, false))]).await;
+    open(
+        &mut c,
+        vec![
+            account(bank, (false, false)),
+            account(vendor, (true, false)),
+            account(fees, (false, false)),
+        ],
+    )
+    .await;
     let mut pay = plain(Id128::random(), bank, vendor, "1000");
-    pay.flags = Some(pb::TransferFlags { linked: true, ..Default::default() });
+    pay.flags = Some(pb::TransferFlags {
+        linked: true,
+        ..Default::default()
+    });
     // The fee is larger than the payment: the vendor would go negative, so neither applies.
     let fee = plain(Id128::random(), vendor, fees, "2000");
-    assert_eq!(send(&mut c, vec![pay.clone(), fee]).await, vec![R::LinkedEventFailed, R::ExceedsCredits]);
+    assert_eq!(
+        send(&mut c, vec![pay.clone(), fee]).await,
+        vec![R::LinkedEventFailed, R::ExceedsCredits]
+    );
     assert_eq!(ledger.transfer_count().await, 0);
     let fee = plain(Id128::random(), vendor, fees, "10");
-    assert_eq!(send(&mut c, vec![pay.clone(), fee.clone()]).await, vec![R::Ok, R::Ok]);
-    assert_eq!(send(&mut c, vec![pay.clone(), fee]).await, vec![R::Exists, R::Exists]);
+    assert_eq!(
+        send(&mut c, vec![pay.clone(), fee.clone()]).await,
+        vec![R::Ok, R::Ok]
+    );
+    assert_eq!(
+        send(&mut c, vec![pay.clone(), fee]).await,
+        vec![R::Exists, R::Exists]
+    );
     assert_eq!(send(&mut c, vec![pay]).await, vec![R::LinkedEventChainOpen]);
     assert_eq!(balance(&mut c, vendor).await.1, "1000");
     ledger.audit().await;
@@ -158,10 +232,17 @@ async fn pending_transfers_post_void_and_expire() {
     let ledger = start_with(ledger_config(50)).await;
     let (a, b) = (Id128::random(), Id128::random());
     let mut c = ledger.client();
-    open(&mut c, vec![account(a, (false, false)), account(b, (false, false))]).await;
+    open(
+        &mut c,
+        vec![account(a, (false, false)), account(b, (false, false))],
+    )
+    .await;
     let pending = |id: Id128, amount: &str, timeout: u32| {
         let mut t = plain(id, a, b, amount);
-        t.flags = Some(pb::TransferFlags { pending: true, ..Default::default() });
+        t.flags = Some(pb::TransferFlags {
+            pending: true,
+            ..Default::default()
+        });
         t.timeout_seconds = timeout;
         t
     };
@@ -171,21 +252,60 @@ async fn pending_transfers_post_void_and_expire() {
         t.credit_account_id.clear();
         t.amount = amount.and_then(vnd);
         t.pending_id = pid.to_bytes().to_vec();
-        t.flags = Some(pb::TransferFlags { post_pending: post, void_pending: !post, ..Default::default() });
+        t.flags = Some(pb::TransferFlags {
+            post_pending: post,
+            void_pending: !post,
+            ..Default::default()
+        });
         t
     };
     let (p1, p2, p3) = (Id128::random(), Id128::random(), Id128::random());
-    assert_eq!(send(&mut c, vec![pending(p1, "700", 0), pending(p2, "300", 0), pending(p3, "50", 1)]).await, vec![R::Ok; 3]);
-    assert_eq!(balance(&mut c, b).await, ("0".into(), "0".into(), "0".into(), "1050".into()));
-    assert_eq!(send(&mut c, vec![resolve(p1, true, Some("800"))]).await, vec![R::ExceedsPendingTransferAmount]);
-    assert_eq!(send(&mut c, vec![resolve(p1, true, Some("600"))]).await, vec![R::Ok]);
-    assert_eq!(send(&mut c, vec![resolve(p1, true, None)]).await, vec![R::PendingTransferAlreadyPosted]);
-    assert_eq!(send(&mut c, vec![resolve(p2, false, None)]).await, vec![R::Ok]);
-    assert_eq!(send(&mut c, vec![resolve(p2, true, None)]).await, vec![R::PendingTransferAlreadyVoided]);
+    assert_eq!(
+        send(
+            &mut c,
+            vec![
+                pending(p1, "700", 0),
+                pending(p2, "300", 0),
+                pending(p3, "50", 1)
+            ]
+        )
+        .await,
+        vec![R::Ok; 3]
+    );
+    assert_eq!(
+        balance(&mut c, b).await,
+        ("0".into(), "0".into(), "0".into(), "1050".into())
+    );
+    assert_eq!(
+        send(&mut c, vec![resolve(p1, true, Some("800"))]).await,
+        vec![R::ExceedsPendingTransferAmount]
+    );
+    assert_eq!(
+        send(&mut c, vec![resolve(p1, true, Some("600"))]).await,
+        vec![R::Ok]
+    );
+    assert_eq!(
+        send(&mut c, vec![resolve(p1, true, None)]).await,
+        vec![R::PendingTransferAlreadyPosted]
+    );
+    assert_eq!(
+        send(&mut c, vec![resolve(p2, false, None)]).await,
+        vec![R::Ok]
+    );
+    assert_eq!(
+        send(&mut c, vec![resolve(p2, true, None)]).await,
+        vec![R::PendingTransferAlreadyVoided]
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(send(&mut c, vec![resolve(p3, true, None)]).await, vec![R::PendingTransferExpired]);
+    assert_eq!(
+        send(&mut c, vec![resolve(p3, true, None)]).await,
+        vec![R::PendingTransferExpired]
+    );
     // The expiry sweeper released the reservation.
-    assert_eq!(balance(&mut c, b).await, ("0".into(), "600".into(), "0".into(), "0".into()));
+    assert_eq!(
+        balance(&mut c, b).await,
+        ("0".into(), "600".into(), "0".into(), "0".into())
+    );
     ledger.audit().await;
 }
 
@@ -194,27 +314,51 @@ async fn list_transfers_pages_through_an_account() {
     let ledger = start().await;
     let (a, b, other) = (Id128::random(), Id128::random(), Id128::random());
     let mut c = ledger.client();
-    open(&mut c, vec![account(a, (false, false)), account(b, (false, false)), account(other, (false, false))]).await;
+    open(
+        &mut c,
+        vec![
+            account(a, (false, false)),
+            account(b, (false, false)),
+            account(other, (false, false)),
+        ],
+    )
+    .await;
     let mut sent = Vec::new();
     for i in 0..25 {
         let id = Id128::random();
         // Both directions, so both indexes are used.
-        let t = if i % 2 == 0 { plain(id, a, b, "1") } else { plain(id, b, a, "1") };
+        let t = if i % 2 == 0 {
+            plain(id, a, b, "1")
+        } else {
+            plain(id, b, a, "1")
+        };
         sent.push(id);
         assert_eq!(send(&mut c, vec![t]).await, vec![R::Ok]);
     }
-    assert_eq!(send(&mut c, vec![plain(Id128::random(), b, other, "1")]).await, vec![R::Ok]);
+    assert_eq!(
+        send(&mut c, vec![plain(Id128::random(), b, other, "1")]).await,
+        vec![R::Ok]
+    );
     let mut seen = Vec::new();
     let mut token = String::new();
     let mut pages = 0;
     loop {
         let r = c
-            .list_transfers(pb::ListTransfersRequest { account_id: a.to_bytes().to_vec(), page_size: 10, page_token: token.clone(), ..Default::default() })
+            .list_transfers(pb::ListTransfersRequest {
+                account_id: a.to_bytes().to_vec(),
+                page_size: 10,
+                page_token: token.clone(),
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner();
         pages += 1;
-        seen.extend(r.transfers.iter().map(|t| Id128::from_bytes(&t.transfer.as_ref().unwrap().id).unwrap()));
+        seen.extend(
+            r.transfers
+                .iter()
+                .map(|t| Id128::from_bytes(&t.transfer.as_ref().unwrap().id).unwrap()),
+        );
         if r.next_page_token.is_empty() {
             break;
         }
@@ -223,7 +367,11 @@ async fn list_transfers_pages_through_an_account() {
     assert_eq!(pages, 3);
     assert_eq!(seen, sent, "every transfer once, in order");
     let err = c
-        .list_transfers(pb::ListTransfersRequest { account_id: b.to_bytes().to_vec(), page_token: token, ..Default::default() })
+        .list_transfers(pb::ListTransfersRequest {
+            account_id: b.to_bytes().to_vec(),
+            page_token: token,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
@@ -234,25 +382,46 @@ async fn bad_input_is_refused_with_the_field_and_nothing_is_written() {
     let ledger = start().await;
     let (a, b) = (Id128::random(), Id128::random());
     let mut c = ledger.client();
-    open(&mut c, vec![account(a, (false, false)), account(b, (false, false))]).await;
+    open(
+        &mut c,
+        vec![account(a, (false, false)), account(b, (false, false))],
+    )
+    .await;
     let good = plain(Id128::random(), a, b, "100");
     let mut bad = plain(Id128::random(), a, b, "100.5");
     bad.reference = "x".repeat(65);
     let err = c
-        .create_transfers(pb::CreateTransfersRequest { transfers: vec![good, bad] })
+        .create_transfers(pb::CreateTransfersRequest {
+            transfers: vec![good, bad],
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     let details = err.get_error_details();
-    let fields: Vec<_> = details.bad_request().unwrap().field_violations.iter().map(|v| v.field.clone()).collect();
-    assert_eq!(fields, vec!["transfers[1].amount.amount", "transfers[1].reference"]);
+    let fields: Vec<_> = details
+        .bad_request()
+        .unwrap()
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect();
+    assert_eq!(
+        fields,
+        vec!["transfers[1].amount.amount", "transfers[1].reference"]
+    );
     assert_eq!(details.error_info().unwrap().reason, "INVALID_ARGUMENT");
     assert_eq!(ledger.transfer_count().await, 0);
-    let err = c.create_accounts(pb::CreateAccountsRequest { accounts: vec![] }).await.unwrap_err();
+    let err = c
+        .create_accounts(pb::CreateAccountsRequest { accounts: vec![] })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     // An oversized message is refused before it is decoded.
     let huge = vec![plain(Id128::random(), a, b, "1"); 8191];
-    let err = c.create_transfers(pb::CreateTransfersRequest { transfers: huge }).await.unwrap_err();
+    let err = c
+        .create_transfers(pb::CreateTransfersRequest { transfers: huge })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert_eq!(ledger.transfer_count().await, 0);
 }
@@ -260,24 +429,44 @@ async fn bad_input_is_refused_with_the_field_and_nothing_is_written() {
 #[tokio::test]
 async fn only_authenticated_internal_callers_reach_the_ledger() {
     let ledger = start().await;
-    let err = ledger.anonymous().get_balances(pb::GetBalancesRequest { account_ids: vec![vec![1; 16]] }).await.unwrap_err();
+    let err = ledger
+        .anonymous()
+        .get_balances(pb::GetBalancesRequest {
+            account_ids: vec![vec![1; 16]],
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unauthenticated);
     let err = ledger
         .client_as(Principal::Merchant("m1".into()))
-        .get_balances(pb::GetBalancesRequest { account_ids: vec![vec![1; 16]] })
+        .get_balances(pb::GetBalancesRequest {
+            account_ids: vec![vec![1; 16]],
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::PermissionDenied);
-    let ok = ledger.client_as(Principal::Operator).get_balances(pb::GetBalancesRequest { account_ids: vec![vec![1; 16]] }).await;
+    let ok = ledger
+        .client_as(Principal::Operator)
+        .get_balances(pb::GetBalancesRequest {
+            account_ids: vec![vec![1; 16]],
+        })
+        .await;
     assert!(ok.is_ok());
     // Health answers without a token.
-    let mut health = tonic_health::pb::health_client::HealthClient::new(paymesh_platform::client::channel(&ledger.addr.to_string()).unwrap());
+    let mut health = tonic_health::pb::health_client::HealthClient::new(
+        paymesh_platform::client::channel(&ledger.addr.to_string()).unwrap(),
+    );
     let r = health
-        .check(tonic_health::pb::HealthCheckRequest { service: "paymesh.ledger.v1.LedgerService".into() })
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "paymesh.ledger.v1.LedgerService".into(),
+        })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(r.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    assert_eq!(
+        r.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
 }
 
 #[tokio::test]
@@ -296,14 +485,19 @@ async fn a_hot_clearing_account_under_many_concurrent_clients_stays_consistent()
         tasks.push(tokio::spawn(async move {
             for k in 0..40 {
                 let amount = format!("{}", 1000 + i * 10 + k);
-                assert_eq!(send(&mut c, vec![plain(Id128::random(), clearing, v, &amount)]).await, vec![R::Ok]);
+                assert_eq!(
+                    send(&mut c, vec![plain(Id128::random(), clearing, v, &amount)]).await,
+                    vec![R::Ok]
+                );
             }
         }));
     }
     for t in tasks {
         t.await.unwrap();
     }
-    let expected: usize = (0..16).map(|i| (0..40).map(|k| 1000 + i * 10 + k).sum::<usize>()).sum();
+    let expected: usize = (0..16)
+        .map(|i| (0..40).map(|k| 1000 + i * 10 + k).sum::<usize>())
+        .sum();
     assert_eq!(balance(&mut c, clearing).await.0, expected.to_string());
     ledger.audit().await;
 }

@@ -2,7 +2,7 @@
 //! chain and the clone is kept only if the whole chain succeeds. No journal, no indexes: slow
 //! and obviously right, to check the engine and the database-backed writer against.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::HashMap;
 
@@ -44,7 +44,19 @@ impl Model {
         Model {
             accounts: accounts
                 .iter()
-                .map(|(id, c, f)| (*id, Acct { currency: *c, flags: *f, dp: 0, cp: 0, dpe: 0, cpe: 0 }))
+                .map(|(id, c, f)| {
+                    (
+                        *id,
+                        Acct {
+                            currency: *c,
+                            flags: *f,
+                            dp: 0,
+                            cp: 0,
+                            dpe: 0,
+                            cpe: 0,
+                        },
+                    )
+                })
                 .collect(),
             sent: HashMap::new(),
             pending: HashMap::new(),
@@ -79,9 +91,9 @@ impl Model {
             match failed {
                 None => *self = trial,
                 Some(f) => {
-                    for k in i..=j {
-                        if k != f && out[k] != R::Exists {
-                            out[k] = R::LinkedEventFailed;
+                    for (k, r) in out.iter_mut().enumerate().take(j + 1).skip(i) {
+                        if k != f && *r != R::Exists {
+                            *r = R::LinkedEventFailed;
                         }
                     }
                 }
@@ -92,10 +104,14 @@ impl Model {
     }
 
     fn ok(a: &Acct) -> Result<(), R> {
-        if a.flags & ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS != 0 && i128::from(a.dp) + i128::from(a.dpe) > i128::from(a.cp) {
+        if a.flags & ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS != 0
+            && i128::from(a.dp) + i128::from(a.dpe) > i128::from(a.cp)
+        {
             return Err(R::ExceedsCredits);
         }
-        if a.flags & ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS != 0 && i128::from(a.cp) + i128::from(a.cpe) > i128::from(a.dp) {
+        if a.flags & ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS != 0
+            && i128::from(a.cp) + i128::from(a.cpe) > i128::from(a.dp)
+        {
             return Err(R::ExceedsDebits);
         }
         Ok(())
@@ -113,11 +129,19 @@ impl Model {
 
     fn try_apply(&mut self, t: &NewTransfer) -> Result<(), R> {
         if let Some(prev) = self.sent.get(&t.id) {
-            return Err(if prev == t { R::Exists } else { R::ExistsWithDifferentFields });
+            return Err(if prev == t {
+                R::Exists
+            } else {
+                R::ExistsWithDifferentFields
+            });
         }
         if let Some(pid) = t.pending_id {
             let Some(&(d, c, amount, ccy, status)) = self.pending.get(&pid) else {
-                return Err(if self.sent.contains_key(&pid) { R::PendingTransferNotPending } else { R::PendingTransferNotFound });
+                return Err(if self.sent.contains_key(&pid) {
+                    R::PendingTransferNotPending
+                } else {
+                    R::PendingTransferNotFound
+                });
             };
             match status {
                 Status::Posted => return Err(R::PendingTransferAlreadyPosted),
@@ -151,7 +175,16 @@ impl Model {
             Model::ok(&ca)?;
             self.accounts.insert(d, da);
             self.accounts.insert(c, ca);
-            self.pending.insert(pid, (d, c, amount, ccy, if post { Status::Posted } else { Status::Voided }));
+            self.pending.insert(
+                pid,
+                (
+                    d,
+                    c,
+                    amount,
+                    ccy,
+                    if post { Status::Posted } else { Status::Voided },
+                ),
+            );
             return Ok(());
         }
         let (d, c, m) = (t.debit.unwrap(), t.credit.unwrap(), t.amount.unwrap());
@@ -173,7 +206,8 @@ impl Model {
         self.accounts.insert(d, da);
         self.accounts.insert(c, ca);
         if t.flags & FLAG_PENDING != 0 {
-            self.pending.insert(t.id, (d, c, a, m.currency(), Status::Pending));
+            self.pending
+                .insert(t.id, (d, c, a, m.currency(), Status::Pending));
         }
         Ok(())
     }
@@ -208,8 +242,28 @@ pub struct Op {
 }
 
 pub fn op() -> impl Strategy<Value = Op> {
-    (0u8..10, 0usize..6, 0usize..6, 1i64..200, prop::bool::weighted(0.1), prop::bool::weighted(0.3), 0usize..64, any::<bool>())
-        .prop_map(|(kind, debit, credit, amount, usd, linked, back, omit_amount)| Op { kind, debit, credit, amount, usd, linked, back, omit_amount })
+    (
+        0u8..10,
+        0usize..6,
+        0usize..6,
+        1i64..200,
+        prop::bool::weighted(0.1),
+        prop::bool::weighted(0.3),
+        0usize..64,
+        any::<bool>(),
+    )
+        .prop_map(
+            |(kind, debit, credit, amount, usd, linked, back, omit_amount)| Op {
+                kind,
+                debit,
+                credit,
+                amount,
+                usd,
+                linked,
+                back,
+                omit_amount,
+            },
+        )
 }
 
 /// Requests of 1..8 ops.
@@ -221,7 +275,13 @@ pub fn requests() -> impl Strategy<Value = Vec<Vec<Op>>> {
 /// an earlier transfer, 9 an earlier id with other fields.
 pub fn build(accounts: &[(Id128, Currency, i16)], reqs: &[Vec<Op>]) -> Vec<Vec<NewTransfer>> {
     let unknown = Id128::random();
-    let acct = |i: usize| if i < accounts.len() { accounts[i].0 } else { unknown };
+    let acct = |i: usize| {
+        if i < accounts.len() {
+            accounts[i].0
+        } else {
+            unknown
+        }
+    };
     let mut made: Vec<NewTransfer> = Vec::new();
     let mut out = Vec::new();
     for req in reqs {
@@ -256,7 +316,11 @@ pub fn build(accounts: &[(Id128, Currency, i16)], reqs: &[Vec<Op>]) -> Vec<Vec<N
                     t.timeout_seconds = 3600;
                 }
                 (6 | 7, Some(e)) => {
-                    t.flags |= if o.kind == 6 { FLAG_POST_PENDING } else { paymesh_ledger::engine::FLAG_VOID_PENDING };
+                    t.flags |= if o.kind == 6 {
+                        FLAG_POST_PENDING
+                    } else {
+                        paymesh_ledger::engine::FLAG_VOID_PENDING
+                    };
                     t.pending_id = Some(e.id);
                     t.debit = None;
                     t.credit = None;

@@ -1,12 +1,14 @@
 //! An in-process ledger on a fresh PostgreSQL database, served over real gRPC on a loopback
 //! port with real JWT checks.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::time::Duration;
 
 use paymesh_ledger::LedgerService;
-use paymesh_ledger::engine::{FLAG_LINKED, FLAG_PENDING, FLAG_POST_PENDING, FLAG_VOID_PENDING, NewTransfer};
+use paymesh_ledger::engine::{
+    FLAG_LINKED, FLAG_PENDING, FLAG_POST_PENDING, FLAG_VOID_PENDING, NewTransfer,
+};
 use paymesh_money::Id128;
 use paymesh_platform::auth::{Minter, Principal, Verifier, generate_keypair};
 use paymesh_platform::client::{CallContext, channel};
@@ -37,6 +39,7 @@ pub fn ledger_config(expiry_ms: u64) -> LedgerConfig {
     LedgerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         batch_transfers_max: 8190,
+        writers: 2,
         queue_requests_max: 4096,
         expiry_interval: Duration::from_millis(expiry_ms),
     }
@@ -47,7 +50,9 @@ pub async fn start() -> TestLedger {
 }
 
 pub async fn start_with(cfg: LedgerConfig) -> TestLedger {
-    let (_url, pool) = paymesh_platform::testing::fresh_database("ledger_test").await.unwrap();
+    let (_url, pool) = paymesh_platform::testing::fresh_database("ledger_test")
+        .await
+        .unwrap();
     let service = LedgerService::start(pool.clone(), &cfg).await.unwrap();
     let (private, public) = generate_keypair().unwrap();
     let verifier = Verifier::from_public_pem(public.as_bytes(), "paymesh", "paymesh", 0).unwrap();
@@ -70,15 +75,24 @@ pub async fn start_with(cfg: LedgerConfig) -> TestLedger {
                 }
             }
         };
-        let _ = paymesh_platform::server::serve(svc, listener, &server_cfg, verifier, shutdown).await;
+        let _ =
+            paymesh_platform::server::serve(svc, listener, &server_cfg, verifier, shutdown).await;
     });
-    TestLedger { addr, pool, minter, stop }
+    TestLedger {
+        addr,
+        pool,
+        minter,
+        stop,
+    }
 }
 
 impl TestLedger {
     pub fn client_as(&self, principal: Principal) -> Client {
         let token = self.minter.mint(&principal, 600).unwrap();
-        LedgerServiceClient::with_interceptor(channel(&self.addr.to_string()).unwrap(), CallContext::with_token(&token).unwrap())
+        LedgerServiceClient::with_interceptor(
+            channel(&self.addr.to_string()).unwrap(),
+            CallContext::with_token(&token).unwrap(),
+        )
     }
 
     pub fn client(&self) -> Client {
@@ -86,21 +100,33 @@ impl TestLedger {
     }
 
     pub fn anonymous(&self) -> Client {
-        LedgerServiceClient::with_interceptor(channel(&self.addr.to_string()).unwrap(), CallContext::anonymous())
+        LedgerServiceClient::with_interceptor(
+            channel(&self.addr.to_string()).unwrap(),
+            CallContext::anonymous(),
+        )
     }
 
     pub async fn transfer_count(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM ledger.transfers").fetch_one(&self.pool).await.unwrap()
+        sqlx::query_scalar("SELECT count(*) FROM ledger.transfers")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
     }
 
     pub async fn audit(&self) {
         let problems = paymesh_ledger::store::audit(&self.pool).await.unwrap();
-        assert!(problems.is_empty(), "ledger invariants broken: {problems:#?}");
+        assert!(
+            problems.is_empty(),
+            "ledger invariants broken: {problems:#?}"
+        );
     }
 }
 
 pub fn vnd(amount: &str) -> Option<Money> {
-    Some(Money { amount: amount.into(), currency_code: "VND".into() })
+    Some(Money {
+        amount: amount.into(),
+        currency_code: "VND".into(),
+    })
 }
 
 pub fn account(id: Id128, flags: (bool, bool)) -> pb::Account {
@@ -108,14 +134,26 @@ pub fn account(id: Id128, flags: (bool, bool)) -> pb::Account {
         id: id.to_bytes().to_vec(),
         currency_code: "VND".into(),
         code: 1,
-        flags: Some(pb::AccountFlags { debits_must_not_exceed_credits: flags.0, credits_must_not_exceed_debits: flags.1 }),
+        flags: Some(pb::AccountFlags {
+            debits_must_not_exceed_credits: flags.0,
+            credits_must_not_exceed_debits: flags.1,
+        }),
         reference: "test".into(),
     }
 }
 
 pub async fn open(client: &mut Client, accounts: Vec<pb::Account>) {
-    let r = client.create_accounts(pb::CreateAccountsRequest { accounts }).await.unwrap().into_inner();
-    assert!(r.results.iter().all(|c| *c == pb::CreateAccountResult::Ok as i32), "{r:?}");
+    let r = client
+        .create_accounts(pb::CreateAccountsRequest { accounts })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        r.results
+            .iter()
+            .all(|c| *c == pb::CreateAccountResult::Ok as i32),
+        "{r:?}"
+    );
 }
 
 pub fn plain(id: Id128, debit: Id128, credit: Id128, amount: &str) -> pb::Transfer {
@@ -138,7 +176,10 @@ pub fn to_wire(t: &NewTransfer) -> pb::Transfer {
         id: t.id.to_bytes().to_vec(),
         debit_account_id: t.debit.map(|d| d.to_bytes().to_vec()).unwrap_or_default(),
         credit_account_id: t.credit.map(|d| d.to_bytes().to_vec()).unwrap_or_default(),
-        amount: t.amount.map(|m| Money { amount: m.amount_string(), currency_code: m.currency().code().into() }),
+        amount: t.amount.map(|m| Money {
+            amount: m.amount_string(),
+            currency_code: m.currency().code().into(),
+        }),
         code: i32::from(t.code),
         reference: t.reference.clone(),
         flags: Some(pb::TransferFlags {
@@ -147,12 +188,18 @@ pub fn to_wire(t: &NewTransfer) -> pb::Transfer {
             post_pending: t.flags & FLAG_POST_PENDING != 0,
             void_pending: t.flags & FLAG_VOID_PENDING != 0,
         }),
-        pending_id: t.pending_id.map(|d| d.to_bytes().to_vec()).unwrap_or_default(),
+        pending_id: t
+            .pending_id
+            .map(|d| d.to_bytes().to_vec())
+            .unwrap_or_default(),
         timeout_seconds: t.timeout_seconds,
     }
 }
 
-pub async fn send(client: &mut Client, transfers: Vec<pb::Transfer>) -> Vec<pb::CreateTransferResult> {
+pub async fn send(
+    client: &mut Client,
+    transfers: Vec<pb::Transfer>,
+) -> Vec<pb::CreateTransferResult> {
     client
         .create_transfers(pb::CreateTransfersRequest { transfers })
         .await
@@ -166,11 +213,18 @@ pub async fn send(client: &mut Client, transfers: Vec<pb::Transfer>) -> Vec<pb::
 
 pub async fn balance(client: &mut Client, id: Id128) -> (String, String, String, String) {
     let r = client
-        .get_balances(pb::GetBalancesRequest { account_ids: vec![id.to_bytes().to_vec()] })
+        .get_balances(pb::GetBalancesRequest {
+            account_ids: vec![id.to_bytes().to_vec()],
+        })
         .await
         .unwrap()
         .into_inner();
     let a = &r.accounts[0];
     let s = |m: &Option<Money>| m.as_ref().unwrap().amount.clone();
-    (s(&a.debits_posted), s(&a.credits_posted), s(&a.debits_pending), s(&a.credits_pending))
+    (
+        s(&a.debits_posted),
+        s(&a.credits_posted),
+        s(&a.debits_pending),
+        s(&a.credits_pending),
+    )
 }

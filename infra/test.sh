@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every paymesh test on this machine, from a fresh clone:
+#   - installs what is missing (PostgreSQL, Redis, xmllint, zbarimg, python3-venv) from Debian,
+#   - starts a private PostgreSQL and Redis for tests (infra/stack.sh up test: own folder, own ports),
+#   - checks formatting and lints, runs the Rust test suite against them,
+#   - checks the gRPC surface with an independent client (Python grpcio),
+#   - stops the test stack again (PAYMESH_KEEP_STACK=1 keeps it running).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "test stack (PostgreSQL + Redis)"
+export PAYMESH_APT_EXTRA="${PAYMESH_APT_EXTRA:-} libxml2-utils zbar-tools python3 python3-venv python3-pip"
+eval "$(infra/stack.sh up test)"
+if [[ ${PAYMESH_KEEP_STACK:-0} != 1 ]]; then
+    trap 'infra/stack.sh down test >/dev/null 2>&1 || true' EXIT
+fi
+
+step "format and lints"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "Rust tests (real PostgreSQL at $PAYMESH_DATABASE_URL, Redis at $PAYMESH_REDIS_URL)"
+cargo test --workspace --locked
+
+step "gRPC surface through Python grpcio"
+venv=.paymesh/venv
+if [[ ! -x $venv/bin/pytest ]] || ! cmp -s tests/grpc/requirements.txt "$venv/requirements.txt"; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/grpc/requirements.txt
+    cp tests/grpc/requirements.txt "$venv/requirements.txt"
+fi
+cargo build --locked -p paymesh
+"$venv/bin/pytest" -q -p no:cacheprovider tests/grpc
