@@ -8,11 +8,12 @@
 //! while the previous one is committing (its fsync); each then waits for the row locks, which
 //! end the moment the earlier commit does, and READ COMMITTED hands it the committed balances.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use paymesh_money::Id128;
 use paymesh_platform::ApiError;
 use paymesh_platform::config::LedgerConfig;
 use paymesh_platform::metrics::metrics;
@@ -20,13 +21,70 @@ use paymesh_proto::ledger::v1::CreateTransferResult as R;
 use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::engine::{Batch, NewTransfer, PendingStatus};
+use crate::engine::{AccountState, Batch, NewTransfer, PendingStatus};
 use crate::store;
 
 /// Attempts for a batch that hit a unique-key race with another ledger process or a deadlock.
 const BATCH_ATTEMPTS_MAX: usize = 3;
 /// Pending transfers voided per expiry transaction.
 const EXPIRY_BATCH_MAX: i64 = 1000;
+
+/// Balances remembered from the last committed batches, used as the speculative read.
+/// Never trusted: every batch re-runs the rules on the locked rows before it commits.
+const BALANCE_CACHE_MAX: usize = 100_000;
+
+/// What the writer tasks share.
+struct Shared {
+    pool: PgPool,
+    /// The last timestamp handed to a transfer.
+    last_ts: AtomicI64,
+    /// Account balances as of the latest commits this process made.
+    balances: std::sync::Mutex<HashMap<Id128, AccountState>>,
+}
+
+impl Shared {
+    /// Cached balances for `ids`; the ones missing are returned as the second list.
+    fn cached(&self, ids: &[Id128]) -> (HashMap<Id128, AccountState>, Vec<Id128>) {
+        let mut found = HashMap::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        if let Ok(cache) = self.balances.lock() {
+            for id in ids {
+                match cache.get(id) {
+                    Some(a) => {
+                        found.insert(*id, *a);
+                    }
+                    None => missing.push(*id),
+                }
+            }
+        } else {
+            missing.extend_from_slice(ids);
+        }
+        (found, missing)
+    }
+
+    fn remember(&self, accounts: impl IntoIterator<Item = (Id128, AccountState)>) {
+        if let Ok(mut cache) = self.balances.lock() {
+            if cache.len() > BALANCE_CACHE_MAX {
+                cache.clear();
+            }
+            cache.extend(accounts);
+        }
+    }
+
+    fn forget_all(&self) {
+        if let Ok(mut cache) = self.balances.lock() {
+            cache.clear();
+        }
+    }
+
+    fn forget(&self, ids: &[Id128]) {
+        if let Ok(mut cache) = self.balances.lock() {
+            for id in ids {
+                cache.remove(id);
+            }
+        }
+    }
+}
 
 struct Job {
     transfers: Vec<NewTransfer>,
@@ -51,16 +109,16 @@ impl Writer {
         let (tx, rx) = mpsc::channel::<Job>(cfg.queue_requests_max);
         let (batch_transfers_max, expiry_interval) = (cfg.batch_transfers_max, cfg.expiry_interval);
         let rx = Arc::new(Mutex::new(Receiver { rx, carry: None }));
-        let last_ts = Arc::new(AtomicI64::new(0));
+        let shared = Arc::new(Shared {
+            pool: pool.clone(),
+            last_ts: AtomicI64::new(0),
+            balances: std::sync::Mutex::default(),
+        });
         for _ in 0..cfg.writers.max(1) {
-            tokio::spawn(run(
-                pool.clone(),
-                rx.clone(),
-                batch_transfers_max,
-                last_ts.clone(),
-            ));
+            tokio::spawn(run(shared.clone(), rx.clone(), batch_transfers_max));
         }
         let weak = tx.downgrade();
+        let sweeper_shared = shared.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(expiry_interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -71,9 +129,14 @@ impl Writer {
                 }
                 loop {
                     match store::expire_pendings(&pool, now_ns(), EXPIRY_BATCH_MAX).await {
-                        Ok(n) if n as i64 == EXPIRY_BATCH_MAX => continue,
+                        Ok(n) if n as i64 == EXPIRY_BATCH_MAX => {
+                            sweeper_shared.forget_all();
+                            continue;
+                        }
                         Ok(n) => {
                             if n > 0 {
+                                // Pending balances changed outside the writers.
+                                sweeper_shared.forget_all();
                                 tracing::info!(expired = n, "voided expired pending transfers");
                             }
                             break;
@@ -132,7 +195,7 @@ impl Receiver {
     }
 }
 
-async fn run(pool: PgPool, rx: Arc<Mutex<Receiver>>, max: usize, last_ts: Arc<AtomicI64>) {
+async fn run(shared: Arc<Shared>, rx: Arc<Mutex<Receiver>>, max: usize) {
     loop {
         let jobs = {
             let mut guard = rx.lock().await;
@@ -143,7 +206,7 @@ async fn run(pool: PgPool, rx: Arc<Mutex<Receiver>>, max: usize, last_ts: Arc<At
         };
         let requests: Vec<&[NewTransfer]> = jobs.iter().map(|j| j.transfers.as_slice()).collect();
         let started = Instant::now();
-        let outcome = commit_with_retry(&pool, &requests, &last_ts).await;
+        let outcome = commit_with_retry(&shared, &requests).await;
         let m = metrics();
         m.ledger_commit_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -211,9 +274,8 @@ struct Attempt {
 }
 
 async fn commit_with_retry(
-    pool: &PgPool,
+    shared: &Shared,
     requests: &[&[NewTransfer]],
-    last_ts: &AtomicI64,
 ) -> anyhow::Result<Vec<Vec<R>>> {
     let mut attempt = Attempt {
         look_up_ids: false,
@@ -222,7 +284,7 @@ async fn commit_with_retry(
     let mut tries = 0;
     loop {
         tries += 1;
-        match commit(pool, requests, last_ts, attempt).await {
+        match commit(shared, requests, attempt).await {
             Err(e) if e.is::<SpeculationFailed>() => attempt.lock_first = true,
             Err(e) if e.is::<IdsExist>() => attempt.look_up_ids = true,
             Err(e) if !attempt.look_up_ids && retryable(&e) => attempt.look_up_ids = true,
@@ -247,9 +309,8 @@ async fn insert_all(
 
 /// One group-commit transaction.
 async fn commit(
-    pool: &PgPool,
+    shared: &Shared,
     requests: &[&[NewTransfer]],
-    last_ts: &AtomicI64,
     attempt: Attempt,
 ) -> anyhow::Result<Vec<Vec<R>>> {
     let mut transfer_ids = Vec::new();
@@ -263,7 +324,7 @@ async fn commit(
         account_ids.extend(t.debit);
         account_ids.extend(t.credit);
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = shared.pool.begin().await?;
     // Pending ids are always looked up: a post/void of a plain transfer is NOT_PENDING.
     transfer_ids.extend_from_slice(&pending_ids);
     let existing = store::transfers_by_id(&mut tx, transfer_ids).await?;
@@ -271,7 +332,7 @@ async fn commit(
     account_ids.extend(pendings.values().flat_map(|p| [p.debit, p.credit]));
     let loaded_pendings: HashSet<_> = pendings.keys().copied().collect();
     let now = now_ns();
-    let base_ts = last_ts.load(Ordering::Acquire);
+    let base_ts = shared.last_ts.load(Ordering::Acquire);
     let run = |accounts| {
         let mut batch = Batch::new(accounts, pendings.clone(), existing.clone(), now, base_ts);
         let results: Vec<Vec<R>> = requests.iter().map(|r| batch.apply_request(r)).collect();
@@ -305,13 +366,17 @@ async fn commit(
         insert_all(&mut tx, &batch.rows).await?;
         (batch, results)
     } else {
-        let committed = store::account_states(&mut tx, account_ids.iter().copied(), false).await?;
+        // The guess runs on the balances this process last committed, read from the database
+        // only for accounts it has not seen: one round trip less on the hot path.
+        let (mut committed, missing) = shared.cached(&account_ids);
+        committed.extend(store::account_states(&mut tx, missing, false).await?);
         let (guess, guessed) = run(committed);
         refused_ids_exist(&mut tx, &guessed).await?;
         insert_all(&mut tx, &guess.rows).await?;
-        let locked = store::account_states(&mut tx, account_ids, true).await?;
+        let locked = store::account_states(&mut tx, account_ids.iter().copied(), true).await?;
         let (batch, results) = run(locked);
         if results != guessed || batch.rows != guess.rows {
+            shared.forget(&account_ids);
             return Err(SpeculationFailed.into());
         }
         (batch, results)
@@ -336,6 +401,7 @@ async fn commit(
         .collect();
     store::write_balances(&mut tx, &balances).await?;
     tx.commit().await?;
-    last_ts.fetch_max(batch.last_ts(), Ordering::AcqRel);
+    shared.last_ts.fetch_max(batch.last_ts(), Ordering::AcqRel);
+    shared.remember(batch.accounts);
     Ok(results)
 }
