@@ -67,17 +67,15 @@ pub async fn serve_ledger(cfg: &Config) -> anyhow::Result<()> {
     let metrics = start_metrics(cfg, stop_rx.clone()).await?;
     let ledger = start_ledger(cfg, verifier, stop_rx).await?;
     tracing::info!(grpc = %ledger.addr, metrics = %metrics, "ledger serving");
-    eprintln!(
-        "ledger listening on {} (metrics http://{metrics}/metrics)",
-        ledger.addr
-    );
+    let mut task = ledger.task;
     tokio::select! {
         () = paymesh_platform::server::shutdown_signal() => {}
-        result = async { (&mut { ledger.task }).await } => {
-            return result.context("ledger task")?;
-        }
+        result = &mut task => return result.context("ledger task")?,
     }
+    // Stop accepting, then wait for the in-flight calls (bounded by server.shutdown_grace_ms).
     let _ = stop_tx.send(true);
+    task.await.context("ledger task")??;
+    tracing::info!("ledger stopped");
     Ok(())
 }
 
