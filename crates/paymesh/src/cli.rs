@@ -49,6 +49,11 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// VietQR: decode a payload, or encode one (and render it as PNG/SVG).
+    Qr {
+        #[command(subcommand)]
+        command: crate::qr::QrCommand,
+    },
     /// Ledger tools.
     Ledger {
         #[command(subcommand)]
@@ -156,6 +161,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{cfg:#?}");
             }
         },
+        Command::Qr { command } => return crate::qr::run(command),
         Command::Ledger {
             command: LedgerCommand::Audit,
         } => {

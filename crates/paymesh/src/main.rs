@@ -3,6 +3,7 @@
 mod cli;
 mod demo;
 mod dev;
+mod qr;
 mod stack;
 
 fn main() -> std::process::ExitCode {

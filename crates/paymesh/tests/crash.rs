@@ -258,7 +258,9 @@ async fn kill_9_mid_batch_loses_no_acknowledged_transfer_and_half_applies_nothin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_calls_before_exiting() {
-    let (db_url, pool) = paymesh_platform::testing::fresh_database("drain_test").await.unwrap();
+    let (db_url, pool) = paymesh_platform::testing::fresh_database("drain_test")
+        .await
+        .unwrap();
     let dir = std::env::temp_dir().join(format!("paymesh-drain-{}", Id128::random()));
     std::fs::create_dir_all(&dir).unwrap();
     let (private, public) = generate_keypair().unwrap();
@@ -285,7 +287,9 @@ async fn sigterm_drains_in_flight_calls_before_exiting() {
     };
     client
         .clone()
-        .create_accounts(pb::CreateAccountsRequest { accounts: vec![acct(a), acct(b)] })
+        .create_accounts(pb::CreateAccountsRequest {
+            accounts: vec![acct(a), acct(b)],
+        })
         .await
         .unwrap();
     // Large batches, so that calls are in flight when the signal lands.
@@ -293,18 +297,32 @@ async fn sigterm_drains_in_flight_calls_before_exiting() {
     for _ in 0..6 {
         let mut c = client.clone();
         calls.push(tokio::spawn(async move {
-            let transfers = (0..8190).map(|_| transfer(Id128::random(), a, b, "1", "drain", false)).collect();
-            c.create_transfers(pb::CreateTransfersRequest { transfers }).await
+            let transfers = (0..8190)
+                .map(|_| transfer(Id128::random(), a, b, "1", "drain", false))
+                .collect();
+            c.create_transfers(pb::CreateTransfersRequest { transfers })
+                .await
         }));
     }
     tokio::time::sleep(Duration::from_millis(40)).await;
     let pid = server.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let mut answered = 0;
     for call in calls {
         match call.await.unwrap() {
             Ok(r) => {
-                assert!(r.into_inner().results.iter().all(|x| *x == pb::CreateTransferResult::Ok as i32));
+                assert!(
+                    r.into_inner()
+                        .results
+                        .iter()
+                        .all(|x| *x == pb::CreateTransferResult::Ok as i32)
+                );
                 answered += 1;
             }
             // A call the server had not started when it stopped accepting is refused without
@@ -316,8 +334,15 @@ async fn sigterm_drains_in_flight_calls_before_exiting() {
     let status = server.child.wait().unwrap();
     assert!(status.success(), "ledger exited with {status}");
     assert!(answered > 0, "no call was in flight");
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger.transfers").fetch_one(&pool).await.unwrap();
-    assert_eq!(stored as usize, answered * 8190, "every answered call stored, nothing else");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger.transfers")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored as usize,
+        answered * 8190,
+        "every answered call stored, nothing else"
+    );
     let problems = paymesh_ledger::store::audit(&pool).await.unwrap();
     assert!(problems.is_empty(), "{problems:#?}");
     let _ = std::fs::remove_dir_all(&dir);

@@ -7,7 +7,9 @@ use std::process::Command;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_runs_the_demo_and_exits() {
-    let (db_url, _pool) = paymesh_platform::testing::fresh_database("dev_demo_test").await.unwrap();
+    let (db_url, _pool) = paymesh_platform::testing::fresh_database("dev_demo_test")
+        .await
+        .unwrap();
     let dir = std::env::temp_dir().join(format!("paymesh-dev-{}", paymesh_money::Id128::random()));
     let out = Command::new(env!("CARGO_BIN_EXE_paymesh"))
         .args(["dev", "--demo", "--exit-after-demo"])
@@ -20,7 +22,11 @@ async fn dev_runs_the_demo_and_exits() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for expected in [
         "paymesh dev is up",
         "(linked): [\"OK\", \"OK\"]",
@@ -28,7 +34,10 @@ async fn dev_runs_the_demo_and_exits() {
         "[\"EXCEEDS_CREDITS\"]",
         "== demo done ==",
     ] {
-        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
     }
     // Balances: the vendor was paid 150,000 + 80,000 and paid a 1,500 fee.
     let vendor = stdout.lines().find(|l| l.starts_with("vendor:")).unwrap();

@@ -8,8 +8,12 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use paymesh_platform::auth::{Minter, Principal, generate_keypair};
 use paymesh_proto::ledger::v1 as pb;
@@ -32,7 +36,9 @@ impl TraceService for Collector {
                 spans.extend(ss.spans);
             }
         }
-        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
     }
 }
 
@@ -54,8 +60,13 @@ async fn traceparent_is_honoured_exported_over_otlp_and_logged() {
     );
 
     // The ledger, as its own process.
-    let (db_url, _pool) = paymesh_platform::testing::fresh_database("telemetry_test").await.unwrap();
-    let dir = std::env::temp_dir().join(format!("paymesh-telemetry-{}", paymesh_money::Id128::random()));
+    let (db_url, _pool) = paymesh_platform::testing::fresh_database("telemetry_test")
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "paymesh-telemetry-{}",
+        paymesh_money::Id128::random()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let (private, public) = generate_keypair().unwrap();
     std::fs::write(dir.join("public.pem"), public).unwrap();
@@ -63,7 +74,11 @@ async fn traceparent_is_honoured_exported_over_otlp_and_logged() {
         .unwrap()
         .mint(&Principal::Operator, 600)
         .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_paymesh"))
         .args(["serve", "ledger"])
         .env("PAYMESH_DATABASE_URL", &db_url)
@@ -72,7 +87,10 @@ async fn traceparent_is_honoured_exported_over_otlp_and_logged() {
         .env("PAYMESH_TELEMETRY_METRICS_LISTEN", "127.0.0.1:0")
         .env("PAYMESH_TELEMETRY_LOG_LEVEL", "info")
         .env("PAYMESH_TELEMETRY_LOG_FORMAT", "json")
-        .env("PAYMESH_TELEMETRY_OTLP_ENDPOINT", format!("http://{otlp_addr}"))
+        .env(
+            "PAYMESH_TELEMETRY_OTLP_ENDPOINT",
+            format!("http://{otlp_addr}"),
+        )
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -98,10 +116,16 @@ async fn traceparent_is_honoured_exported_over_otlp_and_logged() {
         let mut client = pb::ledger_service_client::LedgerServiceClient::new(channel.clone());
         let token = token.clone();
         async move {
-            let mut req = tonic::Request::new(pb::GetBalancesRequest { account_ids: vec![vec![1; 16]] });
-            req.metadata_mut().insert("traceparent", format!("00-{trace}-{parent_span}-01").parse().unwrap());
+            let mut req = tonic::Request::new(pb::GetBalancesRequest {
+                account_ids: vec![vec![1; 16]],
+            });
+            req.metadata_mut().insert(
+                "traceparent",
+                format!("00-{trace}-{parent_span}-01").parse().unwrap(),
+            );
             if authorized {
-                req.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+                req.metadata_mut()
+                    .insert("authorization", format!("Bearer {token}").parse().unwrap());
             }
             client.get_balances(req).await
         }
@@ -115,7 +139,10 @@ async fn traceparent_is_honoured_exported_over_otlp_and_logged() {
             Err(e) => panic!("ledger did not answer: {e}"),
         }
     }
-    assert_eq!(call(trace_refused, false).await.unwrap_err().code(), tonic::Code::Unauthenticated);
+    assert_eq!(
+        call(trace_refused, false).await.unwrap_err().code(),
+        tonic::Code::Unauthenticated
+    );
 
     // The exported spans continue the callers' traces.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -135,7 +162,10 @@ async fn traceparent_is_honoured_exported_over_otlp_and_logged() {
             assert_eq!(b, "grpc.server");
             break;
         }
-        assert!(Instant::now() < deadline, "spans not exported over OTLP: {found:?}");
+        assert!(
+            Instant::now() < deadline,
+            "spans not exported over OTLP: {found:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -147,10 +177,16 @@ async fn traceparent_is_honoured_exported_over_otlp_and_logged() {
             .iter()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
             .collect();
-        if parsed.iter().any(|v| v["trace_id"] == trace_refused && v["message"] == "rpc failed") {
+        if parsed
+            .iter()
+            .any(|v| v["trace_id"] == trace_refused && v["message"] == "rpc failed")
+        {
             break;
         }
-        assert!(Instant::now() < deadline, "no log line with trace_id {trace_refused}: {lines:#?}");
+        assert!(
+            Instant::now() < deadline,
+            "no log line with trace_id {trace_refused}: {lines:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let _ = child.start_kill();
