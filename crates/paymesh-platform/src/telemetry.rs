@@ -327,3 +327,46 @@ mod tests {
         assert_eq!(code_name(&h), "INVALID_ARGUMENT");
     }
 }
+
+#[cfg(test)]
+mod propagation {
+    use super::*;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[test]
+    fn outgoing_calls_carry_the_current_trace() {
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("t")));
+        tracing::subscriber::with_default(subscriber, || {
+            // An incoming traceparent becomes the parent of our span …
+            let mut incoming = http::HeaderMap::new();
+            incoming.insert(
+                "traceparent",
+                http::HeaderValue::from_static(
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                ),
+            );
+            let parent = TraceContextPropagator::new().extract(&HeaderExtractor(&incoming));
+            let span = tracing::info_span!("handler");
+            let _ = span.set_parent(parent);
+            let _entered = span.enter();
+            // … and a call made from inside it carries the same trace, with our span as parent.
+            let mut outgoing = tonic::metadata::MetadataMap::new();
+            inject_trace_context(&mut outgoing);
+            let tp = outgoing
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            assert!(
+                tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+                "{tp}"
+            );
+            assert!(
+                !tp.contains("00f067aa0ba902b7"),
+                "the parent must be our span, not the caller's: {tp}"
+            );
+        });
+    }
+}

@@ -521,3 +521,89 @@ mod tests {
         assert_eq!(got, vec!["accounts[0].currency_code"]);
     }
 }
+
+#[cfg(test)]
+mod hostile_input {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn bytes() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(vec![]),
+            prop::collection::vec(any::<u8>(), 0..20),
+            prop::collection::vec(any::<u8>(), 16..=16)
+        ]
+    }
+
+    fn money() -> impl Strategy<Value = Option<common::Money>> {
+        prop::option::of(
+            (
+                ".{0,30}",
+                prop_oneof![Just("VND".to_string()), Just("USD".to_string()), ".{0,5}"],
+            )
+                .prop_map(|(amount, currency_code)| common::Money {
+                    amount,
+                    currency_code,
+                }),
+        )
+    }
+
+    fn transfer() -> impl Strategy<Value = pb::Transfer> {
+        (
+            bytes(),
+            bytes(),
+            bytes(),
+            money(),
+            any::<i32>(),
+            ".{0,80}",
+            any::<[bool; 4]>(),
+            bytes(),
+            any::<u32>(),
+        )
+            .prop_map(
+                |(id, d, c, amount, code, reference, f, pending_id, timeout_seconds)| {
+                    pb::Transfer {
+                        id,
+                        debit_account_id: d,
+                        credit_account_id: c,
+                        amount,
+                        code,
+                        reference,
+                        flags: Some(pb::TransferFlags {
+                            linked: f[0],
+                            pending: f[1],
+                            post_pending: f[2],
+                            void_pending: f[3],
+                        }),
+                        pending_id,
+                        timeout_seconds,
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Whatever arrives, validation answers (typed transfers or field violations) and never
+        /// panics; what it lets through keeps the engine's assumptions.
+        #[test]
+        fn validation_never_panics_and_what_passes_is_well_formed(ts in prop::collection::vec(transfer(), 0..6)) {
+            match transfers(&pb::CreateTransfersRequest { transfers: ts }) {
+                Ok(valid) => {
+                    for t in valid {
+                        prop_assert!(t.reference.chars().count() <= REFERENCE_CHARS_MAX);
+                        if t.is_post_or_void() {
+                            prop_assert!(t.pending_id.is_some());
+                        } else {
+                            prop_assert!(t.debit.is_some() && t.credit.is_some() && t.amount.is_some());
+                            prop_assert!(t.debit != t.credit);
+                        }
+                    }
+                }
+                Err(ApiError::InvalidArgument(v)) => prop_assert!(!v.is_empty()),
+                Err(other) => prop_assert!(false, "unexpected {other:?}"),
+            }
+        }
+    }
+}
