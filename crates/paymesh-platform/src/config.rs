@@ -163,6 +163,18 @@ const KEYS: &[(&str, Kind, &str, &str)] = &[
         "1000",
         "how often expired pending transfers are voided",
     ),
+    (
+        "idempotency.lease_ms",
+        Kind::Uint(100, 600_000),
+        "30000",
+        "how long a claimed key blocks duplicates while its first call runs",
+    ),
+    (
+        "idempotency.retention_seconds",
+        Kind::Uint(1, 30 * 86_400),
+        "86400",
+        "how long keys and their responses are kept (24 h or more in production)",
+    ),
     ("telemetry.log_format", Kind::Str, "json", "json or text"),
     (
         "telemetry.log_level",
@@ -217,6 +229,12 @@ pub struct LedgerConfig {
     pub expiry_interval: Duration,
 }
 
+#[derive(Debug, Clone)]
+pub struct IdempotencyConfig {
+    pub lease: Duration,
+    pub retention: Duration,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Json,
@@ -238,6 +256,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub server: ServerConfig,
     pub ledger: LedgerConfig,
+    pub idempotency: IdempotencyConfig,
     pub telemetry: TelemetryConfig,
 }
 
@@ -392,6 +411,10 @@ impl Config {
                 writers: raw.uint("ledger.writers")? as usize,
                 queue_requests_max: raw.uint("ledger.queue_requests_max")? as usize,
                 expiry_interval: ms("ledger.expiry_interval_ms")?,
+            },
+            idempotency: IdempotencyConfig {
+                lease: ms("idempotency.lease_ms")?,
+                retention: Duration::from_secs(raw.uint("idempotency.retention_seconds")?),
             },
             telemetry: TelemetryConfig {
                 log_format,

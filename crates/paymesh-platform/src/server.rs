@@ -1,5 +1,5 @@
 //! gRPC server bootstrap shared by every service: health and reflection, explicit limits, the
-//! tower stack (telemetry, then auth), and a graceful shutdown that drains in-flight calls.
+//! tower stack (telemetry, auth, idempotency), and a graceful shutdown that drains in-flight calls.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -11,6 +11,7 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::auth::{AuthLayer, Verifier};
 use crate::config::ServerConfig;
+use crate::idempotency::IdempotencyLayer;
 use crate::telemetry::ObserveLayer;
 
 /// HTTP/2 keep-alive ping interval and how long to wait for the answer.
@@ -25,6 +26,7 @@ pub async fn serve<S>(
     listener: tokio::net::TcpListener,
     cfg: &ServerConfig,
     verifier: Verifier,
+    idempotency: IdempotencyLayer,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()>
 where
@@ -50,13 +52,16 @@ where
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    // Read bottom-up, a request meets: the router; before it, AuthLayer, which turns the bearer
-    // token into a Principal (or answers UNAUTHENTICATED; health and reflection pass freely);
-    // before that, ObserveLayer, which opens the RPC's span under the caller's traceparent and
-    // records count, latency and code, so refused calls are measured too.
+    // Read bottom-up, a request meets: the router; before it, IdempotencyLayer, which replays
+    // or refuses a reused idempotency key on the mutating RPCs (it needs the principal, so it
+    // comes after auth); before that, AuthLayer, which turns the bearer token into a Principal
+    // (or answers UNAUTHENTICATED; health and reflection pass freely); first, ObserveLayer,
+    // which opens the RPC's span under the caller's traceparent and records count, latency
+    // and code, so refused calls are measured too.
     let stack = tower::ServiceBuilder::new()
         .layer(ObserveLayer)
         .layer(AuthLayer::new(verifier))
+        .layer(idempotency)
         .into_inner();
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -8,6 +8,7 @@ use anyhow::Context;
 use paymesh_ledger::LedgerService;
 use paymesh_platform::auth::Verifier;
 use paymesh_platform::config::Config;
+use paymesh_platform::idempotency::IdempotencyLayer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -43,8 +44,21 @@ async fn start_ledger(
     let addr = listener.local_addr()?;
     let server_cfg = cfg.server.clone();
     let svc = service.into_server(server_cfg.message_bytes_max);
+    let idempotency = IdempotencyLayer::new(
+        paymesh_platform::idempotency::redis_or_warn(cfg.redis_url.expose()).await,
+        LedgerService::idempotent_rpcs(),
+        &cfg.idempotency,
+    );
     let task = tokio::spawn(async move {
-        paymesh_platform::server::serve(svc, listener, &server_cfg, verifier, stopped(stop)).await
+        paymesh_platform::server::serve(
+            svc,
+            listener,
+            &server_cfg,
+            verifier,
+            idempotency,
+            stopped(stop),
+        )
+        .await
     });
     Ok(Running { addr, task })
 }

@@ -5,6 +5,7 @@ use paymesh_money::{Id128, Money};
 use paymesh_platform::ApiError;
 use paymesh_platform::auth::require_internal;
 use paymesh_platform::config::LedgerConfig;
+use paymesh_platform::idempotency::KeyRule;
 use paymesh_proto::common::v1 as common;
 use paymesh_proto::ledger::v1 as pb;
 use paymesh_proto::ledger::v1::ledger_service_server::{self, LedgerServiceServer};
@@ -45,6 +46,22 @@ impl LedgerService {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The mutating RPCs and their idempotency-key rule. Keys are optional here: transfers
+    /// and accounts carry their own 128-bit ids, which the ledger applies at most once; a key
+    /// adds the byte-for-byte replay of the first answer (while Redis keeps it; after that a
+    /// retry answers EXISTS, never a second transfer).
+    pub fn idempotent_rpcs() -> Vec<(String, KeyRule)> {
+        ["CreateAccounts", "CreateTransfers"]
+            .into_iter()
+            .map(|m| {
+                (
+                    format!("/paymesh.ledger.v1.LedgerService/{m}"),
+                    KeyRule::Optional,
+                )
+            })
+            .collect()
     }
 }
 

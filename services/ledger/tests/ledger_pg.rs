@@ -105,14 +105,7 @@ async fn two_clients_racing_the_same_transfer_ids_apply_each_once() {
 
 #[tokio::test]
 async fn a_retry_with_other_fields_is_an_error_not_a_second_transfer() {
-    let ledger = start().await;
-    let (a, b) = (Id128::random(), Id128::random());
-    let mut c = ledger.client();
-    open(
-        &mut c,
-        vec![account(a, (false, false)), account(b, (false, false))],
-    )
-    .await;
+    let (ledger, mut c, a, b) = with_two_accounts().await;
     let id = Id128::random();
     assert_eq!(
         send(&mut c, vec![plain(id, a, b, "5000")]).await,
@@ -379,14 +372,7 @@ async fn list_transfers_pages_through_an_account() {
 
 #[tokio::test]
 async fn bad_input_is_refused_with_the_field_and_nothing_is_written() {
-    let ledger = start().await;
-    let (a, b) = (Id128::random(), Id128::random());
-    let mut c = ledger.client();
-    open(
-        &mut c,
-        vec![account(a, (false, false)), account(b, (false, false))],
-    )
-    .await;
+    let (ledger, mut c, a, b) = with_two_accounts().await;
     let good = plain(Id128::random(), a, b, "100");
     let mut bad = plain(Id128::random(), a, b, "100.5");
     bad.reference = "x".repeat(65);
@@ -500,4 +486,35 @@ async fn a_hot_clearing_account_under_many_concurrent_clients_stays_consistent()
         .sum();
     assert_eq!(balance(&mut c, clearing).await.0, expected.to_string());
     ledger.audit().await;
+}
+
+#[tokio::test]
+async fn an_idempotency_key_replays_the_first_answer() {
+    let (ledger, mut c, a, b) = with_two_accounts().await;
+    let key = format!("retry-{}", Id128::random());
+    let call = |t: pb::Transfer| {
+        let mut c = c.clone();
+        let key = key.clone();
+        async move {
+            let mut req = tonic::Request::new(pb::CreateTransfersRequest { transfers: vec![t] });
+            req.metadata_mut()
+                .insert("idempotency-key", key.parse().unwrap());
+            c.create_transfers(req).await
+        }
+    };
+    let t = plain(Id128::random(), a, b, "5000");
+    let first = call(t.clone()).await.unwrap().into_inner();
+    assert_eq!(first.results, vec![R::Ok as i32]);
+    // Without the key the retry says EXISTS; with it, the first answer comes back as it was.
+    let again = call(t.clone()).await.unwrap().into_inner();
+    assert_eq!(again, first);
+    let err = call(plain(Id128::random(), a, b, "5000"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(
+        err.get_error_details().error_info().unwrap().reason,
+        "IDEMPOTENCY_KEY_REUSED"
+    );
+    assert_eq!(ledger.transfer_count().await, 1);
 }

@@ -75,8 +75,29 @@ pub async fn start_with(cfg: LedgerConfig) -> TestLedger {
                 }
             }
         };
-        let _ =
-            paymesh_platform::server::serve(svc, listener, &server_cfg, verifier, shutdown).await;
+        let idempotency = paymesh_platform::idempotency::IdempotencyLayer::new(
+            Some(
+                paymesh_platform::idempotency::redis_connection(
+                    &paymesh_platform::testing::redis_url(),
+                )
+                .await
+                .unwrap(),
+            ),
+            LedgerService::idempotent_rpcs(),
+            &paymesh_platform::config::IdempotencyConfig {
+                lease: Duration::from_secs(30),
+                retention: Duration::from_secs(86_400),
+            },
+        );
+        let _ = paymesh_platform::server::serve(
+            svc,
+            listener,
+            &server_cfg,
+            verifier,
+            idempotency,
+            shutdown,
+        )
+        .await;
     });
     TestLedger {
         addr,
@@ -227,4 +248,17 @@ pub async fn balance(client: &mut Client, id: Id128) -> (String, String, String,
         s(&a.debits_pending),
         s(&a.credits_pending),
     )
+}
+
+/// A fresh ledger with two unlimited VND accounts.
+pub async fn with_two_accounts() -> (TestLedger, Client, Id128, Id128) {
+    let ledger = start().await;
+    let (a, b) = (Id128::random(), Id128::random());
+    let mut c = ledger.client();
+    open(
+        &mut c,
+        vec![account(a, (false, false)), account(b, (false, false))],
+    )
+    .await;
+    (ledger, c, a, b)
 }
