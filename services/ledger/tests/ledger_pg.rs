@@ -490,7 +490,7 @@ async fn a_hot_clearing_account_under_many_concurrent_clients_stays_consistent()
 
 #[tokio::test]
 async fn an_idempotency_key_replays_the_first_answer() {
-    let (ledger, mut c, a, b) = with_two_accounts().await;
+    let (ledger, c, a, b) = with_two_accounts().await;
     let key = format!("retry-{}", Id128::random());
     let call = |t: pb::Transfer| {
         let mut c = c.clone();
