@@ -368,6 +368,36 @@ async fn list_transfers_pages_through_an_account() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
+
+    // A time window: [create_time of the 6th, create_time of the 21st) holds the 6th to the 20th.
+    let all = c
+        .list_transfers(pb::ListTransfersRequest {
+            account_id: a.to_bytes().to_vec(),
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .transfers;
+    let window = c
+        .list_transfers(pb::ListTransfersRequest {
+            account_id: a.to_bytes().to_vec(),
+            start_time: all[5].create_time,
+            end_time: all[20].create_time,
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .transfers;
+    let ids = |v: &[pb::TransferRecord]| -> Vec<Vec<u8>> {
+        v.iter()
+            .map(|t| t.transfer.as_ref().unwrap().id.clone())
+            .collect()
+    };
+    assert_eq!(ids(&window), ids(&all[5..20]));
 }
 
 #[tokio::test]
