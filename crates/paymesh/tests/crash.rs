@@ -292,19 +292,27 @@ async fn sigterm_drains_in_flight_calls_before_exiting() {
         })
         .await
         .unwrap();
-    // Large batches, so that calls are in flight when the signal lands.
+    // Many large calls at once; the signal goes out as soon as the first is answered, when
+    // the others are queued in the ledger or being committed.
+    const CALLS: usize = 24;
+    const PER_CALL: usize = 2000;
+    let (first_tx, mut first_rx) = tokio::sync::mpsc::channel::<()>(CALLS);
     let mut calls = Vec::new();
-    for _ in 0..6 {
+    for _ in 0..CALLS {
         let mut c = client.clone();
+        let first_tx = first_tx.clone();
         calls.push(tokio::spawn(async move {
-            let transfers = (0..8190)
+            let transfers = (0..PER_CALL)
                 .map(|_| transfer(Id128::random(), a, b, "1", "drain", false))
                 .collect();
-            c.create_transfers(pb::CreateTransfersRequest { transfers })
-                .await
+            let r = c
+                .create_transfers(pb::CreateTransfersRequest { transfers })
+                .await;
+            let _ = first_tx.send(()).await;
+            r
         }));
     }
-    tokio::time::sleep(Duration::from_millis(40)).await;
+    first_rx.recv().await.unwrap();
     let pid = server.child.id().to_string();
     assert!(
         Command::new("kill")
@@ -330,14 +338,15 @@ async fn sigterm_drains_in_flight_calls_before_exiting() {
     }
     let status = server.child.wait().unwrap();
     assert!(status.success(), "ledger exited with {status}");
-    assert!(answered > 0, "no call was in flight");
+    eprintln!("drain: {answered} of {CALLS} calls answered, the rest refused unprocessed");
+    assert!(answered > 1, "no call was in flight when the signal landed");
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger.transfers")
         .fetch_one(&pool)
         .await
         .unwrap();
     assert_eq!(
         stored as usize,
-        answered * 8190,
+        answered * PER_CALL,
         "every answered call stored, nothing else"
     );
     let problems = paymesh_ledger::store::audit(&pool).await.unwrap();
