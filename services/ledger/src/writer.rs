@@ -1,8 +1,10 @@
 //! Group commit. RPC handlers hand their validated transfers to a bounded queue; writer tasks
-//! take everything waiting (up to `batch_transfers_max` transfers), lock the touched accounts
-//! once, apply the rules in memory, write the rows with one statement per table, commit, and
-//! only then answer every request of the batch. A hot account is locked once per batch, not
-//! once per transfer, and its balance is written once per batch.
+//! take everything waiting (up to `batch_transfers_max` transfers) into one transaction:
+//! apply the rules in memory on the balances this process last committed, insert the rows with
+//! one statement, lock the touched accounts (once, in id order), apply the rules again on the
+//! locked balances, and if the answers agree write each balance once and commit; only then is
+//! every request of the batch answered. A hot account is locked once per batch, not once per
+//! transfer, and only for the balance update and the commit (see [`Attempt`]).
 //!
 //! Several writers (`ledger.writers`) run so that one batch can be read, checked and inserted
 //! while the previous one is committing (its fsync); each then waits for the row locks, which
@@ -220,10 +222,13 @@ async fn run(shared: Arc<Shared>, rx: Arc<Mutex<Receiver>>, max: usize) {
             }
             Err(e) => {
                 m.ledger_batch_failures.inc();
+                // Nothing of the batch is committed, except in the one case where the COMMIT
+                // itself was sent and its answer lost; either way no request is acknowledged,
+                // and a retry with the same ids applies each transfer at most once.
                 tracing::error!(
                     error = format!("{e:#}"),
                     jobs = jobs.len(),
-                    "ledger batch failed; nothing of it was committed"
+                    "ledger batch failed; its requests are answered UNAVAILABLE"
                 );
                 for job in jobs {
                     // Safe to retry with the same transfer ids: a transfer applies at most once.
