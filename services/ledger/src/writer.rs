@@ -4,7 +4,7 @@
 //! one statement, lock the touched accounts (once, in id order), apply the rules again on the
 //! locked balances, and if the answers agree write each balance once and commit; only then is
 //! every request of the batch answered. A hot account is locked once per batch, not once per
-//! transfer, and only for the balance update and the commit (see [`Attempt`]).
+//! transfer, and only for the balance update and the commit (see `Attempt`).
 //!
 //! Several writers (`ledger.writers`) run so that one batch can be read, checked and inserted
 //! while the previous one is committing (its fsync); each then waits for the row locks, which
