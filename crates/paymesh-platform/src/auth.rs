@@ -290,11 +290,14 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// RPC paths reachable without a token.
+/// RPC paths reachable without a JWT. The credential exchange authenticates its caller itself
+/// (a `pmk_…` API credential in `authorization`, checked against the merchant store on every
+/// call), since its whole purpose is to turn that credential into a JWT.
 pub fn is_public_path(path: &str) -> bool {
     path.starts_with("/grpc.health.v1.Health/")
         || path.starts_with("/grpc.reflection.v1.ServerReflection/")
         || path.starts_with("/grpc.reflection.v1alpha.ServerReflection/")
+        || path == "/paymesh.merchant.v1.MerchantService/ExchangeCredential"
 }
 
 /// The principal the auth layer put on the request.

@@ -164,6 +164,36 @@ const KEYS: &[(&str, Kind, &str, &str)] = &[
         "how often expired pending transfers are voided",
     ),
     (
+        "merchant.listen",
+        Kind::Addr,
+        "127.0.0.1:50052",
+        "merchant gRPC address",
+    ),
+    (
+        "merchant.ledger_addr",
+        Kind::Str,
+        "127.0.0.1:50051",
+        "the ledger the merchant service opens accounts on (host:port or http://host:port)",
+    ),
+    (
+        "merchant.collection_bank_bin",
+        Kind::Str,
+        "970436",
+        "6-digit BIN of the bank that holds the merchants' virtual accounts (static VietQR)",
+    ),
+    (
+        "merchant.virtual_account_prefix",
+        Kind::Str,
+        "8868",
+        "1-8 digits that start every virtual account number (then 10-digit sequence + check digit)",
+    ),
+    (
+        "merchant.credential_token_ttl_seconds",
+        Kind::Uint(60, 3600),
+        "300",
+        "lifetime of the JWT an API credential is exchanged for",
+    ),
+    (
         "idempotency.lease_ms",
         Kind::Uint(100, 600_000),
         "30000",
@@ -230,6 +260,17 @@ pub struct LedgerConfig {
 }
 
 #[derive(Debug, Clone)]
+pub struct MerchantConfig {
+    pub listen: SocketAddr,
+    pub ledger_addr: String,
+    /// Six digits (the merchant service also checks it against the NAPAS list).
+    pub collection_bank_bin: String,
+    /// One to eight digits.
+    pub virtual_account_prefix: String,
+    pub credential_token_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
 pub struct IdempotencyConfig {
     pub lease: Duration,
     pub retention: Duration,
@@ -256,6 +297,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub server: ServerConfig,
     pub ledger: LedgerConfig,
+    pub merchant: MerchantConfig,
     pub idempotency: IdempotencyConfig,
     pub telemetry: TelemetryConfig,
 }
@@ -367,6 +409,21 @@ impl Config {
             }
             Ok(text.to_string())
         };
+        let digits = |key: &'static str, lengths: std::ops::RangeInclusive<usize>| {
+            let text = raw.text(key).trim().to_string();
+            if lengths.contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit()) {
+                Ok(text)
+            } else {
+                Err(Raw::err(
+                    key,
+                    format!(
+                        "expected {}..={} digits, got {text:?}",
+                        lengths.start(),
+                        lengths.end()
+                    ),
+                ))
+            }
+        };
         let log_format = match raw.text("telemetry.log_format") {
             "json" => LogFormat::Json,
             "text" => LogFormat::Text,
@@ -411,6 +468,15 @@ impl Config {
                 writers: raw.uint("ledger.writers")? as usize,
                 queue_requests_max: raw.uint("ledger.queue_requests_max")? as usize,
                 expiry_interval: ms("ledger.expiry_interval_ms")?,
+            },
+            merchant: MerchantConfig {
+                listen: raw.addr("merchant.listen")?,
+                ledger_addr: non_empty("merchant.ledger_addr")?,
+                collection_bank_bin: digits("merchant.collection_bank_bin", 6..=6)?,
+                virtual_account_prefix: digits("merchant.virtual_account_prefix", 1..=8)?,
+                credential_token_ttl: Duration::from_secs(
+                    raw.uint("merchant.credential_token_ttl_seconds")?,
+                ),
             },
             idempotency: IdempotencyConfig {
                 lease: ms("idempotency.lease_ms")?,
@@ -538,6 +604,39 @@ mod tests {
         let f = file("[ledger]\nlisen = \"x\"\n");
         let e = Config::load_from(Some(&f.0), &env(&[])).unwrap_err();
         assert!(e.to_string().contains("ledger.lisen"), "{e}");
+    }
+
+    #[test]
+    fn merchant_keys_are_checked() {
+        let c = Config::load_from(None, &env(&[])).unwrap();
+        assert_eq!(c.merchant.collection_bank_bin, "970436");
+        assert_eq!(c.merchant.virtual_account_prefix, "8868");
+        for (var, value, key) in [
+            (
+                "PAYMESH_MERCHANT_COLLECTION_BANK_BIN",
+                "97043",
+                "merchant.collection_bank_bin",
+            ),
+            (
+                "PAYMESH_MERCHANT_VIRTUAL_ACCOUNT_PREFIX",
+                "",
+                "merchant.virtual_account_prefix",
+            ),
+            (
+                "PAYMESH_MERCHANT_VIRTUAL_ACCOUNT_PREFIX",
+                "123456789",
+                "merchant.virtual_account_prefix",
+            ),
+            (
+                "PAYMESH_MERCHANT_VIRTUAL_ACCOUNT_PREFIX",
+                "12a",
+                "merchant.virtual_account_prefix",
+            ),
+            ("PAYMESH_MERCHANT_LEDGER_ADDR", " ", "merchant.ledger_addr"),
+        ] {
+            let e = Config::load_from(None, &env(&[(var, value)])).unwrap_err();
+            assert!(e.to_string().contains(key), "{e}");
+        }
     }
 
     #[test]

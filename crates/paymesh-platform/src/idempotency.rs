@@ -176,8 +176,17 @@ fn replay(r: &Recorded) -> http::Response<tonic::body::Body> {
     if !r.trailers.is_empty() {
         frames.push(Ok(Frame::trailers(header_map(&r.trailers))));
     }
-    let stream = http_body_util::StreamBody::new(futures::stream::iter(frames));
-    let mut response = http::Response::new(tonic::body::Body::new(stream));
+    // A trailers-only response (an error: grpc-status in the headers) must end the stream with
+    // the headers frame; an empty streaming body would add a DATA frame with END_STREAM, which
+    // strict clients (grpcio) refuse as "Stream removed".
+    let body = if frames.is_empty() {
+        tonic::body::Body::empty()
+    } else {
+        tonic::body::Body::new(http_body_util::StreamBody::new(futures::stream::iter(
+            frames,
+        )))
+    };
+    let mut response = http::Response::new(body);
     *response.headers_mut() = header_map(&r.headers);
     response
 }

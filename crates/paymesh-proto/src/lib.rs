@@ -15,3 +15,9 @@ pub mod ledger {
         tonic::include_proto!("paymesh.ledger.v1");
     }
 }
+
+pub mod merchant {
+    pub mod v1 {
+        tonic::include_proto!("paymesh.merchant.v1");
+    }
+}

@@ -1,4 +1,4 @@
-//! Command line: `serve`, `dev`, `token`, `config`, `ledger`.
+//! Command line: `serve`, `dev`, `token`, `config`, `ledger`, `merchant`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,11 +59,14 @@ enum Command {
         #[command(subcommand)]
         command: LedgerCommand,
     },
+    /// Merchants: onboard, approve, list, show, static QR (calls the merchant service).
+    Merchant(crate::merchant_cli::MerchantArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Service {
     Ledger,
+    Merchant,
 }
 
 #[derive(Subcommand)]
@@ -125,6 +128,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = Config::load(config_file)?;
             crate::dev::serve_ledger(&cfg).await?;
         }
+        Command::Serve {
+            service: Service::Merchant,
+        } => {
+            let cfg = Config::load(config_file)?;
+            crate::dev::serve_merchant(&cfg).await?;
+        }
         Command::Dev {
             demo,
             exit_after_demo,
@@ -162,6 +171,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         },
         Command::Qr { command } => return crate::qr::run(command),
+        Command::Merchant(args) => {
+            let cfg = Config::load(config_file)?;
+            return crate::merchant_cli::run(args, &cfg).await;
+        }
         Command::Ledger {
             command: LedgerCommand::Audit,
         } => {

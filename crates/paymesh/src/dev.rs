@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use paymesh_ledger::LedgerService;
+use paymesh_merchant::MerchantService;
 use paymesh_platform::auth::Verifier;
 use paymesh_platform::config::Config;
-use paymesh_platform::idempotency::IdempotencyLayer;
+use paymesh_platform::idempotency::{IdempotencyLayer, KeyRule};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -40,15 +41,74 @@ async fn start_ledger(
 ) -> anyhow::Result<Running> {
     let pool = paymesh_platform::migrate::connect(&cfg.database).await?;
     let service = LedgerService::start(pool, &cfg.ledger).await?;
-    let listener = bind("ledger.listen", cfg.ledger.listen).await?;
+    let svc = service.into_server(cfg.server.message_bytes_max);
+    spawn_service(
+        cfg,
+        "ledger.listen",
+        cfg.ledger.listen,
+        svc,
+        LedgerService::idempotent_rpcs(),
+        verifier,
+        stop,
+    )
+    .await
+}
+
+/// The merchant service, calling the ledger at `ledger_addr` with tokens from `minter`.
+async fn start_merchant(
+    cfg: &Config,
+    verifier: Verifier,
+    minter: paymesh_platform::auth::Minter,
+    ledger_addr: String,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<Running> {
+    let pool = paymesh_platform::migrate::connect(&cfg.database).await?;
+    let settings = paymesh_merchant::Settings {
+        ledger_addr,
+        ..paymesh_merchant::Settings::from_config(cfg)
+    };
+    let service = MerchantService::start(pool, &settings, minter).await?;
+    let svc = service.into_server(cfg.server.message_bytes_max);
+    spawn_service(
+        cfg,
+        "merchant.listen",
+        cfg.merchant.listen,
+        svc,
+        MerchantService::idempotent_rpcs(),
+        verifier,
+        stop,
+    )
+    .await
+}
+
+/// Binds `addr` and serves `svc` there (health, reflection, telemetry, auth, idempotency for
+/// `rpcs`) until `stop`.
+async fn spawn_service<S>(
+    cfg: &Config,
+    what: &str,
+    addr: std::net::SocketAddr,
+    svc: S,
+    rpcs: Vec<(String, KeyRule)>,
+    verifier: Verifier,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<Running>
+where
+    S: tonic::codegen::Service<
+            tonic::codegen::http::Request<tonic::body::Body>,
+            Response = tonic::codegen::http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        > + tonic::server::NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let listener = bind(what, addr).await?;
     let addr = listener.local_addr()?;
     let server_cfg = cfg.server.clone();
-    let svc = service.into_server(server_cfg.message_bytes_max);
-    let idempotency = IdempotencyLayer::new(
-        paymesh_platform::idempotency::redis_or_warn(cfg.redis_url.expose()).await,
-        LedgerService::idempotent_rpcs(),
-        &cfg.idempotency,
-    );
+    let redis = paymesh_platform::idempotency::redis_or_warn(cfg.redis_url.expose()).await;
+    let idempotency = IdempotencyLayer::new(redis, rpcs, &cfg.idempotency);
     let task = tokio::spawn(async move {
         paymesh_platform::server::serve(
             svc,
@@ -61,6 +121,26 @@ async fn start_ledger(
         .await
     });
     Ok(Running { addr, task })
+}
+
+/// Runs a started service until SIGINT/SIGTERM, then drains it (bounded by
+/// `server.shutdown_grace_ms`).
+async fn serve_until_signal(
+    name: &str,
+    running: Running,
+    metrics: std::net::SocketAddr,
+    stop_tx: watch::Sender<bool>,
+) -> anyhow::Result<()> {
+    tracing::info!(service = name, grpc = %running.addr, metrics = %metrics, "serving");
+    let mut task = running.task;
+    tokio::select! {
+        () = paymesh_platform::server::shutdown_signal() => {}
+        result = &mut task => return result.with_context(|| format!("{name} task"))?,
+    }
+    let _ = stop_tx.send(true);
+    task.await.with_context(|| format!("{name} task"))??;
+    tracing::info!(service = name, "stopped");
+    Ok(())
 }
 
 async fn start_metrics(
@@ -80,17 +160,26 @@ pub async fn serve_ledger(cfg: &Config) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let metrics = start_metrics(cfg, stop_rx.clone()).await?;
     let ledger = start_ledger(cfg, verifier, stop_rx).await?;
-    tracing::info!(grpc = %ledger.addr, metrics = %metrics, "ledger serving");
-    let mut task = ledger.task;
-    tokio::select! {
-        () = paymesh_platform::server::shutdown_signal() => {}
-        result = &mut task => return result.context("ledger task")?,
-    }
-    // Stop accepting, then wait for the in-flight calls (bounded by server.shutdown_grace_ms).
-    let _ = stop_tx.send(true);
-    task.await.context("ledger task")??;
-    tracing::info!("ledger stopped");
-    Ok(())
+    serve_until_signal("ledger", ledger, metrics, stop_tx).await
+}
+
+/// `paymesh serve merchant`: the merchant service until SIGINT/SIGTERM. It signs its calls to
+/// the ledger (`merchant.ledger_addr`) with `auth.private_key_file`.
+pub async fn serve_merchant(cfg: &Config) -> anyhow::Result<()> {
+    let _telemetry = paymesh_platform::telemetry::init(&cfg.telemetry, "paymesh-merchant")?;
+    let verifier = Verifier::from_config(&cfg.auth)?;
+    let minter = paymesh_platform::auth::Minter::from_config(&cfg.auth)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let metrics = start_metrics(cfg, stop_rx.clone()).await?;
+    let merchant = start_merchant(
+        cfg,
+        verifier,
+        minter,
+        cfg.merchant.ledger_addr.clone(),
+        stop_rx,
+    )
+    .await?;
+    serve_until_signal("merchant", merchant, metrics, stop_tx).await
 }
 
 /// `paymesh dev`: the whole mesh in one process.
@@ -140,12 +229,24 @@ pub async fn run(
     let minter = Arc::new(paymesh_platform::auth::Minter::from_config(&cfg.auth)?);
     let (stop_tx, stop_rx) = watch::channel(false);
     let metrics = start_metrics(&cfg, stop_rx.clone()).await?;
-    let ledger = start_ledger(&cfg, verifier, stop_rx).await?;
+    let ledger = start_ledger(&cfg, verifier.clone(), stop_rx.clone()).await?;
+    let merchant = start_merchant(
+        &cfg,
+        verifier,
+        (*minter).clone(),
+        ledger.addr.to_string(),
+        stop_rx,
+    )
+    .await?;
 
     println!("paymesh dev is up");
     println!(
         "  ledger    grpc://{}  (paymesh.ledger.v1.LedgerService, health, reflection)",
         ledger.addr
+    );
+    println!(
+        "  merchant  grpc://{}  (paymesh.merchant.v1.MerchantService; paymesh merchant --help)",
+        merchant.addr
     );
     println!("  metrics   http://{metrics}/metrics");
     println!("  postgres  {}", redact(cfg.database.url.expose()));
@@ -165,6 +266,7 @@ pub async fn run(
         if exit_after_demo {
             let _ = stop_tx.send(true);
             let _ = ledger.task.await;
+            let _ = merchant.task.await;
             return Ok(());
         }
     }
@@ -172,6 +274,7 @@ pub async fn run(
     paymesh_platform::server::shutdown_signal().await;
     let _ = stop_tx.send(true);
     let _ = ledger.task.await;
+    let _ = merchant.task.await;
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 mod cli;
 mod demo;
 mod dev;
+mod merchant_cli;
 mod qr;
 mod stack;
 

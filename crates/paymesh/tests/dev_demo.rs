@@ -18,6 +18,7 @@ async fn dev_runs_the_demo_and_exits() {
         .env("PAYMESH_AUTH_PRIVATE_KEY_FILE", dir.join("private.pem"))
         .env("PAYMESH_AUTH_PUBLIC_KEY_FILE", dir.join("public.pem"))
         .env("PAYMESH_LEDGER_LISTEN", "127.0.0.1:0")
+        .env("PAYMESH_MERCHANT_LISTEN", "127.0.0.1:0")
         .env("PAYMESH_TELEMETRY_METRICS_LISTEN", "127.0.0.1:0")
         .output()
         .unwrap();

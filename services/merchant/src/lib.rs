@@ -1,8 +1,23 @@
-//! The merchant service of paymesh.
+//! The merchant service of paymesh (`paymesh.merchant.v1.MerchantService`).
 //!
-//! For now this crate is its domain layer ([`domain`]): the types an onboarding request is parsed
-//! into. Each one is built only by its `parse`, which says which rule an input broke, so code that
-//! holds a [`domain::TaxCode`] or a [`domain::CitizenId`] never checks it again. The gRPC surface
-//! and the database come later and build on these types.
+//! - [`domain`]: the types an onboarding request is parsed into ("parse, don't validate"), and
+//!   the status machine;
+//! - [`service`]: the gRPC surface (auth, idempotency, audit, activation);
+//! - [`store`]: the SQL (schema `merchant`), with the migrations in `migrations/`;
+//! - [`ledger`]: opening a merchant's ledger accounts over gRPC;
+//! - [`ids`], [`static_qr`], [`credential`], [`paging`], [`fold`]: merchant and ledger account
+//!   ids, virtual account numbers, the static VietQR, API credentials, page tokens, and
+//!   Vietnamese text without diacritics.
 
+pub mod convert;
+pub mod credential;
 pub mod domain;
+pub mod fold;
+pub mod ids;
+pub mod ledger;
+pub mod paging;
+pub mod service;
+pub mod static_qr;
+pub mod store;
+
+pub use service::{MerchantService, Settings};

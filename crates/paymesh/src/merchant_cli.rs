@@ -1,0 +1,502 @@
+//! `paymesh merchant …`: the operator's verbs on the merchant service, over gRPC.
+//!
+//! The service's address is `merchant.listen` (or `--addr`); the bearer token is minted from
+//! `auth.private_key_file` for the `operator` principal (or given with `--token`). Mutating
+//! verbs send an idempotency key: `--idempotency-key`, or a fresh one (printed on stderr so a
+//! failed call can be retried with it). Output is JSON on stdout; a refused call prints the
+//! gRPC code, the reason and every bad field on stderr and exits 1.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use paymesh_platform::auth::{Minter, Principal};
+use paymesh_platform::client::{CallContext, channel};
+use paymesh_platform::config::Config;
+use paymesh_proto::merchant::v1 as pb;
+use paymesh_proto::merchant::v1::merchant_service_client::MerchantServiceClient;
+use serde_json::{Value, json};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+type Client = MerchantServiceClient<InterceptedService<Channel, CallContext>>;
+
+/// Lifetime of the operator token minted for one command.
+const TOKEN_TTL_SECONDS: u64 = 300;
+
+#[derive(clap::Args)]
+pub struct MerchantArgs {
+    /// The merchant service (host:port); default: merchant.listen.
+    #[arg(long, global = true)]
+    addr: Option<String>,
+    /// Bearer token to call with; default: one minted for `operator` from auth.private_key_file.
+    #[arg(long, global = true, env = "PAYMESH_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[command(subcommand)]
+    command: MerchantCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum MerchantCommand {
+    /// Onboard a vendor or a biller (PENDING_REVIEW until approved).
+    Onboard(Box<OnboardArgs>),
+    /// Approve a merchant: opens its ledger accounts, assigns its virtual account, issues its
+    /// static VietQR.
+    Approve(StatusArgs),
+    /// Reject a merchant under review.
+    Reject(StatusArgs),
+    /// Suspend an active merchant.
+    Suspend(StatusArgs),
+    /// Reinstate a suspended merchant.
+    Reinstate(StatusArgs),
+    /// Close a merchant (final; revokes its API credentials).
+    Close(StatusArgs),
+    /// List merchants, with filters.
+    List(ListArgs),
+    /// Show one merchant.
+    Show { id: String },
+    /// Print a merchant's static VietQR payload; write it as PNG and/or SVG.
+    Qr {
+        id: String,
+        #[arg(long)]
+        png: Option<PathBuf>,
+        #[arg(long)]
+        svg: Option<PathBuf>,
+        /// Pixels per QR module in the PNG (1-32).
+        #[arg(long, default_value_t = 8)]
+        module_px: i32,
+    },
+    /// A merchant's audit log.
+    Audit { id: String },
+}
+
+#[derive(clap::Args)]
+struct OnboardArgs {
+    #[arg(long, value_parser = ["vendor", "biller"])]
+    kind: String,
+    #[arg(long)]
+    business_name: String,
+    #[arg(long, default_value = "")]
+    trading_name: String,
+    #[arg(long)]
+    tax_code: String,
+    /// The owner's citizen id (CCCD): required for vendors.
+    #[arg(long, default_value = "")]
+    owner_citizen_id: String,
+    #[arg(long)]
+    phone: String,
+    #[arg(long)]
+    address: String,
+    /// Vendors only.
+    #[arg(long, default_value = "")]
+    market: String,
+    /// Vendors only.
+    #[arg(long, default_value = "")]
+    stall: String,
+    #[arg(long)]
+    mcc: String,
+    /// Billers only: electricity, water, tuition, hospital_fee, administrative_fee.
+    #[arg(long)]
+    category: Option<String>,
+    /// The settlement bank's BIN.
+    #[arg(long)]
+    bank_bin: String,
+    /// The settlement account number.
+    #[arg(long)]
+    account: String,
+    #[arg(long)]
+    idempotency_key: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct StatusArgs {
+    id: String,
+    /// Why (kept in the audit log).
+    #[arg(long)]
+    reason: String,
+    #[arg(long)]
+    idempotency_key: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct ListArgs {
+    /// PENDING_REVIEW, ACTIVE, REJECTED, SUSPENDED or CLOSED.
+    #[arg(long)]
+    status: Option<String>,
+    /// vendor or biller.
+    #[arg(long)]
+    kind: Option<String>,
+    #[arg(long)]
+    market: Option<String>,
+    #[arg(long)]
+    category: Option<String>,
+    #[arg(long)]
+    mcc: Option<String>,
+    /// A part of the business or trading name (case and diacritics ignored).
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    page_size: i32,
+    #[arg(long, default_value = "")]
+    page_token: String,
+    /// Follow the page tokens to the end.
+    #[arg(long)]
+    all: bool,
+}
+
+fn category(name: &str) -> anyhow::Result<pb::BillerCategory> {
+    pb::BillerCategory::from_str_name(&format!(
+        "BILLER_CATEGORY_{}",
+        name.trim().to_ascii_uppercase()
+    ))
+    .with_context(|| {
+        format!("unknown category {name:?}: electricity, water, tuition, hospital_fee, administrative_fee")
+    })
+}
+
+fn category_name(value: i32) -> String {
+    pb::BillerCategory::try_from(value)
+        .ok()
+        .filter(|c| *c != pb::BillerCategory::Unspecified)
+        .map(|c| {
+            c.as_str_name()
+                .trim_start_matches("BILLER_CATEGORY_")
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default()
+}
+
+fn status(name: &str) -> anyhow::Result<pb::MerchantStatus> {
+    pb::MerchantStatus::from_str_name(&format!(
+        "MERCHANT_STATUS_{}",
+        name.trim().to_ascii_uppercase()
+    ))
+    .with_context(|| format!("unknown status {name:?}"))
+}
+
+fn status_name(value: i32) -> String {
+    pb::MerchantStatus::try_from(value)
+        .map(|s| {
+            s.as_str_name()
+                .trim_start_matches("MERCHANT_STATUS_")
+                .to_string()
+        })
+        .unwrap_or_else(|_| value.to_string())
+}
+
+fn kind(name: &str) -> anyhow::Result<pb::MerchantKind> {
+    pb::MerchantKind::from_str_name(&format!(
+        "MERCHANT_KIND_{}",
+        name.trim().to_ascii_uppercase()
+    ))
+    .with_context(|| format!("unknown kind {name:?}: vendor or biller"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn time(t: &Option<prost_types::Timestamp>) -> Value {
+    t.as_ref().map_or(Value::Null, |t| json!(t.to_string()))
+}
+
+fn merchant_json(m: &pb::Merchant) -> Value {
+    json!({
+        "id": m.id,
+        "kind": pb::MerchantKind::try_from(m.kind)
+            .map(|k| k.as_str_name().trim_start_matches("MERCHANT_KIND_").to_ascii_lowercase())
+            .unwrap_or_default(),
+        "status": status_name(m.status),
+        "business_name": m.business_name,
+        "trading_name": m.trading_name,
+        "tax_code": m.tax_code,
+        "owner_citizen_id": m.owner_citizen_id_masked,
+        "phone": m.phone_masked,
+        "address": m.address,
+        "market_name": m.market_name,
+        "stall_number": m.stall_number,
+        "mcc": m.mcc,
+        "biller_category": category_name(m.biller_category),
+        "settlement_bank_bin": m.settlement_bank_bin,
+        "settlement_account_number": m.settlement_account_number_masked,
+        "virtual_account_number": m.virtual_account_number,
+        "collection_bank_bin": m.collection_bank_bin,
+        "payable_account_id": hex(&m.payable_account_id),
+        "receivable_account_id": hex(&m.receivable_account_id),
+        "create_time": time(&m.create_time),
+        "update_time": time(&m.update_time),
+        "activate_time": time(&m.activate_time),
+    })
+}
+
+fn audit_json(e: &pb::AuditEvent) -> Value {
+    json!({
+        "id": e.id,
+        "time": time(&e.create_time),
+        "actor": e.actor,
+        "action": pb::AuditAction::try_from(e.action)
+            .map(|a| a.as_str_name().trim_start_matches("AUDIT_ACTION_").to_string())
+            .unwrap_or_default(),
+        "from": if e.from_status == 0 { Value::Null } else { json!(status_name(e.from_status)) },
+        "to": status_name(e.to_status),
+        "reason": e.reason,
+    })
+}
+
+fn print(value: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// A request with the given or a fresh idempotency key.
+fn keyed<T>(message: T, key: Option<String>) -> anyhow::Result<tonic::Request<T>> {
+    let key = key.unwrap_or_else(|| {
+        let key = uuid::Uuid::new_v4().to_string();
+        eprintln!("idempotency-key: {key}");
+        key
+    });
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "idempotency-key",
+        key.parse()
+            .map_err(|_| anyhow::anyhow!("--idempotency-key must be visible ASCII"))?,
+    );
+    Ok(request)
+}
+
+/// Prints a refused call (code, reason, message) and returns the failure exit code.
+fn refused(status: &tonic::Status) -> ExitCode {
+    eprintln!("refused: {:?}: {}", status.code(), status.message());
+    ExitCode::FAILURE
+}
+
+fn client(args: &MerchantArgs, cfg: &Config) -> anyhow::Result<Client> {
+    let token = match &args.token {
+        Some(t) => t.clone(),
+        None => Minter::from_config(&cfg.auth)
+            .context("minting an operator token (or pass --token)")?
+            .mint(&Principal::Operator, TOKEN_TTL_SECONDS)?,
+    };
+    let addr = args
+        .addr
+        .clone()
+        .unwrap_or_else(|| cfg.merchant.listen.to_string());
+    Ok(MerchantServiceClient::with_interceptor(
+        channel(&addr)?,
+        CallContext::with_token(&token)?,
+    ))
+}
+
+pub async fn run(args: MerchantArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
+    let mut client = client(&args, cfg)?;
+    let result = match args.command {
+        MerchantCommand::Onboard(a) => {
+            let a = *a;
+            let request = pb::OnboardMerchantRequest {
+                kind: kind(&a.kind)? as i32,
+                application: Some(pb::MerchantApplication {
+                    business_name: a.business_name,
+                    trading_name: a.trading_name,
+                    tax_code: a.tax_code,
+                    owner_citizen_id: a.owner_citizen_id,
+                    phone: a.phone,
+                    address: a.address,
+                    market_name: a.market,
+                    stall_number: a.stall,
+                    mcc: a.mcc,
+                    biller_category: a
+                        .category
+                        .as_deref()
+                        .map(category)
+                        .transpose()?
+                        .unwrap_or_default() as i32,
+                    settlement_bank_bin: a.bank_bin,
+                    settlement_account_number: a.account,
+                }),
+            };
+            client
+                .onboard_merchant(keyed(request, a.idempotency_key)?)
+                .await
+                .map(|r| merchant_json(&r.into_inner()))
+        }
+        MerchantCommand::Approve(s) => {
+            let r = pb::ApproveMerchantRequest {
+                merchant_id: s.id,
+                reason: s.reason,
+            };
+            client
+                .approve_merchant(keyed(r, s.idempotency_key)?)
+                .await
+                .map(|r| merchant_json(&r.into_inner()))
+        }
+        MerchantCommand::Reject(s) => {
+            let r = pb::RejectMerchantRequest {
+                merchant_id: s.id,
+                reason: s.reason,
+            };
+            client
+                .reject_merchant(keyed(r, s.idempotency_key)?)
+                .await
+                .map(|r| merchant_json(&r.into_inner()))
+        }
+        MerchantCommand::Suspend(s) => {
+            let r = pb::SuspendMerchantRequest {
+                merchant_id: s.id,
+                reason: s.reason,
+            };
+            client
+                .suspend_merchant(keyed(r, s.idempotency_key)?)
+                .await
+                .map(|r| merchant_json(&r.into_inner()))
+        }
+        MerchantCommand::Reinstate(s) => {
+            let r = pb::ReinstateMerchantRequest {
+                merchant_id: s.id,
+                reason: s.reason,
+            };
+            client
+                .reinstate_merchant(keyed(r, s.idempotency_key)?)
+                .await
+                .map(|r| merchant_json(&r.into_inner()))
+        }
+        MerchantCommand::Close(s) => {
+            let r = pb::CloseMerchantRequest {
+                merchant_id: s.id,
+                reason: s.reason,
+            };
+            client
+                .close_merchant(keyed(r, s.idempotency_key)?)
+                .await
+                .map(|r| merchant_json(&r.into_inner()))
+        }
+        MerchantCommand::Show { id } => client
+            .get_merchant(pb::GetMerchantRequest { merchant_id: id })
+            .await
+            .map(|r| merchant_json(&r.into_inner())),
+        MerchantCommand::List(l) => list(&mut client, l).await?,
+        MerchantCommand::Audit { id } => {
+            let mut events = Vec::new();
+            let mut page_token = String::new();
+            loop {
+                match client
+                    .list_merchant_audit_events(pb::ListMerchantAuditEventsRequest {
+                        merchant_id: id.clone(),
+                        page_size: 100,
+                        page_token,
+                    })
+                    .await
+                {
+                    Ok(r) => {
+                        let r = r.into_inner();
+                        events.extend(r.events.iter().map(audit_json));
+                        if r.next_page_token.is_empty() {
+                            break Ok(Value::Array(events));
+                        }
+                        page_token = r.next_page_token;
+                    }
+                    Err(status) => break Err(status),
+                }
+            }
+        }
+        MerchantCommand::Qr {
+            id,
+            png,
+            svg,
+            module_px,
+        } => match client
+            .get_static_qr(pb::GetStaticQrRequest {
+                merchant_id: id,
+                png_module_px: module_px,
+            })
+            .await
+        {
+            Ok(r) => {
+                let qr = r.into_inner();
+                if let Some(path) = png {
+                    std::fs::write(&path, &qr.png)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!("wrote {}", path.display());
+                }
+                if let Some(path) = svg {
+                    std::fs::write(&path, &qr.svg)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!("wrote {}", path.display());
+                }
+                println!("{}", qr.payload);
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(status) => Err(status),
+        },
+    };
+    match result {
+        Ok(value) => {
+            print(&value)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(status) => Ok(refused(&status)),
+    }
+}
+
+async fn list(client: &mut Client, l: ListArgs) -> anyhow::Result<Result<Value, tonic::Status>> {
+    let mut request = pb::ListMerchantsRequest {
+        page_size: l.page_size,
+        page_token: l.page_token,
+        status: l
+            .status
+            .as_deref()
+            .map(status)
+            .transpose()?
+            .unwrap_or_default() as i32,
+        kind: l.kind.as_deref().map(kind).transpose()?.unwrap_or_default() as i32,
+        market_name: l.market.unwrap_or_default(),
+        biller_category: l
+            .category
+            .as_deref()
+            .map(category)
+            .transpose()?
+            .unwrap_or_default() as i32,
+        mcc: l.mcc.unwrap_or_default(),
+        name_contains: l.name.unwrap_or_default(),
+    };
+    let mut merchants = Vec::new();
+    loop {
+        let page = match client.list_merchants(request.clone()).await {
+            Ok(r) => r.into_inner(),
+            Err(status) => return Ok(Err(status)),
+        };
+        merchants.extend(page.merchants.iter().map(merchant_json));
+        if !l.all || page.next_page_token.is_empty() {
+            return Ok(Ok(json!({
+                "merchants": merchants,
+                "next_page_token": page.next_page_token,
+            })));
+        }
+        request.page_token = page.next_page_token;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_map_to_enums() {
+        assert_eq!(
+            category("hospital_fee").unwrap(),
+            pb::BillerCategory::HospitalFee
+        );
+        assert_eq!(
+            category_name(pb::BillerCategory::HospitalFee as i32),
+            "hospital_fee"
+        );
+        assert_eq!(category_name(0), "");
+        assert!(category("gas").is_err());
+        assert_eq!(
+            status("pending_review").unwrap(),
+            pb::MerchantStatus::PendingReview
+        );
+        assert_eq!(status_name(pb::MerchantStatus::Active as i32), "ACTIVE");
+        assert_eq!(kind("biller").unwrap(), pb::MerchantKind::Biller);
+        assert!(kind("bank").is_err());
+    }
+}

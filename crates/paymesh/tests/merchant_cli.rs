@@ -1,0 +1,152 @@
+//! Issue 3's "done when", run for real: against `paymesh dev`, an operator onboards a market
+//! vendor with the CLI, approves it, and prints its static VietQR as a PNG that a scanner reads.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+struct Dev(std::process::Child);
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_onboards_approves_and_prints_the_static_qr() {
+    let (db_url, _pool) = paymesh_platform::testing::fresh_database("merchant_cli_test")
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("paymesh-mcli-{}", paymesh_money::Id128::random()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let merchant_addr = format!("127.0.0.1:{}", free_port());
+    let env = [
+        ("PAYMESH_DATABASE_URL", db_url),
+        ("PAYMESH_REDIS_URL", paymesh_platform::testing::redis_url()),
+        (
+            "PAYMESH_AUTH_PRIVATE_KEY_FILE",
+            dir.join("private.pem").display().to_string(),
+        ),
+        (
+            "PAYMESH_AUTH_PUBLIC_KEY_FILE",
+            dir.join("public.pem").display().to_string(),
+        ),
+        (
+            "PAYMESH_LEDGER_LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        ),
+        ("PAYMESH_MERCHANT_LISTEN", merchant_addr.clone()),
+        (
+            "PAYMESH_TELEMETRY_METRICS_LISTEN",
+            "127.0.0.1:0".to_string(),
+        ),
+    ];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_paymesh"))
+        .arg("dev")
+        .envs(env.iter().cloned())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _dev = Dev(child);
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("paymesh dev exited before it was up")
+            .unwrap();
+        if line.contains("paymesh dev is up") {
+            break;
+        }
+    }
+    // Keep draining dev's stdout so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_paymesh"))
+            .arg("merchant")
+            .args(args)
+            .args(["--addr", &merchant_addr])
+            .envs(env.iter().cloned())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "paymesh merchant {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let onboarded: serde_json::Value = serde_json::from_str(&cli(&[
+        "onboard",
+        "--kind",
+        "vendor",
+        "--business-name",
+        "Hộ kinh doanh Nguyễn Thị Lan",
+        "--trading-name",
+        "Bun bo Co Lan",
+        "--tax-code",
+        "0300588569",
+        "--owner-citizen-id",
+        "079187001234",
+        "--phone",
+        "0901234567",
+        "--address",
+        "Sạp 45, chợ Đông Ba, Huế",
+        "--market",
+        "Chợ Đông Ba",
+        "--stall",
+        "A-45",
+        "--mcc",
+        "5812",
+        "--bank-bin",
+        "970436",
+        "--account",
+        "0011012345678",
+    ]))
+    .unwrap();
+    assert_eq!(onboarded["status"], "PENDING_REVIEW");
+    let cccd = onboarded["owner_citizen_id"].as_str().unwrap();
+    assert!(!cccd.contains("187001"), "CCCD must be masked, got {cccd}");
+    let id = onboarded["id"].as_str().unwrap().to_string();
+
+    let approved: serde_json::Value = serde_json::from_str(&cli(&[
+        "approve",
+        &id,
+        "--reason",
+        "documents checked at the market office",
+    ]))
+    .unwrap();
+    assert_eq!(approved["status"], "ACTIVE");
+    let va = approved["virtual_account_number"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!va.is_empty());
+
+    let png = dir.join("qr.png");
+    let payload = cli(&["qr", &id, "--png", png.to_str().unwrap()])
+        .trim()
+        .to_string();
+    let qr = vietqr::decode(&payload).unwrap();
+    assert_eq!(qr.account(), Some(va.as_str()));
+    let scanned = Command::new("zbarimg")
+        .args(["--raw", "-q"])
+        .arg(&png)
+        .output()
+        .expect("zbarimg (Debian zbar-tools) is needed: infra/test.sh installs it");
+    assert_eq!(String::from_utf8_lossy(&scanned.stdout).trim(), payload);
+    let _ = std::fs::remove_dir_all(&dir);
+}

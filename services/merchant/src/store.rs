@@ -1,0 +1,776 @@
+//! SQL for the merchant service (schema `merchant`). Every write runs in the caller's
+//! transaction, next to its audit event and its idempotency claim.
+
+use std::fmt;
+use std::sync::LazyLock;
+
+use anyhow::Context;
+use paymesh_platform::migrate::Migration;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+use crate::domain::{Application, MerchantKind, MerchantStatus, RawApplication};
+use crate::fold::search_key;
+use crate::ids::MerchantId;
+
+pub const SCHEMA: &str = "merchant";
+
+static IDEMPOTENCY_SQL: LazyLock<String> =
+    LazyLock::new(|| paymesh_platform::idempotency::pg::migration_sql(SCHEMA));
+
+pub fn migrations() -> Vec<Migration> {
+    vec![
+        Migration {
+            version: 1,
+            name: "merchants, audit events, credentials",
+            sql: include_str!("../migrations/0001_merchant.sql"),
+        },
+        Migration {
+            version: 2,
+            name: "idempotency keys",
+            sql: IDEMPOTENCY_SQL.as_str(),
+        },
+    ]
+}
+
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<usize> {
+    paymesh_platform::migrate::run(pool, SCHEMA, &migrations()).await
+}
+
+/// A merchant's profile as stored: every value already parsed by the domain types, in their
+/// canonical forms. `Debug` leaves out the personal data.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub business_name: String,
+    pub trading_name: Option<String>,
+    pub tax_code: String,
+    pub owner_citizen_id: Option<String>,
+    pub phone: String,
+    pub address: String,
+    pub market_name: Option<String>,
+    pub stall_number: Option<String>,
+    pub mcc: String,
+    pub biller_category: Option<String>,
+    pub settlement_bank_bin: String,
+    pub settlement_account_number: String,
+}
+
+impl fmt::Debug for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Profile")
+            .field("business_name", &self.business_name)
+            .field("tax_code", &self.tax_code)
+            .field("mcc", &self.mcc)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Profile {
+    pub fn from_application(app: &Application) -> Profile {
+        match app {
+            Application::Vendor(v) => Profile {
+                business_name: v.business_name.as_str().to_owned(),
+                trading_name: v.trading_name.as_ref().map(|t| t.as_str().to_owned()),
+                tax_code: v.tax_code.as_str().to_owned(),
+                owner_citizen_id: Some(v.owner_citizen_id.expose().to_owned()),
+                phone: v.phone.expose().to_owned(),
+                address: v.address.as_str().to_owned(),
+                market_name: Some(v.market_name.as_str().to_owned()),
+                stall_number: Some(v.stall_number.as_str().to_owned()),
+                mcc: v.mcc.as_str().to_owned(),
+                biller_category: None,
+                settlement_bank_bin: v.settlement_bank.as_str().to_owned(),
+                settlement_account_number: v.settlement_account_number.expose().to_owned(),
+            },
+            Application::Biller(b) => Profile {
+                business_name: b.business_name.as_str().to_owned(),
+                trading_name: b.trading_name.as_ref().map(|t| t.as_str().to_owned()),
+                tax_code: b.tax_code.as_str().to_owned(),
+                owner_citizen_id: b.owner_citizen_id.as_ref().map(|c| c.expose().to_owned()),
+                phone: b.phone.expose().to_owned(),
+                address: b.address.as_str().to_owned(),
+                market_name: None,
+                stall_number: None,
+                mcc: b.mcc.as_str().to_owned(),
+                biller_category: Some(b.category.as_str().to_owned()),
+                settlement_bank_bin: b.settlement_bank.as_str().to_owned(),
+                settlement_account_number: b.settlement_account_number.expose().to_owned(),
+            },
+        }
+    }
+
+    /// The stored values as an application's raw fields (to merge an update into).
+    pub fn to_raw(&self) -> RawApplication {
+        let text = |o: &Option<String>| o.clone().unwrap_or_default();
+        RawApplication {
+            business_name: self.business_name.clone(),
+            trading_name: text(&self.trading_name),
+            tax_code: self.tax_code.clone(),
+            owner_citizen_id: text(&self.owner_citizen_id),
+            phone: self.phone.clone(),
+            address: self.address.clone(),
+            market_name: text(&self.market_name),
+            stall_number: text(&self.stall_number),
+            mcc: self.mcc.clone(),
+            settlement_bank_bin: self.settlement_bank_bin.clone(),
+            settlement_account_number: self.settlement_account_number.clone(),
+            biller_category: text(&self.biller_category),
+        }
+    }
+
+    fn name_search(&self) -> String {
+        match &self.trading_name {
+            Some(t) => format!("{}\n{}", search_key(&self.business_name), search_key(t)),
+            None => search_key(&self.business_name),
+        }
+    }
+
+    fn market_search(&self) -> Option<String> {
+        self.market_name.as_deref().map(search_key)
+    }
+
+    /// The names of the fields whose values differ from `other`'s.
+    pub fn changed_fields(&self, other: &Profile) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        let mut check = |name, differs: bool| {
+            if differs {
+                changed.push(name);
+            }
+        };
+        check("business_name", self.business_name != other.business_name);
+        check("trading_name", self.trading_name != other.trading_name);
+        check("tax_code", self.tax_code != other.tax_code);
+        check(
+            "owner_citizen_id",
+            self.owner_citizen_id != other.owner_citizen_id,
+        );
+        check("phone", self.phone != other.phone);
+        check("address", self.address != other.address);
+        check("market_name", self.market_name != other.market_name);
+        check("stall_number", self.stall_number != other.stall_number);
+        check("mcc", self.mcc != other.mcc);
+        check(
+            "biller_category",
+            self.biller_category != other.biller_category,
+        );
+        check(
+            "settlement_bank_bin",
+            self.settlement_bank_bin != other.settlement_bank_bin,
+        );
+        check(
+            "settlement_account_number",
+            self.settlement_account_number != other.settlement_account_number,
+        );
+        changed
+    }
+}
+
+/// A merchant row.
+#[derive(Debug, Clone)]
+pub struct MerchantRow {
+    pub id: MerchantId,
+    pub seq: i64,
+    pub kind: MerchantKind,
+    pub status: MerchantStatus,
+    pub profile: Profile,
+    pub activation: Option<Activation>,
+    pub created_us: i64,
+    pub updated_us: i64,
+}
+
+/// What the first approval set, together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activation {
+    pub virtual_account_number: String,
+    pub collection_bank_bin: String,
+    pub static_qr_payload: String,
+    pub payable_account_id: Uuid,
+    pub receivable_account_id: Uuid,
+    pub activated_us: i64,
+}
+
+const MERCHANT_COLUMNS: &str = "id, seq, kind, status, business_name, trading_name, tax_code, \
+    owner_citizen_id, phone, address, market_name, stall_number, mcc, biller_category, \
+    settlement_bank_bin, settlement_account_number, virtual_account_number, collection_bank_bin, \
+    static_qr_payload, payable_account_id, receivable_account_id, \
+    (extract(epoch FROM activated_at) * 1000000)::bigint AS activated_us, \
+    (extract(epoch FROM created_at) * 1000000)::bigint AS created_us, \
+    (extract(epoch FROM updated_at) * 1000000)::bigint AS updated_us";
+
+fn merchant_row(row: &PgRow) -> anyhow::Result<MerchantRow> {
+    let kind: String = row.try_get("kind")?;
+    let status: String = row.try_get("status")?;
+    let activation = match (
+        row.try_get::<Option<String>, _>("virtual_account_number")?,
+        row.try_get::<Option<String>, _>("collection_bank_bin")?,
+        row.try_get::<Option<String>, _>("static_qr_payload")?,
+        row.try_get::<Option<Uuid>, _>("payable_account_id")?,
+        row.try_get::<Option<Uuid>, _>("receivable_account_id")?,
+        row.try_get::<Option<i64>, _>("activated_us")?,
+    ) {
+        (Some(va), Some(bin), Some(payload), Some(payable), Some(receivable), Some(at)) => {
+            Some(Activation {
+                virtual_account_number: va,
+                collection_bank_bin: bin,
+                static_qr_payload: payload,
+                payable_account_id: payable,
+                receivable_account_id: receivable,
+                activated_us: at,
+            })
+        }
+        _ => None,
+    };
+    Ok(MerchantRow {
+        id: MerchantId::from_uuid(row.try_get("id")?),
+        seq: row.try_get("seq")?,
+        kind: MerchantKind::parse(&kind).map_err(|e| anyhow::anyhow!("stored kind: {e}"))?,
+        status: MerchantStatus::parse(&status)
+            .with_context(|| format!("stored status {status:?}"))?,
+        profile: Profile {
+            business_name: row.try_get("business_name")?,
+            trading_name: row.try_get("trading_name")?,
+            tax_code: row.try_get("tax_code")?,
+            owner_citizen_id: row.try_get("owner_citizen_id")?,
+            phone: row.try_get("phone")?,
+            address: row.try_get("address")?,
+            market_name: row.try_get("market_name")?,
+            stall_number: row.try_get("stall_number")?,
+            mcc: row.try_get("mcc")?,
+            biller_category: row.try_get("biller_category")?,
+            settlement_bank_bin: row.try_get("settlement_bank_bin")?,
+            settlement_account_number: row.try_get("settlement_account_number")?,
+        },
+        activation,
+        created_us: row.try_get("created_us")?,
+        updated_us: row.try_get("updated_us")?,
+    })
+}
+
+/// Why an insert was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum InsertError {
+    #[error("a live merchant has this tax code")]
+    DuplicateTaxCode,
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+pub async fn insert_merchant(
+    tx: &mut PgConnection,
+    id: MerchantId,
+    kind: MerchantKind,
+    profile: &Profile,
+) -> Result<(), InsertError> {
+    let result = sqlx::query(
+        "INSERT INTO merchant.merchants (id, kind, status, business_name, trading_name, tax_code, \
+         owner_citizen_id, phone, address, market_name, stall_number, mcc, biller_category, \
+         settlement_bank_bin, settlement_account_number, name_search, market_search) \
+         VALUES ($1, $2, 'PENDING_REVIEW', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+    )
+    .bind(id.uuid())
+    .bind(kind.as_str())
+    .bind(&profile.business_name)
+    .bind(&profile.trading_name)
+    .bind(&profile.tax_code)
+    .bind(&profile.owner_citizen_id)
+    .bind(&profile.phone)
+    .bind(&profile.address)
+    .bind(&profile.market_name)
+    .bind(&profile.stall_number)
+    .bind(&profile.mcc)
+    .bind(&profile.biller_category)
+    .bind(&profile.settlement_bank_bin)
+    .bind(&profile.settlement_account_number)
+    .bind(profile.name_search())
+    .bind(profile.market_search())
+    .execute(&mut *tx)
+    .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(db)) if db.constraint() == Some("merchants_live_tax_code") => {
+            Err(InsertError::DuplicateTaxCode)
+        }
+        Err(e) => Err(InsertError::Other(
+            anyhow::Error::from(e).context("inserting a merchant"),
+        )),
+    }
+}
+
+/// The merchant, optionally locked (`FOR UPDATE`) until the transaction ends.
+pub async fn merchant(
+    conn: &mut PgConnection,
+    id: MerchantId,
+    lock: bool,
+) -> anyhow::Result<Option<MerchantRow>> {
+    let sql = format!(
+        "SELECT {MERCHANT_COLUMNS} FROM merchant.merchants WHERE id = $1{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id.uuid())
+        .fetch_optional(&mut *conn)
+        .await
+        .context("reading a merchant")?;
+    row.as_ref().map(merchant_row).transpose()
+}
+
+pub async fn set_status(
+    tx: &mut PgConnection,
+    id: MerchantId,
+    status: MerchantStatus,
+) -> anyhow::Result<()> {
+    sqlx::query("UPDATE merchant.merchants SET status = $2, updated_at = now() WHERE id = $1")
+        .bind(id.uuid())
+        .bind(status.as_str())
+        .execute(&mut *tx)
+        .await
+        .context("changing a merchant's status")?;
+    Ok(())
+}
+
+/// The next number of the virtual account sequence.
+pub async fn next_virtual_account_sequence(tx: &mut PgConnection) -> anyhow::Result<i64> {
+    sqlx::query_scalar("SELECT nextval('merchant.virtual_account_seq')")
+        .fetch_one(&mut *tx)
+        .await
+        .context("virtual account sequence")
+}
+
+/// What the first approval sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewActivation {
+    pub virtual_account_number: String,
+    pub collection_bank_bin: String,
+    pub static_qr_payload: String,
+    pub payable_account_id: Uuid,
+    pub receivable_account_id: Uuid,
+}
+
+/// Records the first approval: the status, the accounts, the virtual account and the QR.
+pub async fn activate(
+    tx: &mut PgConnection,
+    id: MerchantId,
+    status: MerchantStatus,
+    activation: &NewActivation,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE merchant.merchants SET status = $2, virtual_account_number = $3, \
+         collection_bank_bin = $4, static_qr_payload = $5, payable_account_id = $6, \
+         receivable_account_id = $7, activated_at = now(), updated_at = now() WHERE id = $1",
+    )
+    .bind(id.uuid())
+    .bind(status.as_str())
+    .bind(&activation.virtual_account_number)
+    .bind(&activation.collection_bank_bin)
+    .bind(&activation.static_qr_payload)
+    .bind(activation.payable_account_id)
+    .bind(activation.receivable_account_id)
+    .execute(&mut *tx)
+    .await
+    .context("activating a merchant")?;
+    Ok(())
+}
+
+pub async fn update_profile(
+    tx: &mut PgConnection,
+    id: MerchantId,
+    profile: &Profile,
+    status: MerchantStatus,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE merchant.merchants SET status = $2, business_name = $3, trading_name = $4, \
+         tax_code = $5, owner_citizen_id = $6, phone = $7, address = $8, market_name = $9, \
+         stall_number = $10, mcc = $11, biller_category = $12, settlement_bank_bin = $13, \
+         settlement_account_number = $14, name_search = $15, market_search = $16, \
+         updated_at = now() WHERE id = $1",
+    )
+    .bind(id.uuid())
+    .bind(status.as_str())
+    .bind(&profile.business_name)
+    .bind(&profile.trading_name)
+    .bind(&profile.tax_code)
+    .bind(&profile.owner_citizen_id)
+    .bind(&profile.phone)
+    .bind(&profile.address)
+    .bind(&profile.market_name)
+    .bind(&profile.stall_number)
+    .bind(&profile.mcc)
+    .bind(&profile.biller_category)
+    .bind(&profile.settlement_bank_bin)
+    .bind(&profile.settlement_account_number)
+    .bind(profile.name_search())
+    .bind(profile.market_search())
+    .execute(&mut *tx)
+    .await
+    .context("updating a merchant")?;
+    Ok(())
+}
+
+/// What an audit event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAction {
+    Onboard,
+    Approve,
+    Reject,
+    Suspend,
+    Reinstate,
+    Close,
+    ResubmitForReview,
+    Update,
+    IssueCredential,
+    RevokeCredential,
+}
+
+impl AuditAction {
+    pub const ALL: [AuditAction; 10] = [
+        AuditAction::Onboard,
+        AuditAction::Approve,
+        AuditAction::Reject,
+        AuditAction::Suspend,
+        AuditAction::Reinstate,
+        AuditAction::Close,
+        AuditAction::ResubmitForReview,
+        AuditAction::Update,
+        AuditAction::IssueCredential,
+        AuditAction::RevokeCredential,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::Onboard => "ONBOARD",
+            AuditAction::Approve => "APPROVE",
+            AuditAction::Reject => "REJECT",
+            AuditAction::Suspend => "SUSPEND",
+            AuditAction::Reinstate => "REINSTATE",
+            AuditAction::Close => "CLOSE",
+            AuditAction::ResubmitForReview => "RESUBMIT_FOR_REVIEW",
+            AuditAction::Update => "UPDATE",
+            AuditAction::IssueCredential => "ISSUE_CREDENTIAL",
+            AuditAction::RevokeCredential => "REVOKE_CREDENTIAL",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AuditAction> {
+        AuditAction::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+/// One audit event to append.
+#[derive(Debug, Clone)]
+pub struct NewAuditEvent<'a> {
+    pub merchant: MerchantId,
+    pub actor: &'a str,
+    pub action: AuditAction,
+    pub from: Option<MerchantStatus>,
+    pub to: MerchantStatus,
+    pub reason: &'a str,
+}
+
+pub async fn append_audit(tx: &mut PgConnection, e: &NewAuditEvent<'_>) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO merchant.audit_events (merchant_id, actor, action, from_status, to_status, reason) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(e.merchant.uuid())
+    .bind(e.actor)
+    .bind(e.action.as_str())
+    .bind(e.from.map(MerchantStatus::as_str))
+    .bind(e.to.as_str())
+    .bind(e.reason)
+    .execute(&mut *tx)
+    .await
+    .context("appending an audit event")?;
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditRow {
+    pub id: i64,
+    pub merchant: MerchantId,
+    pub actor: String,
+    pub action: AuditAction,
+    pub from: Option<MerchantStatus>,
+    pub to: MerchantStatus,
+    pub reason: String,
+    pub created_us: i64,
+}
+
+pub async fn audit_events(
+    pool: &PgPool,
+    merchant: MerchantId,
+    after: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<AuditRow>> {
+    let rows = sqlx::query(
+        "SELECT id, merchant_id, actor, action, from_status, to_status, reason, \
+         (extract(epoch FROM created_at) * 1000000)::bigint AS created_us \
+         FROM merchant.audit_events WHERE merchant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+    )
+    .bind(merchant.uuid())
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .context("listing audit events")?;
+    rows.iter()
+        .map(|row| {
+            let action: String = row.try_get("action")?;
+            let from: Option<String> = row.try_get("from_status")?;
+            let to: String = row.try_get("to_status")?;
+            Ok(AuditRow {
+                id: row.try_get("id")?,
+                merchant: MerchantId::from_uuid(row.try_get("merchant_id")?),
+                actor: row.try_get("actor")?,
+                action: AuditAction::parse(&action)
+                    .with_context(|| format!("stored audit action {action:?}"))?,
+                from: from
+                    .map(|f| MerchantStatus::parse(&f).context("stored from_status"))
+                    .transpose()?,
+                to: MerchantStatus::parse(&to).context("stored to_status")?,
+                reason: row.try_get("reason")?,
+                created_us: row.try_get("created_us")?,
+            })
+        })
+        .collect()
+}
+
+/// ListMerchants' filters, already normalised (`None` matches everything).
+#[derive(Debug, Clone, Default)]
+pub struct MerchantFilter {
+    pub status: Option<MerchantStatus>,
+    pub kind: Option<MerchantKind>,
+    /// A search key (see [`search_key`]), compared whole.
+    pub market: Option<String>,
+    pub biller_category: Option<&'static str>,
+    pub mcc: Option<String>,
+    /// A search key, matched as a substring of the business or trading name.
+    pub name_contains: Option<String>,
+}
+
+impl MerchantFilter {
+    /// The filters as text, for binding page tokens to them.
+    pub fn fingerprint(&self) -> Vec<String> {
+        vec![
+            self.status
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+            self.kind.map(|k| k.as_str().to_owned()).unwrap_or_default(),
+            self.market.clone().unwrap_or_default(),
+            self.biller_category.unwrap_or_default().to_owned(),
+            self.mcc.clone().unwrap_or_default(),
+            self.name_contains.clone().unwrap_or_default(),
+        ]
+    }
+}
+
+/// `%` and `_` (and the escape character itself) match literally.
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub async fn list_merchants(
+    pool: &PgPool,
+    filter: &MerchantFilter,
+    after_seq: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<MerchantRow>> {
+    let sql = format!(
+        "SELECT {MERCHANT_COLUMNS} FROM merchant.merchants WHERE seq > $1 \
+         AND ($2::text IS NULL OR status = $2) \
+         AND ($3::text IS NULL OR kind = $3) \
+         AND ($4::text IS NULL OR market_search = $4) \
+         AND ($5::text IS NULL OR biller_category = $5) \
+         AND ($6::text IS NULL OR mcc = $6) \
+         AND ($7::text IS NULL OR name_search LIKE '%' || $7 || '%') \
+         ORDER BY seq LIMIT $8"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(after_seq)
+        .bind(filter.status.map(MerchantStatus::as_str))
+        .bind(filter.kind.map(MerchantKind::as_str))
+        .bind(&filter.market)
+        .bind(filter.biller_category)
+        .bind(&filter.mcc)
+        .bind(filter.name_contains.as_deref().map(like_escape))
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .context("listing merchants")?;
+    rows.iter().map(merchant_row).collect()
+}
+
+/// A credential row (without its hash).
+#[derive(Debug, Clone)]
+pub struct CredentialRow {
+    pub id: Uuid,
+    pub seq: i64,
+    pub merchant: MerchantId,
+    pub display_name: String,
+    pub created_us: i64,
+    pub revoked_us: Option<i64>,
+}
+
+const CREDENTIAL_COLUMNS: &str = "id, seq, merchant_id, display_name, \
+    (extract(epoch FROM created_at) * 1000000)::bigint AS created_us, \
+    (extract(epoch FROM revoked_at) * 1000000)::bigint AS revoked_us";
+
+fn credential_row(row: &PgRow) -> anyhow::Result<CredentialRow> {
+    Ok(CredentialRow {
+        id: row.try_get("id")?,
+        seq: row.try_get("seq")?,
+        merchant: MerchantId::from_uuid(row.try_get("merchant_id")?),
+        display_name: row.try_get("display_name")?,
+        created_us: row.try_get("created_us")?,
+        revoked_us: row.try_get("revoked_us")?,
+    })
+}
+
+pub async fn insert_credential(
+    tx: &mut PgConnection,
+    id: Uuid,
+    merchant: MerchantId,
+    display_name: &str,
+    secret_sha256: &[u8],
+    created_by: &str,
+) -> anyhow::Result<CredentialRow> {
+    let sql = format!(
+        "INSERT INTO merchant.credentials (id, merchant_id, display_name, secret_sha256, created_by) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING {CREDENTIAL_COLUMNS}"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(merchant.uuid())
+        .bind(display_name)
+        .bind(secret_sha256)
+        .bind(created_by)
+        .fetch_one(&mut *tx)
+        .await
+        .context("inserting a credential")?;
+    credential_row(&row)
+}
+
+pub async fn active_credential_count(
+    tx: &mut PgConnection,
+    merchant: MerchantId,
+) -> anyhow::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM merchant.credentials WHERE merchant_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(merchant.uuid())
+    .fetch_one(&mut *tx)
+    .await
+    .context("counting credentials")
+}
+
+/// Revokes the credential unless it is revoked already; the row as it is afterwards, or
+/// `None` when the merchant has no such credential. The bool says whether this call revoked it.
+pub async fn revoke_credential(
+    tx: &mut PgConnection,
+    merchant: MerchantId,
+    id: Uuid,
+    actor: &str,
+) -> anyhow::Result<Option<(CredentialRow, bool)>> {
+    let sql = format!(
+        "UPDATE merchant.credentials SET revoked_at = now(), revoked_by = $3 \
+         WHERE id = $1 AND merchant_id = $2 AND revoked_at IS NULL RETURNING {CREDENTIAL_COLUMNS}"
+    );
+    let revoked = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(merchant.uuid())
+        .bind(actor)
+        .fetch_optional(&mut *tx)
+        .await
+        .context("revoking a credential")?;
+    if let Some(row) = revoked {
+        return Ok(Some((credential_row(&row)?, true)));
+    }
+    let sql = format!(
+        "SELECT {CREDENTIAL_COLUMNS} FROM merchant.credentials WHERE id = $1 AND merchant_id = $2"
+    );
+    let existing = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(merchant.uuid())
+        .fetch_optional(&mut *tx)
+        .await
+        .context("reading a credential")?;
+    existing
+        .as_ref()
+        .map(|r| credential_row(r).map(|c| (c, false)))
+        .transpose()
+}
+
+/// Revokes every credential of the merchant still valid; returns how many.
+pub async fn revoke_all_credentials(
+    tx: &mut PgConnection,
+    merchant: MerchantId,
+    actor: &str,
+) -> anyhow::Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE merchant.credentials SET revoked_at = now(), revoked_by = $2 \
+         WHERE merchant_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(merchant.uuid())
+    .bind(actor)
+    .execute(&mut *tx)
+    .await
+    .context("revoking credentials")?
+    .rows_affected())
+}
+
+pub async fn list_credentials(
+    pool: &PgPool,
+    merchant: MerchantId,
+    after_seq: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<CredentialRow>> {
+    let sql = format!(
+        "SELECT {CREDENTIAL_COLUMNS} FROM merchant.credentials \
+         WHERE merchant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(merchant.uuid())
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .context("listing credentials")?;
+    rows.iter().map(credential_row).collect()
+}
+
+/// What an exchange needs to know about a presented credential.
+pub struct CredentialCheck {
+    pub merchant: MerchantId,
+    pub merchant_status: MerchantStatus,
+    pub secret_sha256: Vec<u8>,
+    pub revoked: bool,
+}
+
+pub async fn credential_check(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<CredentialCheck>> {
+    let row = sqlx::query(
+        "SELECT c.merchant_id, m.status, c.secret_sha256, c.revoked_at IS NOT NULL AS revoked \
+         FROM merchant.credentials c JOIN merchant.merchants m ON m.id = c.merchant_id \
+         WHERE c.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .context("reading a credential")?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let status: String = row.try_get("status")?;
+    Ok(Some(CredentialCheck {
+        merchant: MerchantId::from_uuid(row.try_get("merchant_id")?),
+        merchant_status: MerchantStatus::parse(&status).context("stored status")?,
+        secret_sha256: row.try_get("secret_sha256")?,
+        revoked: row.try_get("revoked")?,
+    }))
+}
