@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use futures::future::{Either, Ready, ready};
+use futures::future::{BoxFuture, ready};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
@@ -95,6 +95,29 @@ pub struct Claims {
     pub aud: String,
     pub exp: u64,
     pub iat: u64,
+    /// Set on tokens an API credential was exchanged for: the credential's id. The auth layer
+    /// refuses such a token once the credential is on the revocation list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cid: Option<String>,
+}
+
+/// Redis key prefix of the revoked-credential list (`<prefix><credential id>`).
+pub const REVOKED_CREDENTIAL_PREFIX: &str = "paymesh:revoked-credential:";
+
+/// Puts a credential on the revocation list for `ttl` (at least the life of the tokens it
+/// was exchanged for).
+pub async fn mark_credential_revoked(
+    conn: &mut redis::aio::ConnectionManager,
+    credential_id: &str,
+    ttl: std::time::Duration,
+) -> redis::RedisResult<()> {
+    redis::cmd("SET")
+        .arg(format!("{REVOKED_CREDENTIAL_PREFIX}{credential_id}"))
+        .arg("1")
+        .arg("PX")
+        .arg(ttl.as_millis().max(1) as u64)
+        .query_async(conn)
+        .await
 }
 
 fn now_secs() -> u64 {
@@ -113,9 +136,20 @@ const VERIFIED_CACHE_MAX: usize = 10_000;
 pub struct Verifier {
     key: Arc<DecodingKey>,
     validation: Arc<Validation>,
-    /// Exact token text → (principal, exp). Only tokens that passed every check get here,
-    /// and a hit is still refused once `exp` (plus leeway) has passed.
-    verified: Arc<std::sync::Mutex<std::collections::HashMap<String, (Principal, u64)>>>,
+    /// Exact token text → (principal, exp, credential id). Only tokens that passed every check
+    /// get here, and a hit is still refused once `exp` (plus leeway) has passed.
+    verified: Arc<std::sync::Mutex<std::collections::HashMap<String, Verified>>>,
+    /// Where the revoked-credential list lives; without it, credential tokens are refused.
+    revocations: Option<redis::aio::ConnectionManager>,
+}
+
+/// What a checked token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub principal: Principal,
+    pub exp: u64,
+    /// The API credential the token was exchanged for, if any.
+    pub credential: Option<String>,
 }
 
 impl Verifier {
@@ -138,6 +172,7 @@ impl Verifier {
             key: Arc::new(key),
             validation: Arc::new(validation),
             verified: Arc::default(),
+            revocations: None,
         })
     }
 
@@ -151,33 +186,58 @@ impl Verifier {
         Verifier::from_public_pem(&pem, &cfg.issuer, &cfg.audience, cfg.leeway_seconds)
     }
 
+    /// Checks credential tokens (`cid` claim) against the revoked-credential list in Redis.
+    pub fn with_revocations(mut self, conn: Option<redis::aio::ConnectionManager>) -> Verifier {
+        self.revocations = conn;
+        self
+    }
+
     /// Verifies a bearer token and names its principal. The error text is safe to send back.
+    /// (Revocation of credential tokens is checked by [`AuthLayer`], which can wait for Redis.)
     pub fn verify(&self, token: &str) -> Result<Principal, String> {
+        self.verify_full(token).map(|v| v.principal)
+    }
+
+    pub fn verify_full(&self, token: &str) -> Result<Verified, String> {
         if token.len() > TOKEN_BYTES_MAX {
             return Err("token too long".to_string());
         }
-        if let Some((principal, exp)) = self
+        if let Some(v) = self
             .verified
             .lock()
             .ok()
             .and_then(|c| c.get(token).cloned())
         {
-            if now_secs() <= exp.saturating_add(self.validation.leeway) {
-                return Ok(principal);
+            if now_secs() <= v.exp.saturating_add(self.validation.leeway) {
+                return Ok(v);
             }
             return Err("token expired".to_string());
         }
-        let (principal, exp) = self.verify_uncached(token)?;
+        let v = self.verify_uncached(token)?;
         if let Ok(mut cache) = self.verified.lock() {
             if cache.len() >= VERIFIED_CACHE_MAX {
                 cache.clear();
             }
-            cache.insert(token.to_string(), (principal.clone(), exp));
+            cache.insert(token.to_string(), v.clone());
         }
-        Ok(principal)
+        Ok(v)
     }
 
-    fn verify_uncached(&self, token: &str) -> Result<(Principal, u64), String> {
+    /// Whether the credential is on the revocation list; `Err` when that cannot be told.
+    pub async fn credential_revoked(&self, credential_id: &str) -> Result<bool, String> {
+        let Some(mut conn) = self.revocations.clone() else {
+            return Err("credential tokens are not accepted here".to_string());
+        };
+        let key = format!("{REVOKED_CREDENTIAL_PREFIX}{credential_id}");
+        redis::cmd("EXISTS")
+            .arg(key)
+            .query_async::<i64>(&mut conn)
+            .await
+            .map(|n| n > 0)
+            .map_err(|_| "cannot check the credential's revocation now; retry".to_string())
+    }
+
+    fn verify_uncached(&self, token: &str) -> Result<Verified, String> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|_| "malformed token".to_string())?;
         if header.alg != ALGORITHM {
@@ -196,7 +256,11 @@ impl Verifier {
                     _ => "invalid token".to_string(),
                 }
             })?;
-        Ok((Principal::parse(&data.claims.sub)?, data.claims.exp))
+        Ok(Verified {
+            principal: Principal::parse(&data.claims.sub)?,
+            exp: data.claims.exp,
+            credential: data.claims.cid,
+        })
     }
 }
 
@@ -230,6 +294,25 @@ impl Minter {
     }
 
     pub fn mint(&self, principal: &Principal, ttl_seconds: u64) -> anyhow::Result<String> {
+        self.mint_claims(principal, ttl_seconds, None)
+    }
+
+    /// A token for what an API credential was exchanged for; revoking the credential revokes it.
+    pub fn mint_for_credential(
+        &self,
+        principal: &Principal,
+        ttl_seconds: u64,
+        credential_id: &str,
+    ) -> anyhow::Result<String> {
+        self.mint_claims(principal, ttl_seconds, Some(credential_id.to_string()))
+    }
+
+    fn mint_claims(
+        &self,
+        principal: &Principal,
+        ttl_seconds: u64,
+        cid: Option<String>,
+    ) -> anyhow::Result<String> {
         let now = now_secs();
         let claims = Claims {
             sub: principal.to_string(),
@@ -237,6 +320,7 @@ impl Minter {
             aud: self.audience.clone(),
             iat: now,
             exp: now + ttl_seconds,
+            cid,
         };
         jsonwebtoken::encode(&Header::new(ALGORITHM), &claims, &self.key).context("signing token")
     }
@@ -362,32 +446,60 @@ fn bearer(headers: &http::HeaderMap) -> Result<&str, String> {
 
 impl<S, B, ResBody> tower::Service<http::Request<B>> for AuthService<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<ResBody>>,
-    ResBody: Default,
+    S: tower::Service<http::Request<B>, Response = http::Response<ResBody>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+    ResBody: Default + Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Either<S::Future, Ready<Result<S::Response, S::Error>>>;
+    type Future = BoxFuture<'static, Result<S::Response, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        let refuse = |e: ApiError| -> Self::Future {
+            let status: tonic::Status = e.into();
+            Box::pin(ready(Ok(status.into_http())))
+        };
         if is_public_path(req.uri().path()) {
-            return Either::Left(self.inner.call(req));
+            return Box::pin(self.inner.call(req));
         }
-        match bearer(req.headers()).and_then(|t| self.verifier.verify(t)) {
-            Ok(principal) => {
-                tracing::Span::current().record("principal", tracing::field::display(&principal));
-                req.extensions_mut().insert(principal);
-                Either::Left(self.inner.call(req))
+        let verified = match bearer(req.headers()).and_then(|t| self.verifier.verify_full(t)) {
+            Ok(v) => v,
+            Err(why) => return refuse(ApiError::Unauthenticated(why)),
+        };
+        tracing::Span::current().record("principal", tracing::field::display(&verified.principal));
+        req.extensions_mut().insert(verified.principal);
+        let Some(credential) = verified.credential else {
+            return Box::pin(self.inner.call(req));
+        };
+        // A token from an API credential: refused from the moment the credential is revoked.
+        let verifier = self.verifier.clone();
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            match verifier.credential_revoked(&credential).await {
+                Ok(false) => inner.call(req).await,
+                Ok(true) => {
+                    let status: tonic::Status = ApiError::Unauthenticated(
+                        "the API credential behind this token was revoked".into(),
+                    )
+                    .into();
+                    Ok(status.into_http())
+                }
+                Err(why) => {
+                    let status: tonic::Status = ApiError::Unavailable(why).into();
+                    Ok(status.into_http())
+                }
             }
-            Err(why) => {
-                let status: tonic::Status = ApiError::Unauthenticated(why).into();
-                Either::Right(ready(Ok(status.into_http())))
-            }
-        }
+        })
     }
 }
 
@@ -414,6 +526,7 @@ mod tests {
             aud: aud.into(),
             exp,
             iat: now_secs(),
+            cid: None,
         }
     }
 
@@ -515,6 +628,7 @@ mod tests {
         assert!(v.verify("a.b.c").is_err());
         assert!(v.verify(&"x".repeat(10_000)).is_err());
         let bad = Claims {
+            cid: None,
             sub: "root".into(),
             ..claims("paymesh", now_secs() + 60)
         };

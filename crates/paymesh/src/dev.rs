@@ -67,7 +67,8 @@ async fn start_merchant(
         ledger_addr,
         ..paymesh_merchant::Settings::from_config(cfg)
     };
-    let service = MerchantService::start(pool, &settings, minter).await?;
+    let redis = paymesh_platform::idempotency::redis_or_warn(cfg.redis_url.expose()).await;
+    let service = MerchantService::start(pool, &settings, minter, redis).await?;
     let svc = service.into_server(cfg.server.message_bytes_max);
     spawn_service(
         cfg,
@@ -108,6 +109,8 @@ where
     let addr = listener.local_addr()?;
     let server_cfg = cfg.server.clone();
     let redis = paymesh_platform::idempotency::redis_or_warn(cfg.redis_url.expose()).await;
+    // Tokens exchanged for API credentials are checked against the revocation list there.
+    let verifier = verifier.with_revocations(redis.clone());
     let idempotency = IdempotencyLayer::new(redis, rpcs, &cfg.idempotency);
     let task = tokio::spawn(async move {
         paymesh_platform::server::serve(

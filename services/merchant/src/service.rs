@@ -96,15 +96,29 @@ struct Inner {
     virtual_account_prefix: String,
     credential_token_ttl: Duration,
     retention: Duration,
+    /// Where revoked credentials are listed for the auth layers of every service; `None`
+    /// leaves credential revocation to the exchange alone (tokens then live until expiry).
+    revocations: Option<redis::aio::ConnectionManager>,
 }
+
+/// How often the revocation list is rewritten from the database (it heals a Redis flush).
+const REVOCATION_REPUBLISH: Duration = Duration::from_secs(5);
+/// Added to the token lifetime when listing a revoked credential (clock skew, leeway).
+const REVOCATION_MARGIN: Duration = Duration::from_secs(120);
 
 impl MerchantService {
     /// Checks the settings, runs the migrations, and connects (lazily) to the ledger. `minter`
     /// signs the service's tokens for the ledger and the tokens credentials are exchanged for.
+    ///
+    /// `revocations`: the Redis the auth layers read the revoked-credential list from (see
+    /// `paymesh_platform::auth`). With it, revoking a credential also stops the tokens it was
+    /// exchanged for at once; the list is rewritten from the database every few seconds, so a
+    /// Redis flush or restart heals by itself.
     pub async fn start(
         pool: PgPool,
         settings: &Settings,
         minter: Minter,
+        revocations: Option<redis::aio::ConnectionManager>,
     ) -> anyhow::Result<MerchantService> {
         let collection_bank = BankBin::parse(&settings.collection_bank_bin)
             .map_err(|e| anyhow::anyhow!("config key `merchant.collection_bank_bin`: {e}"))?;
@@ -117,7 +131,7 @@ impl MerchantService {
             tracing::info!(applied, "merchant migrations applied");
         }
         let ledger = Ledger::new(&settings.ledger_addr, minter.clone())?;
-        Ok(MerchantService {
+        let service = MerchantService {
             inner: Arc::new(Inner {
                 pool,
                 ledger,
@@ -126,8 +140,64 @@ impl MerchantService {
                 virtual_account_prefix: settings.virtual_account_prefix.clone(),
                 credential_token_ttl: settings.credential_token_ttl,
                 retention: settings.idempotency_retention,
+                revocations,
             }),
-        })
+        };
+        if let Some(conn) = service.inner.revocations.clone() {
+            let pool = service.inner.pool.clone();
+            let window = settings.credential_token_ttl + REVOCATION_MARGIN;
+            let weak = Arc::downgrade(&service.inner);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(REVOCATION_REPUBLISH);
+                while weak.strong_count() > 0 {
+                    tick.tick().await;
+                    match store::recently_revoked_credentials(&pool, window).await {
+                        Ok(ids) => {
+                            let mut conn = conn.clone();
+                            for id in ids {
+                                if let Err(e) = paymesh_platform::auth::mark_credential_revoked(
+                                    &mut conn,
+                                    &credential::id_text(id),
+                                    window,
+                                )
+                                .await
+                                {
+                                    tracing::warn!(error = %e, "cannot rewrite the credential revocation list");
+                                    break;
+                                }
+                            }
+                        }
+                        Err(e) => tracing::warn!(
+                            error = format!("{e:#}"),
+                            "cannot read revoked credentials"
+                        ),
+                    }
+                }
+            });
+        }
+        Ok(service)
+    }
+
+    /// Lists revoked credentials for the auth layers, before the revocation commits: if Redis
+    /// cannot take it, the RPC fails and nothing is revoked.
+    async fn publish_revocations(&self, ids: &[uuid::Uuid]) -> Result<(), ApiError> {
+        let Some(conn) = &self.inner.revocations else {
+            return Ok(());
+        };
+        let mut conn = conn.clone();
+        let ttl = self.inner.credential_token_ttl + REVOCATION_MARGIN;
+        for id in ids {
+            paymesh_platform::auth::mark_credential_revoked(
+                &mut conn,
+                &credential::id_text(*id),
+                ttl,
+            )
+            .await
+            .map_err(|e| {
+                ApiError::Unavailable(format!("cannot list the revoked credential: {e}"))
+            })?;
+        }
+        Ok(())
     }
 
     pub fn into_server(self, message_bytes_max: usize) -> MerchantServiceServer<MerchantService> {
@@ -404,8 +474,9 @@ impl MerchantService {
             Action::Close => {
                 let revoked =
                     store::revoke_all_credentials(&mut tx, id, &actor.to_string()).await?;
-                if revoked > 0 {
-                    tracing::info!(merchant_id = %id, revoked, "credentials revoked on close");
+                self.publish_revocations(&revoked).await?;
+                if !revoked.is_empty() {
+                    tracing::info!(merchant_id = %id, revoked = revoked.len(), "credentials revoked on close");
                 }
                 store::set_status(&mut tx, id, to).await?;
             }
@@ -1093,6 +1164,7 @@ impl merchant_service_server::MerchantService for MerchantService {
             .map_err(ApiError::from)?;
         }
         let credential = convert::credential_to_pb(&stored);
+        self.publish_revocations(&[credential_id]).await?;
         self.finish(tx, &ctx, &credential).await?;
         if newly {
             tracing::info!(merchant_id = %id, credential_id = %credential.id, %actor, "credential revoked");
@@ -1163,9 +1235,10 @@ impl merchant_service_server::MerchantService for MerchantService {
         let token = self
             .inner
             .minter
-            .mint(
+            .mint_for_credential(
                 &Principal::Merchant(check.merchant.to_string()),
                 ttl.as_secs(),
+                &credential::id_text(presented.id),
             )
             .map_err(ApiError::from)?;
         tracing::info!(merchant_id = %check.merchant, credential_id = %credential::id_text(presented.id), "credential exchanged");

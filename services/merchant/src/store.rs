@@ -708,21 +708,37 @@ pub async fn revoke_credential(
 }
 
 /// Revokes every credential of the merchant still valid; returns how many.
+/// Revokes every valid credential of the merchant; returns their ids.
 pub async fn revoke_all_credentials(
     tx: &mut PgConnection,
     merchant: MerchantId,
     actor: &str,
-) -> anyhow::Result<u64> {
-    Ok(sqlx::query(
+) -> anyhow::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
         "UPDATE merchant.credentials SET revoked_at = now(), revoked_by = $2 \
-         WHERE merchant_id = $1 AND revoked_at IS NULL",
+         WHERE merchant_id = $1 AND revoked_at IS NULL RETURNING id",
     )
     .bind(merchant.uuid())
     .bind(actor)
-    .execute(&mut *tx)
+    .fetch_all(&mut *tx)
     .await
-    .context("revoking credentials")?
-    .rows_affected())
+    .context("revoking credentials")
+}
+
+/// Credentials revoked within the last `window`: the ones whose exchanged tokens may still be
+/// alive, to be kept on the revocation list.
+pub async fn recently_revoked_credentials(
+    pool: &PgPool,
+    window: std::time::Duration,
+) -> anyhow::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT id FROM merchant.credentials \
+         WHERE revoked_at > now() - make_interval(secs => $1)",
+    )
+    .bind(window.as_secs_f64())
+    .fetch_all(pool)
+    .await
+    .context("listing recently revoked credentials")
 }
 
 pub async fn list_credentials(

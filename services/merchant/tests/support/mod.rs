@@ -161,24 +161,24 @@ pub async fn start_with(options: Options) -> Mesh {
         credential_token_ttl: Duration::from_secs(300),
         idempotency_retention: idem.retention,
     };
-    let service = MerchantService::start(pool.clone(), &settings, minter.clone())
+    let redis = redis_connection(&redis_url(options.redis_db))
         .await
         .unwrap();
+    let service =
+        MerchantService::start(pool.clone(), &settings, minter.clone(), Some(redis.clone()))
+            .await
+            .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let merchant_addr = listener.local_addr().unwrap();
     let layer = IdempotencyLayer::new(
-        Some(
-            redis_connection(&redis_url(options.redis_db))
-                .await
-                .unwrap(),
-        ),
+        Some(redis.clone()),
         MerchantService::idempotent_rpcs(),
         &idem,
     );
     let svc = service
         .clone()
         .into_server(server_config().message_bytes_max);
-    let (v, rx) = (verifier.clone(), stop_rx);
+    let (v, rx) = (verifier.clone().with_revocations(Some(redis)), stop_rx);
     tokio::spawn(async move {
         let _ =
             paymesh_platform::server::serve(svc, listener, &server_config(), v, layer, stopped(rx))
