@@ -179,20 +179,13 @@ impl ledger_service_server::LedgerService for LedgerService {
                 if inserted.contains(&a.id) && first_seen.insert(a.id) {
                     return pb::CreateAccountResult::Ok as i32;
                 }
-                let same = |s: &store::StoredAccount| {
-                    s.currency == a.currency
-                        && s.code == a.code
-                        && s.flags == a.flags
-                        && s.reference == a.reference
-                };
                 let stored_same = match existing.get(&a.id) {
-                    Some(s) => same(s),
-                    None => accounts.iter().find(|b| b.id == a.id).is_some_and(|b| {
-                        b.currency == a.currency
-                            && b.code == a.code
-                            && b.flags == a.flags
-                            && b.reference == a.reference
-                    }),
+                    Some(s) => a.same_fields(s.currency, s.code, s.flags, &s.reference),
+                    // Inserted by an earlier occurrence in this call.
+                    None => accounts
+                        .iter()
+                        .find(|b| b.id == a.id)
+                        .is_some_and(|b| a.same_fields(b.currency, b.code, b.flags, &b.reference)),
                 };
                 if stored_same {
                     pb::CreateAccountResult::Exists as i32

@@ -97,6 +97,16 @@ pub struct NewAccount {
     pub reference: String,
 }
 
+impl NewAccount {
+    /// Whether an account with these fields is a retry of this one.
+    pub fn same_fields(&self, currency: Currency, code: u32, flags: i16, reference: &str) -> bool {
+        self.currency == currency
+            && self.code == code
+            && self.flags == flags
+            && self.reference == reference
+    }
+}
+
 pub fn accounts(req: &pb::CreateAccountsRequest) -> Result<Vec<NewAccount>, ApiError> {
     let mut v = Violations::default();
     v.batch_len("accounts", req.accounts.len(), BATCH_ITEMS_MAX);

@@ -256,36 +256,42 @@ pub enum InsertError {
     Other(#[from] anyhow::Error),
 }
 
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds the profile's columns, in the order `insert_merchant` and `update_profile` name them
+/// (business name … settlement account, then the two search keys).
+fn bind_profile<'q>(q: PgQuery<'q>, profile: &'q Profile) -> PgQuery<'q> {
+    q.bind(&profile.business_name)
+        .bind(&profile.trading_name)
+        .bind(&profile.tax_code)
+        .bind(&profile.owner_citizen_id)
+        .bind(&profile.phone)
+        .bind(&profile.address)
+        .bind(&profile.market_name)
+        .bind(&profile.stall_number)
+        .bind(&profile.mcc)
+        .bind(&profile.biller_category)
+        .bind(&profile.settlement_bank_bin)
+        .bind(&profile.settlement_account_number)
+        .bind(profile.name_search())
+        .bind(profile.market_search())
+}
+
 pub async fn insert_merchant(
     tx: &mut PgConnection,
     id: MerchantId,
     kind: MerchantKind,
     profile: &Profile,
 ) -> Result<(), InsertError> {
-    let result = sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO merchant.merchants (id, kind, status, business_name, trading_name, tax_code, \
          owner_citizen_id, phone, address, market_name, stall_number, mcc, biller_category, \
          settlement_bank_bin, settlement_account_number, name_search, market_search) \
          VALUES ($1, $2, 'PENDING_REVIEW', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(id.uuid())
-    .bind(kind.as_str())
-    .bind(&profile.business_name)
-    .bind(&profile.trading_name)
-    .bind(&profile.tax_code)
-    .bind(&profile.owner_citizen_id)
-    .bind(&profile.phone)
-    .bind(&profile.address)
-    .bind(&profile.market_name)
-    .bind(&profile.stall_number)
-    .bind(&profile.mcc)
-    .bind(&profile.biller_category)
-    .bind(&profile.settlement_bank_bin)
-    .bind(&profile.settlement_account_number)
-    .bind(profile.name_search())
-    .bind(profile.market_search())
-    .execute(&mut *tx)
-    .await;
+    .bind(kind.as_str());
+    let result = bind_profile(query, profile).execute(&mut *tx).await;
     match result {
         Ok(_) => Ok(()),
         Err(sqlx::Error::Database(db)) if db.constraint() == Some("merchants_live_tax_code") => {
@@ -378,7 +384,7 @@ pub async fn update_profile(
     profile: &Profile,
     status: MerchantStatus,
 ) -> anyhow::Result<()> {
-    sqlx::query(
+    let query = sqlx::query(
         "UPDATE merchant.merchants SET status = $2, business_name = $3, trading_name = $4, \
          tax_code = $5, owner_citizen_id = $6, phone = $7, address = $8, market_name = $9, \
          stall_number = $10, mcc = $11, biller_category = $12, settlement_bank_bin = $13, \
@@ -386,24 +392,11 @@ pub async fn update_profile(
          updated_at = now() WHERE id = $1",
     )
     .bind(id.uuid())
-    .bind(status.as_str())
-    .bind(&profile.business_name)
-    .bind(&profile.trading_name)
-    .bind(&profile.tax_code)
-    .bind(&profile.owner_citizen_id)
-    .bind(&profile.phone)
-    .bind(&profile.address)
-    .bind(&profile.market_name)
-    .bind(&profile.stall_number)
-    .bind(&profile.mcc)
-    .bind(&profile.biller_category)
-    .bind(&profile.settlement_bank_bin)
-    .bind(&profile.settlement_account_number)
-    .bind(profile.name_search())
-    .bind(profile.market_search())
-    .execute(&mut *tx)
-    .await
-    .context("updating a merchant")?;
+    .bind(status.as_str());
+    bind_profile(query, profile)
+        .execute(&mut *tx)
+        .await
+        .context("updating a merchant")?;
     Ok(())
 }
 
