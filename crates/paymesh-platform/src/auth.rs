@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::AuthConfig;
 use crate::error::ApiError;
+use crate::kit::Policy;
 
 /// The only algorithm we accept or produce.
 const ALGORITHM: Algorithm = Algorithm::EdDSA;
@@ -101,18 +102,21 @@ pub struct Claims {
     pub cid: Option<String>,
 }
 
-/// Redis key prefix of the revoked-credential list (`<prefix><credential id>`).
-pub const REVOKED_CREDENTIAL_PREFIX: &str = "paymesh:revoked-credential:";
+/// The Redis key that lists a revoked credential, under the mesh's `redis.key_prefix`.
+fn revoked_key(key_prefix: &str, credential_id: &str) -> String {
+    format!("{key_prefix}revoked-credential:{credential_id}")
+}
 
 /// Puts a credential on the revocation list for `ttl` (at least the life of the tokens it
 /// was exchanged for).
 pub async fn mark_credential_revoked(
     conn: &mut redis::aio::ConnectionManager,
+    key_prefix: &str,
     credential_id: &str,
     ttl: std::time::Duration,
 ) -> redis::RedisResult<()> {
     redis::cmd("SET")
-        .arg(format!("{REVOKED_CREDENTIAL_PREFIX}{credential_id}"))
+        .arg(revoked_key(key_prefix, credential_id))
         .arg("1")
         .arg("PX")
         .arg(ttl.as_millis().max(1) as u64)
@@ -139,8 +143,9 @@ pub struct Verifier {
     /// Exact token text → (principal, exp, credential id). Only tokens that passed every check
     /// get here, and a hit is still refused once `exp` (plus leeway) has passed.
     verified: Arc<std::sync::Mutex<std::collections::HashMap<String, Verified>>>,
-    /// Where the revoked-credential list lives; without it, credential tokens are refused.
-    revocations: Option<redis::aio::ConnectionManager>,
+    /// Where the revoked-credential list lives (connection, key prefix); without it,
+    /// credential tokens are refused.
+    revocations: Option<(redis::aio::ConnectionManager, Arc<str>)>,
 }
 
 /// What a checked token says.
@@ -187,8 +192,12 @@ impl Verifier {
     }
 
     /// Checks credential tokens (`cid` claim) against the revoked-credential list in Redis.
-    pub fn with_revocations(mut self, conn: Option<redis::aio::ConnectionManager>) -> Verifier {
-        self.revocations = conn;
+    pub fn with_revocations(
+        mut self,
+        conn: Option<redis::aio::ConnectionManager>,
+        key_prefix: &str,
+    ) -> Verifier {
+        self.revocations = conn.map(|c| (c, Arc::from(key_prefix)));
         self
     }
 
@@ -225,10 +234,10 @@ impl Verifier {
 
     /// Whether the credential is on the revocation list; `Err` when that cannot be told.
     pub async fn credential_revoked(&self, credential_id: &str) -> Result<bool, String> {
-        let Some(mut conn) = self.revocations.clone() else {
+        let Some((mut conn, prefix)) = self.revocations.clone() else {
             return Err("credential tokens are not accepted here".to_string());
         };
-        let key = format!("{REVOKED_CREDENTIAL_PREFIX}{credential_id}");
+        let key = revoked_key(&prefix, credential_id);
         redis::cmd("EXISTS")
             .arg(key)
             .query_async::<i64>(&mut conn)
@@ -374,16 +383,6 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// RPC paths reachable without a JWT. The credential exchange authenticates its caller itself
-/// (a `pmk_…` API credential in `authorization`, checked against the merchant store on every
-/// call), since its whole purpose is to turn that credential into a JWT.
-pub fn is_public_path(path: &str) -> bool {
-    path.starts_with("/grpc.health.v1.Health/")
-        || path.starts_with("/grpc.reflection.v1.ServerReflection/")
-        || path.starts_with("/grpc.reflection.v1alpha.ServerReflection/")
-        || path == "/paymesh.merchant.v1.MerchantService/ExchangeCredential"
-}
-
 /// The principal the auth layer put on the request.
 pub fn principal<T>(req: &tonic::Request<T>) -> Result<&Principal, ApiError> {
     req.extensions()
@@ -391,26 +390,16 @@ pub fn principal<T>(req: &tonic::Request<T>) -> Result<&Principal, ApiError> {
         .ok_or_else(|| ApiError::Unauthenticated("no principal on request".to_string()))
 }
 
-/// Requires an operator or a paymesh service.
-pub fn require_internal<T>(req: &tonic::Request<T>) -> Result<&Principal, ApiError> {
-    let p = principal(req)?;
-    if p.is_internal() {
-        Ok(p)
-    } else {
-        Err(ApiError::PermissionDenied(format!(
-            "{p} may not call this RPC"
-        )))
-    }
-}
-
 #[derive(Clone)]
 pub struct AuthLayer {
     verifier: Verifier,
+    policy: Arc<Policy>,
 }
 
 impl AuthLayer {
-    pub fn new(verifier: Verifier) -> AuthLayer {
-        AuthLayer { verifier }
+    /// Checks tokens with `verifier` and callers against the service's RPC table.
+    pub fn new(verifier: Verifier, policy: Arc<Policy>) -> AuthLayer {
+        AuthLayer { verifier, policy }
     }
 }
 
@@ -420,6 +409,7 @@ impl<S> tower::Layer<S> for AuthLayer {
         AuthService {
             inner,
             verifier: self.verifier.clone(),
+            policy: self.policy.clone(),
         }
     }
 }
@@ -428,6 +418,7 @@ impl<S> tower::Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     verifier: Verifier,
+    policy: Arc<Policy>,
 }
 
 fn bearer(headers: &http::HeaderMap) -> Result<&str, String> {
@@ -468,13 +459,16 @@ where
             let status: tonic::Status = e.into();
             Box::pin(ready(Ok(status.into_http())))
         };
-        if is_public_path(req.uri().path()) {
+        if self.policy.is_public(req.uri().path()) {
             return Box::pin(self.inner.call(req));
         }
         let verified = match bearer(req.headers()).and_then(|t| self.verifier.verify_full(t)) {
             Ok(v) => v,
             Err(why) => return refuse(ApiError::Unauthenticated(why)),
         };
+        if let Err(e) = self.policy.check(req.uri().path(), &verified.principal) {
+            return refuse(e);
+        }
         tracing::Span::current().record("principal", tracing::field::display(&verified.principal));
         req.extensions_mut().insert(verified.principal);
         let Some(credential) = verified.credential else {

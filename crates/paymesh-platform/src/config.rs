@@ -1,6 +1,7 @@
 //! Configuration from a TOML file plus `PAYMESH_*` environment variables, validated at start-up.
 //!
-//! Every key is listed once in [`KEYS`] with its type and default. The environment variable for
+//! Every key is listed once, in its [`Section`], with its type and default: the platform's
+//! sections here, each service's in its own crate. The environment variable for
 //! `a.b_c` is `PAYMESH_A_B_C`. An unknown key in the file, a value of the wrong type, or a value
 //! out of range stops start-up with a message that names the key. Secrets (database and Redis
 //! URLs) are wrapped in [`Secret`], whose `Debug` never prints them.
@@ -17,7 +18,7 @@ pub enum ConfigError {
     File { path: PathBuf, message: String },
     #[error("config key `{key}` (env {env}): {message}")]
     Key {
-        key: &'static str,
+        key: String,
         env: String,
         message: String,
     },
@@ -44,186 +45,184 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// What a key holds; values are checked against it when the configuration loads.
 #[derive(Clone, Copy, Debug)]
-enum Kind {
+pub enum Kind {
     Str,
     Secret,
     /// Unsigned integer within an inclusive range.
     Uint(u64, u64),
     Addr,
+    /// A string of ASCII digits whose length is in the inclusive range.
+    Digits(usize, usize),
 }
 
-/// Every configuration key: name, kind, default (as text), and what it is for.
-const KEYS: &[(&str, Kind, &str, &str)] = &[
-    (
-        "database.url",
-        Kind::Secret,
-        "postgres://paymesh@127.0.0.1:54329/paymesh",
-        "PostgreSQL URL",
-    ),
-    (
-        "database.pool_size_max",
-        Kind::Uint(1, 512),
-        "16",
-        "connections per service",
-    ),
-    (
-        "database.acquire_timeout_ms",
-        Kind::Uint(10, 600_000),
-        "5000",
-        "wait for a pooled connection",
-    ),
-    (
-        "redis.url",
-        Kind::Secret,
-        "redis://127.0.0.1:63799/",
-        "Redis URL",
-    ),
-    (
-        "auth.issuer",
-        Kind::Str,
-        "paymesh",
-        "required `iss` of every JWT",
-    ),
-    (
-        "auth.audience",
-        Kind::Str,
-        "paymesh",
-        "required `aud` of every JWT",
-    ),
-    (
-        "auth.public_key_file",
-        Kind::Str,
-        ".paymesh/keys/jwt-public.pem",
-        "Ed25519 public key (PEM) that verifies JWTs",
-    ),
-    (
-        "auth.private_key_file",
-        Kind::Str,
-        ".paymesh/keys/jwt-private.pem",
-        "Ed25519 private key (PEM) for minting service and demo tokens",
-    ),
-    (
-        "auth.leeway_seconds",
-        Kind::Uint(0, 300),
-        "30",
-        "clock skew allowed on exp/nbf",
-    ),
-    (
-        "server.message_bytes_max",
-        Kind::Uint(1024, 64 << 20),
-        "8388608",
-        "largest gRPC message in or out",
-    ),
-    (
-        "server.concurrency_per_connection_max",
-        Kind::Uint(1, 100_000),
-        "256",
-        "in-flight RPCs per HTTP/2 connection",
-    ),
-    (
-        "server.request_timeout_ms",
-        Kind::Uint(10, 600_000),
-        "10000",
-        "deadline for one RPC",
-    ),
-    (
-        "server.shutdown_grace_ms",
-        Kind::Uint(0, 600_000),
-        "15000",
-        "time to drain in-flight RPCs on shutdown",
-    ),
-    (
-        "ledger.listen",
-        Kind::Addr,
-        "127.0.0.1:50051",
-        "ledger gRPC address",
-    ),
-    (
-        "ledger.batch_transfers_max",
-        Kind::Uint(1, 65_536),
-        "8190",
-        "transfers per group-commit transaction",
-    ),
-    (
-        "ledger.writers",
-        Kind::Uint(1, 16),
-        "2",
-        "group-commit transactions in flight at once",
-    ),
-    (
-        "ledger.queue_requests_max",
-        Kind::Uint(1, 1_000_000),
-        "4096",
-        "requests waiting for the writer before UNAVAILABLE",
-    ),
-    (
-        "ledger.expiry_interval_ms",
-        Kind::Uint(10, 3_600_000),
-        "1000",
-        "how often expired pending transfers are voided",
-    ),
-    (
-        "merchant.listen",
-        Kind::Addr,
-        "127.0.0.1:50052",
-        "merchant gRPC address",
-    ),
-    (
-        "merchant.ledger_addr",
-        Kind::Str,
-        "127.0.0.1:50051",
-        "the ledger the merchant service opens accounts on (host:port or http://host:port)",
-    ),
-    (
-        "merchant.collection_bank_bin",
-        Kind::Str,
-        "970436",
-        "6-digit BIN of the bank that holds the merchants' virtual accounts (static VietQR)",
-    ),
-    (
-        "merchant.virtual_account_prefix",
-        Kind::Str,
-        "8868",
-        "1-8 digits that start every virtual account number (then 10-digit sequence + check digit)",
-    ),
-    (
-        "merchant.credential_token_ttl_seconds",
-        Kind::Uint(60, 3600),
-        "300",
-        "lifetime of the JWT an API credential is exchanged for",
-    ),
-    (
-        "idempotency.lease_ms",
-        Kind::Uint(100, 600_000),
-        "30000",
-        "how long a claimed key blocks duplicates while its first call runs",
-    ),
-    (
-        "idempotency.retention_seconds",
-        Kind::Uint(1, 30 * 86_400),
-        "86400",
-        "how long keys and their responses are kept (24 h or more in production)",
-    ),
-    ("telemetry.log_format", Kind::Str, "json", "json or text"),
-    (
-        "telemetry.log_level",
-        Kind::Str,
-        "info",
-        "tracing filter, e.g. info,paymesh_ledger=debug",
-    ),
-    (
-        "telemetry.otlp_endpoint",
-        Kind::Str,
-        "",
-        "OTLP/gRPC collector, e.g. http://127.0.0.1:4317 (empty: no export)",
-    ),
-    (
-        "telemetry.metrics_listen",
-        Kind::Addr,
-        "127.0.0.1:9464",
-        "Prometheus /metrics address",
-    ),
+/// One configuration key: its name inside its section, kind, default (as text), and what it is
+/// for.
+#[derive(Clone, Copy, Debug)]
+pub struct Key {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub default: &'static str,
+    pub help: &'static str,
+}
+
+impl Key {
+    pub const fn new(
+        name: &'static str,
+        kind: Kind,
+        default: &'static str,
+        help: &'static str,
+    ) -> Key {
+        Key {
+            name,
+            kind,
+            default,
+            help,
+        }
+    }
+}
+
+/// A named group of keys: the platform's own (`database`, `redis`, …) or a service's (each
+/// service brings its section in its description; the platform knows none of them).
+#[derive(Clone, Copy, Debug)]
+pub struct Section {
+    pub name: &'static str,
+    pub keys: &'static [Key],
+}
+
+/// The platform's own sections.
+const PLATFORM: &[Section] = &[
+    Section {
+        name: "database",
+        keys: &[
+            Key::new(
+                "url",
+                Kind::Secret,
+                "postgres://paymesh@127.0.0.1:54329/paymesh",
+                "PostgreSQL URL",
+            ),
+            Key::new(
+                "pool_size_max",
+                Kind::Uint(1, 512),
+                "16",
+                "connections per service",
+            ),
+            Key::new(
+                "acquire_timeout_ms",
+                Kind::Uint(10, 600_000),
+                "5000",
+                "wait for a pooled connection",
+            ),
+        ],
+    },
+    Section {
+        name: "redis",
+        keys: &[
+            Key::new("url", Kind::Secret, "redis://127.0.0.1:63799/", "Redis URL"),
+            Key::new(
+                "key_prefix",
+                Kind::Str,
+                "paymesh:",
+                "prefix of every Redis key paymesh writes (one Redis can serve several meshes)",
+            ),
+        ],
+    },
+    Section {
+        name: "auth",
+        keys: &[
+            Key::new("issuer", Kind::Str, "paymesh", "required `iss` of every JWT"),
+            Key::new("audience", Kind::Str, "paymesh", "required `aud` of every JWT"),
+            Key::new(
+                "public_key_file",
+                Kind::Str,
+                ".paymesh/keys/jwt-public.pem",
+                "Ed25519 public key (PEM) that verifies JWTs",
+            ),
+            Key::new(
+                "private_key_file",
+                Kind::Str,
+                ".paymesh/keys/jwt-private.pem",
+                "Ed25519 private key (PEM) for minting service and demo tokens",
+            ),
+            Key::new(
+                "leeway_seconds",
+                Kind::Uint(0, 300),
+                "30",
+                "clock skew allowed on exp/nbf",
+            ),
+        ],
+    },
+    Section {
+        name: "server",
+        keys: &[
+            Key::new(
+                "message_bytes_max",
+                Kind::Uint(1024, 64 << 20),
+                "8388608",
+                "largest gRPC message in or out",
+            ),
+            Key::new(
+                "concurrency_per_connection_max",
+                Kind::Uint(1, 100_000),
+                "256",
+                "in-flight RPCs per HTTP/2 connection",
+            ),
+            Key::new(
+                "request_timeout_ms",
+                Kind::Uint(10, 600_000),
+                "10000",
+                "deadline for one RPC",
+            ),
+            Key::new(
+                "shutdown_grace_ms",
+                Kind::Uint(0, 600_000),
+                "15000",
+                "time to drain in-flight RPCs on shutdown",
+            ),
+        ],
+    },
+    Section {
+        name: "idempotency",
+        keys: &[
+            Key::new(
+                "lease_ms",
+                Kind::Uint(100, 600_000),
+                "30000",
+                "how long a claimed key blocks duplicates while its first call runs",
+            ),
+            Key::new(
+                "retention_seconds",
+                Kind::Uint(1, 30 * 86_400),
+                "86400",
+                "how long keys and their responses are kept (24 h or more in production)",
+            ),
+        ],
+    },
+    Section {
+        name: "telemetry",
+        keys: &[
+            Key::new("log_format", Kind::Str, "json", "json or text"),
+            Key::new(
+                "log_level",
+                Kind::Str,
+                "info",
+                "tracing filter, e.g. info,paymesh_ledger=debug",
+            ),
+            Key::new(
+                "otlp_endpoint",
+                Kind::Str,
+                "",
+                "OTLP/gRPC collector, e.g. http://127.0.0.1:4317 (empty: no export)",
+            ),
+            Key::new(
+                "metrics_listen",
+                Kind::Addr,
+                "127.0.0.1:9464",
+                "Prometheus /metrics address",
+            ),
+        ],
+    },
 ];
 
 #[derive(Debug, Clone)]
@@ -251,26 +250,6 @@ pub struct ServerConfig {
 }
 
 #[derive(Debug, Clone)]
-pub struct LedgerConfig {
-    pub listen: SocketAddr,
-    pub batch_transfers_max: usize,
-    pub writers: usize,
-    pub queue_requests_max: usize,
-    pub expiry_interval: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct MerchantConfig {
-    pub listen: SocketAddr,
-    pub ledger_addr: String,
-    /// Six digits (the merchant service also checks it against the NAPAS list).
-    pub collection_bank_bin: String,
-    /// One to eight digits.
-    pub virtual_account_prefix: String,
-    pub credential_token_ttl: Duration,
-}
-
-#[derive(Debug, Clone)]
 pub struct IdempotencyConfig {
     pub lease: Duration,
     pub retention: Duration,
@@ -291,80 +270,249 @@ pub struct TelemetryConfig {
 }
 
 #[derive(Debug, Clone)]
+pub struct RedisConfig {
+    pub url: Secret,
+    /// Starts every key paymesh writes; tests give each run its own.
+    pub key_prefix: String,
+}
+
+#[derive(Debug, Clone)]
 pub struct Config {
     pub database: DatabaseConfig,
-    pub redis_url: Secret,
+    pub redis: RedisConfig,
     pub auth: AuthConfig,
     pub server: ServerConfig,
-    pub ledger: LedgerConfig,
-    pub merchant: MerchantConfig,
     pub idempotency: IdempotencyConfig,
     pub telemetry: TelemetryConfig,
+    /// Each service's own section, checked against its keys; the service reads it into its
+    /// own typed settings.
+    pub services: BTreeMap<&'static str, ServiceSection>,
 }
 
-fn env_name(key: &str) -> String {
-    format!("PAYMESH_{}", key.replace('.', "_").to_ascii_uppercase())
-}
-
-/// Raw values after merging defaults, file and environment.
-struct Raw {
+/// A service's section: checked values by key name.
+#[derive(Debug, Clone)]
+pub struct ServiceSection {
+    section: Section,
     values: BTreeMap<&'static str, String>,
 }
 
-impl Raw {
-    fn text(&self, key: &'static str) -> &str {
-        self.values.get(key).map(String::as_str).unwrap_or_default()
-    }
+fn env_name(dotted: &str) -> String {
+    format!("PAYMESH_{}", dotted.replace('.', "_").to_ascii_uppercase())
+}
 
-    fn err(key: &'static str, message: impl Into<String>) -> ConfigError {
-        ConfigError::Key {
-            key,
-            env: env_name(key),
-            message: message.into(),
-        }
-    }
-
-    fn uint(&self, key: &'static str) -> Result<u64, ConfigError> {
-        let kind = KEYS.iter().find(|k| k.0 == key).map(|k| k.1);
-        let text = self.text(key);
-        let value: u64 = text
-            .parse()
-            .map_err(|_| Raw::err(key, format!("expected a whole number, got {text:?}")))?;
-        if let Some(Kind::Uint(lo, hi)) = kind
-            && (value < lo || value > hi)
-        {
-            return Err(Raw::err(key, format!("{value} is outside {lo}..={hi}")));
-        }
-        Ok(value)
-    }
-
-    fn addr(&self, key: &'static str) -> Result<SocketAddr, ConfigError> {
-        let text = self.text(key);
-        text.parse().map_err(|_| {
-            Raw::err(
-                key,
-                format!("expected host:port like 127.0.0.1:50051, got {text:?}"),
-            )
-        })
+fn key_error(dotted: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Key {
+        key: dotted.to_string(),
+        env: env_name(dotted),
+        message: message.into(),
     }
 }
 
+/// Checks `text` against `kind`; the error never repeats a secret.
+fn check(dotted: &str, kind: Kind, text: &str) -> Result<(), ConfigError> {
+    match kind {
+        Kind::Str => Ok(()),
+        Kind::Secret => Ok(()),
+        Kind::Uint(lo, hi) => {
+            let value: u64 = text.parse().map_err(|_| {
+                key_error(dotted, format!("expected a whole number, got {text:?}"))
+            })?;
+            if value < lo || value > hi {
+                return Err(key_error(dotted, format!("{value} is outside {lo}..={hi}")));
+            }
+            Ok(())
+        }
+        Kind::Addr => text.parse::<SocketAddr>().map(|_| ()).map_err(|_| {
+            key_error(
+                dotted,
+                format!("expected host:port like 127.0.0.1:50051, got {text:?}"),
+            )
+        }),
+        Kind::Digits(lo, hi) => {
+            if (lo..=hi).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit()) {
+                Ok(())
+            } else {
+                Err(key_error(
+                    dotted,
+                    format!("expected {lo}..={hi} digits, got {text:?}"),
+                ))
+            }
+        }
+    }
+}
+
+impl ServiceSection {
+    fn new(section: Section, raw: &Raw) -> Result<ServiceSection, ConfigError> {
+        let mut values = BTreeMap::new();
+        for key in section.keys {
+            let dotted = format!("{}.{}", section.name, key.name);
+            let text = raw.text(&dotted).to_string();
+            check(&dotted, key.kind, &text)?;
+            values.insert(key.name, text);
+        }
+        Ok(ServiceSection { section, values })
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.section.name
+    }
+
+    fn key(&self, name: &str) -> Result<&Key, ConfigError> {
+        self.section
+            .keys
+            .iter()
+            .find(|k| k.name == name)
+            .ok_or_else(|| ConfigError::Unknown(format!("{}.{name}", self.section.name)))
+    }
+
+    fn dotted(&self, name: &str) -> String {
+        format!("{}.{name}", self.section.name)
+    }
+
+    /// The key's text (checked against its kind when loaded).
+    pub fn text(&self, name: &str) -> Result<&str, ConfigError> {
+        self.key(name)?;
+        Ok(self.values.get(name).map(String::as_str).unwrap_or_default())
+    }
+
+    /// The key's text, refused when blank.
+    pub fn non_empty(&self, name: &str) -> Result<String, ConfigError> {
+        let text = self.text(name)?.trim();
+        if text.is_empty() {
+            return Err(key_error(&self.dotted(name), "must not be empty"));
+        }
+        Ok(text.to_string())
+    }
+
+    pub fn uint(&self, name: &str) -> Result<u64, ConfigError> {
+        let text = self.text(name)?;
+        text.parse()
+            .map_err(|_| key_error(&self.dotted(name), "expected a whole number"))
+    }
+
+    pub fn millis(&self, name: &str) -> Result<Duration, ConfigError> {
+        self.uint(name).map(Duration::from_millis)
+    }
+
+    pub fn seconds(&self, name: &str) -> Result<Duration, ConfigError> {
+        self.uint(name).map(Duration::from_secs)
+    }
+
+    pub fn addr(&self, name: &str) -> Result<SocketAddr, ConfigError> {
+        let text = self.text(name)?;
+        text.parse()
+            .map_err(|_| key_error(&self.dotted(name), format!("expected host:port, got {text:?}")))
+    }
+
+    /// A service-specific refusal of a value, naming the key.
+    pub fn invalid(&self, name: &str, message: impl Into<String>) -> ConfigError {
+        key_error(&self.dotted(name), message)
+    }
+
+    /// Replaces a value (checked against the key's kind): `paymesh dev` and the test kit use it
+    /// to point a service at a peer's actual address or at port 0.
+    pub fn set(&mut self, name: &str, value: impl Into<String>) -> Result<(), ConfigError> {
+        let key = *self.key(name)?;
+        let value = value.into();
+        check(&self.dotted(name), key.kind, &value)?;
+        self.values.insert(key.name, value);
+        Ok(())
+    }
+}
+
+/// Raw values after merging defaults, file and environment, by dotted key.
+struct Raw {
+    values: BTreeMap<String, String>,
+}
+
+impl Raw {
+    fn text(&self, dotted: &str) -> &str {
+        self.values.get(dotted).map(String::as_str).unwrap_or_default()
+    }
+
+    fn checked(&self, dotted: &str, kind: Kind) -> Result<&str, ConfigError> {
+        let text = self.text(dotted);
+        check(dotted, kind, text)?;
+        Ok(text)
+    }
+
+    fn uint(&self, dotted: &str) -> Result<u64, ConfigError> {
+        let kind = find_key(PLATFORM, dotted).map_or(Kind::Uint(0, u64::MAX), |k| k.kind);
+        self.checked(dotted, kind)?
+            .parse()
+            .map_err(|_| key_error(dotted, "expected a whole number"))
+    }
+
+    fn ms(&self, dotted: &str) -> Result<Duration, ConfigError> {
+        self.uint(dotted).map(Duration::from_millis)
+    }
+
+    fn addr(&self, dotted: &str) -> Result<SocketAddr, ConfigError> {
+        let text = self.checked(dotted, Kind::Addr)?;
+        text.parse()
+            .map_err(|_| key_error(dotted, "expected host:port"))
+    }
+
+    fn non_empty(&self, dotted: &str) -> Result<String, ConfigError> {
+        let text = self.text(dotted);
+        if text.trim().is_empty() {
+            return Err(key_error(dotted, "must not be empty"));
+        }
+        Ok(text.to_string())
+    }
+
+    fn url(&self, dotted: &str, schemes: &[&str]) -> Result<Secret, ConfigError> {
+        let text = self.text(dotted);
+        if !schemes.iter().any(|s| text.starts_with(&format!("{s}://"))) {
+            // Never echo the value: it may hold a password.
+            return Err(key_error(
+                dotted,
+                format!(
+                    "expected a URL starting with {}://",
+                    schemes.join(":// or ")
+                ),
+            ));
+        }
+        Ok(Secret::new(text))
+    }
+}
+
+fn find_key<'a>(sections: &'a [Section], dotted: &str) -> Option<&'a Key> {
+    let (section, name) = dotted.split_once('.')?;
+    sections
+        .iter()
+        .find(|s| s.name == section)?
+        .keys
+        .iter()
+        .find(|k| k.name == name)
+}
+
+/// Every section: the platform's, then the services' in the order given.
+fn all_sections(services: &[Section]) -> Vec<Section> {
+    PLATFORM.iter().chain(services).copied().collect()
+}
+
 impl Config {
-    /// Defaults, then the file (if given), then the process environment.
-    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+    /// Defaults, then the file (if given), then the process environment. `services`: the
+    /// sections of the services this binary knows.
+    pub fn load(file: Option<&Path>, services: &[Section]) -> Result<Config, ConfigError> {
         let env: BTreeMap<String, String> = std::env::vars().collect();
-        Config::load_from(file, &env)
+        Config::load_from(file, &env, services)
     }
 
     /// As [`Config::load`], with the environment passed in (for tests).
     pub fn load_from(
         file: Option<&Path>,
         env: &BTreeMap<String, String>,
+        services: &[Section],
     ) -> Result<Config, ConfigError> {
-        let mut values: BTreeMap<&'static str, String> = KEYS
-            .iter()
-            .map(|(k, _, d, _)| (*k, (*d).to_string()))
-            .collect();
+        let sections = all_sections(services);
+        let mut values = BTreeMap::new();
+        for section in &sections {
+            for key in section.keys {
+                values.insert(format!("{}.{}", section.name, key.name), key.default.to_string());
+            }
+        }
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
                 path: path.to_path_buf(),
@@ -376,59 +524,22 @@ impl Config {
                         path: path.to_path_buf(),
                         message: e.to_string(),
                     })?;
-            merge_file(&table, "", &mut values)?;
+            merge_file(&table, "", &sections, &mut values)?;
         }
-        for (key, _, _, _) in KEYS {
-            if let Some(v) = env.get(&env_name(key)) {
-                values.insert(key, v.clone());
+        for dotted in values.keys().cloned().collect::<Vec<_>>() {
+            if let Some(v) = env.get(&env_name(&dotted)) {
+                values.insert(dotted, v.clone());
             }
         }
-        Config::from_raw(&Raw { values })
+        Config::from_raw(&Raw { values }, services)
     }
 
-    fn from_raw(raw: &Raw) -> Result<Config, ConfigError> {
-        let ms = |key| raw.uint(key).map(Duration::from_millis);
-        let url = |key: &'static str, schemes: &[&str]| -> Result<Secret, ConfigError> {
-            let text = raw.text(key);
-            if !schemes.iter().any(|s| text.starts_with(&format!("{s}://"))) {
-                // Never echo the value: it may hold a password.
-                return Err(Raw::err(
-                    key,
-                    format!(
-                        "expected a URL starting with {}://",
-                        schemes.join(":// or ")
-                    ),
-                ));
-            }
-            Ok(Secret::new(text))
-        };
-        let non_empty = |key: &'static str| -> Result<String, ConfigError> {
-            let text = raw.text(key);
-            if text.trim().is_empty() {
-                return Err(Raw::err(key, "must not be empty"));
-            }
-            Ok(text.to_string())
-        };
-        let digits = |key: &'static str, lengths: std::ops::RangeInclusive<usize>| {
-            let text = raw.text(key).trim().to_string();
-            if lengths.contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit()) {
-                Ok(text)
-            } else {
-                Err(Raw::err(
-                    key,
-                    format!(
-                        "expected {}..={} digits, got {text:?}",
-                        lengths.start(),
-                        lengths.end()
-                    ),
-                ))
-            }
-        };
+    fn from_raw(raw: &Raw, services: &[Section]) -> Result<Config, ConfigError> {
         let log_format = match raw.text("telemetry.log_format") {
             "json" => LogFormat::Json,
             "text" => LogFormat::Text,
             other => {
-                return Err(Raw::err(
+                return Err(key_error(
                     "telemetry.log_format",
                     format!("expected json or text, got {other:?}"),
                 ));
@@ -436,64 +547,72 @@ impl Config {
         };
         let otlp = raw.text("telemetry.otlp_endpoint").trim().to_string();
         if !(otlp.is_empty() || otlp.starts_with("http://") || otlp.starts_with("https://")) {
-            return Err(Raw::err(
+            return Err(key_error(
                 "telemetry.otlp_endpoint",
                 "expected http://host:port or empty",
             ));
         }
+        let mut sections = BTreeMap::new();
+        for section in services {
+            sections.insert(section.name, ServiceSection::new(*section, raw)?);
+        }
         Ok(Config {
             database: DatabaseConfig {
-                url: url("database.url", &["postgres", "postgresql"])?,
+                url: raw.url("database.url", &["postgres", "postgresql"])?,
                 pool_size_max: raw.uint("database.pool_size_max")? as u32,
-                acquire_timeout: ms("database.acquire_timeout_ms")?,
+                acquire_timeout: raw.ms("database.acquire_timeout_ms")?,
             },
-            redis_url: url("redis.url", &["redis", "rediss", "redis+unix"])?,
+            redis: RedisConfig {
+                url: raw.url("redis.url", &["redis", "rediss", "redis+unix"])?,
+                key_prefix: raw.text("redis.key_prefix").to_string(),
+            },
             auth: AuthConfig {
-                issuer: non_empty("auth.issuer")?,
-                audience: non_empty("auth.audience")?,
-                public_key_file: PathBuf::from(non_empty("auth.public_key_file")?),
-                private_key_file: PathBuf::from(non_empty("auth.private_key_file")?),
+                issuer: raw.non_empty("auth.issuer")?,
+                audience: raw.non_empty("auth.audience")?,
+                public_key_file: PathBuf::from(raw.non_empty("auth.public_key_file")?),
+                private_key_file: PathBuf::from(raw.non_empty("auth.private_key_file")?),
                 leeway_seconds: raw.uint("auth.leeway_seconds")?,
             },
             server: ServerConfig {
                 message_bytes_max: raw.uint("server.message_bytes_max")? as usize,
                 concurrency_per_connection_max: raw.uint("server.concurrency_per_connection_max")?
                     as usize,
-                request_timeout: ms("server.request_timeout_ms")?,
-                shutdown_grace: ms("server.shutdown_grace_ms")?,
-            },
-            ledger: LedgerConfig {
-                listen: raw.addr("ledger.listen")?,
-                batch_transfers_max: raw.uint("ledger.batch_transfers_max")? as usize,
-                writers: raw.uint("ledger.writers")? as usize,
-                queue_requests_max: raw.uint("ledger.queue_requests_max")? as usize,
-                expiry_interval: ms("ledger.expiry_interval_ms")?,
-            },
-            merchant: MerchantConfig {
-                listen: raw.addr("merchant.listen")?,
-                ledger_addr: non_empty("merchant.ledger_addr")?,
-                collection_bank_bin: digits("merchant.collection_bank_bin", 6..=6)?,
-                virtual_account_prefix: digits("merchant.virtual_account_prefix", 1..=8)?,
-                credential_token_ttl: Duration::from_secs(
-                    raw.uint("merchant.credential_token_ttl_seconds")?,
-                ),
+                request_timeout: raw.ms("server.request_timeout_ms")?,
+                shutdown_grace: raw.ms("server.shutdown_grace_ms")?,
             },
             idempotency: IdempotencyConfig {
-                lease: ms("idempotency.lease_ms")?,
+                lease: raw.ms("idempotency.lease_ms")?,
                 retention: Duration::from_secs(raw.uint("idempotency.retention_seconds")?),
             },
             telemetry: TelemetryConfig {
                 log_format,
-                log_level: non_empty("telemetry.log_level")?,
+                log_level: raw.non_empty("telemetry.log_level")?,
                 otlp_endpoint: (!otlp.is_empty()).then_some(otlp),
                 metrics_listen: raw.addr("telemetry.metrics_listen")?,
             },
+            services: sections,
         })
     }
 
+    /// A service's section. Refused when the service's section was not loaded.
+    pub fn service(&self, name: &str) -> Result<&ServiceSection, ConfigError> {
+        self.services
+            .get(name)
+            .ok_or_else(|| ConfigError::Unknown(format!("{name}.*")))
+    }
+
     /// `(key, env var, default, description)` for every key, for `paymesh config keys`.
-    pub fn keys() -> impl Iterator<Item = (&'static str, String, &'static str, &'static str)> {
-        KEYS.iter().map(|(k, _, d, h)| (*k, env_name(k), *d, *h))
+    pub fn keys(services: &[Section]) -> Vec<(String, String, &'static str, &'static str)> {
+        all_sections(services)
+            .iter()
+            .flat_map(|s| {
+                s.keys.iter().map(move |k| {
+                    let dotted = format!("{}.{}", s.name, k.name);
+                    let env = env_name(&dotted);
+                    (dotted, env, k.default, k.help)
+                })
+            })
+            .collect()
     }
 }
 
@@ -501,7 +620,8 @@ impl Config {
 fn merge_file(
     table: &toml::Table,
     prefix: &str,
-    values: &mut BTreeMap<&'static str, String>,
+    sections: &[Section],
+    values: &mut BTreeMap<String, String>,
 ) -> Result<(), ConfigError> {
     for (name, value) in table {
         let dotted = if prefix.is_empty() {
@@ -510,19 +630,19 @@ fn merge_file(
             format!("{prefix}.{name}")
         };
         if let toml::Value::Table(inner) = value {
-            merge_file(inner, &dotted, values)?;
+            merge_file(inner, &dotted, sections, values)?;
             continue;
         }
-        let Some((key, kind, _, _)) = KEYS.iter().find(|k| k.0 == dotted) else {
+        let Some(key) = find_key(sections, &dotted) else {
             return Err(ConfigError::Unknown(dotted));
         };
-        let text = match (kind, value) {
+        let text = match (key.kind, value) {
             (Kind::Uint(..), toml::Value::Integer(i)) => i.to_string(),
-            (Kind::Str | Kind::Secret | Kind::Addr, toml::Value::String(s)) => s.clone(),
-            (Kind::Uint(..), _) => return Err(Raw::err(key, "expected an integer")),
-            _ => return Err(Raw::err(key, "expected a string")),
+            (Kind::Uint(..), _) => return Err(key_error(&dotted, "expected an integer")),
+            (_, toml::Value::String(s)) => s.clone(),
+            _ => return Err(key_error(&dotted, "expected a string")),
         };
-        values.insert(key, text);
+        values.insert(dotted, text);
     }
     Ok(())
 }
@@ -567,89 +687,82 @@ mod tests {
         }
     }
 
+    /// A service section as a service crate declares one.
+    const DEMO: Section = Section {
+        name: "demo",
+        keys: &[
+            Key::new("listen", Kind::Addr, "127.0.0.1:50051", "gRPC address"),
+            Key::new("batch_max", Kind::Uint(1, 65_536), "8190", "items per batch"),
+            Key::new("bank_bin", Kind::Digits(6, 6), "970436", "a BIN"),
+        ],
+    };
+
+    fn load(file: Option<&std::path::Path>, pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::load_from(file, &env(pairs), &[DEMO])
+    }
+
     #[test]
     fn defaults_load() {
-        let c = Config::load_from(None, &env(&[])).unwrap();
-        assert_eq!(c.ledger.batch_transfers_max, 8190);
+        let c = load(None, &[]).unwrap();
+        assert_eq!(c.service("demo").unwrap().uint("batch_max").unwrap(), 8190);
         assert_eq!(c.telemetry.log_format, LogFormat::Json);
         assert!(c.telemetry.otlp_endpoint.is_none());
+        assert_eq!(c.redis.key_prefix, "paymesh:");
     }
 
     #[test]
     fn env_overrides_file_and_file_overrides_default() {
-        let f = file("[ledger]\nlisten = \"127.0.0.1:6000\"\nbatch_transfers_max = 100\n");
-        let c = Config::load_from(
-            Some(&f.0),
-            &env(&[("PAYMESH_LEDGER_BATCH_TRANSFERS_MAX", "7")]),
-        )
-        .unwrap();
-        assert_eq!(c.ledger.listen.port(), 6000);
-        assert_eq!(c.ledger.batch_transfers_max, 7);
+        let f = file("[demo]\nlisten = \"127.0.0.1:6000\"\nbatch_max = 100\n");
+        let c = load(Some(&f.0), &[("PAYMESH_DEMO_BATCH_MAX", "7")]).unwrap();
+        let demo = c.service("demo").unwrap();
+        assert_eq!(demo.addr("listen").unwrap().port(), 6000);
+        assert_eq!(demo.uint("batch_max").unwrap(), 7);
     }
 
     #[test]
     fn errors_name_the_key() {
-        let e = Config::load_from(
-            None,
-            &env(&[("PAYMESH_LEDGER_BATCH_TRANSFERS_MAX", "lots")]),
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("ledger.batch_transfers_max"), "{e}");
-        let e = Config::load_from(None, &env(&[("PAYMESH_LEDGER_BATCH_TRANSFERS_MAX", "0")]))
-            .unwrap_err();
+        let e = load(None, &[("PAYMESH_DEMO_BATCH_MAX", "lots")]).unwrap_err();
+        assert!(e.to_string().contains("demo.batch_max"), "{e}");
+        let e = load(None, &[("PAYMESH_DEMO_BATCH_MAX", "0")]).unwrap_err();
         assert!(e.to_string().contains("outside"), "{e}");
-        let f = file("[ledger]\nlisten = 5\n");
-        let e = Config::load_from(Some(&f.0), &env(&[])).unwrap_err();
-        assert!(e.to_string().contains("ledger.listen"), "{e}");
-        let f = file("[ledger]\nlisen = \"x\"\n");
-        let e = Config::load_from(Some(&f.0), &env(&[])).unwrap_err();
-        assert!(e.to_string().contains("ledger.lisen"), "{e}");
+        let f = file("[demo]\nlisten = 5\n");
+        let e = load(Some(&f.0), &[]).unwrap_err();
+        assert!(e.to_string().contains("demo.listen"), "{e}");
+        let f = file("[demo]\nlisen = \"x\"\n");
+        let e = load(Some(&f.0), &[]).unwrap_err();
+        assert!(e.to_string().contains("demo.lisen"), "{e}");
+        for value in ["97043", "", "12345a", "1234567"] {
+            let e = load(None, &[("PAYMESH_DEMO_BANK_BIN", value)]).unwrap_err();
+            assert!(e.to_string().contains("demo.bank_bin"), "{e}");
+        }
+        let e = load(None, &[("PAYMESH_SERVER_REQUEST_TIMEOUT_MS", "1")]).unwrap_err();
+        assert!(e.to_string().contains("server.request_timeout_ms"), "{e}");
     }
 
     #[test]
-    fn merchant_keys_are_checked() {
-        let c = Config::load_from(None, &env(&[])).unwrap();
-        assert_eq!(c.merchant.collection_bank_bin, "970436");
-        assert_eq!(c.merchant.virtual_account_prefix, "8868");
-        for (var, value, key) in [
-            (
-                "PAYMESH_MERCHANT_COLLECTION_BANK_BIN",
-                "97043",
-                "merchant.collection_bank_bin",
-            ),
-            (
-                "PAYMESH_MERCHANT_VIRTUAL_ACCOUNT_PREFIX",
-                "",
-                "merchant.virtual_account_prefix",
-            ),
-            (
-                "PAYMESH_MERCHANT_VIRTUAL_ACCOUNT_PREFIX",
-                "123456789",
-                "merchant.virtual_account_prefix",
-            ),
-            (
-                "PAYMESH_MERCHANT_VIRTUAL_ACCOUNT_PREFIX",
-                "12a",
-                "merchant.virtual_account_prefix",
-            ),
-            ("PAYMESH_MERCHANT_LEDGER_ADDR", " ", "merchant.ledger_addr"),
-        ] {
-            let e = Config::load_from(None, &env(&[(var, value)])).unwrap_err();
-            assert!(e.to_string().contains(key), "{e}");
-        }
+    fn a_section_unknown_to_the_binary_is_refused() {
+        let f = file("[payroll]\nlisten = \"127.0.0.1:1\"\n");
+        let e = load(Some(&f.0), &[]).unwrap_err();
+        assert!(e.to_string().contains("payroll.listen"), "{e}");
+    }
+
+    #[test]
+    fn set_checks_the_kind() {
+        let mut c = load(None, &[]).unwrap();
+        let demo = c.services.get_mut("demo").unwrap();
+        demo.set("listen", "127.0.0.1:0").unwrap();
+        assert_eq!(demo.addr("listen").unwrap().port(), 0);
+        assert!(demo.set("listen", "nowhere").is_err());
+        assert!(demo.set("nope", "1").is_err());
     }
 
     #[test]
     fn secrets_are_never_printed() {
         let url = "postgres://paymesh:hunter2@127.0.0.1/x";
-        let c = Config::load_from(None, &env(&[("PAYMESH_DATABASE_URL", url)])).unwrap();
+        let c = load(None, &[("PAYMESH_DATABASE_URL", url)]).unwrap();
         assert_eq!(c.database.url.expose(), url);
         assert!(!format!("{c:?}").contains("hunter2"));
-        let e = Config::load_from(
-            None,
-            &env(&[("PAYMESH_DATABASE_URL", "mysql://u:hunter2@x")]),
-        )
-        .unwrap_err();
+        let e = load(None, &[("PAYMESH_DATABASE_URL", "mysql://u:hunter2@x")]).unwrap_err();
         assert!(!e.to_string().contains("hunter2"), "{e}");
         assert!(e.to_string().contains("database.url"), "{e}");
     }

@@ -202,6 +202,8 @@ pub struct IdempotencyLayer {
 
 struct Shared {
     redis: Option<redis::aio::ConnectionManager>,
+    /// `redis.key_prefix`: every key is `<prefix>idem:<scope key>`.
+    key_prefix: String,
     rules: HashMap<String, KeyRule>,
     lease: Duration,
     retention: Duration,
@@ -212,12 +214,14 @@ impl IdempotencyLayer {
     /// `None` runs without the fast path (PostgreSQL alone keeps calls single).
     pub fn new(
         redis: Option<redis::aio::ConnectionManager>,
+        key_prefix: &str,
         rules: impl IntoIterator<Item = (String, KeyRule)>,
         cfg: &IdempotencyConfig,
     ) -> IdempotencyLayer {
         IdempotencyLayer {
             inner: Arc::new(Shared {
                 redis,
+                key_prefix: key_prefix.to_string(),
                 rules: rules.into_iter().collect(),
                 lease: cfg.lease,
                 retention: cfg.retention,
@@ -268,8 +272,8 @@ pub struct IdempotencyService<S> {
 }
 
 impl Shared {
-    fn redis_key(scope_key: &str) -> String {
-        format!("paymesh:idem:{scope_key}")
+    fn redis_key(&self, scope_key: &str) -> String {
+        format!("{}idem:{scope_key}", self.key_prefix)
     }
 
     /// Reads the entry, or claims the key. Redis trouble is logged and reported as `Ok(None)`
@@ -278,7 +282,7 @@ impl Shared {
         let Some(mut conn) = self.redis.clone() else {
             return Ok(None);
         };
-        let key = Shared::redis_key(scope_key);
+        let key = self.redis_key(scope_key);
         let claim = serde_json::to_string(&Entry::Running {
             fingerprint: fingerprint.to_string(),
         })
@@ -318,7 +322,7 @@ impl Shared {
         let Some(mut conn) = self.redis.clone() else {
             return;
         };
-        let key = Shared::redis_key(scope_key);
+        let key = self.redis_key(scope_key);
         let result: redis::RedisResult<()> = match entry.and_then(|e| serde_json::to_string(e).ok())
         {
             Some(text) => {

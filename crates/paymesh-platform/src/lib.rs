@@ -1,16 +1,20 @@
-//! What every paymesh service shares: configuration, telemetry, auth, errors, migrations and
-//! the gRPC server bootstrap. A service crate supplies its tonic service and its migrations;
-//! everything around it comes from here, so every service behaves the same at the edges.
+//! What every paymesh service shares: configuration, telemetry, auth, errors, migrations, the
+//! service kit (how a service is described and started, [`kit`]) and the edge helpers every
+//! handler uses ([`edge`]: field violations, page tokens, idempotent transactions). The platform
+//! knows no service: each service crate describes itself to the kit.
 
 pub mod auth;
 pub mod client;
 pub mod config;
+mod descriptor;
+pub mod edge;
 pub mod error;
 pub mod idempotency;
+pub mod kit;
 pub mod metrics;
 pub mod migrate;
 pub mod server;
 pub mod telemetry;
-pub mod testing;
+pub mod time;
 
 pub use error::{ApiError, FieldViolation};

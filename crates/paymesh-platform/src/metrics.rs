@@ -1,5 +1,6 @@
 //! Prometheus metrics: request count, latency histogram and errors by gRPC code for every RPC,
-//! plus the ledger's group-commit figures; served as text on `GET /metrics`.
+//! and whatever a service registers of its own ([`register`]); served as text on
+//! `GET /metrics`.
 
 use std::net::SocketAddr;
 use std::sync::{Mutex, OnceLock};
@@ -28,9 +29,9 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 18))
 }
 
-fn size_histogram() -> Histogram {
-    // 1 … 32768
-    Histogram::new(exponential_buckets(1.0, 2.0, 16))
+/// Buckets for RPC and commit latencies: 100 µs … ~26 s.
+pub fn latency_buckets() -> Histogram {
+    latency_histogram()
 }
 
 pub struct Metrics {
@@ -38,9 +39,6 @@ pub struct Metrics {
     pub requests: Family<RpcLabels, Counter>,
     pub errors: Family<RpcLabels, Counter>,
     pub latency: Family<MethodLabels, Histogram, fn() -> Histogram>,
-    pub ledger_batch_transfers: Histogram,
-    pub ledger_commit_seconds: Histogram,
-    pub ledger_batch_failures: Counter,
 }
 
 pub fn metrics() -> &'static Metrics {
@@ -52,9 +50,6 @@ pub fn metrics() -> &'static Metrics {
         let latency = Family::<MethodLabels, Histogram, fn() -> Histogram>::new_with_constructor(
             latency_histogram,
         );
-        let ledger_batch_transfers = size_histogram();
-        let ledger_commit_seconds = latency_histogram();
-        let ledger_batch_failures = Counter::default();
         registry.register(
             "grpc_requests",
             "gRPC requests by method and code",
@@ -70,31 +65,27 @@ pub fn metrics() -> &'static Metrics {
             "gRPC handling time",
             latency.clone(),
         );
-        registry.register(
-            "ledger_batch_transfers",
-            "transfers per group-commit transaction",
-            ledger_batch_transfers.clone(),
-        );
-        registry.register(
-            "ledger_commit_duration_seconds",
-            "time of one group-commit transaction",
-            ledger_commit_seconds.clone(),
-        );
-        registry.register(
-            "ledger_batch_failures",
-            "group-commit transactions that failed",
-            ledger_batch_failures.clone(),
-        );
         Metrics {
             registry: Mutex::new(registry),
             requests,
             errors,
             latency,
-            ledger_batch_transfers,
-            ledger_commit_seconds,
-            ledger_batch_failures,
         }
     })
+}
+
+/// Registers a service's own metric under the `paymesh_` prefix (call once, e.g. from a
+/// `OnceLock` in the service crate).
+pub fn register(
+    name: &str,
+    help: &str,
+    metric: impl prometheus_client::registry::Metric + Clone,
+) {
+    let mut registry = match metrics().registry.lock() {
+        Ok(r) => r,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    registry.register(name, help, metric);
 }
 
 impl Metrics {

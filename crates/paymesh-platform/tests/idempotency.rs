@@ -47,7 +47,7 @@ async fn wire(resp: http::Response<tonic::body::Body>) -> Wire {
 }
 
 async fn setup() -> PgPool {
-    let (_url, pool) = paymesh_platform::testing::fresh_database("idem_test")
+    let (_url, pool) = paymesh_testkit::fresh_database("idem_test")
         .await
         .unwrap();
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
@@ -131,26 +131,32 @@ fn request(key: &str, body: &'static str, who: &str) -> http::Request<tonic::bod
     req
 }
 
-async fn redis(db: u8) -> redis::aio::ConnectionManager {
-    let url = format!(
-        "{}{db}",
-        paymesh_platform::testing::redis_url().trim_end_matches(|c: char| c.is_ascii_digit())
-    );
-    let conn = idempotency::redis_connection(&url).await.unwrap();
-    let _: () = redis::cmd("FLUSHDB")
-        .query_async(&mut conn.clone())
+async fn redis() -> redis::aio::ConnectionManager {
+    idempotency::redis_connection(&paymesh_testkit::redis_url())
+        .await
+        .unwrap()
+}
+
+/// Deletes this test's keys (what a Redis flush does to it), leaving other tests' alone.
+async fn flush(conn: &mut redis::aio::ConnectionManager, prefix: &str) {
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(conn)
         .await
         .unwrap();
-    conn
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL").arg(&keys).query_async(conn).await.unwrap();
+    }
 }
 
 struct Stack<S> {
     svc: S,
     pool: PgPool,
+    /// This test's Redis key prefix.
+    prefix: String,
 }
 
 async fn stack(
-    db: u8,
     retention: Duration,
 ) -> Stack<
     impl Service<
@@ -165,14 +171,17 @@ async fn stack(
         lease: Duration::from_secs(10),
         retention,
     };
+    let prefix = paymesh_testkit::unique_key("idem-test") + ":";
     let layer = IdempotencyLayer::new(
-        Some(redis(db).await),
+        Some(redis().await),
+        &prefix,
         [(PATH.to_string(), KeyRule::Required)],
         &cfg,
     );
     Stack {
         svc: layer.layer(handler(pool.clone(), retention)),
         pool,
+        prefix,
     }
 }
 
@@ -185,7 +194,7 @@ async fn effects(pool: &PgPool) -> i64 {
 
 #[tokio::test]
 async fn a_replay_returns_the_identical_response_and_no_second_effect() {
-    let Stack { svc, pool } = stack(2, Duration::from_secs(3600)).await;
+    let Stack { svc, pool, .. } = stack(Duration::from_secs(3600)).await;
     let first = wire(
         svc.clone()
             .oneshot(request("k-1", "pay 50000", "m1"))
@@ -217,7 +226,7 @@ async fn a_replay_returns_the_identical_response_and_no_second_effect() {
 
 #[tokio::test]
 async fn the_same_key_with_another_request_is_refused() {
-    let Stack { svc, pool } = stack(3, Duration::from_secs(3600)).await;
+    let Stack { svc, pool, .. } = stack(Duration::from_secs(3600)).await;
     assert_eq!(
         wire(
             svc.clone()
@@ -256,7 +265,7 @@ async fn the_same_key_with_another_request_is_refused() {
 
 #[tokio::test]
 async fn fifty_concurrent_duplicates_make_one_effect() {
-    let Stack { svc, pool } = stack(4, Duration::from_secs(3600)).await;
+    let Stack { svc, pool, .. } = stack(Duration::from_secs(3600)).await;
     let calls: Vec<_> = (0..50)
         .map(|_| {
             let svc = svc.clone();
@@ -291,7 +300,7 @@ async fn fifty_concurrent_duplicates_make_one_effect() {
 
 #[tokio::test]
 async fn losing_redis_between_the_call_and_the_retry_still_makes_one_effect() {
-    let Stack { svc, pool } = stack(5, Duration::from_secs(3600)).await;
+    let Stack { svc, pool, prefix } = stack(Duration::from_secs(3600)).await;
     let first = wire(
         svc.clone()
             .oneshot(request("k-4", "pay 80000", "m1"))
@@ -299,9 +308,10 @@ async fn losing_redis_between_the_call_and_the_retry_still_makes_one_effect() {
             .unwrap(),
     )
     .await;
-    let mut conn = redis(5).await; // FLUSHDB
+    let mut conn = redis().await;
+    flush(&mut conn, &prefix).await;
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("*")
+        .arg(format!("{prefix}*"))
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -320,7 +330,7 @@ async fn losing_redis_between_the_call_and_the_retry_still_makes_one_effect() {
         lease: Duration::from_secs(10),
         retention: Duration::from_secs(3600),
     };
-    let no_redis = IdempotencyLayer::new(None, [(PATH.to_string(), KeyRule::Required)], &cfg)
+    let no_redis = IdempotencyLayer::new(None, "unused:", [(PATH.to_string(), KeyRule::Required)], &cfg)
         .layer(handler(pool.clone(), cfg.retention));
     let again = wire(
         no_redis
@@ -336,7 +346,7 @@ async fn losing_redis_between_the_call_and_the_retry_still_makes_one_effect() {
 
 #[tokio::test]
 async fn keys_expire_after_their_retention() {
-    let Stack { svc, pool } = stack(6, Duration::from_secs(1)).await;
+    let Stack { svc, pool, .. } = stack(Duration::from_secs(1)).await;
     assert_eq!(
         wire(
             svc.clone()

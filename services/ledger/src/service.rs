@@ -1,25 +1,82 @@
-//! The gRPC surface of the ledger.
+//! The gRPC surface of the ledger, and its description for the platform's service kit
+//! ([`SERVICE`]).
 
-use base64::Engine as _;
+use futures::future::BoxFuture;
 use paymesh_money::{Id128, Money};
 use paymesh_platform::ApiError;
-use paymesh_platform::auth::require_internal;
-use paymesh_platform::config::LedgerConfig;
+use paymesh_platform::config::Section;
+use paymesh_platform::edge::{PageLimits, Paging};
 use paymesh_platform::idempotency::KeyRule;
+use paymesh_platform::kit::{Callers, Rpc, ServiceDef, StartContext, Started};
+use paymesh_platform::migrate::Migration;
+use paymesh_platform::time::{ns_from_timestamp, timestamp_from_ns};
 use paymesh_proto::common::v1 as common;
 use paymesh_proto::ledger::v1 as pb;
 use paymesh_proto::ledger::v1::ledger_service_server::{self, LedgerServiceServer};
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
+use crate::config::LedgerConfig;
 use crate::engine::{self, TransferRow};
-use crate::validate::{self, Violations};
+use crate::validate::{self, LedgerFields, Violations};
 use crate::writer::Writer;
-use crate::{store, writer};
+use crate::store;
 
-/// Transfers per ListTransfers page when the caller does not say.
-const PAGE_SIZE_DEFAULT: i64 = 100;
-const PAGE_SIZE_MAX: i64 = 1000;
+const PAGE_LIMITS: PageLimits = PageLimits {
+    size_default: 100,
+    size_max: 1000,
+};
+
+/// The ledger as the service kit starts it.
+pub struct Ledger;
+
+/// The ledger's description: list it where the binary lists its services.
+pub static SERVICE: Ledger = Ledger;
+
+/// Only operators and paymesh services call the ledger. Transfers and accounts carry their own
+/// 128-bit ids, which the ledger applies at most once, so an idempotency key is optional; with
+/// one, the first answer is replayed byte for byte (while Redis keeps it; after that a retry
+/// answers EXISTS, never a second transfer).
+const RPCS: &[Rpc] = &[
+    Rpc::write("CreateAccounts", Callers::INTERNAL, KeyRule::Optional),
+    Rpc::write("CreateTransfers", Callers::INTERNAL, KeyRule::Optional),
+    Rpc::read("GetBalances", Callers::INTERNAL),
+    Rpc::read("ListTransfers", Callers::INTERNAL),
+];
+
+impl ServiceDef for Ledger {
+    fn name(&self) -> &'static str {
+        store::SCHEMA
+    }
+
+    fn grpc_service(&self) -> &'static str {
+        <LedgerServiceServer<LedgerService> as tonic::server::NamedService>::NAME
+    }
+
+    fn rpcs(&self) -> &'static [Rpc] {
+        RPCS
+    }
+
+    fn config(&self) -> Section {
+        crate::config::SECTION
+    }
+
+    fn migrations(&self) -> Vec<Migration> {
+        store::migrations()
+    }
+
+    fn start<'a>(&'a self, ctx: StartContext<'a>) -> BoxFuture<'a, anyhow::Result<Started>> {
+        Box::pin(async move {
+            let cfg = LedgerConfig::from_section(ctx.section)?;
+            let bytes_max = ctx.message_bytes_max();
+            let service = LedgerService::start(ctx.pool, &cfg);
+            let server = LedgerServiceServer::new(service.clone())
+                .max_decoding_message_size(bytes_max)
+                .max_encoding_message_size(bytes_max);
+            Ok(Started::new(server).with_handle(service))
+        })
+    }
+}
 
 #[derive(Clone)]
 pub struct LedgerService {
@@ -28,40 +85,14 @@ pub struct LedgerService {
 }
 
 impl LedgerService {
-    /// Runs the migrations and starts the group-commit writers.
-    pub async fn start(pool: PgPool, cfg: &LedgerConfig) -> anyhow::Result<LedgerService> {
-        let applied = store::migrate(&pool).await?;
-        if applied > 0 {
-            tracing::info!(applied, "ledger migrations applied");
-        }
+    /// Starts the group-commit writers (the kit has applied the migrations).
+    pub fn start(pool: PgPool, cfg: &LedgerConfig) -> LedgerService {
         let writer = Writer::start(pool.clone(), cfg);
-        Ok(LedgerService { pool, writer })
-    }
-
-    pub fn into_server(self, message_bytes_max: usize) -> LedgerServiceServer<LedgerService> {
-        LedgerServiceServer::new(self)
-            .max_decoding_message_size(message_bytes_max)
-            .max_encoding_message_size(message_bytes_max)
+        LedgerService { pool, writer }
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
-    }
-
-    /// The mutating RPCs and their idempotency-key rule. Keys are optional here: transfers
-    /// and accounts carry their own 128-bit ids, which the ledger applies at most once; a key
-    /// adds the byte-for-byte replay of the first answer (while Redis keeps it; after that a
-    /// retry answers EXISTS, never a second transfer).
-    pub fn idempotent_rpcs() -> Vec<(String, KeyRule)> {
-        ["CreateAccounts", "CreateTransfers"]
-            .into_iter()
-            .map(|m| {
-                (
-                    format!("/paymesh.ledger.v1.LedgerService/{m}"),
-                    KeyRule::Optional,
-                )
-            })
-            .collect()
     }
 }
 
@@ -71,22 +102,6 @@ fn money(minor: i64, currency: paymesh_money::Currency) -> Option<common::Money>
         amount: m.amount_string(),
         currency_code: currency.code().to_string(),
     })
-}
-
-fn timestamp_ns(ns: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: ns.div_euclid(1_000_000_000),
-        nanos: ns.rem_euclid(1_000_000_000) as i32,
-    }
-}
-
-fn ns_from_timestamp(v: &mut Violations, field: &str, t: &prost_types::Timestamp) -> Option<i64> {
-    // 1970 … 2262, the range of i64 nanoseconds.
-    if !(0..=9_000_000_000).contains(&t.seconds) || !(0..1_000_000_000).contains(&t.nanos) {
-        v.add(field, "must be between 1970 and 2255 with nanos in 0..1e9");
-        return None;
-    }
-    Some(t.seconds * 1_000_000_000 + i64::from(t.nanos))
 }
 
 fn transfer_record(row: &TransferRow) -> pb::TransferRecord {
@@ -113,35 +128,9 @@ fn transfer_record(row: &TransferRow) -> pb::TransferRecord {
                 .unwrap_or_default(),
             timeout_seconds: row.timeout_seconds,
         }),
-        create_time: Some(timestamp_ns(row.ts)),
-        expire_time: row.expires_at().map(timestamp_ns),
+        create_time: Some(timestamp_from_ns(row.ts)),
+        expire_time: row.expires_at().map(timestamp_from_ns),
     }
-}
-
-const PAGE_TOKEN_BYTES: usize = 8 + 16 + 16;
-
-fn encode_page_token(account: Id128, ts: i64, id: Id128) -> String {
-    let mut bytes = Vec::with_capacity(PAGE_TOKEN_BYTES);
-    bytes.extend_from_slice(&ts.to_be_bytes());
-    bytes.extend_from_slice(&id.to_bytes());
-    bytes.extend_from_slice(&account.to_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn decode_page_token(account: Id128, token: &str) -> Result<(i64, Id128), String> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
-        .map_err(|_| "not a token this service issued".to_string())?;
-    if bytes.len() != PAGE_TOKEN_BYTES {
-        return Err("not a token this service issued".into());
-    }
-    let ts = i64::from_be_bytes(bytes[0..8].try_into().map_err(|_| "bad token")?);
-    let id = Id128::from_bytes(&bytes[8..24]).map_err(|_| "bad token")?;
-    let acct = Id128::from_bytes(&bytes[24..40]).map_err(|_| "bad token")?;
-    if acct != account {
-        return Err("token belongs to another account's listing".into());
-    }
-    Ok((ts, id))
 }
 
 #[tonic::async_trait]
@@ -150,7 +139,6 @@ impl ledger_service_server::LedgerService for LedgerService {
         &self,
         request: Request<pb::CreateAccountsRequest>,
     ) -> Result<Response<pb::CreateAccountsResponse>, Status> {
-        require_internal(&request)?;
         let accounts = validate::accounts(request.get_ref())?;
         let inserted: std::collections::HashSet<Id128> =
             store::insert_accounts(&self.pool, &accounts)
@@ -201,7 +189,6 @@ impl ledger_service_server::LedgerService for LedgerService {
         &self,
         request: Request<pb::CreateTransfersRequest>,
     ) -> Result<Response<pb::CreateTransfersResponse>, Status> {
-        require_internal(&request)?;
         let transfers = validate::transfers(request.get_ref())?;
         let results = self.writer.submit(transfers).await?;
         Ok(Response::new(pb::CreateTransfersResponse {
@@ -213,7 +200,6 @@ impl ledger_service_server::LedgerService for LedgerService {
         &self,
         request: Request<pb::GetBalancesRequest>,
     ) -> Result<Response<pb::GetBalancesResponse>, Status> {
-        require_internal(&request)?;
         let ids = validate::balance_ids(request.get_ref())?;
         let found = store::accounts_by_id(&self.pool, &ids)
             .await
@@ -224,7 +210,9 @@ impl ledger_service_server::LedgerService for LedgerService {
             .map(|a| pb::AccountBalance {
                 id: a.id.to_bytes().to_vec(),
                 currency_code: a.currency.code().to_string(),
-                code: a.code,
+                // Stored as an integer; written only from AccountCode values since the enum,
+                // and a bit-for-bit cast keeps any older value as it was on the wire (varint).
+                code: a.code as i32,
                 flags: Some(pb::AccountFlags {
                     debits_must_not_exceed_credits: a.flags
                         & engine::ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS
@@ -238,7 +226,7 @@ impl ledger_service_server::LedgerService for LedgerService {
                 credits_posted: money(a.credits_posted, a.currency),
                 debits_pending: money(a.debits_pending, a.currency),
                 credits_pending: money(a.credits_pending, a.currency),
-                create_time: Some(timestamp_ns(a.created_unix_micros.saturating_mul(1000))),
+                create_time: Some(timestamp_from_ns(a.created_unix_micros.saturating_mul(1000))),
             })
             .collect();
         Ok(Response::new(pb::GetBalancesResponse { accounts }))
@@ -248,55 +236,50 @@ impl ledger_service_server::LedgerService for LedgerService {
         &self,
         request: Request<pb::ListTransfersRequest>,
     ) -> Result<Response<pb::ListTransfersResponse>, Status> {
-        require_internal(&request)?;
         let req = request.get_ref();
         let mut v = Violations::default();
         let account = v.id("account_id".into(), &req.account_id);
-        let start = req
-            .start_time
-            .as_ref()
-            .and_then(|t| ns_from_timestamp(&mut v, "start_time", t))
-            .unwrap_or(0);
-        let end = req
-            .end_time
-            .as_ref()
-            .and_then(|t| ns_from_timestamp(&mut v, "end_time", t))
-            .unwrap_or(i64::MAX);
+        let mut time = |field: &str, t: &Option<prost_types::Timestamp>, default: i64| match t {
+            None => default,
+            Some(t) => ns_from_timestamp(t).unwrap_or_else(|why| {
+                v.add(field, why);
+                default
+            }),
+        };
+        let start = time("start_time", &req.start_time, 0);
+        let end = time("end_time", &req.end_time, i64::MAX);
         if start >= end {
             v.add("end_time", "must be after start_time");
         }
-        let page_size = match i64::from(req.page_size) {
-            0 => PAGE_SIZE_DEFAULT,
-            n if (1..=PAGE_SIZE_MAX).contains(&n) => n,
-            n => {
-                v.add("page_size", format!("must be 0..={PAGE_SIZE_MAX}, got {n}"));
-                PAGE_SIZE_DEFAULT
+        let filters: [&[u8]; 3] = [&req.account_id, &start.to_be_bytes(), &end.to_be_bytes()];
+        let paging = Paging::parse(
+            &mut v,
+            "ledger.transfers",
+            &filters,
+            req.page_size,
+            &req.page_token,
+            PAGE_LIMITS,
+        );
+        let after = match paging.after().map(cursor) {
+            Some(None) => {
+                v.add("page_token", "not a page token of this listing");
+                None
             }
+            Some(Some(c)) => Some(c),
+            None => None,
         };
-        let mut after = None;
-        if let Some(account) = account
-            && !req.page_token.is_empty()
-        {
-            match decode_page_token(account, &req.page_token) {
-                Ok(cursor) => after = Some(cursor),
-                Err(why) => v.add("page_token", why),
-            }
-        }
         v.into_result()?;
         let Some(account) = account else {
             return Err(ApiError::invalid("account_id", "required").into());
         };
-        let mut rows = store::list_transfers(&self.pool, account, start, end, after, page_size + 1)
+        let rows = store::list_transfers(&self.pool, account, start, end, after, paging.fetch_limit())
             .await
             .map_err(ApiError::from)?;
-        let next_page_token = if rows.len() as i64 > page_size {
-            rows.truncate(page_size as usize);
-            rows.last()
-                .map(|r| encode_page_token(account, r.ts, r.id))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let (rows, next_page_token) = paging.finish(rows, |r| {
+            let mut c = r.ts.to_be_bytes().to_vec();
+            c.extend_from_slice(&r.id.to_bytes());
+            c
+        });
         Ok(Response::new(pb::ListTransfersResponse {
             transfers: rows.iter().map(transfer_record).collect(),
             next_page_token,
@@ -304,9 +287,11 @@ impl ledger_service_server::LedgerService for LedgerService {
     }
 }
 
-/// For tools: the ledger's clock.
-pub fn now_ns() -> i64 {
-    writer::now_ns()
+/// A transfers page cursor: the last row's `(create time ns, id)`.
+fn cursor(bytes: &[u8]) -> Option<(i64, Id128)> {
+    let ts = i64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
+    let id = Id128::from_bytes(bytes.get(8..24)?).ok()?;
+    Some((ts, id))
 }
 
 #[cfg(test)]
@@ -314,24 +299,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn page_tokens_round_trip_and_are_bound_to_the_account() {
-        let a = Id128::random();
+    fn a_page_cursor_holds_time_and_id() {
         let id = Id128::random();
-        let t = encode_page_token(a, 42, id);
-        assert_eq!(decode_page_token(a, &t), Ok((42, id)));
-        assert!(decode_page_token(Id128::random(), &t).is_err());
-        assert!(decode_page_token(a, "garbage!").is_err());
-        assert!(decode_page_token(a, "").is_err());
-    }
-
-    #[test]
-    fn timestamps_convert() {
-        assert_eq!(
-            timestamp_ns(1_500_000_000),
-            prost_types::Timestamp {
-                seconds: 1,
-                nanos: 500_000_000
-            }
-        );
+        let mut bytes = 42i64.to_be_bytes().to_vec();
+        bytes.extend_from_slice(&id.to_bytes());
+        assert_eq!(cursor(&bytes), Some((42, id)));
+        assert_eq!(cursor(&bytes[..10]), None);
     }
 }

@@ -13,16 +13,16 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use paymesh_money::Id128;
 use paymesh_platform::ApiError;
-use paymesh_platform::config::LedgerConfig;
-use paymesh_platform::metrics::metrics;
 use paymesh_proto::ledger::v1::CreateTransferResult as R;
 use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+use crate::config::LedgerConfig;
+use crate::metrics::metrics;
 use crate::engine::{AccountState, Batch, NewTransfer, PendingStatus};
 use crate::store;
 
@@ -98,12 +98,7 @@ pub struct Writer {
     tx: mpsc::Sender<Job>,
 }
 
-pub fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+pub use paymesh_platform::time::now_ns;
 
 impl Writer {
     /// Starts the writer tasks and the expiry sweeper; they stop when every `Writer` is dropped.
@@ -210,9 +205,8 @@ async fn run(shared: Arc<Shared>, rx: Arc<Mutex<Receiver>>, max: usize) {
         let started = Instant::now();
         let outcome = commit_with_retry(&shared, &requests).await;
         let m = metrics();
-        m.ledger_commit_seconds
-            .observe(started.elapsed().as_secs_f64());
-        m.ledger_batch_transfers
+        m.commit_seconds.observe(started.elapsed().as_secs_f64());
+        m.batch_transfers
             .observe(requests.iter().map(|r| r.len()).sum::<usize>() as f64);
         match outcome {
             Ok(results) => {
@@ -221,7 +215,7 @@ async fn run(shared: Arc<Shared>, rx: Arc<Mutex<Receiver>>, max: usize) {
                 }
             }
             Err(e) => {
-                m.ledger_batch_failures.inc();
+                m.batch_failures.inc();
                 // Nothing of the batch is committed, except in the one case where the COMMIT
                 // itself was sent and its answer lost; either way no request is acknowledged,
                 // and a retry with the same ids applies each transfer at most once.

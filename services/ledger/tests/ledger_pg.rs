@@ -37,7 +37,7 @@ fn writer_on_postgres_matches_model() {
                     .map(|(id, c, f)| pb::Account {
                         id: id.to_bytes().to_vec(),
                         currency_code: c.code().into(),
-                        code: 7,
+                        code: pb::AccountCode::Suspense as i32,
                         flags: Some(pb::AccountFlags {
                             debits_must_not_exceed_credits: f & 1 != 0,
                             credits_must_not_exceed_debits: f & 2 != 0,
@@ -222,7 +222,7 @@ async fn a_linked_chain_commits_or_fails_as_one() {
 
 #[tokio::test]
 async fn pending_transfers_post_void_and_expire() {
-    let ledger = start_with(ledger_config(50)).await;
+    let ledger = start_with(&[("ledger.expiry_interval_ms", "50")]).await;
     let (a, b) = (Id128::random(), Id128::random());
     let mut c = ledger.client();
     open(

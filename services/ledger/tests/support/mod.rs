@@ -1,119 +1,45 @@
-//! An in-process ledger on a fresh PostgreSQL database, served over real gRPC on a loopback
-//! port with real JWT checks.
+//! A ledger started by the test kit (as `paymesh serve ledger` starts it) on a fresh
+//! PostgreSQL database, served over real gRPC on a loopback port with real JWT checks.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::time::Duration;
-
-use paymesh_ledger::LedgerService;
 use paymesh_ledger::engine::{
     FLAG_LINKED, FLAG_PENDING, FLAG_POST_PENDING, FLAG_VOID_PENDING, NewTransfer,
 };
 use paymesh_money::Id128;
-use paymesh_platform::auth::{Minter, Principal, Verifier, generate_keypair};
-use paymesh_platform::client::{CallContext, channel};
-use paymesh_platform::config::{LedgerConfig, ServerConfig};
+use paymesh_platform::auth::Principal;
 use paymesh_proto::common::v1::Money;
 use paymesh_proto::ledger::v1 as pb;
 use paymesh_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
-use sqlx::PgPool;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
+use paymesh_testkit::{Authed, TestMesh};
 
-pub type Client = LedgerServiceClient<InterceptedService<Channel, CallContext>>;
+pub type Client = LedgerServiceClient<Authed>;
 
 pub struct TestLedger {
+    pub mesh: TestMesh,
     pub addr: std::net::SocketAddr,
-    pub pool: PgPool,
-    pub minter: Minter,
-    stop: tokio::sync::watch::Sender<bool>,
-}
-
-impl Drop for TestLedger {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-    }
-}
-
-pub fn ledger_config(expiry_ms: u64) -> LedgerConfig {
-    LedgerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        batch_transfers_max: 8190,
-        writers: 2,
-        queue_requests_max: 4096,
-        expiry_interval: Duration::from_millis(expiry_ms),
-    }
+    pub pool: sqlx::PgPool,
+    pub minter: paymesh_platform::auth::Minter,
 }
 
 pub async fn start() -> TestLedger {
-    start_with(ledger_config(1000)).await
+    start_with(&[]).await
 }
 
-pub async fn start_with(cfg: LedgerConfig) -> TestLedger {
-    let (_url, pool) = paymesh_platform::testing::fresh_database("ledger_test")
-        .await
-        .unwrap();
-    let service = LedgerService::start(pool.clone(), &cfg).await.unwrap();
-    let (private, public) = generate_keypair().unwrap();
-    let verifier = Verifier::from_public_pem(public.as_bytes(), "paymesh", "paymesh", 0).unwrap();
-    let minter = Minter::from_private_pem(private.as_bytes(), "paymesh", "paymesh").unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
-    let server_cfg = ServerConfig {
-        message_bytes_max: 8 << 20,
-        concurrency_per_connection_max: 1024,
-        request_timeout: Duration::from_secs(30),
-        shutdown_grace: Duration::from_secs(1),
-    };
-    let svc = service.into_server(server_cfg.message_bytes_max);
-    tokio::spawn(async move {
-        let shutdown = async move {
-            while !*stop_rx.borrow() {
-                if stop_rx.changed().await.is_err() {
-                    break;
-                }
-            }
-        };
-        let idempotency = paymesh_platform::idempotency::IdempotencyLayer::new(
-            Some(
-                paymesh_platform::idempotency::redis_connection(
-                    &paymesh_platform::testing::redis_url(),
-                )
-                .await
-                .unwrap(),
-            ),
-            LedgerService::idempotent_rpcs(),
-            &paymesh_platform::config::IdempotencyConfig {
-                lease: Duration::from_secs(30),
-                retention: Duration::from_secs(86_400),
-            },
-        );
-        let _ = paymesh_platform::server::serve(
-            svc,
-            listener,
-            &server_cfg,
-            verifier,
-            idempotency,
-            shutdown,
-        )
-        .await;
-    });
+/// A ledger with config keys overridden, e.g. `[("ledger.expiry_interval_ms", "50")]`.
+pub async fn start_with(overrides: &[(&str, &str)]) -> TestLedger {
+    let mesh = TestMesh::start_with(&[&paymesh_ledger::SERVICE], overrides).await;
     TestLedger {
-        addr,
-        pool,
-        minter,
-        stop,
+        addr: mesh.addr("ledger"),
+        pool: mesh.pool.clone(),
+        minter: mesh.minter.clone(),
+        mesh,
     }
 }
 
 impl TestLedger {
     pub fn client_as(&self, principal: Principal) -> Client {
-        let token = self.minter.mint(&principal, 600).unwrap();
-        LedgerServiceClient::with_interceptor(
-            channel(&self.addr.to_string()).unwrap(),
-            CallContext::with_token(&token).unwrap(),
-        )
+        LedgerServiceClient::new(self.mesh.channel_as("ledger", principal))
     }
 
     pub fn client(&self) -> Client {
@@ -121,17 +47,15 @@ impl TestLedger {
     }
 
     pub fn anonymous(&self) -> Client {
-        LedgerServiceClient::with_interceptor(
-            channel(&self.addr.to_string()).unwrap(),
-            CallContext::anonymous(),
-        )
+        LedgerServiceClient::new(self.mesh.anonymous("ledger"))
+    }
+
+    pub fn token(&self, principal: &Principal) -> String {
+        self.mesh.token(principal)
     }
 
     pub async fn transfer_count(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM ledger.transfers")
-            .fetch_one(&self.pool)
-            .await
-            .unwrap()
+        self.mesh.count("ledger.transfers").await
     }
 
     pub async fn audit(&self) {
@@ -154,7 +78,7 @@ pub fn account(id: Id128, flags: (bool, bool)) -> pb::Account {
     pb::Account {
         id: id.to_bytes().to_vec(),
         currency_code: "VND".into(),
-        code: 1,
+        code: pb::AccountCode::BankClearing as i32,
         flags: Some(pb::AccountFlags {
             debits_must_not_exceed_credits: flags.0,
             credits_must_not_exceed_debits: flags.1,

@@ -1,6 +1,6 @@
-//! Support for tests that need the real PostgreSQL and Redis started by `infra/stack.sh`
-//! (the README's test command exports `PAYMESH_DATABASE_URL` and `PAYMESH_REDIS_URL`).
-//! Each test gets a fresh database of its own, dropped when the test process ends.
+//! The test stack's PostgreSQL and Redis, started by `infra/stack.sh` (the README's test
+//! command exports `PAYMESH_DATABASE_URL` and `PAYMESH_REDIS_URL`). Each test gets a fresh
+//! database of its own.
 
 use anyhow::Context;
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
@@ -58,7 +58,8 @@ pub async fn fresh_database(prefix: &str) -> anyhow::Result<(String, PgPool)> {
     Ok((url, pool))
 }
 
-fn uuid_hex() -> String {
+/// 16 random hex digits, for names no other test run uses.
+pub fn uuid_hex() -> String {
     let mut b = [0u8; 8];
     let _ = getrandom::getrandom(&mut b);
     b.iter().map(|x| format!("{x:02x}")).collect()

@@ -1,0 +1,11 @@
+//! What every handler does at the edge, done one way: collect every bad field of a request
+//! ([`Violations`]), page a listing ([`Paging`], AIP-158), and make an effect exactly once
+//! under an idempotency key ([`Transactions`]).
+
+mod paging;
+mod transactions;
+mod violations;
+
+pub use paging::{PageLimits, Paging, cursor_i64, i64_cursor};
+pub use transactions::{Begun, Transactions};
+pub use violations::{VIOLATIONS_MAX, Violations};

@@ -1,0 +1,83 @@
+//! An effect made exactly once under an idempotency key: the key is claimed in the effect's
+//! own PostgreSQL transaction and the answer stored there before commit (see
+//! [`crate::idempotency::pg`]), so a retry after any crash or Redis loss gets the first answer
+//! and never a second effect.
+
+use std::time::Duration;
+
+use prost::Message;
+use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::error::ApiError;
+use crate::idempotency::{IdempotencyContext, KEY_METADATA, pg};
+
+/// What [`Transactions::begin`] found.
+pub enum Begun<M> {
+    /// Make the effect in this transaction, then [`Transactions::commit`].
+    Fresh(Transaction<'static, Postgres>, IdempotencyContext),
+    /// The key was used for this request before: its stored answer.
+    Replay(M),
+}
+
+/// A service's idempotent transactions: its pool, the schema of its `idempotency_keys`
+/// table, and how long keys are kept.
+#[derive(Clone, Debug)]
+pub struct Transactions {
+    pool: PgPool,
+    schema: &'static str,
+    retention: Duration,
+}
+
+impl Transactions {
+    pub fn new(pool: PgPool, schema: &'static str, retention: Duration) -> Transactions {
+        Transactions {
+            pool,
+            schema,
+            retention,
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Opens the transaction and claims the request's key in it (the idempotency layer put the
+    /// key on the request; a mutating RPC without one is refused).
+    pub async fn begin<M: Message + Default, T>(
+        &self,
+        req: &tonic::Request<T>,
+    ) -> Result<Begun<M>, ApiError> {
+        let ctx = req
+            .extensions()
+            .get::<IdempotencyContext>()
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    KEY_METADATA,
+                    "required on this RPC: send idempotency-key metadata",
+                )
+            })?;
+        let mut tx = self.pool.begin().await.map_err(internal)?;
+        match pg::claim(&mut tx, self.schema, &ctx, self.retention).await? {
+            pg::Claim::New => Ok(Begun::Fresh(tx, ctx)),
+            pg::Claim::Replay(bytes) => M::decode(bytes.as_slice())
+                .map(Begun::Replay)
+                .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored idempotent answer: {e}"))),
+        }
+    }
+
+    /// Stores `answer` as the key's response and commits the effect with it.
+    pub async fn commit<M: Message>(
+        &self,
+        mut tx: Transaction<'static, Postgres>,
+        ctx: &IdempotencyContext,
+        answer: &M,
+    ) -> Result<(), ApiError> {
+        pg::finish(&mut tx, self.schema, ctx, &answer.encode_to_vec()).await?;
+        tx.commit().await.map_err(internal)
+    }
+}
+
+fn internal(e: sqlx::Error) -> ApiError {
+    ApiError::Internal(anyhow::Error::from(e))
+}
