@@ -2,7 +2,8 @@
 # Runs every paymesh test on this machine, from a fresh clone:
 #   - installs what is missing (PostgreSQL, Redis, xmllint, zbarimg, python3-venv) from Debian,
 #   - starts a private PostgreSQL and Redis for tests (infra/stack.sh up test: own folder, own ports),
-#   - checks formatting and lints, runs the Rust test suite against them,
+#   - checks formatting and lints, lints the protos with buf (pinned in infra/tools/, installed
+#     from the npm registry into .paymesh/tools/), runs the Rust test suite against them,
 #   - checks the gRPC surface with an independent client (Python grpcio),
 #   - stops the test stack again (PAYMESH_KEEP_STACK=1 keeps it running).
 set -euo pipefail
@@ -12,6 +13,15 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 
 step "test stack (PostgreSQL + Redis)"
 export PAYMESH_APT_EXTRA="${PAYMESH_APT_EXTRA:-} libxml2-utils zbar-tools python3 python3-venv python3-pip"
+# buf (the proto linter) comes from the npm registry, pinned by infra/tools/package-lock.json,
+# into .paymesh/tools/. The copy of the lock file there says which version is installed; npm
+# is needed (and installed from Debian when missing) only when that is not the pinned one.
+tools=.paymesh/tools
+buf=$tools/node_modules/.bin/buf
+buf_installed() { [[ -x $buf ]] && cmp -s infra/tools/package-lock.json "$tools/installed.lock"; }
+if ! buf_installed && ! command -v npm >/dev/null; then
+    PAYMESH_APT_EXTRA+=" nodejs npm"
+fi
 eval "$(infra/stack.sh up test)"
 if [[ ${PAYMESH_KEEP_STACK:-0} != 1 ]]; then
     trap 'infra/stack.sh down test >/dev/null 2>&1 || true' EXIT
@@ -20,6 +30,19 @@ fi
 step "format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "proto lint (buf lint proto; rules in proto/buf.yaml)"
+if ! buf_installed; then
+    rm -rf "$tools"
+    mkdir -p "$tools"
+    cp infra/tools/package.json infra/tools/package-lock.json "$tools/"
+    # --ignore-scripts: the package's postinstall only caches the path of the platform binary,
+    # which its bin/buf wrapper otherwise finds by itself.
+    (cd "$tools" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+    cp infra/tools/package-lock.json "$tools/installed.lock"
+fi
+printf 'buf %s\n' "$("$buf" --version)" >&2
+"$buf" lint proto
 
 step "Rust tests (real PostgreSQL at $PAYMESH_DATABASE_URL, Redis at $PAYMESH_REDIS_URL)"
 cargo test --workspace --locked

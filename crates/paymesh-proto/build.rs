@@ -23,10 +23,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }
-    let fds = protox::compile(&files, [&root])?;
+    let mut compiler = protox::Compiler::new([&root])?;
+    compiler
+        .include_source_info(true)
+        .include_imports(true)
+        .open_files(&files)?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     let descriptor = out.join("paymesh_descriptor.bin");
-    std::fs::write(&descriptor, prost::Message::encode_to_vec(&fds))?;
+    // Encoded by protox itself: a round trip through prost_types would drop custom options
+    // such as `(google.api.field_behavior)`, which reflection clients should see.
+    std::fs::write(&descriptor, compiler.encode_file_descriptor_set())?;
+    let fds = compiler.file_descriptor_set();
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

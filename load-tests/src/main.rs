@@ -154,14 +154,14 @@ async fn ledger(run: LedgerRun) -> anyhow::Result<()> {
     let mut accounts = vec![pb::Account {
         id: clearing.to_bytes().to_vec(),
         currency_code: "VND".into(),
-        code: 1,
+        code: pb::AccountCode::BankClearing as i32,
         flags: None,
         reference: "load: bank clearing".into(),
     }];
     accounts.extend(merchants.iter().map(|m| pb::Account {
         id: m.to_bytes().to_vec(),
         currency_code: "VND".into(),
-        code: 2,
+        code: pb::AccountCode::MerchantPayable as i32,
         flags: Some(pb::AccountFlags {
             debits_must_not_exceed_credits: true,
             credits_must_not_exceed_debits: false,

@@ -33,6 +33,8 @@ def test_reflection_lists_the_services(ledger):
     responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
     names = {s.name for r in responses for s in r.list_services_response.service}
     assert {"paymesh.ledger.v1.LedgerService", "grpc.health.v1.Health"} <= names
+    # A port lists what it serves, nothing more: no other paymesh service answers here.
+    assert not any(n.startswith("paymesh.") and n != "paymesh.ledger.v1.LedgerService" for n in names), names
 
 
 def test_calls_without_a_valid_token_are_unauthenticated(ledger, stubs):
@@ -60,15 +62,15 @@ def test_payment_with_fee_and_balances(ledger, stubs):
     stub = ledger_pb2_grpc.LedgerServiceStub(grpc.insecure_channel(addr))
     bank, vendor, fees = _id(), _id(), _id()
     accounts = [
-        ledger_pb2.Account(id=bank, currency_code="VND", code=1, reference="bank"),
+        ledger_pb2.Account(id=bank, currency_code="VND", code=ledger_pb2.ACCOUNT_CODE_BANK_CLEARING, reference="bank"),
         ledger_pb2.Account(
             id=vendor,
             currency_code="VND",
-            code=2,
+            code=ledger_pb2.ACCOUNT_CODE_MERCHANT_PAYABLE,
             reference="Cô Lan, Chợ Đông Ba",
             flags=ledger_pb2.AccountFlags(debits_must_not_exceed_credits=True),
         ),
-        ledger_pb2.Account(id=fees, currency_code="VND", code=3, reference="fees"),
+        ledger_pb2.Account(id=fees, currency_code="VND", code=ledger_pb2.ACCOUNT_CODE_FEE_REVENUE, reference="fees"),
     ]
     r = stub.CreateAccounts(ledger_pb2.CreateAccountsRequest(accounts=accounts), metadata=_auth(token), timeout=5)
     assert list(r.results) == [ledger_pb2.CREATE_ACCOUNT_RESULT_OK] * 3

@@ -131,8 +131,18 @@ const PLATFORM: &[Section] = &[
     Section {
         name: "auth",
         keys: &[
-            Key::new("issuer", Kind::Str, "paymesh", "required `iss` of every JWT"),
-            Key::new("audience", Kind::Str, "paymesh", "required `aud` of every JWT"),
+            Key::new(
+                "issuer",
+                Kind::Str,
+                "paymesh",
+                "required `iss` of every JWT",
+            ),
+            Key::new(
+                "audience",
+                Kind::Str,
+                "paymesh",
+                "required `aud` of every JWT",
+            ),
             Key::new(
                 "public_key_file",
                 Kind::Str,
@@ -314,9 +324,9 @@ fn check(dotted: &str, kind: Kind, text: &str) -> Result<(), ConfigError> {
         Kind::Str => Ok(()),
         Kind::Secret => Ok(()),
         Kind::Uint(lo, hi) => {
-            let value: u64 = text.parse().map_err(|_| {
-                key_error(dotted, format!("expected a whole number, got {text:?}"))
-            })?;
+            let value: u64 = text
+                .parse()
+                .map_err(|_| key_error(dotted, format!("expected a whole number, got {text:?}")))?;
             if value < lo || value > hi {
                 return Err(key_error(dotted, format!("{value} is outside {lo}..={hi}")));
             }
@@ -372,7 +382,11 @@ impl ServiceSection {
     /// The key's text (checked against its kind when loaded).
     pub fn text(&self, name: &str) -> Result<&str, ConfigError> {
         self.key(name)?;
-        Ok(self.values.get(name).map(String::as_str).unwrap_or_default())
+        Ok(self
+            .values
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_default())
     }
 
     /// The key's text, refused when blank.
@@ -400,8 +414,12 @@ impl ServiceSection {
 
     pub fn addr(&self, name: &str) -> Result<SocketAddr, ConfigError> {
         let text = self.text(name)?;
-        text.parse()
-            .map_err(|_| key_error(&self.dotted(name), format!("expected host:port, got {text:?}")))
+        text.parse().map_err(|_| {
+            key_error(
+                &self.dotted(name),
+                format!("expected host:port, got {text:?}"),
+            )
+        })
     }
 
     /// A service-specific refusal of a value, naming the key.
@@ -427,7 +445,10 @@ struct Raw {
 
 impl Raw {
     fn text(&self, dotted: &str) -> &str {
-        self.values.get(dotted).map(String::as_str).unwrap_or_default()
+        self.values
+            .get(dotted)
+            .map(String::as_str)
+            .unwrap_or_default()
     }
 
     fn checked(&self, dotted: &str, kind: Kind) -> Result<&str, ConfigError> {
@@ -510,7 +531,10 @@ impl Config {
         let mut values = BTreeMap::new();
         for section in &sections {
             for key in section.keys {
-                values.insert(format!("{}.{}", section.name, key.name), key.default.to_string());
+                values.insert(
+                    format!("{}.{}", section.name, key.name),
+                    key.default.to_string(),
+                );
             }
         }
         if let Some(path) = file {
@@ -692,7 +716,12 @@ mod tests {
         name: "demo",
         keys: &[
             Key::new("listen", Kind::Addr, "127.0.0.1:50051", "gRPC address"),
-            Key::new("batch_max", Kind::Uint(1, 65_536), "8190", "items per batch"),
+            Key::new(
+                "batch_max",
+                Kind::Uint(1, 65_536),
+                "8190",
+                "items per batch",
+            ),
             Key::new("bank_bin", Kind::Digits(6, 6), "970436", "a BIN"),
         ],
     };

@@ -76,11 +76,7 @@ pub fn metrics() -> &'static Metrics {
 
 /// Registers a service's own metric under the `paymesh_` prefix (call once, e.g. from a
 /// `OnceLock` in the service crate).
-pub fn register(
-    name: &str,
-    help: &str,
-    metric: impl prometheus_client::registry::Metric + Clone,
-) {
+pub fn register(name: &str, help: &str, metric: impl prometheus_client::registry::Metric + Clone) {
     let mut registry = match metrics().registry.lock() {
         Ok(r) => r,
         Err(poisoned) => poisoned.into_inner(),

@@ -41,7 +41,9 @@ impl Server {
     ) -> anyhow::Result<()> {
         let name = self.grpc_service;
         let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_service_status(name, ServingStatus::Serving).await;
+        health
+            .set_service_status(name, ServingStatus::Serving)
+            .await;
         let reflection = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(paymesh_proto::FILE_DESCRIPTOR_SET)

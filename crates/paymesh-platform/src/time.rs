@@ -50,8 +50,22 @@ mod tests {
         assert_eq!(ns_from_timestamp(&t), Ok(1_700_000_000_123_456_789));
         let t = timestamp_from_micros(-1);
         assert_eq!((t.seconds, t.nanos), (-1, 999_999_000));
-        assert!(ns_from_timestamp(&prost_types::Timestamp { seconds: -1, nanos: 0 }).is_err());
-        assert!(ns_from_timestamp(&prost_types::Timestamp { seconds: 1, nanos: -1 }).is_err());
-        assert!(timestamp_in(Duration::from_secs(60)).seconds > timestamp_from_ns(now_ns()).seconds);
+        assert!(
+            ns_from_timestamp(&prost_types::Timestamp {
+                seconds: -1,
+                nanos: 0
+            })
+            .is_err()
+        );
+        assert!(
+            ns_from_timestamp(&prost_types::Timestamp {
+                seconds: 1,
+                nanos: -1
+            })
+            .is_err()
+        );
+        assert!(
+            timestamp_in(Duration::from_secs(60)).seconds > timestamp_from_ns(now_ns()).seconds
+        );
     }
 }

@@ -47,9 +47,7 @@ async fn wire(resp: http::Response<tonic::body::Body>) -> Wire {
 }
 
 async fn setup() -> PgPool {
-    let (_url, pool) = paymesh_testkit::fresh_database("idem_test")
-        .await
-        .unwrap();
+    let (_url, pool) = paymesh_testkit::fresh_database("idem_test").await.unwrap();
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "CREATE SCHEMA pay; {} CREATE TABLE pay.payments (id bigserial PRIMARY KEY, body bytea NOT NULL);",
         pg::migration_sql("pay")
@@ -145,7 +143,11 @@ async fn flush(conn: &mut redis::aio::ConnectionManager, prefix: &str) {
         .await
         .unwrap();
     if !keys.is_empty() {
-        let _: () = redis::cmd("DEL").arg(&keys).query_async(conn).await.unwrap();
+        let _: () = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(conn)
+            .await
+            .unwrap();
     }
 }
 
@@ -330,8 +332,13 @@ async fn losing_redis_between_the_call_and_the_retry_still_makes_one_effect() {
         lease: Duration::from_secs(10),
         retention: Duration::from_secs(3600),
     };
-    let no_redis = IdempotencyLayer::new(None, "unused:", [(PATH.to_string(), KeyRule::Required)], &cfg)
-        .layer(handler(pool.clone(), cfg.retention));
+    let no_redis = IdempotencyLayer::new(
+        None,
+        "unused:",
+        [(PATH.to_string(), KeyRule::Required)],
+        &cfg,
+    )
+    .layer(handler(pool.clone(), cfg.retention));
     let again = wire(
         no_redis
             .clone()

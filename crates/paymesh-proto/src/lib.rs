@@ -1,8 +1,15 @@
-//! Generated code for every `paymesh.*.v1` package.
+//! Generated code for every `paymesh.*.v1` package, and for `google.api` (the
+//! `field_behavior` annotation the paymesh protos use; see proto/google/api/).
 
 /// The serialized `FileDescriptorSet` of every paymesh proto, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/paymesh_descriptor.bin"));
+
+pub mod google {
+    pub mod api {
+        tonic::include_proto!("google.api");
+    }
+}
 
 pub mod common {
     pub mod v1 {

@@ -102,7 +102,7 @@ impl TestMesh {
         let mut mesh = Mesh::new(Env {
             config,
             verifier: verifier.clone(),
-            minter: minter.clone(),
+            minter: Some(minter.clone()),
             redis: Some(redis.clone()),
         });
         for def in services {
@@ -178,7 +178,11 @@ impl TestMesh {
                 .await
                 .unwrap();
             if !keys.is_empty() {
-                let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.unwrap();
+                let _: () = redis::cmd("DEL")
+                    .arg(&keys)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
             }
             if next == 0 {
                 return;

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use super::table::longer_than;
+use crate::table::longer_than;
 
 /// Longest account number (NAPAS carries up to 19 characters).
 pub const ACCOUNT_NUMBER_CHARS_MAX: usize = 19;

@@ -3,10 +3,10 @@
 use std::fmt;
 use std::sync::LazyLock;
 
-use super::table::{self, is_digits};
+use crate::table::{self, is_digits};
 
 const BIN_DIGITS: usize = 6;
-const DATA: &str = include_str!("../../data/napas_banks.tsv");
+const DATA: &str = include_str!("../data/napas_banks.tsv");
 
 static BANKS: LazyLock<Vec<Bank>> = LazyLock::new(|| {
     table::rows(DATA)

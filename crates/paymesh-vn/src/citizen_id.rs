@@ -13,12 +13,12 @@
 use std::fmt;
 use std::sync::LazyLock;
 
-use super::mask::write_masked;
-use super::table::{self, is_digits};
+use crate::mask::write_masked;
+use crate::table::{self, is_digits};
 
 const DIGITS: usize = 12;
 const PROVINCE_DIGITS: usize = 3;
-const DATA: &str = include_str!("../../data/cccd_provinces.tsv");
+const DATA: &str = include_str!("../data/cccd_provinces.tsv");
 
 static PROVINCES: LazyLock<Vec<Province>> = LazyLock::new(|| {
     table::rows(DATA)

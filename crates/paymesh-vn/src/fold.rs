@@ -22,7 +22,8 @@ const GROUPS: &[(&str, char)] = &[
     ("Đ", 'D'),
 ];
 
-fn is_combining_diacritic(c: char) -> bool {
+/// U+0300-U+036F, the marks Vietnamese text in NFD form puts after its base letters.
+pub(crate) fn is_combining_diacritic(c: char) -> bool {
     ('\u{0300}'..='\u{036F}').contains(&c)
 }
 

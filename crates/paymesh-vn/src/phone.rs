@@ -10,15 +10,15 @@
 use std::fmt;
 use std::sync::LazyLock;
 
-use super::mask::write_masked;
-use super::table::{self, is_digits, longer_than};
+use crate::mask::write_masked;
+use crate::table::{self, is_digits, longer_than};
 
 /// Digits after the country code (or after the national trunk prefix 0).
 const NATIONAL_DIGITS: usize = 9;
 const COUNTRY_CODE: &str = "84";
 /// Longest input looked at, separators included.
 const INPUT_CHARS_MAX: usize = 32;
-const DATA: &str = include_str!("../../data/mobile_prefixes.tsv");
+const DATA: &str = include_str!("../data/mobile_prefixes.tsv");
 
 /// Mobile prefixes in national form (`090`), from `data/mobile_prefixes.tsv`.
 static PREFIXES: LazyLock<Vec<&'static str>> = LazyLock::new(|| {

@@ -1,4 +1,6 @@
-//! Reference lists kept as tab-separated files in `data/` and compiled in with `include_str!`.
+//! Reference lists kept as tab-separated files in a crate's `data/` folder and compiled in with
+//! `include_str!` (this crate's BIN, province and prefix lists; a service's own lists, such as the
+//! merchant service's accepted MCCs).
 //!
 //! A file is UTF-8 text: lines starting with `#` are comments, empty lines are skipped, every other
 //! line is one row of tab-separated columns. Each list's module turns rows into entries and skips
@@ -6,19 +8,19 @@
 //! tests instead of failing (or panicking) at run time.
 
 /// The data rows of a list, each split into its columns.
-pub(crate) fn rows(text: &'static str) -> impl Iterator<Item = Vec<&'static str>> {
+pub fn rows(text: &'static str) -> impl Iterator<Item = Vec<&'static str>> {
     text.lines()
         .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
         .map(|line| line.split('\t').collect())
 }
 
 /// Whether `s` is exactly `len` ASCII digits.
-pub(crate) fn is_digits(s: &str, len: usize) -> bool {
+pub fn is_digits(s: &str, len: usize) -> bool {
     s.len() == len && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Whether `s` has more than `max` characters, looking at no more than `max + 1` of them.
-pub(crate) fn longer_than(s: &str, max: usize) -> bool {
+pub fn longer_than(s: &str, max: usize) -> bool {
     s.chars().nth(max).is_some()
 }
 

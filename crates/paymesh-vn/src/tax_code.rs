@@ -1,20 +1,33 @@
-//! Mã số thuế: the tax code of an enterprise (10 digits) or of one of its branches (13: the
-//! enterprise's 10 digits, a dash, and a 3-digit branch number).
+//! Mã số thuế: the tax code of an enterprise (10 digits), of one of its branches (13: the
+//! enterprise's 10 digits, a dash, and a 3-digit branch number), or of a household business
+//! (12 digits: its owner's personal identification number). [`TaxCode::kind`] tells which.
 //!
-//! Digits 1-2 are the province where the code was issued, 3-9 a sequence number, and 10 a check
-//! digit over the first nine: with weights 31, 29, 23, 19, 17, 13, 7, 5, 3 and `s` the weighted sum,
-//! the check digit is `10 - (s mod 11)`; when `s mod 11` is 0 no digit fits and no code starts with
-//! those nine digits. This is the rule python-stdnum (`stdnum.vn.mst`) implements and tests against
-//! ~170 published codes; the tests here check it against codes of well-known companies.
+//! **Enterprises and branches.** Digits 1-2 are the province where the code was issued, 3-9 a
+//! sequence number, and 10 a check digit over the first nine: with weights 31, 29, 23, 19, 17, 13,
+//! 7, 5, 3 and `s` the weighted sum, the check digit is `10 - (s mod 11)`; when `s mod 11` is 0 no
+//! digit fits and no code starts with those nine digits. This is the rule python-stdnum
+//! (`stdnum.vn.mst`) implements and tests against ~170 published codes; the tests here check it
+//! against codes of well-known companies.
+//!
+//! **Household businesses.** Since 1 July 2025 (Circular 86/2024/TT-BTC) a household business's
+//! tax code is its owner's 12-digit personal identification number (số định danh cá nhân, the
+//! CCCD number). Such a code is checked by [`CitizenId::parse`] and nothing else, so it obeys
+//! exactly the CCCD's rules (province code, century/gender digit, year; see [`crate::citizen_id`]),
+//! and a refusal says which of them it broke ([`TaxCodeError::Household`]). It is personal data:
+//! `Display` and `Debug` mask it like a [`CitizenId`] (`079*******34`), [`TaxCode::expose`] gives
+//! it whole, and errors never repeat it. Enterprise and branch codes are public and shown whole.
 
 use std::fmt;
 
-use super::table::longer_than;
+use crate::citizen_id::{CitizenId, CitizenIdError};
+use crate::table::longer_than;
 
 /// Weights of the first nine digits in the check digit.
 const WEIGHTS: [u32; 9] = [31, 29, 23, 19, 17, 13, 7, 5, 3];
 /// Digits in an enterprise code (without branch).
 const BASE_DIGITS: usize = 10;
+/// Digits in a household business's code (its owner's personal identification number).
+const HOUSEHOLD_DIGITS: usize = 12;
 /// Digits in a branch code (base + 3-digit branch number).
 const BRANCH_DIGITS: usize = 13;
 /// Longest input looked at, before trimming whitespace off the ends.
@@ -30,7 +43,10 @@ pub enum TaxCodeError {
     InvalidCharacter { found: char },
     #[error("a dash may only separate the 10-digit code from a 3-digit branch number")]
     MisplacedDash,
-    #[error("must be 10 digits, or 13 with a branch number; got {digits} digits")]
+    #[error(
+        "must be 10 digits, 13 with a branch number, or a household business's 12-digit personal \
+         identification number; got {digits} digits"
+    )]
     Length { digits: usize },
     #[error("digits 3-9 (the sequence number) are all zero")]
     ZeroSequence,
@@ -40,16 +56,39 @@ pub enum TaxCodeError {
     CheckDigit { found: u8, expected: u8 },
     #[error("branch number 000 is not a branch; branches are 001-999")]
     ZeroBranch,
+    /// 12 digits, so a household business's code, but not a valid personal identification number.
+    #[error("a 12-digit tax code is a personal identification number (CCCD): {0}")]
+    Household(CitizenIdError),
 }
 
-/// A tax code whose check digit is right, in its canonical form: `0100109106` or
-/// `0100109106-001`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TaxCode(String);
+/// Which form a tax code has, and so whose it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaxCodeKind {
+    /// An enterprise or other organisation: 10 digits with a check digit.
+    Enterprise,
+    /// A dependent unit of an enterprise: the enterprise's 10 digits, a dash and `001`-`999`.
+    Branch,
+    /// A household business: its owner's 12-digit personal identification number. Personal data.
+    Household,
+}
+
+/// A tax code that passed its form's checks, in its canonical form: `0100109106`,
+/// `0100109106-001` or `079187001234`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct TaxCode(Form);
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Form {
+    /// An enterprise's or branch's code, canonical (dashed before a branch number).
+    Business(String),
+    /// A household business's: the owner's personal identification number.
+    Household(CitizenId),
+}
 
 impl TaxCode {
-    /// Parses a tax code: 10 digits, 13 digits, or 10 digits, a dash and 3 digits; whitespace
-    /// around it is ignored. A 13-digit code is normalised to the dashed form.
+    /// Parses a tax code: 10 digits, 13 digits, 10 digits, a dash and 3 digits, or 12 digits;
+    /// whitespace around it is ignored. A 13-digit code is normalised to the dashed form; 12
+    /// digits are a household business's code and must be a valid [`CitizenId`].
     pub fn parse(input: &str) -> Result<TaxCode, TaxCodeError> {
         let input = input.trim();
         if input.is_empty() {
@@ -70,6 +109,12 @@ impl TaxCode {
             Some(BASE_DIGITS)
                 if input.len() == BRANCH_DIGITS + 1 && input.matches('-').count() == 1 => {}
             Some(_) => return Err(TaxCodeError::MisplacedDash),
+            None if digits.len() == HOUSEHOLD_DIGITS => {
+                // Only digits, so the CCCD's rules decide; its errors never repeat the number.
+                return CitizenId::parse(input)
+                    .map(|owner| TaxCode(Form::Household(owner)))
+                    .map_err(TaxCodeError::Household);
+            }
             None if digits.len() == BASE_DIGITS || digits.len() == BRANCH_DIGITS => {}
             None => {
                 return Err(TaxCodeError::Length {
@@ -98,7 +143,7 @@ impl TaxCode {
             canonical.push('-');
             canonical.extend(branch.iter().map(|d| char::from(b'0' + d)));
         }
-        Ok(TaxCode(canonical))
+        Ok(TaxCode(Form::Business(canonical)))
     }
 
     /// The check digit for the first nine digits of a tax code (ASCII digits), or `None` when no
@@ -111,19 +156,48 @@ impl TaxCode {
         check_digit_of(&digits)
     }
 
-    /// The canonical form: 10 digits, or 10 digits, a dash and the 3-digit branch number.
-    pub fn as_str(&self) -> &str {
-        &self.0
+    /// Which form this code has.
+    pub fn kind(&self) -> TaxCodeKind {
+        match &self.0 {
+            Form::Business(code) if code.len() > BASE_DIGITS => TaxCodeKind::Branch,
+            Form::Business(_) => TaxCodeKind::Enterprise,
+            Form::Household(_) => TaxCodeKind::Household,
+        }
     }
 
-    /// The enterprise's 10-digit code (the whole code when it has no branch).
-    pub fn enterprise(&self) -> &str {
-        self.0.get(..BASE_DIGITS).unwrap_or(&self.0)
+    /// The whole code in canonical form: 10 digits; 10 digits, a dash and the 3-digit branch
+    /// number; or a household's 12 digits. A household's code is its owner's personal
+    /// identification number: personal data, do not log it (`Display` masks it).
+    pub fn expose(&self) -> &str {
+        match &self.0 {
+            Form::Business(code) => code,
+            Form::Household(owner) => owner.expose(),
+        }
+    }
+
+    /// The enterprise's 10-digit code (the whole code when it has no branch); `None` for a
+    /// household business.
+    pub fn enterprise(&self) -> Option<&str> {
+        match &self.0 {
+            Form::Business(code) => Some(code.get(..BASE_DIGITS).unwrap_or(code)),
+            Form::Household(_) => None,
+        }
     }
 
     /// The 3-digit branch number, if this is a branch's code.
     pub fn branch(&self) -> Option<&str> {
-        self.0.get(BASE_DIGITS + 1..)
+        match &self.0 {
+            Form::Business(code) => code.get(BASE_DIGITS + 1..),
+            Form::Household(_) => None,
+        }
+    }
+
+    /// The owner's personal identification number, if this is a household business's code.
+    pub fn household_owner(&self) -> Option<&CitizenId> {
+        match &self.0 {
+            Form::Business(_) => None,
+            Form::Household(owner) => Some(owner),
+        }
     }
 }
 
@@ -142,14 +216,26 @@ fn check_digit_of(first_nine: &[u8]) -> Option<u8> {
 }
 
 impl fmt::Display for TaxCode {
+    /// An enterprise's or branch's code whole; a household's masked like a citizen id,
+    /// `079*******34`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match &self.0 {
+            Form::Business(code) => f.write_str(code),
+            Form::Household(owner) => fmt::Display::fmt(owner, f),
+        }
+    }
+}
+
+impl fmt::Debug for TaxCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TaxCode({self})")
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::citizen_id::Province;
     use proptest::prelude::*;
 
     /// Tax codes of well-known companies, as printed on their invoices and sites, each confirmed
@@ -202,10 +288,80 @@ mod tests {
             ("0100230800", "0100230800", "0100230800", None),
         ] {
             let code = TaxCode::parse(input).unwrap();
-            assert_eq!(code.as_str(), canonical, "{input:?}");
+            assert_eq!(code.expose(), canonical, "{input:?}");
             assert_eq!(code.to_string(), canonical);
-            assert_eq!(code.enterprise(), enterprise);
+            assert_eq!(format!("{code:?}"), format!("TaxCode({canonical})"));
+            assert_eq!(code.enterprise(), Some(enterprise));
             assert_eq!(code.branch(), branch);
+            assert_eq!(code.household_owner(), None);
+            let kind = if branch.is_some() {
+                TaxCodeKind::Branch
+            } else {
+                TaxCodeKind::Enterprise
+            };
+            assert_eq!(code.kind(), kind, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn a_household_business_code_is_its_owners_personal_identification_number() {
+        for (input, province, year) in [
+            ("079187001234", "Hồ Chí Minh", 1987),
+            (" 001087123456\t", "Hà Nội", 1987),
+            ("048200000001", "Đà Nẵng", 2000),
+            // 12 digits used to be refused for their length; 010 is Lào Cai's code.
+            ("010010910600", "Lào Cai", 1910),
+        ] {
+            let code = TaxCode::parse(input).unwrap();
+            assert_eq!(code.kind(), TaxCodeKind::Household, "{input:?}");
+            assert_eq!(code.expose(), input.trim());
+            assert_eq!(code.enterprise(), None);
+            assert_eq!(code.branch(), None);
+            let owner = code.household_owner().unwrap();
+            assert_eq!(owner, &CitizenId::parse(input).unwrap());
+            assert_eq!(owner.province().name(), province);
+            assert_eq!(owner.birth_year(), year);
+        }
+    }
+
+    #[test]
+    fn a_household_business_code_is_masked_like_a_citizen_id() {
+        let code = TaxCode::parse("079187001234").unwrap();
+        assert_eq!(code.to_string(), "079*******34");
+        assert_eq!(format!("{code:?}"), "TaxCode(079*******34)");
+        assert_eq!(format!("{:?}", Some(&code)), "Some(TaxCode(079*******34))");
+    }
+
+    #[test]
+    fn twelve_digits_with_a_bad_province_code_are_refused_by_the_citizen_id_rule() {
+        for (input, province) in [
+            ("999187001234", "999"),
+            ("000087123456", "000"),
+            ("003087123456", "003"),
+            ("097087123456", "097"),
+        ] {
+            let error = TaxCode::parse(input).unwrap_err();
+            assert_eq!(
+                error,
+                TaxCodeError::Household(CitizenIdError::UnknownProvince {
+                    code: province.into()
+                }),
+                "{input:?}"
+            );
+            // The same refusal as the citizen id's own.
+            assert_eq!(
+                Err(error.clone()),
+                CitizenId::parse(input).map_err(TaxCodeError::Household)
+            );
+            let message = error.to_string();
+            assert_eq!(
+                message,
+                format!(
+                    "a 12-digit tax code is a personal identification number (CCCD): \
+                     {province} is not a province code of Circular 07/2016/TT-BCA"
+                )
+            );
+            assert!(!message.contains(&input[3..]), "{message}");
         }
     }
 
@@ -229,7 +385,11 @@ mod tests {
             ("0100109106-00-1", MisplacedDash),
             ("010010910", Length { digits: 9 }),
             ("01001091061", Length { digits: 11 }),
-            ("010010910600", Length { digits: 12 }),
+            ("01001091060", Length { digits: 11 }),
+            (
+                "999087123456",
+                Household(CitizenIdError::UnknownProvince { code: "999".into() }),
+            ),
             ("01001091060011", Length { digits: 14 }),
             ("0100000008", ZeroSequence),
             (
@@ -287,8 +447,9 @@ mod tests {
             "check digit is 3, expected 7"
         );
         assert_eq!(
-            TaxCodeError::Length { digits: 12 }.to_string(),
-            "must be 10 digits, or 13 with a branch number; got 12 digits"
+            TaxCodeError::Length { digits: 11 }.to_string(),
+            "must be 10 digits, 13 with a branch number, or a household business's 12-digit \
+             personal identification number; got 11 digits"
         );
     }
 
@@ -306,10 +467,35 @@ mod tests {
         )
     }
 
+    /// A valid household business's code: a listed province code and nine digits.
+    fn household_code() -> impl Strategy<Value = String> {
+        (proptest::sample::select(Province::all()), "[0-9]{9}")
+            .prop_map(|(p, rest)| format!("{}{rest}", p.code()))
+    }
+
     proptest! {
         #[test]
         fn parse_never_panics(s in any::<String>()) {
             let _ = TaxCode::parse(&s);
+        }
+
+        #[test]
+        fn twelve_digits_are_a_tax_code_exactly_when_they_are_a_citizen_id(s in "[0-9]{12}") {
+            prop_assert_eq!(
+                TaxCode::parse(&s).map(|c| c.household_owner().cloned()),
+                CitizenId::parse(&s).map(Some).map_err(TaxCodeError::Household)
+            );
+        }
+
+        #[test]
+        fn household_codes_round_trip_and_are_never_shown(input in household_code()) {
+            let code = TaxCode::parse(&input).unwrap();
+            prop_assert_eq!(code.kind(), TaxCodeKind::Household);
+            prop_assert_eq!(code.expose(), input.as_str());
+            prop_assert_eq!(TaxCode::parse(code.expose()).unwrap(), code.clone());
+            let shown = format!("{code} {code:?} {:?}", vec![&code]);
+            prop_assert!(!shown.contains(&input));
+            prop_assert!(!shown.contains(&input[3..10]));
         }
 
         #[test]
@@ -320,7 +506,7 @@ mod tests {
         #[test]
         fn valid_codes_round_trip(code in valid_code()) {
             let parsed = TaxCode::parse(&code).unwrap();
-            prop_assert_eq!(parsed.as_str(), code.as_str());
+            prop_assert_eq!(parsed.expose(), code.as_str());
             prop_assert_eq!(TaxCode::parse(&parsed.to_string()).unwrap(), parsed.clone());
             // The undashed 13-digit form is the same code.
             prop_assert_eq!(TaxCode::parse(&code.replace('-', "")).unwrap(), parsed);

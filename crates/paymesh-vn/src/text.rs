@@ -1,15 +1,40 @@
-//! Free text typed by people: business names, addresses, market names, stall numbers.
+//! Free text typed by people: business names, addresses, market names, stall numbers, a payer's
+//! name or a bill's description.
 //!
-//! Each kind of text has a rule: how many characters it may have after surrounding
+//! Each kind of text has a rule ([`TextRule`]): how many characters it may have after surrounding
 //! whitespace is trimmed, and which characters it may contain. Letters are any Unicode letters
 //! (Vietnamese in precomposed NFC or decomposed NFD form alike: the combining diacritics
 //! U+0300-U+036F are allowed wherever letters are), digits are any Unicode digits. Control
 //! characters, line breaks, tabs, zero-width and bidirectional formatting characters and other
 //! symbols are refused, and every text needs at least one letter or digit.
+//!
+//! A service declares each kind of text it takes as a newtype with [`text_type!`](crate::text_type),
+//! checked by a `const` rule:
+//!
+//! ```
+//! use paymesh_vn::text::{NAME_CHARS, TextError, TextRule, is_name_char};
+//!
+//! const PAYER_NAME: TextRule = TextRule {
+//!     max_chars: 70,
+//!     allowed: is_name_char,
+//!     allowed_description: NAME_CHARS,
+//! };
+//!
+//! paymesh_vn::text_type!(
+//!     /// The payer's name as the bank sent it.
+//!     PayerName,
+//!     PAYER_NAME
+//! );
+//!
+//! let name = PayerName::parse("  Nguyễn Văn An ").unwrap();
+//! assert_eq!(name.as_str(), "Nguyễn Văn An");
+//! assert_eq!(PayerName::parse(" "), Err(TextError::Empty));
+//! ```
 
 use std::fmt;
 
-use super::table::longer_than;
+use crate::fold::is_combining_diacritic;
+use crate::table::longer_than;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TextError {
@@ -44,16 +69,20 @@ impl fmt::Display for CharName {
 }
 
 /// What a kind of text may be.
-pub(crate) struct TextRule {
-    pub(crate) max_chars: usize,
-    pub(crate) allowed: fn(char) -> bool,
+#[derive(Debug, Clone, Copy)]
+pub struct TextRule {
+    /// Most characters (Unicode scalar values, not bytes) after trimming.
+    pub max_chars: usize,
+    /// Which characters may appear.
+    pub allowed: fn(char) -> bool,
     /// Says what `allowed` allows, for error messages.
-    pub(crate) allowed_description: &'static str,
+    pub allowed_description: &'static str,
 }
 
 impl TextRule {
-    /// Trims surrounding whitespace and checks the rest against the rule.
-    pub(crate) fn parse(&self, input: &str) -> Result<String, TextError> {
+    /// Trims surrounding whitespace and checks the rest against the rule; the trimmed text when
+    /// it keeps it.
+    pub fn parse(&self, input: &str) -> Result<String, TextError> {
         let text = input.trim();
         if text.is_empty() {
             return Err(TextError::Empty);
@@ -78,12 +107,12 @@ impl TextRule {
 }
 
 /// Letters (with combining diacritics) and digits.
-pub(crate) fn is_letter_or_digit(c: char) -> bool {
+pub fn is_letter_or_digit(c: char) -> bool {
     c.is_alphanumeric() || is_combining_diacritic(c)
 }
 
 /// Letters, digits, spaces and the punctuation of names and addresses: `. , - & ' ( ) / + : # "`.
-pub(crate) fn is_name_char(c: char) -> bool {
+pub fn is_name_char(c: char) -> bool {
     is_letter_or_digit(c)
         || matches!(
             c,
@@ -92,14 +121,12 @@ pub(crate) fn is_name_char(c: char) -> bool {
 }
 
 /// What [`is_name_char`] allows, for error messages.
-pub(crate) const NAME_CHARS: &str = "letters, digits, spaces and . , - & ' ( ) / + : # \"";
+pub const NAME_CHARS: &str = "letters, digits, spaces and . , - & ' ( ) / + : # \"";
 
-/// U+0300-U+036F, the marks Vietnamese text in NFD form puts after its base letters.
-fn is_combining_diacritic(c: char) -> bool {
-    ('\u{0300}'..='\u{036F}').contains(&c)
-}
-
-/// Declares a text newtype checked by a [`TextRule`].
+/// Declares a text newtype checked by a [`TextRule`](crate::text::TextRule): a `parse` that is
+/// its only constructor, `as_str`, `Display` and `AsRef<str>`. See the [`text`](crate::text)
+/// module for an example.
+#[macro_export]
 macro_rules! text_type {
     ($(#[$doc:meta])* $name:ident, $rule:expr) => {
         $(#[$doc])*
@@ -107,8 +134,8 @@ macro_rules! text_type {
         pub struct $name(String);
 
         impl $name {
-            /// Trims surrounding whitespace and checks the rest; see the module docs for the rule.
-            pub fn parse(input: &str) -> Result<$name, $crate::domain::text::TextError> {
+            /// Trims surrounding whitespace and checks the rest against the type's rule.
+            pub fn parse(input: &str) -> Result<$name, $crate::text::TextError> {
                 $rule.parse(input).map($name)
             }
 
@@ -130,7 +157,6 @@ macro_rules! text_type {
         }
     };
 }
-pub(crate) use text_type;
 
 #[cfg(test)]
 mod tests {

@@ -3,12 +3,13 @@
 
 use std::path::PathBuf;
 
-use paymesh_merchant::domain::BankBin;
+use paymesh_vn::BankBin;
 use serde_json::Value;
 
 /// The shared file when it exists, else the copy the vietqr crate keeps for its own tests.
 fn vectors_path() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // crates/paymesh-vn → the repository → its parent folder, which holds `shared/`.
     let shared = manifest.join("../../../shared/formats/vietqr/vectors.json");
     if shared.exists() {
         shared

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use paymesh_platform::auth::{Minter, Principal};
 use paymesh_platform::config::Config;
 
@@ -24,10 +24,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run one service.
+    /// Run one service (ledger, merchant).
     Serve {
-        #[arg(value_enum)]
-        service: Service,
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(crate::dev::service_names()))]
+        service: String,
     },
     /// Run every service in one process (each on its own port, talking gRPC), after making
     /// sure a private PostgreSQL and Redis are up and migrated.
@@ -61,12 +61,6 @@ enum Command {
     },
     /// Merchants: onboard, approve, list, show, static QR (calls the merchant service).
     Merchant(crate::merchant_cli::MerchantArgs),
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Service {
-    Ledger,
-    Merchant,
 }
 
 #[derive(Subcommand)]
@@ -119,20 +113,16 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The configuration, with every service's section.
+fn load(file: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    Ok(Config::load(file, &crate::dev::sections())?)
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config_file = cli.config.as_deref();
     match cli.command {
-        Command::Serve {
-            service: Service::Ledger,
-        } => {
-            let cfg = Config::load(config_file)?;
-            crate::dev::serve_ledger(&cfg).await?;
-        }
-        Command::Serve {
-            service: Service::Merchant,
-        } => {
-            let cfg = Config::load(config_file)?;
-            crate::dev::serve_merchant(&cfg).await?;
+        Command::Serve { service } => {
+            crate::dev::serve(load(config_file)?, &service).await?;
         }
         Command::Dev {
             demo,
@@ -141,7 +131,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::dev::run(config_file, demo, exit_after_demo).await?;
         }
         Command::Token { command } => {
-            let cfg = Config::load(config_file)?;
+            let cfg = load(config_file)?;
             match command {
                 TokenCommand::Keygen => {
                     let created = paymesh_platform::auth::ensure_keypair(&cfg.auth)?;
@@ -161,24 +151,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Config { command } => match command {
             ConfigCommand::Keys => {
-                for (key, env, default, help) in Config::keys() {
+                for (key, env, default, help) in Config::keys(&crate::dev::sections()) {
                     println!("{key:40} {env:45} default {default:?}\n{:40} {help}", "");
                 }
             }
             ConfigCommand::Check => {
-                let cfg = Config::load(config_file)?;
+                let cfg = load(config_file)?;
                 println!("{cfg:#?}");
             }
         },
         Command::Qr { command } => return crate::qr::run(command),
         Command::Merchant(args) => {
-            let cfg = Config::load(config_file)?;
+            let cfg = load(config_file)?;
             return crate::merchant_cli::run(args, &cfg).await;
         }
         Command::Ledger {
             command: LedgerCommand::Audit,
         } => {
-            let cfg = Config::load(config_file)?;
+            let cfg = load(config_file)?;
             let pool = paymesh_platform::migrate::connect(&cfg.database).await?;
             let problems = paymesh_ledger::store::audit(&pool)
                 .await

@@ -1,18 +1,21 @@
-//! The demo `paymesh dev --demo` runs: a market vendor takes a VietQR payment, paymesh books
-//! it with its fee as one linked chain, a hold is placed and captured, a payout larger than
-//! the balance is refused, a retry is answered EXISTS, and the balances are printed.
+//! The demo `paymesh dev --demo` runs, through the ledger's own typed client: a market vendor
+//! takes a VietQR payment, paymesh books it with its fee as one linked chain, the bank's retry
+//! is answered EXISTS, a hold is placed and captured, a payout larger than the balance is
+//! refused, and the balances and the vendor's history are printed.
 
+use paymesh_ledger::chart::NewAccount;
+use paymesh_ledger::client::{LedgerClient, TransferQuery};
 use paymesh_money::Id128;
-use paymesh_platform::client::{CallContext, channel};
+use paymesh_platform::auth::Minter;
 use paymesh_proto::common::v1::Money;
 use paymesh_proto::ledger::v1 as pb;
-use paymesh_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
+use pb::{AccountCode, TransferCode};
 
-fn vnd(amount: &str) -> Option<Money> {
-    Some(Money {
-        amount: amount.into(),
-        currency_code: "VND".into(),
-    })
+/// The demo's three accounts.
+struct Accounts {
+    clearing: Id128,
+    vendor: Id128,
+    fees: Id128,
 }
 
 fn transfer(
@@ -20,14 +23,17 @@ fn transfer(
     debit: Id128,
     credit: Id128,
     amount: &str,
-    code: pb::TransferCode,
+    code: TransferCode,
     reference: &str,
 ) -> pb::Transfer {
     pb::Transfer {
         id: id.to_bytes().to_vec(),
         debit_account_id: debit.to_bytes().to_vec(),
         credit_account_id: credit.to_bytes().to_vec(),
-        amount: vnd(amount),
+        amount: Some(Money {
+            amount: amount.into(),
+            currency_code: "VND".into(),
+        }),
         code: code as i32,
         reference: reference.into(),
         flags: None,
@@ -36,191 +42,168 @@ fn transfer(
     }
 }
 
-fn result_name(code: i32) -> String {
-    pb::CreateTransferResult::try_from(code)
+fn flags(f: impl FnOnce(&mut pb::TransferFlags)) -> Option<pb::TransferFlags> {
+    let mut flags = pb::TransferFlags::default();
+    f(&mut flags);
+    Some(flags)
+}
+
+/// Posts `transfers` and prints what the ledger answered for each, after `what`.
+async fn post(
+    ledger: &LedgerClient,
+    what: &str,
+    transfers: Vec<pb::Transfer>,
+) -> anyhow::Result<()> {
+    let results: Vec<&str> = ledger
+        .create_transfers(transfers)
+        .await?
+        .into_iter()
         .map(|r| {
             r.as_str_name()
                 .trim_start_matches("CREATE_TRANSFER_RESULT_")
-                .to_string()
         })
-        .unwrap_or_else(|_| format!("UNKNOWN({code})"))
+        .collect();
+    println!("{what:50} {results:?}");
+    Ok(())
 }
 
-pub async fn run(ledger_addr: &str, token: &str) -> anyhow::Result<()> {
-    let mut ledger = LedgerServiceClient::with_interceptor(
-        channel(ledger_addr)?,
-        CallContext::with_token(token)?,
-    );
-    let clearing = Id128::random();
-    let vendor = Id128::random();
-    let fees = Id128::random();
-    let account = |id: Id128, code: u32, reference: &str, limited: bool| pb::Account {
-        id: id.to_bytes().to_vec(),
-        currency_code: "VND".into(),
-        code,
-        flags: Some(pb::AccountFlags {
-            debits_must_not_exceed_credits: limited,
-            credits_must_not_exceed_debits: false,
-        }),
-        reference: reference.into(),
-    };
+pub async fn run(ledger_addr: &str, minter: &Minter) -> anyhow::Result<()> {
+    let ledger = LedgerClient::new(ledger_addr, minter.clone(), "demo")?;
     println!("\n== demo: a VietQR payment at a market stall ==");
+    let accounts = open(&ledger).await?;
+    pay_with_fee(&ledger, &accounts).await?;
+    hold_and_capture(&ledger, &accounts).await?;
+    let payout = transfer(
+        Id128::random(),
+        accounts.vendor,
+        accounts.clearing,
+        "500000",
+        TransferCode::Payout,
+        "payout-0001",
+    );
+    post(
+        &ledger,
+        "payout of 500,000 VND (more than owed)",
+        vec![payout],
+    )
+    .await?;
+    print_balances(&ledger, &accounts).await?;
+    print_history(&ledger, accounts.vendor).await?;
+    println!("== demo done ==\n");
+    Ok(())
+}
+
+async fn open(ledger: &LedgerClient) -> anyhow::Result<Accounts> {
+    let accounts = Accounts {
+        clearing: Id128::random(),
+        vendor: Id128::random(),
+        fees: Id128::random(),
+    };
     ledger
-        .create_accounts(pb::CreateAccountsRequest {
-            accounts: vec![
-                account(clearing, 1, "bank 970403 clearing", false),
-                account(vendor, 2, "vendor: Cô Lan, Chợ Đông Ba stall 12", true),
-                account(fees, 3, "paymesh fee revenue", false),
-            ],
-        })
+        .open_accounts(&[
+            NewAccount::of_chart(
+                accounts.clearing,
+                AccountCode::BankClearing,
+                "bank 970403 clearing".into(),
+            ),
+            NewAccount::of_chart(
+                accounts.vendor,
+                AccountCode::MerchantPayable,
+                "vendor: Cô Lan, Chợ Đông Ba stall 12".into(),
+            ),
+            NewAccount::of_chart(
+                accounts.fees,
+                AccountCode::FeeRevenue,
+                "paymesh fee revenue".into(),
+            ),
+        ])
         .await?;
     println!("opened accounts: bank clearing, vendor payable (may not go negative), fee revenue");
+    Ok(accounts)
+}
 
-    let pay = Id128::random();
-    let fee = Id128::random();
-    let mut chain = vec![
-        transfer(
-            pay,
-            clearing,
-            vendor,
-            "150000",
-            pb::TransferCode::QrPayment,
-            "pay-0001",
-        ),
-        transfer(fee, vendor, fees, "1500", pb::TransferCode::Fee, "pay-0001"),
-    ];
-    chain[0].flags = Some(pb::TransferFlags {
-        linked: true,
-        ..Default::default()
-    });
-    let r = ledger
-        .create_transfers(pb::CreateTransfersRequest {
-            transfers: chain.clone(),
-        })
-        .await?
-        .into_inner();
-    println!(
-        "QR payment 150,000 VND + fee 1,500 VND (linked): {:?}",
-        r.results
-            .iter()
-            .map(|c| result_name(*c))
-            .collect::<Vec<_>>()
+/// The payment and its fee commit together or not at all; the bank's retry changes nothing.
+async fn pay_with_fee(ledger: &LedgerClient, a: &Accounts) -> anyhow::Result<()> {
+    let mut payment = transfer(
+        Id128::random(),
+        a.clearing,
+        a.vendor,
+        "150000",
+        TransferCode::QrPayment,
+        "pay-0001",
     );
-    let r = ledger
-        .create_transfers(pb::CreateTransfersRequest { transfers: chain })
-        .await?
-        .into_inner();
-    println!(
-        "the bank retries the same notification:          {:?}",
-        r.results
-            .iter()
-            .map(|c| result_name(*c))
-            .collect::<Vec<_>>()
+    payment.flags = flags(|f| f.linked = true);
+    let fee = transfer(
+        Id128::random(),
+        a.vendor,
+        a.fees,
+        "1500",
+        TransferCode::Fee,
+        "pay-0001",
     );
+    let chain = vec![payment, fee];
+    post(
+        ledger,
+        "QR payment 150,000 VND + fee 1,500 VND (linked)",
+        chain.clone(),
+    )
+    .await?;
+    post(ledger, "the bank retries the same notification", chain).await
+}
 
+/// A two-phase payment: a pending hold with a timeout, then its capture.
+async fn hold_and_capture(ledger: &LedgerClient, a: &Accounts) -> anyhow::Result<()> {
     let hold = Id128::random();
     let mut reserve = transfer(
         hold,
-        clearing,
-        vendor,
+        a.clearing,
+        a.vendor,
         "80000",
-        pb::TransferCode::QrPayment,
+        TransferCode::QrPayment,
         "pay-0002",
     );
-    reserve.flags = Some(pb::TransferFlags {
-        pending: true,
-        ..Default::default()
-    });
+    reserve.flags = flags(|f| f.pending = true);
     reserve.timeout_seconds = 900;
-    let mut capture = transfer(
-        Id128::random(),
-        clearing,
-        vendor,
-        "80000",
-        pb::TransferCode::QrPayment,
-        "pay-0002",
-    );
-    capture.debit_account_id.clear();
-    capture.credit_account_id.clear();
-    capture.amount = None;
-    capture.pending_id = hold.to_bytes().to_vec();
-    capture.flags = Some(pb::TransferFlags {
-        post_pending: true,
+    let capture = pb::Transfer {
+        id: Id128::random().to_bytes().to_vec(),
+        code: TransferCode::QrPayment as i32,
+        reference: "pay-0002".into(),
+        pending_id: hold.to_bytes().to_vec(),
+        flags: flags(|f| f.post_pending = true),
         ..Default::default()
-    });
-    for (what, t) in [
-        ("hold 80,000 VND (pending, 15 min)", reserve),
-        ("capture the hold", capture),
-    ] {
-        let r = ledger
-            .create_transfers(pb::CreateTransfersRequest { transfers: vec![t] })
-            .await?
-            .into_inner();
-        println!(
-            "{what:50} {:?}",
-            r.results
-                .iter()
-                .map(|c| result_name(*c))
-                .collect::<Vec<_>>()
-        );
-    }
-    let payout = transfer(
-        Id128::random(),
-        vendor,
-        clearing,
-        "500000",
-        pb::TransferCode::Payout,
-        "payout-0001",
-    );
-    let r = ledger
-        .create_transfers(pb::CreateTransfersRequest {
-            transfers: vec![payout],
-        })
-        .await?
-        .into_inner();
-    println!(
-        "{:50} {:?}",
-        "payout of 500,000 VND (more than owed)",
-        r.results
-            .iter()
-            .map(|c| result_name(*c))
-            .collect::<Vec<_>>()
-    );
+    };
+    post(ledger, "hold 80,000 VND (pending, 15 min)", vec![reserve]).await?;
+    post(ledger, "capture the hold", vec![capture]).await
+}
 
-    let balances = ledger
-        .get_balances(pb::GetBalancesRequest {
-            account_ids: vec![
-                clearing.to_bytes().to_vec(),
-                vendor.to_bytes().to_vec(),
-                fees.to_bytes().to_vec(),
-            ],
-        })
-        .await?
-        .into_inner();
+fn amount(m: &Option<Money>) -> String {
+    m.as_ref().map(|m| m.amount.clone()).unwrap_or_default()
+}
+
+async fn print_balances(ledger: &LedgerClient, a: &Accounts) -> anyhow::Result<()> {
+    let balances = ledger.get_balances(&[a.clearing, a.vendor, a.fees]).await?;
     println!("\n{:40} {:>12} {:>12}", "account", "debits", "credits");
-    let amount = |m: &Option<Money>| m.as_ref().map(|m| m.amount.clone()).unwrap_or_default();
-    for a in &balances.accounts {
+    for b in &balances {
         println!(
             "{:40} {:>12} {:>12}",
-            a.reference,
-            amount(&a.debits_posted),
-            amount(&a.credits_posted)
+            b.reference,
+            amount(&b.debits_posted),
+            amount(&b.credits_posted)
         );
     }
-    let listing = ledger
-        .list_transfers(pb::ListTransfersRequest {
-            account_id: vendor.to_bytes().to_vec(),
-            page_size: 10,
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
+    Ok(())
+}
+
+async fn print_history(ledger: &LedgerClient, vendor: Id128) -> anyhow::Result<()> {
+    let page = ledger
+        .list_transfers(&TransferQuery::account(vendor))
+        .await?;
     println!(
         "\nvendor account history: {} transfers",
-        listing.transfers.len()
+        page.transfers.len()
     );
-    for t in listing.transfers.iter().filter_map(|r| r.transfer.as_ref()) {
-        let code = pb::TransferCode::try_from(t.code)
+    for t in page.transfers.iter().filter_map(|r| r.transfer.as_ref()) {
+        let code = TransferCode::try_from(t.code)
             .map(|c| c.as_str_name())
             .unwrap_or("?");
         println!(
@@ -230,6 +213,5 @@ pub async fn run(ledger_addr: &str, token: &str) -> anyhow::Result<()> {
             t.reference
         );
     }
-    println!("== demo done ==\n");
     Ok(())
 }

@@ -1,196 +1,80 @@
-//! `paymesh serve <service>` and `paymesh dev`.
+//! `paymesh serve <service>` and `paymesh dev`: services started through the platform's kit,
+//! the same way the tests start them.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::Context;
-use paymesh_ledger::LedgerService;
-use paymesh_merchant::MerchantService;
-use paymesh_platform::auth::Verifier;
-use paymesh_platform::config::Config;
-use paymesh_platform::idempotency::{IdempotencyLayer, KeyRule};
-use tokio::net::TcpListener;
+use paymesh_platform::config::{Config, Section};
+use paymesh_platform::kit::{Env, Mesh, ServiceDef};
 use tokio::sync::watch;
 
-/// Resolves when `rx` sees `true` (or its sender is gone).
-async fn stopped(mut rx: watch::Receiver<bool>) {
-    while !*rx.borrow() {
-        if rx.changed().await.is_err() {
-            return;
+/// Every service of the mesh, in start order (a service reaches the ones before it). Adding a
+/// service is adding it here.
+pub const SERVICES: &[&dyn ServiceDef] = &[&paymesh_ledger::SERVICE, &paymesh_merchant::SERVICE];
+
+/// The config sections of every service.
+pub fn sections() -> Vec<Section> {
+    SERVICES.iter().map(|s| s.config()).collect()
+}
+
+/// The names `paymesh serve` takes.
+pub fn service_names() -> Vec<&'static str> {
+    SERVICES.iter().map(|s| s.name()).collect()
+}
+
+/// Serves Prometheus `/metrics` until `stop` turns true.
+async fn start_metrics(cfg: &Config, stop: watch::Receiver<bool>) -> anyhow::Result<SocketAddr> {
+    let addr = cfg.telemetry.metrics_listen;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding telemetry.metrics_listen to {addr}"))?;
+    let bound = listener.local_addr()?;
+    let mut stop = stop;
+    tokio::spawn(paymesh_platform::metrics::serve(listener, async move {
+        while !*stop.borrow() {
+            if stop.changed().await.is_err() {
+                return;
+            }
         }
-    }
+    }));
+    Ok(bound)
 }
 
-async fn bind(what: &str, addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {what} to {addr}"))
-}
-
-/// A running ledger: its address and the task serving it.
-struct Running {
-    addr: std::net::SocketAddr,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-async fn start_ledger(
-    cfg: &Config,
-    verifier: Verifier,
-    stop: watch::Receiver<bool>,
-) -> anyhow::Result<Running> {
-    let pool = paymesh_platform::migrate::connect(&cfg.database).await?;
-    let service = LedgerService::start(pool, &cfg.ledger).await?;
-    let svc = service.into_server(cfg.server.message_bytes_max);
-    spawn_service(
-        cfg,
-        "ledger.listen",
-        cfg.ledger.listen,
-        svc,
-        LedgerService::idempotent_rpcs(),
-        verifier,
-        stop,
-    )
-    .await
-}
-
-/// The merchant service, calling the ledger at `ledger_addr` with tokens from `minter`.
-async fn start_merchant(
-    cfg: &Config,
-    verifier: Verifier,
-    minter: paymesh_platform::auth::Minter,
-    ledger_addr: String,
-    stop: watch::Receiver<bool>,
-) -> anyhow::Result<Running> {
-    let pool = paymesh_platform::migrate::connect(&cfg.database).await?;
-    let settings = paymesh_merchant::Settings {
-        ledger_addr,
-        ..paymesh_merchant::Settings::from_config(cfg)
-    };
-    let redis = paymesh_platform::idempotency::redis_or_warn(cfg.redis_url.expose()).await;
-    let service = MerchantService::start(pool, &settings, minter, redis).await?;
-    let svc = service.into_server(cfg.server.message_bytes_max);
-    spawn_service(
-        cfg,
-        "merchant.listen",
-        cfg.merchant.listen,
-        svc,
-        MerchantService::idempotent_rpcs(),
-        verifier,
-        stop,
-    )
-    .await
-}
-
-/// Binds `addr` and serves `svc` there (health, reflection, telemetry, auth, idempotency for
-/// `rpcs`) until `stop`.
-async fn spawn_service<S>(
-    cfg: &Config,
-    what: &str,
-    addr: std::net::SocketAddr,
-    svc: S,
-    rpcs: Vec<(String, KeyRule)>,
-    verifier: Verifier,
-    stop: watch::Receiver<bool>,
-) -> anyhow::Result<Running>
-where
-    S: tonic::codegen::Service<
-            tonic::codegen::http::Request<tonic::body::Body>,
-            Response = tonic::codegen::http::Response<tonic::body::Body>,
-            Error = std::convert::Infallible,
-        > + tonic::server::NamedService
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-{
-    let listener = bind(what, addr).await?;
-    let addr = listener.local_addr()?;
-    let server_cfg = cfg.server.clone();
-    let redis = paymesh_platform::idempotency::redis_or_warn(cfg.redis_url.expose()).await;
-    // Tokens exchanged for API credentials are checked against the revocation list there.
-    let verifier = verifier.with_revocations(redis.clone());
-    let idempotency = IdempotencyLayer::new(redis, rpcs, &cfg.idempotency);
-    let task = tokio::spawn(async move {
-        paymesh_platform::server::serve(
-            svc,
-            listener,
-            &server_cfg,
-            verifier,
-            idempotency,
-            stopped(stop),
-        )
-        .await
-    });
-    Ok(Running { addr, task })
-}
-
-/// Runs a started service until SIGINT/SIGTERM, then drains it (bounded by
-/// `server.shutdown_grace_ms`).
-async fn serve_until_signal(
-    name: &str,
-    running: Running,
-    metrics: std::net::SocketAddr,
-    stop_tx: watch::Sender<bool>,
-) -> anyhow::Result<()> {
-    tracing::info!(service = name, grpc = %running.addr, metrics = %metrics, "serving");
-    let mut task = running.task;
+/// Runs `mesh` until SIGINT/SIGTERM (then drains it) or until a service fails.
+async fn until_signal(mut mesh: Mesh, metrics_stop: watch::Sender<bool>) -> anyhow::Result<()> {
     tokio::select! {
         () = paymesh_platform::server::shutdown_signal() => {}
-        result = &mut task => return result.with_context(|| format!("{name} task"))?,
+        failed = mesh.failed() => return failed,
     }
-    let _ = stop_tx.send(true);
-    task.await.with_context(|| format!("{name} task"))??;
-    tracing::info!(service = name, "stopped");
+    let _ = metrics_stop.send(true);
+    mesh.shutdown().await?;
+    tracing::info!("stopped");
     Ok(())
 }
 
-async fn start_metrics(
-    cfg: &Config,
-    stop: watch::Receiver<bool>,
-) -> anyhow::Result<std::net::SocketAddr> {
-    let listener = bind("telemetry.metrics_listen", cfg.telemetry.metrics_listen).await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(paymesh_platform::metrics::serve(listener, stopped(stop)));
-    Ok(addr)
+/// `paymesh serve <name>`: one service until SIGINT/SIGTERM. It reaches the services it calls
+/// at its `<peer>_addr` config keys.
+pub async fn serve(cfg: Config, name: &str) -> anyhow::Result<()> {
+    let def = SERVICES
+        .iter()
+        .find(|s| s.name() == name)
+        .with_context(|| format!("no service {name:?}; known: {:?}", service_names()))?;
+    // Named once per process, for the life of the process.
+    let service_name: &'static str = Box::leak(format!("paymesh-{name}").into_boxed_str());
+    let _telemetry = paymesh_platform::telemetry::init(&cfg.telemetry, service_name)?;
+    let (metrics_stop, stop_rx) = watch::channel(false);
+    let metrics = start_metrics(&cfg, stop_rx).await?;
+    let mut mesh = Mesh::new(Env::from_config(cfg).await?);
+    let grpc = mesh.spawn(*def).await?;
+    tracing::info!(service = name, %grpc, %metrics, "serving");
+    until_signal(mesh, metrics_stop).await
 }
 
-/// `paymesh serve ledger`: one service until SIGINT/SIGTERM.
-pub async fn serve_ledger(cfg: &Config) -> anyhow::Result<()> {
-    let _telemetry = paymesh_platform::telemetry::init(&cfg.telemetry, "paymesh-ledger")?;
-    let verifier = Verifier::from_config(&cfg.auth)?;
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let metrics = start_metrics(cfg, stop_rx.clone()).await?;
-    let ledger = start_ledger(cfg, verifier, stop_rx).await?;
-    serve_until_signal("ledger", ledger, metrics, stop_tx).await
-}
-
-/// `paymesh serve merchant`: the merchant service until SIGINT/SIGTERM. It signs its calls to
-/// the ledger (`merchant.ledger_addr`) with `auth.private_key_file`.
-pub async fn serve_merchant(cfg: &Config) -> anyhow::Result<()> {
-    let _telemetry = paymesh_platform::telemetry::init(&cfg.telemetry, "paymesh-merchant")?;
-    let verifier = Verifier::from_config(&cfg.auth)?;
-    let minter = paymesh_platform::auth::Minter::from_config(&cfg.auth)?;
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let metrics = start_metrics(cfg, stop_rx.clone()).await?;
-    let merchant = start_merchant(
-        cfg,
-        verifier,
-        minter,
-        cfg.merchant.ledger_addr.clone(),
-        stop_rx,
-    )
-    .await?;
-    serve_until_signal("merchant", merchant, metrics, stop_tx).await
-}
-
-/// `paymesh dev`: the whole mesh in one process.
-pub async fn run(
-    config_file: Option<&Path>,
-    demo: bool,
-    exit_after_demo: bool,
-) -> anyhow::Result<()> {
+/// The environment of `paymesh dev`: the private stack's URLs and dev keys unless set, text
+/// logs at `warn`.
+fn dev_environment() -> anyhow::Result<BTreeMap<String, String>> {
     let mut env: BTreeMap<String, String> = std::env::vars().collect();
     if !env.contains_key("PAYMESH_DATABASE_URL") {
         let root = crate::stack::repo_root().context(
@@ -200,27 +84,31 @@ pub async fn run(
         for (k, v) in crate::stack::ensure_up(&root, "dev")? {
             env.entry(k).or_insert(v);
         }
-        env.entry("PAYMESH_AUTH_PRIVATE_KEY_FILE".into())
-            .or_insert_with(|| {
-                root.join(".paymesh/keys/jwt-private.pem")
-                    .display()
-                    .to_string()
-            });
-        env.entry("PAYMESH_AUTH_PUBLIC_KEY_FILE".into())
-            .or_insert_with(|| {
-                root.join(".paymesh/keys/jwt-public.pem")
-                    .display()
-                    .to_string()
-            });
+        for (var, file) in [
+            ("PAYMESH_AUTH_PRIVATE_KEY_FILE", "jwt-private.pem"),
+            ("PAYMESH_AUTH_PUBLIC_KEY_FILE", "jwt-public.pem"),
+        ] {
+            let path = root.join(".paymesh/keys").join(file);
+            env.entry(var.into())
+                .or_insert_with(|| path.display().to_string());
+        }
     }
     env.entry("PAYMESH_TELEMETRY_LOG_FORMAT".into())
         .or_insert_with(|| "text".into());
     env.entry("PAYMESH_TELEMETRY_LOG_LEVEL".into())
         .or_insert_with(|| "warn".into());
-    let cfg = Config::load_from(config_file, &env)?;
-    let _telemetry = paymesh_platform::telemetry::init(&cfg.telemetry, "paymesh-dev")?;
+    Ok(env)
+}
 
-    // Services check that Redis answers before they serve: the idempotency layer needs it.
+/// `paymesh dev`: the whole mesh in one process, each service on its own port.
+pub async fn run(
+    config_file: Option<&Path>,
+    demo: bool,
+    exit_after_demo: bool,
+) -> anyhow::Result<()> {
+    let cfg = Config::load_from(config_file, &dev_environment()?, &sections())?;
+    let _telemetry = paymesh_platform::telemetry::init(&cfg.telemetry, "paymesh-dev")?;
+    // The idempotency layer and the revocation list need Redis: check it answers first.
     check_redis(&cfg).await?;
     if paymesh_platform::auth::ensure_keypair(&cfg.auth)? {
         eprintln!(
@@ -228,32 +116,42 @@ pub async fn run(
             cfg.auth.private_key_file.display()
         );
     }
-    let verifier = Verifier::from_config(&cfg.auth)?;
-    let minter = Arc::new(paymesh_platform::auth::Minter::from_config(&cfg.auth)?);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let metrics = start_metrics(&cfg, stop_rx.clone()).await?;
-    let ledger = start_ledger(&cfg, verifier.clone(), stop_rx.clone()).await?;
-    let merchant = start_merchant(
-        &cfg,
-        verifier,
-        (*minter).clone(),
-        ledger.addr.to_string(),
-        stop_rx,
-    )
-    .await?;
+    let (metrics_stop, stop_rx) = watch::channel(false);
+    let metrics = start_metrics(&cfg, stop_rx).await?;
+    let mut mesh = Mesh::new(Env::from_config(cfg).await?);
+    for def in SERVICES {
+        mesh.spawn(*def).await?;
+    }
+    print_banner(&mesh, metrics);
+    if demo {
+        let ledger = mesh.addr("ledger").context("the ledger is not running")?;
+        let minter = mesh
+            .env()
+            .minter
+            .as_ref()
+            .context("the demo needs auth.private_key_file")?;
+        crate::demo::run(&ledger.to_string(), minter).await?;
+        if exit_after_demo {
+            let _ = metrics_stop.send(true);
+            return mesh.shutdown().await;
+        }
+    }
+    println!("serving; Ctrl-C to stop");
+    until_signal(mesh, metrics_stop).await
+}
 
+fn print_banner(mesh: &Mesh, metrics: SocketAddr) {
+    let cfg = &mesh.env().config;
     println!("paymesh dev is up");
-    println!(
-        "  ledger    grpc://{}  (paymesh.ledger.v1.LedgerService, health, reflection)",
-        ledger.addr
-    );
-    println!(
-        "  merchant  grpc://{}  (paymesh.merchant.v1.MerchantService; paymesh merchant --help)",
-        merchant.addr
-    );
+    for (def, (name, addr)) in SERVICES.iter().zip(mesh.running()) {
+        println!(
+            "  {name:9} grpc://{addr}  ({}, health, reflection)",
+            def.grpc_service()
+        );
+    }
     println!("  metrics   http://{metrics}/metrics");
     println!("  postgres  {}", redact(cfg.database.url.expose()));
-    println!("  redis     {}", redact(cfg.redis_url.expose()));
+    println!("  redis     {}", redact(cfg.redis.url.expose()));
     println!(
         "  token     paymesh token mint operator   (keys in {})",
         cfg.auth
@@ -262,23 +160,6 @@ pub async fn run(
             .map(|p| p.display().to_string())
             .unwrap_or_default()
     );
-
-    if demo {
-        let token = minter.mint(&paymesh_platform::auth::Principal::Operator, 600)?;
-        crate::demo::run(&ledger.addr.to_string(), &token).await?;
-        if exit_after_demo {
-            let _ = stop_tx.send(true);
-            let _ = ledger.task.await;
-            let _ = merchant.task.await;
-            return Ok(());
-        }
-    }
-    println!("serving; Ctrl-C to stop");
-    paymesh_platform::server::shutdown_signal().await;
-    let _ = stop_tx.send(true);
-    let _ = ledger.task.await;
-    let _ = merchant.task.await;
-    Ok(())
 }
 
 /// Hides a password in a URL.
@@ -296,7 +177,7 @@ fn redact(url: &str) -> String {
 }
 
 async fn check_redis(cfg: &Config) -> anyhow::Result<()> {
-    let client = redis::Client::open(cfg.redis_url.expose()).context("redis.url")?;
+    let client = redis::Client::open(cfg.redis.url.expose()).context("redis.url")?;
     let mut conn = client
         .get_multiplexed_async_connection()
         .await
@@ -320,5 +201,16 @@ mod tests {
             "postgres://u:***@h:1/d"
         );
         assert_eq!(redact("redis://127.0.0.1:1/"), "redis://127.0.0.1:1/");
+    }
+
+    #[test]
+    fn every_service_table_matches_its_proto_and_names_are_unique() {
+        let mut names = service_names();
+        for def in SERVICES {
+            paymesh_platform::kit::checked_policy(*def).unwrap();
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), SERVICES.len());
     }
 }

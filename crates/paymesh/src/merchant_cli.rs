@@ -277,156 +277,40 @@ fn client(args: &MerchantArgs, cfg: &Config) -> anyhow::Result<Client> {
             .context("minting an operator token (or pass --token)")?
             .mint(&Principal::Operator, TOKEN_TTL_SECONDS)?,
     };
-    let addr = args
-        .addr
-        .clone()
-        .unwrap_or_else(|| cfg.merchant.listen.to_string());
+    let addr = match &args.addr {
+        Some(addr) => addr.clone(),
+        None => cfg.service("merchant")?.addr("listen")?.to_string(),
+    };
     Ok(MerchantServiceClient::with_interceptor(
         channel(&addr)?,
         CallContext::with_token(&token)?,
     ))
 }
 
+/// What a verb answered: JSON to print, or the refusal.
+type Answer = Result<Value, tonic::Status>;
+
 pub async fn run(args: MerchantArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     let mut client = client(&args, cfg)?;
     let result = match args.command {
-        MerchantCommand::Onboard(a) => {
-            let a = *a;
-            let request = pb::OnboardMerchantRequest {
-                kind: kind(&a.kind)? as i32,
-                application: Some(pb::MerchantApplication {
-                    business_name: a.business_name,
-                    trading_name: a.trading_name,
-                    tax_code: a.tax_code,
-                    owner_citizen_id: a.owner_citizen_id,
-                    phone: a.phone,
-                    address: a.address,
-                    market_name: a.market,
-                    stall_number: a.stall,
-                    mcc: a.mcc,
-                    biller_category: a
-                        .category
-                        .as_deref()
-                        .map(category)
-                        .transpose()?
-                        .unwrap_or_default() as i32,
-                    settlement_bank_bin: a.bank_bin,
-                    settlement_account_number: a.account,
-                }),
-            };
-            client
-                .onboard_merchant(keyed(request, a.idempotency_key)?)
-                .await
-                .map(|r| merchant_json(&r.into_inner()))
-        }
-        MerchantCommand::Approve(s) => {
-            let r = pb::ApproveMerchantRequest {
-                merchant_id: s.id,
-                reason: s.reason,
-            };
-            client
-                .approve_merchant(keyed(r, s.idempotency_key)?)
-                .await
-                .map(|r| merchant_json(&r.into_inner()))
-        }
-        MerchantCommand::Reject(s) => {
-            let r = pb::RejectMerchantRequest {
-                merchant_id: s.id,
-                reason: s.reason,
-            };
-            client
-                .reject_merchant(keyed(r, s.idempotency_key)?)
-                .await
-                .map(|r| merchant_json(&r.into_inner()))
-        }
-        MerchantCommand::Suspend(s) => {
-            let r = pb::SuspendMerchantRequest {
-                merchant_id: s.id,
-                reason: s.reason,
-            };
-            client
-                .suspend_merchant(keyed(r, s.idempotency_key)?)
-                .await
-                .map(|r| merchant_json(&r.into_inner()))
-        }
-        MerchantCommand::Reinstate(s) => {
-            let r = pb::ReinstateMerchantRequest {
-                merchant_id: s.id,
-                reason: s.reason,
-            };
-            client
-                .reinstate_merchant(keyed(r, s.idempotency_key)?)
-                .await
-                .map(|r| merchant_json(&r.into_inner()))
-        }
-        MerchantCommand::Close(s) => {
-            let r = pb::CloseMerchantRequest {
-                merchant_id: s.id,
-                reason: s.reason,
-            };
-            client
-                .close_merchant(keyed(r, s.idempotency_key)?)
-                .await
-                .map(|r| merchant_json(&r.into_inner()))
-        }
+        MerchantCommand::Onboard(a) => onboard(&mut client, *a).await?,
+        MerchantCommand::Approve(s) => change_status(&mut client, Change::Approve, s).await?,
+        MerchantCommand::Reject(s) => change_status(&mut client, Change::Reject, s).await?,
+        MerchantCommand::Suspend(s) => change_status(&mut client, Change::Suspend, s).await?,
+        MerchantCommand::Reinstate(s) => change_status(&mut client, Change::Reinstate, s).await?,
+        MerchantCommand::Close(s) => change_status(&mut client, Change::Close, s).await?,
         MerchantCommand::Show { id } => client
             .get_merchant(pb::GetMerchantRequest { merchant_id: id })
             .await
             .map(|r| merchant_json(&r.into_inner())),
         MerchantCommand::List(l) => list(&mut client, l).await?,
-        MerchantCommand::Audit { id } => {
-            let mut events = Vec::new();
-            let mut page_token = String::new();
-            loop {
-                match client
-                    .list_merchant_audit_events(pb::ListMerchantAuditEventsRequest {
-                        merchant_id: id.clone(),
-                        page_size: 100,
-                        page_token,
-                    })
-                    .await
-                {
-                    Ok(r) => {
-                        let r = r.into_inner();
-                        events.extend(r.events.iter().map(audit_json));
-                        if r.next_page_token.is_empty() {
-                            break Ok(Value::Array(events));
-                        }
-                        page_token = r.next_page_token;
-                    }
-                    Err(status) => break Err(status),
-                }
-            }
-        }
+        MerchantCommand::Audit { id } => audit(&mut client, id).await,
         MerchantCommand::Qr {
             id,
             png,
             svg,
             module_px,
-        } => match client
-            .get_static_qr(pb::GetStaticQrRequest {
-                merchant_id: id,
-                png_module_px: module_px,
-            })
-            .await
-        {
-            Ok(r) => {
-                let qr = r.into_inner();
-                if let Some(path) = png {
-                    std::fs::write(&path, &qr.png)
-                        .with_context(|| format!("writing {}", path.display()))?;
-                    eprintln!("wrote {}", path.display());
-                }
-                if let Some(path) = svg {
-                    std::fs::write(&path, &qr.svg)
-                        .with_context(|| format!("writing {}", path.display()))?;
-                    eprintln!("wrote {}", path.display());
-                }
-                println!("{}", qr.payload);
-                return Ok(ExitCode::SUCCESS);
-            }
-            Err(status) => Err(status),
-        },
+        } => qr(&mut client, id, module_px, png, svg).await?,
     };
     match result {
         Ok(value) => {
@@ -435,6 +319,147 @@ pub async fn run(args: MerchantArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         }
         Err(status) => Ok(refused(&status)),
     }
+}
+
+async fn onboard(client: &mut Client, a: OnboardArgs) -> anyhow::Result<Answer> {
+    let biller_category = a
+        .category
+        .as_deref()
+        .map(category)
+        .transpose()?
+        .unwrap_or_default() as i32;
+    let request = pb::OnboardMerchantRequest {
+        kind: kind(&a.kind)? as i32,
+        application: Some(pb::MerchantApplication {
+            business_name: a.business_name,
+            trading_name: a.trading_name,
+            tax_code: a.tax_code,
+            owner_citizen_id: a.owner_citizen_id,
+            phone: a.phone,
+            address: a.address,
+            market_name: a.market,
+            stall_number: a.stall,
+            mcc: a.mcc,
+            biller_category,
+            settlement_bank_bin: a.bank_bin,
+            settlement_account_number: a.account,
+        }),
+    };
+    Ok(client
+        .onboard_merchant(keyed(request, a.idempotency_key)?)
+        .await
+        .map(|r| merchant_json(&r.into_inner())))
+}
+
+/// The five status verbs.
+#[derive(Clone, Copy)]
+enum Change {
+    Approve,
+    Reject,
+    Suspend,
+    Reinstate,
+    Close,
+}
+
+async fn change_status(
+    client: &mut Client,
+    change: Change,
+    s: StatusArgs,
+) -> anyhow::Result<Answer> {
+    let (merchant_id, reason, key) = (s.id, s.reason, s.idempotency_key);
+    let answer = match change {
+        Change::Approve => {
+            let r = pb::ApproveMerchantRequest {
+                merchant_id,
+                reason,
+            };
+            client.approve_merchant(keyed(r, key)?).await
+        }
+        Change::Reject => {
+            let r = pb::RejectMerchantRequest {
+                merchant_id,
+                reason,
+            };
+            client.reject_merchant(keyed(r, key)?).await
+        }
+        Change::Suspend => {
+            let r = pb::SuspendMerchantRequest {
+                merchant_id,
+                reason,
+            };
+            client.suspend_merchant(keyed(r, key)?).await
+        }
+        Change::Reinstate => {
+            let r = pb::ReinstateMerchantRequest {
+                merchant_id,
+                reason,
+            };
+            client.reinstate_merchant(keyed(r, key)?).await
+        }
+        Change::Close => {
+            let r = pb::CloseMerchantRequest {
+                merchant_id,
+                reason,
+            };
+            client.close_merchant(keyed(r, key)?).await
+        }
+    };
+    Ok(answer.map(|r| merchant_json(&r.into_inner())))
+}
+
+/// Every audit event of a merchant, all pages.
+async fn audit(client: &mut Client, id: String) -> Answer {
+    let mut events = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_merchant_audit_events(pb::ListMerchantAuditEventsRequest {
+                merchant_id: id.clone(),
+                page_size: 100,
+                page_token,
+            })
+            .await?
+            .into_inner();
+        events.extend(page.events.iter().map(audit_json));
+        if page.next_page_token.is_empty() {
+            return Ok(Value::Array(events));
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// The static QR: its payload and where the PNG/SVG went, as JSON.
+async fn qr(
+    client: &mut Client,
+    id: String,
+    module_px: i32,
+    png: Option<PathBuf>,
+    svg: Option<PathBuf>,
+) -> anyhow::Result<Answer> {
+    let qr = match client
+        .get_static_qr(pb::GetStaticQrRequest {
+            merchant_id: id,
+            png_module_px: module_px,
+        })
+        .await
+    {
+        Ok(r) => r.into_inner(),
+        Err(status) => return Ok(Err(status)),
+    };
+    for (path, bytes) in [(&png, &qr.png), (&svg, &qr.svg.as_bytes().to_vec())] {
+        if let Some(path) = path {
+            std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    let shown = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    Ok(Ok(json!({
+        "merchant_id": qr.merchant_id,
+        "payload": qr.payload,
+        "collection_bank_bin": qr.collection_bank_bin,
+        "virtual_account_number": qr.virtual_account_number,
+        "png": shown(&png),
+        "svg": shown(&svg),
+    })))
 }
 
 async fn list(client: &mut Client, l: ListArgs) -> anyhow::Result<Result<Value, tonic::Status>> {

@@ -106,9 +106,7 @@ fn transfer(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_batch_loses_no_acknowledged_transfer_and_half_applies_nothing() {
-    let (db_url, pool) = paymesh_platform::testing::fresh_database("crash_test")
-        .await
-        .unwrap();
+    let (db_url, pool) = paymesh_testkit::fresh_database("crash_test").await.unwrap();
     let dir = std::env::temp_dir().join(format!("paymesh-crash-{}", Id128::random()));
     std::fs::create_dir_all(&dir).unwrap();
     let (private, public) = generate_keypair().unwrap();
@@ -258,9 +256,7 @@ async fn kill_9_mid_batch_loses_no_acknowledged_transfer_and_half_applies_nothin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_calls_before_exiting() {
-    let (db_url, pool) = paymesh_platform::testing::fresh_database("drain_test")
-        .await
-        .unwrap();
+    let (db_url, pool) = paymesh_testkit::fresh_database("drain_test").await.unwrap();
     let dir = std::env::temp_dir().join(format!("paymesh-drain-{}", Id128::random()));
     std::fs::create_dir_all(&dir).unwrap();
     let (private, public) = generate_keypair().unwrap();

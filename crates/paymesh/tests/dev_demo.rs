@@ -7,14 +7,14 @@ use std::process::Command;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_runs_the_demo_and_exits() {
-    let (db_url, _pool) = paymesh_platform::testing::fresh_database("dev_demo_test")
+    let (db_url, _pool) = paymesh_testkit::fresh_database("dev_demo_test")
         .await
         .unwrap();
     let dir = std::env::temp_dir().join(format!("paymesh-dev-{}", paymesh_money::Id128::random()));
     let out = Command::new(env!("CARGO_BIN_EXE_paymesh"))
         .args(["dev", "--demo", "--exit-after-demo"])
         .env("PAYMESH_DATABASE_URL", &db_url)
-        .env("PAYMESH_REDIS_URL", paymesh_platform::testing::redis_url())
+        .env("PAYMESH_REDIS_URL", paymesh_testkit::redis_url())
         .env("PAYMESH_AUTH_PRIVATE_KEY_FILE", dir.join("private.pem"))
         .env("PAYMESH_AUTH_PUBLIC_KEY_FILE", dir.join("public.pem"))
         .env("PAYMESH_LEDGER_LISTEN", "127.0.0.1:0")
@@ -30,7 +30,7 @@ async fn dev_runs_the_demo_and_exits() {
     );
     for expected in [
         "paymesh dev is up",
-        "(linked): [\"OK\", \"OK\"]",
+        "[\"OK\", \"OK\"]",
         "[\"EXISTS\", \"EXISTS\"]",
         "[\"EXCEEDS_CREDITS\"]",
         "== demo done ==",
@@ -40,6 +40,8 @@ async fn dev_runs_the_demo_and_exits() {
             "missing {expected:?} in:\n{stdout}"
         );
     }
+    let linked = stdout.lines().find(|l| l.contains("(linked)")).unwrap();
+    assert!(linked.ends_with("[\"OK\", \"OK\"]"), "{linked}");
     // Balances: the vendor was paid 150,000 + 80,000 and paid a 1,500 fee.
     let vendor = stdout.lines().find(|l| l.starts_with("vendor:")).unwrap();
     let figures: Vec<&str> = vendor.split_whitespace().rev().take(2).collect();

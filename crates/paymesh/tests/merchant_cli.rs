@@ -25,7 +25,7 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_onboards_approves_and_prints_the_static_qr() {
-    let (db_url, _pool) = paymesh_platform::testing::fresh_database("merchant_cli_test")
+    let (db_url, _pool) = paymesh_testkit::fresh_database("merchant_cli_test")
         .await
         .unwrap();
     let dir = std::env::temp_dir().join(format!("paymesh-mcli-{}", paymesh_money::Id128::random()));
@@ -33,7 +33,7 @@ async fn an_operator_onboards_approves_and_prints_the_static_qr() {
     let merchant_addr = format!("127.0.0.1:{}", free_port());
     let env = [
         ("PAYMESH_DATABASE_URL", db_url),
-        ("PAYMESH_REDIS_URL", paymesh_platform::testing::redis_url()),
+        ("PAYMESH_REDIS_URL", paymesh_testkit::redis_url()),
         (
             "PAYMESH_AUTH_PRIVATE_KEY_FILE",
             dir.join("private.pem").display().to_string(),
@@ -137,9 +137,11 @@ async fn an_operator_onboards_approves_and_prints_the_static_qr() {
     assert!(!va.is_empty());
 
     let png = dir.join("qr.png");
-    let payload = cli(&["qr", &id, "--png", png.to_str().unwrap()])
-        .trim()
-        .to_string();
+    // JSON like every verb: the payload, and where the PNG went.
+    let shown: serde_json::Value =
+        serde_json::from_str(&cli(&["qr", &id, "--png", png.to_str().unwrap()])).unwrap();
+    assert_eq!(shown["png"], png.to_str().unwrap());
+    let payload = shown["payload"].as_str().unwrap().to_string();
     let qr = vietqr::decode(&payload).unwrap();
     assert_eq!(qr.account(), Some(va.as_str()));
     let scanned = Command::new("zbarimg")

@@ -60,7 +60,7 @@ async fn traceparent_is_honoured_exported_over_otlp_and_logged() {
     );
 
     // The ledger, as its own process.
-    let (db_url, _pool) = paymesh_platform::testing::fresh_database("telemetry_test")
+    let (db_url, _pool) = paymesh_testkit::fresh_database("telemetry_test")
         .await
         .unwrap();
     let dir = std::env::temp_dir().join(format!(

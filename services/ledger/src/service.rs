@@ -18,9 +18,9 @@ use tonic::{Request, Response, Status};
 
 use crate::config::LedgerConfig;
 use crate::engine::{self, TransferRow};
+use crate::store;
 use crate::validate::{self, LedgerFields, Violations};
 use crate::writer::Writer;
-use crate::store;
 
 const PAGE_LIMITS: PageLimits = PageLimits {
     size_default: 100,
@@ -226,7 +226,9 @@ impl ledger_service_server::LedgerService for LedgerService {
                 credits_posted: money(a.credits_posted, a.currency),
                 debits_pending: money(a.debits_pending, a.currency),
                 credits_pending: money(a.credits_pending, a.currency),
-                create_time: Some(timestamp_from_ns(a.created_unix_micros.saturating_mul(1000))),
+                create_time: Some(timestamp_from_ns(
+                    a.created_unix_micros.saturating_mul(1000),
+                )),
             })
             .collect();
         Ok(Response::new(pb::GetBalancesResponse { accounts }))
@@ -272,9 +274,10 @@ impl ledger_service_server::LedgerService for LedgerService {
         let Some(account) = account else {
             return Err(ApiError::invalid("account_id", "required").into());
         };
-        let rows = store::list_transfers(&self.pool, account, start, end, after, paging.fetch_limit())
-            .await
-            .map_err(ApiError::from)?;
+        let rows =
+            store::list_transfers(&self.pool, account, start, end, after, paging.fetch_limit())
+                .await
+                .map_err(ApiError::from)?;
         let (rows, next_page_token) = paging.finish(rows, |r| {
             let mut c = r.ts.to_be_bytes().to_vec();
             c.extend_from_slice(&r.id.to_bytes());

@@ -3,7 +3,7 @@
 //! cannot see a malformed value.
 
 use paymesh_money::{Currency, Id128, Money};
-use paymesh_platform::{ApiError, FieldViolation};
+use paymesh_platform::ApiError;
 use paymesh_proto::common::v1 as common;
 use paymesh_proto::ledger::v1 as pb;
 
@@ -20,29 +20,19 @@ pub const BALANCE_IDS_MAX: usize = 1000;
 pub const REFERENCE_CHARS_MAX: usize = 64;
 /// Longest pending timeout: 30 days.
 pub const TIMEOUT_SECONDS_MAX: u32 = 30 * 24 * 3600;
-/// Violations reported per request at most (the rest are summarised).
-const VIOLATIONS_MAX: usize = 100;
+pub use paymesh_platform::edge::Violations;
 
-/// Collects violations, capped so a hostile batch cannot make a huge error.
-#[derive(Default)]
-pub struct Violations(Vec<FieldViolation>);
+/// The ledger's field checks, on the platform's (capped) violation collector.
+pub trait LedgerFields {
+    fn id(&mut self, field: String, bytes: &[u8]) -> Option<Id128>;
+    fn optional_id(&mut self, field: String, bytes: &[u8]) -> Option<Option<Id128>>;
+    fn reference(&mut self, field: String, text: &str);
+    fn money(&mut self, field: &str, m: &common::Money) -> Option<Money>;
+    fn batch_len(&mut self, field: &str, len: usize, max: usize);
+}
 
-impl Violations {
-    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
-        if self.0.len() < VIOLATIONS_MAX {
-            self.0.push(FieldViolation::new(field, description));
-        }
-    }
-
-    pub fn into_result(self) -> Result<(), ApiError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::InvalidArgument(self.0))
-        }
-    }
-
-    pub fn id(&mut self, field: String, bytes: &[u8]) -> Option<Id128> {
+impl LedgerFields for Violations {
+    fn id(&mut self, field: String, bytes: &[u8]) -> Option<Id128> {
         match Id128::from_bytes(bytes) {
             Ok(id) => Some(id),
             Err(e) => {
@@ -52,7 +42,6 @@ impl Violations {
         }
     }
 
-    /// An optional id: empty bytes mean "not given".
     fn optional_id(&mut self, field: String, bytes: &[u8]) -> Option<Option<Id128>> {
         if bytes.is_empty() {
             Some(None)
@@ -61,7 +50,7 @@ impl Violations {
         }
     }
 
-    pub fn reference(&mut self, field: String, text: &str) {
+    fn reference(&mut self, field: String, text: &str) {
         if text.chars().count() > REFERENCE_CHARS_MAX {
             self.add(field, format!("at most {REFERENCE_CHARS_MAX} characters"));
         } else if text.chars().any(char::is_control) {
@@ -107,6 +96,15 @@ impl NewAccount {
     }
 }
 
+/// What an account code must be, as the violation says it: one of the chart's codes.
+fn account_code_expected() -> String {
+    let names: Vec<&str> = crate::chart::CODES
+        .iter()
+        .map(|c| c.as_str_name().trim_start_matches("ACCOUNT_CODE_"))
+        .collect();
+    format!("must be one of {}", names.join(", "))
+}
+
 pub fn accounts(req: &pb::CreateAccountsRequest) -> Result<Vec<NewAccount>, ApiError> {
     let mut v = Violations::default();
     v.batch_len("accounts", req.accounts.len(), BATCH_ITEMS_MAX);
@@ -124,6 +122,15 @@ pub fn accounts(req: &pb::CreateAccountsRequest) -> Result<Vec<NewAccount>, ApiE
             }
         };
         v.reference(f("reference"), &a.reference);
+        let code = match pb::AccountCode::try_from(a.code) {
+            Ok(pb::AccountCode::Unspecified) | Err(_) => {
+                v.add(f("code"), account_code_expected());
+                None
+            }
+            // The store keeps the code as a plain integer (the column predates the enum); the
+            // chart's codes are all positive.
+            Ok(c) => Some((c as i32).unsigned_abs()),
+        };
         let flags = a.flags.unwrap_or_default();
         let mut bits = 0;
         if flags.debits_must_not_exceed_credits {
@@ -135,11 +142,11 @@ pub fn accounts(req: &pb::CreateAccountsRequest) -> Result<Vec<NewAccount>, ApiE
         if bits == ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS | ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS {
             v.add(f("flags"), "debits_must_not_exceed_credits and credits_must_not_exceed_debits exclude each other");
         }
-        if let (Some(id), Some(currency)) = (id, currency) {
+        if let (Some(id), Some(currency), Some(code)) = (id, currency, code) {
             out.push(NewAccount {
                 id,
                 currency,
-                code: a.code,
+                code,
                 flags: bits,
                 reference: a.reference.clone(),
             });
@@ -150,12 +157,17 @@ pub fn accounts(req: &pb::CreateAccountsRequest) -> Result<Vec<NewAccount>, ApiE
 }
 
 pub fn transfers(req: &pb::CreateTransfersRequest) -> Result<Vec<NewTransfer>, ApiError> {
+    transfer_list(&req.transfers)
+}
+
+/// The transfers of one CreateTransfers call, checked (fields named `transfers[i].…`).
+pub fn transfer_list(transfers: &[pb::Transfer]) -> Result<Vec<NewTransfer>, ApiError> {
     let mut v = Violations::default();
-    v.batch_len("transfers", req.transfers.len(), BATCH_ITEMS_MAX);
+    v.batch_len("transfers", transfers.len(), BATCH_ITEMS_MAX);
     v.into_result()?;
     let mut v = Violations::default();
-    let mut out = Vec::with_capacity(req.transfers.len());
-    for (i, t) in req.transfers.iter().enumerate() {
+    let mut out = Vec::with_capacity(transfers.len());
+    for (i, t) in transfers.iter().enumerate() {
         if let Some(nt) = transfer(&mut v, i, t) {
             out.push(nt);
         }
@@ -166,7 +178,7 @@ pub fn transfers(req: &pb::CreateTransfersRequest) -> Result<Vec<NewTransfer>, A
 
 fn transfer(v: &mut Violations, i: usize, t: &pb::Transfer) -> Option<NewTransfer> {
     let f = |name: &str| format!("transfers[{i}].{name}");
-    let before = v.0.len();
+    let before = v.len();
     let id = v.id(f("id"), &t.id);
     let debit = v.optional_id(f("debit_account_id"), &t.debit_account_id);
     let credit = v.optional_id(f("credit_account_id"), &t.credit_account_id);
@@ -249,7 +261,7 @@ fn transfer(v: &mut Violations, i: usize, t: &pb::Transfer) -> Option<NewTransfe
     {
         v.add(f("credit_account_id"), "must differ from debit_account_id");
     }
-    if v.0.len() != before {
+    if v.len() != before {
         return None;
     }
     Some(NewTransfer {
@@ -495,7 +507,7 @@ mod tests {
             5000
         ];
         let got = fields(transfers(&pb::CreateTransfersRequest { transfers: bad }).unwrap_err());
-        assert_eq!(got.len(), VIOLATIONS_MAX);
+        assert_eq!(got.len(), paymesh_platform::edge::VIOLATIONS_MAX);
     }
 
     #[test]
@@ -503,7 +515,7 @@ mod tests {
         let a = pb::Account {
             id: vec![1; 16],
             currency_code: "VND".into(),
-            code: 1,
+            code: pb::AccountCode::BankClearing as i32,
             flags: Some(pb::AccountFlags {
                 debits_must_not_exceed_credits: true,
                 credits_must_not_exceed_debits: true,
@@ -520,7 +532,7 @@ mod tests {
         let bad_ccy = pb::Account {
             currency_code: "đồng".into(),
             flags: None,
-            ..a
+            ..a.clone()
         };
         let got = fields(
             accounts(&pb::CreateAccountsRequest {
@@ -529,6 +541,31 @@ mod tests {
             .unwrap_err(),
         );
         assert_eq!(got, vec!["accounts[0].currency_code"]);
+        for code in [0, 10, 99, -1] {
+            let bad_code = pb::Account {
+                code,
+                flags: None,
+                ..a.clone()
+            };
+            let err = accounts(&pb::CreateAccountsRequest {
+                accounts: vec![bad_code],
+            })
+            .unwrap_err();
+            assert!(err.to_string().contains("BANK_CLEARING"), "{err}");
+            assert_eq!(fields(err), vec!["accounts[0].code"], "code {code}");
+        }
+        for code in crate::chart::CODES {
+            let good = pb::Account {
+                code: code as i32,
+                flags: None,
+                ..a.clone()
+            };
+            let ok = accounts(&pb::CreateAccountsRequest {
+                accounts: vec![good],
+            })
+            .unwrap();
+            assert_eq!(ok[0].code, code as u32);
+        }
     }
 }
 

@@ -22,8 +22,8 @@ use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::config::LedgerConfig;
-use crate::metrics::metrics;
 use crate::engine::{AccountState, Batch, NewTransfer, PendingStatus};
+use crate::metrics::metrics;
 use crate::store;
 
 /// Attempts for a batch that hit a unique-key race with another ledger process or a deadlock.

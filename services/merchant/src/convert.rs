@@ -4,7 +4,7 @@ use paymesh_proto::merchant::v1 as pb;
 
 use crate::domain::{
     BankAccountNumber, BillerCategory, CitizenId, MerchantKind, MerchantStatus, PhoneNumber,
-    RawApplication,
+    RawApplication, TaxCode,
 };
 use crate::store::{AuditAction, AuditRow, CredentialRow, MerchantRow};
 
@@ -113,7 +113,8 @@ pub fn merchant_to_pb(m: &MerchantRow) -> pb::Merchant {
         status: status_to_pb(m.status) as i32,
         business_name: p.business_name.clone(),
         trading_name: p.trading_name.clone().unwrap_or_default(),
-        tax_code: p.tax_code.clone(),
+        // Whole for an enterprise or branch; a household business's (a citizen id) masked.
+        tax_code: masked(&p.tax_code, TaxCode::parse),
         owner_citizen_id_masked: p
             .owner_citizen_id
             .as_deref()

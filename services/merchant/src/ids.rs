@@ -1,9 +1,10 @@
-//! Merchant ids, the ledger account ids derived from them, and virtual account numbers.
+//! Merchant ids, their ledger accounts (from the ledger's chart of accounts), and virtual
+//! account numbers.
 
 use std::fmt;
 
+use paymesh_ledger::chart::{MerchantAccount, NewAccount};
 use paymesh_money::Id128;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// A merchant's id: a random UUID, written in its canonical lower-case hyphenated form
@@ -62,51 +63,63 @@ impl fmt::Debug for MerchantId {
     }
 }
 
-/// The ledger accounts every merchant has.
+/// The ledger accounts every merchant has, opened on approval: the chart's merchant payable
+/// and receivable (`paymesh_ledger::chart::MerchantAccount`), which give the code, the balance
+/// limit, the reference and the id derived from the merchant id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LedgerAccount {
     /// What paymesh owes the merchant: credited by payments, debited by fees, refunds and
-    /// payouts; may never go below zero (`debits_must_not_exceed_credits`).
+    /// payouts; may never go below zero.
     Payable,
-    /// What the merchant owes paymesh when a refund or chargeback exceeds the payable balance:
-    /// debited then, credited when recovered; never credited beyond what is owed
-    /// (`credits_must_not_exceed_debits`).
+    /// What the merchant owes paymesh when a refund or chargeback exceeds the payable balance.
     Receivable,
 }
 
 impl LedgerAccount {
     pub const ALL: [LedgerAccount; 2] = [LedgerAccount::Payable, LedgerAccount::Receivable];
 
-    /// The ledger's account code (1 bank clearing, 2 merchant payable, 3 fee revenue, …).
-    pub fn code(self) -> u32 {
+    /// The chart's account of this kind.
+    pub fn chart(self) -> MerchantAccount {
         match self {
-            LedgerAccount::Payable => 2,
-            LedgerAccount::Receivable => 4,
+            LedgerAccount::Payable => MerchantAccount::Payable,
+            LedgerAccount::Receivable => MerchantAccount::Receivable,
         }
     }
 
-    pub fn name(self) -> &'static str {
-        match self {
-            LedgerAccount::Payable => "payable",
-            LedgerAccount::Receivable => "receivable",
-        }
-    }
-
-    /// The account's id: the first 16 bytes of SHA-256 over a fixed label, the account's name
-    /// and the merchant id. A retry after a crash derives the same ids, so the ledger answers
-    /// EXISTS instead of opening a second set.
+    /// The account's id, as the chart derives it. (It cannot fail; the `Result` is kept for
+    /// the callers written when it could.)
     pub fn id(self, merchant: MerchantId) -> anyhow::Result<Id128> {
-        let digest = Sha256::digest(format!(
-            "paymesh.merchant.v1/ledger-account/{}/{merchant}",
-            self.name()
-        ));
-        let bytes = digest.get(..16).unwrap_or_default();
-        Id128::from_bytes(bytes).map_err(|e| anyhow::anyhow!("derived ledger account id: {e}"))
+        Ok(self.chart().id(merchant.uuid()))
     }
+}
 
-    /// The account's reference in the ledger (at most 64 characters).
-    pub fn reference(self, merchant: MerchantId) -> String {
-        format!("merchant {merchant} {}", self.name())
+/// A merchant's ledger accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerAccounts {
+    pub merchant: MerchantId,
+    pub payable: Id128,
+    pub receivable: Id128,
+}
+
+impl LedgerAccounts {
+    /// The accounts to open, as the chart has them (a retry finds them: same ids, same fields).
+    pub fn to_open(&self) -> Vec<NewAccount> {
+        LedgerAccount::ALL
+            .iter()
+            .map(|a| a.chart().new_account(self.merchant.uuid()))
+            .collect()
+    }
+}
+
+impl MerchantId {
+    /// This merchant's ledger accounts. The ids are derived from the merchant id, so a retry
+    /// after a crash, or a second approval, finds the same accounts.
+    pub fn ledger_accounts(self) -> LedgerAccounts {
+        LedgerAccounts {
+            merchant: self,
+            payable: LedgerAccount::Payable.chart().id(self.0),
+            receivable: LedgerAccount::Receivable.chart().id(self.0),
+        }
     }
 }
 
@@ -192,18 +205,39 @@ mod tests {
     }
 
     #[test]
-    fn ledger_account_ids_are_derived_and_distinct() {
+    fn ledger_accounts_come_from_the_chart() {
+        use paymesh_ledger::chart::AccountCode;
         let m = MerchantId::random();
-        let payable = LedgerAccount::Payable.id(m).unwrap();
-        assert_eq!(payable, LedgerAccount::Payable.id(m).unwrap());
-        assert_ne!(payable, LedgerAccount::Receivable.id(m).unwrap());
+        let accounts = m.ledger_accounts();
+        assert_eq!(accounts, m.ledger_accounts());
+        assert_ne!(accounts.payable, accounts.receivable);
         assert_ne!(
-            payable,
-            LedgerAccount::Payable.id(MerchantId::random()).unwrap()
+            accounts.payable,
+            MerchantId::random().ledger_accounts().payable
         );
-        for a in LedgerAccount::ALL {
-            assert!(a.reference(m).chars().count() <= 64);
+        assert_eq!(LedgerAccount::Payable.id(m).unwrap(), accounts.payable);
+        let open = accounts.to_open();
+        assert_eq!(open.len(), 2);
+        assert_eq!(open[0].id, accounts.payable);
+        assert_eq!(open[0].code, AccountCode::MerchantPayable);
+        assert_eq!(open[1].id, accounts.receivable);
+        assert_eq!(open[1].code, AccountCode::MerchantReceivable);
+        for a in &open {
+            assert!(a.reference.chars().count() <= 64);
+            assert!(a.reference.contains(&m.to_string()));
         }
+        // The ids merchants approved before the chart existed: SHA-256 of
+        // "paymesh.merchant.v1/ledger-account/{payable|receivable}/{merchant id}", first 16
+        // bytes (computed with Python's hashlib).
+        let old = MerchantId::parse("3f2c9a7e-0b1d-4c55-9a0e-5d7b8c6f1a23").unwrap();
+        assert_eq!(
+            old.ledger_accounts().payable.to_string(),
+            "01cfd6b3e60ad5a4d8fc3d782bdfd5a9"
+        );
+        assert_eq!(
+            old.ledger_accounts().receivable.to_string(),
+            "c9f3818edecb54b26d96f1ec1548eb9d"
+        );
     }
 
     #[test]

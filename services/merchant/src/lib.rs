@@ -4,20 +4,20 @@
 //!   the status machine;
 //! - [`service`]: the gRPC surface (auth, idempotency, audit, activation);
 //! - [`store`]: the SQL (schema `merchant`), with the migrations in `migrations/`;
-//! - [`ledger`]: opening a merchant's ledger accounts over gRPC;
-//! - [`ids`], [`static_qr`], [`credential`], [`paging`], [`fold`]: merchant and ledger account
-//!   ids, virtual account numbers, the static VietQR, API credentials, page tokens, and
-//!   Vietnamese text without diacritics.
+//! - [`ids`], [`static_qr`], [`credential`]: merchant ids and their ledger accounts (from the
+//!   ledger's chart, opened with the ledger's client: `paymesh_ledger`), virtual account
+//!   numbers, the static VietQR, API credentials;
+//! - [`fold`]: Vietnamese text without diacritics, from the shared Vietnamese domain types of
+//!   [`paymesh_vn`] (as are the BIN, tax code, citizen id, phone and account number types that
+//!   [`domain`] re-exports).
 
 pub mod convert;
 pub mod credential;
 pub mod domain;
-pub mod fold;
 pub mod ids;
-pub mod ledger;
-pub mod paging;
 pub mod service;
 pub mod static_qr;
 pub mod store;
 
-pub use service::{MerchantService, Settings};
+pub use paymesh_vn::fold;
+pub use service::{MerchantService, SERVICE, Settings};

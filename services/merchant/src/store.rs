@@ -10,7 +10,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use crate::domain::{Application, MerchantKind, MerchantStatus, RawApplication};
+use crate::domain::{Application, MerchantKind, MerchantStatus, RawApplication, TaxCode};
 use crate::fold::search_key;
 use crate::ids::MerchantId;
 
@@ -31,6 +31,11 @@ pub fn migrations() -> Vec<Migration> {
             name: "idempotency keys",
             sql: IDEMPOTENCY_SQL.as_str(),
         },
+        Migration {
+            version: 3,
+            name: "household business tax codes",
+            sql: include_str!("../migrations/0003_household_tax_code.sql"),
+        },
     ]
 }
 
@@ -39,7 +44,8 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<usize> {
 }
 
 /// A merchant's profile as stored: every value already parsed by the domain types, in their
-/// canonical forms. `Debug` leaves out the personal data.
+/// canonical forms. `Debug` leaves out the personal data, and masks a household business's tax
+/// code (its owner's citizen id).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Profile {
     pub business_name: String,
@@ -58,9 +64,11 @@ pub struct Profile {
 
 impl fmt::Debug for Profile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tax_code = TaxCode::parse(&self.tax_code)
+            .map_or_else(|_| "<redacted>".to_owned(), |t| t.to_string());
         f.debug_struct("Profile")
             .field("business_name", &self.business_name)
-            .field("tax_code", &self.tax_code)
+            .field("tax_code", &tax_code)
             .field("mcc", &self.mcc)
             .finish_non_exhaustive()
     }
@@ -72,7 +80,7 @@ impl Profile {
             Application::Vendor(v) => Profile {
                 business_name: v.business_name.as_str().to_owned(),
                 trading_name: v.trading_name.as_ref().map(|t| t.as_str().to_owned()),
-                tax_code: v.tax_code.as_str().to_owned(),
+                tax_code: v.tax_code.expose().to_owned(),
                 owner_citizen_id: Some(v.owner_citizen_id.expose().to_owned()),
                 phone: v.phone.expose().to_owned(),
                 address: v.address.as_str().to_owned(),
@@ -86,7 +94,7 @@ impl Profile {
             Application::Biller(b) => Profile {
                 business_name: b.business_name.as_str().to_owned(),
                 trading_name: b.trading_name.as_ref().map(|t| t.as_str().to_owned()),
-                tax_code: b.tax_code.as_str().to_owned(),
+                tax_code: b.tax_code.expose().to_owned(),
                 owner_citizen_id: b.owner_citizen_id.as_ref().map(|c| c.expose().to_owned()),
                 phone: b.phone.expose().to_owned(),
                 address: b.address.as_str().to_owned(),

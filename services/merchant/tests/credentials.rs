@@ -48,11 +48,7 @@ fn unauthenticated(r: Result<pb::ExchangeCredentialResponse, tonic::Status>) {
 
 #[tokio::test]
 async fn issue_exchange_and_revoke() {
-    let mesh = start_with(Options {
-        redis_db: REDIS_DB + 2,
-        ..Options::default()
-    })
-    .await;
+    let mesh = start().await;
     let m = mesh.onboard(pb::MerchantKind::Vendor, vendor()).await;
     mesh.approve(&m.id).await;
 
@@ -226,7 +222,7 @@ async fn limits_and_refusals() {
 
     // At most ten valid credentials at once.
     let mut issued = Vec::new();
-    for i in 0..paymesh_merchant::service::CREDENTIALS_PER_MERCHANT_MAX {
+    for i in 0..paymesh_merchant::service::credentials::CREDENTIALS_PER_MERCHANT_MAX {
         issued.push(issue(&mesh, &m.id, &format!("server {i}")).await);
     }
     let e = op

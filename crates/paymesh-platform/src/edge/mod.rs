@@ -7,5 +7,5 @@ mod transactions;
 mod violations;
 
 pub use paging::{PageLimits, Paging, cursor_i64, i64_cursor};
-pub use transactions::{Begun, Transactions};
+pub use transactions::{Begun, Transactions, Work};
 pub use violations::{VIOLATIONS_MAX, Violations};

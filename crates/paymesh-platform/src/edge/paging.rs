@@ -102,7 +102,10 @@ impl Paging {
             return (rows, String::new());
         }
         rows.truncate(self.size);
-        let token = rows.last().map(|last| self.token(&cursor(last))).unwrap_or_default();
+        let token = rows
+            .last()
+            .map(|last| self.token(&cursor(last)))
+            .unwrap_or_default();
         (rows, token)
     }
 

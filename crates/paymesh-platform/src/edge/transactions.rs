@@ -3,6 +3,7 @@
 //! [`crate::idempotency::pg`]), so a retry after any crash or Redis loss gets the first answer
 //! and never a second effect.
 
+use std::future::Future;
 use std::time::Duration;
 
 use prost::Message;
@@ -10,6 +11,12 @@ use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::error::ApiError;
 use crate::idempotency::{IdempotencyContext, KEY_METADATA, pg};
+
+/// An effect in the making: its transaction (make the effect in `tx`) and the claimed key.
+pub struct Work {
+    pub tx: Transaction<'static, Postgres>,
+    ctx: IdempotencyContext,
+}
 
 /// What [`Transactions::begin`] found.
 pub enum Begun<M> {
@@ -39,6 +46,45 @@ impl Transactions {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Runs `body` once per idempotency key: a retry of the same request gets the stored
+    /// answer and `body` does not run; otherwise `body` makes its effect in `work.tx` and hands
+    /// the work back with its answer, which is stored with the effect and committed.
+    pub async fn once<M, T, F, Fut>(&self, req: &tonic::Request<T>, body: F) -> Result<M, ApiError>
+    where
+        M: Message + Default,
+        F: FnOnce(Work) -> Fut,
+        Fut: Future<Output = Result<(Work, M), ApiError>>,
+    {
+        self.once_storing(req, |work| async move {
+            let (work, answer) = body(work).await?;
+            Ok((work, None, answer))
+        })
+        .await
+    }
+
+    /// As [`Transactions::once`], where what a retry gets may differ from the first answer
+    /// (`Some(stored)`): a secret shown once is left out of what is kept.
+    pub async fn once_storing<M, T, F, Fut>(
+        &self,
+        req: &tonic::Request<T>,
+        body: F,
+    ) -> Result<M, ApiError>
+    where
+        M: Message + Default,
+        F: FnOnce(Work) -> Fut,
+        Fut: Future<Output = Result<(Work, Option<M>, M), ApiError>>,
+    {
+        match self.begin::<M, T>(req).await? {
+            Begun::Replay(answer) => Ok(answer),
+            Begun::Fresh(tx, ctx) => {
+                let (work, stored, answer) = body(Work { tx, ctx }).await?;
+                self.commit(work.tx, &work.ctx, stored.as_ref().unwrap_or(&answer))
+                    .await?;
+                Ok(answer)
+            }
+        }
     }
 
     /// Opens the transaction and claims the request's key in it (the idempotency layer put the

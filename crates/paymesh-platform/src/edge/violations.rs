@@ -50,16 +50,13 @@ impl Violations {
         if self.kept.is_empty() {
             return Ok(());
         }
-        if self.dropped > 0 {
-            if let Some(last) = self.kept.last_mut() {
-                *last = FieldViolation::new(
-                    last.field.clone(),
-                    format!(
-                        "{} (and {} more violations not listed)",
-                        last.description, self.dropped
-                    ),
-                );
-            }
+        if self.dropped > 0
+            && let Some(last) = self.kept.last_mut()
+        {
+            last.description = format!(
+                "{} (and {} more violations not listed)",
+                last.description, self.dropped
+            );
         }
         Err(ApiError::InvalidArgument(self.kept))
     }

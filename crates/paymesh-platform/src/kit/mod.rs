@@ -56,8 +56,8 @@ pub struct StartContext<'a> {
     /// The process's Redis connection (reconnects by itself); `None` when Redis was
     /// unreachable at start-up.
     pub redis: Option<redis::aio::ConnectionManager>,
-    /// Signs the service's own tokens for the services it calls.
-    pub minter: &'a Minter,
+    minter: Option<&'a Minter>,
+    private_key_file: &'a std::path::Path,
     peers: &'a BTreeMap<&'static str, SocketAddr>,
 }
 
@@ -69,6 +69,17 @@ impl StartContext<'_> {
             return Ok(addr.to_string());
         }
         Ok(self.section.non_empty(&format!("{name}_addr"))?)
+    }
+
+    /// Signs the service's own tokens for the services it calls (and any tokens it issues):
+    /// the key of `auth.private_key_file`, which only services that sign need.
+    pub fn minter(&self) -> anyhow::Result<&Minter> {
+        self.minter.with_context(|| {
+            format!(
+                "auth.private_key_file {} is needed: this service signs its calls to other services",
+                self.private_key_file.display()
+            )
+        })
     }
 
     /// Largest gRPC message, for the generated server's limits.
@@ -114,16 +125,22 @@ impl Started {
 pub struct Env {
     pub config: Config,
     pub verifier: Verifier,
-    pub minter: Minter,
+    /// `None` when there is no private key: services that sign then refuse to start.
+    pub minter: Option<Minter>,
     /// One connection for the whole process.
     pub redis: Option<redis::aio::ConnectionManager>,
 }
 
 impl Env {
-    /// Keys from the config's files; Redis connected (or `None`, with a warning).
+    /// Keys from the config's files (the private key only if its file exists); Redis
+    /// connected (or `None`, with a warning).
     pub async fn from_config(config: Config) -> anyhow::Result<Env> {
         let verifier = Verifier::from_config(&config.auth)?;
-        let minter = Minter::from_config(&config.auth)?;
+        let minter = if config.auth.private_key_file.exists() {
+            Some(Minter::from_config(&config.auth)?)
+        } else {
+            None
+        };
         let redis = crate::idempotency::redis_or_warn(config.redis.url.expose()).await;
         Ok(Env {
             config,
@@ -186,7 +203,8 @@ impl Mesh {
                 section,
                 pool,
                 redis: self.env.redis.clone(),
-                minter: &self.env.minter,
+                minter: self.env.minter.as_ref(),
+                private_key_file: &self.env.config.auth.private_key_file,
                 peers: &peers,
             })
             .await
@@ -234,7 +252,12 @@ impl Mesh {
 
     /// The in-process handle `name` kept at start (tests call handlers through it).
     pub fn handle<T: Any + Send + Sync>(&self, name: &str) -> Option<Arc<T>> {
-        let handle = self.running.iter().find(|r| r.name == name)?.handle.clone()?;
+        let handle = self
+            .running
+            .iter()
+            .find(|r| r.name == name)?
+            .handle
+            .clone()?;
         handle.downcast::<T>().ok()
     }
 
@@ -287,7 +310,10 @@ pub fn checked_policy(def: &dyn ServiceDef) -> anyhow::Result<Policy> {
     let grpc = def.grpc_service();
     let proto: Vec<String> = crate::descriptor::methods(grpc)?;
     let table: Vec<&str> = def.rpcs().iter().map(|r| r.method).collect();
-    let missing: Vec<&String> = proto.iter().filter(|m| !table.contains(&m.as_str())).collect();
+    let missing: Vec<&String> = proto
+        .iter()
+        .filter(|m| !table.contains(&m.as_str()))
+        .collect();
     let unknown: Vec<&&str> = table
         .iter()
         .filter(|m| !proto.iter().any(|p| p == **m))

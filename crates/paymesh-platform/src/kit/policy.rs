@@ -112,7 +112,11 @@ impl Policy {
 
     /// Reachable without a token.
     pub fn is_public(&self, path: &str) -> bool {
-        is_infrastructure(path) || self.by_path.get(path).is_some_and(|r| r.callers.is_public())
+        is_infrastructure(path)
+            || self
+                .by_path
+                .get(path)
+                .is_some_and(|r| r.callers.is_public())
     }
 
     /// Whether `principal` may call `path`. Paths not in the table are left to the router,
@@ -162,12 +166,21 @@ mod tests {
         let merchant = Principal::Merchant("m1".into());
         assert!(p.check("/x.v1.S/Pay", &merchant).is_ok());
         assert!(p.check("/x.v1.S/Pay", &Principal::Operator).is_err());
-        assert!(p.check("/x.v1.S/Get", &Principal::Service("ledger".into())).is_ok());
-        assert!(p.check("/x.v1.S/Get", &Principal::Bank("970436".into())).is_err());
+        assert!(
+            p.check("/x.v1.S/Get", &Principal::Service("ledger".into()))
+                .is_ok()
+        );
+        assert!(
+            p.check("/x.v1.S/Get", &Principal::Bank("970436".into()))
+                .is_err()
+        );
         assert!(p.is_public("/x.v1.S/Exchange"));
         assert!(!p.is_public("/x.v1.S/Get"));
         assert!(p.is_public("/grpc.health.v1.Health/Check"));
-        assert_eq!(p.idempotent(), vec![("/x.v1.S/Pay".to_string(), KeyRule::Required)]);
+        assert_eq!(
+            p.idempotent(),
+            vec![("/x.v1.S/Pay".to_string(), KeyRule::Required)]
+        );
     }
 
     #[test]

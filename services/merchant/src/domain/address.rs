@@ -1,6 +1,7 @@
 //! A merchant's address, as written on its registration.
 
-use super::text::{NAME_CHARS, TextRule, is_name_char, text_type};
+use paymesh_vn::text::{NAME_CHARS, TextRule, is_name_char};
+use paymesh_vn::text_type;
 
 /// Longest address, in characters.
 pub const ADDRESS_CHARS_MAX: usize = 200;
@@ -21,7 +22,7 @@ text_type!(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::text::TextError;
+    use paymesh_vn::text::TextError;
     use proptest::prelude::*;
 
     #[test]

@@ -21,14 +21,17 @@
 
 use std::fmt;
 
+use paymesh_vn::{BankAccountNumber, BankBin, CitizenId, PhoneNumber, TaxCode};
+
 use super::{
-    Address, BankAccountNumber, BankBin, BillerCategory, CitizenId, MarketName, Mcc, MerchantKind,
-    MerchantName, PhoneNumber, StallNumber, TaxCode, TradingName,
+    Address, BillerCategory, MarketName, Mcc, MerchantKind, MerchantName, StallNumber, TradingName,
 };
 
 /// An application as typed: every field a string, none checked.
 ///
-/// `Debug` leaves out the citizen id, the phone number and the account number (DESIGN §7).
+/// `Debug` leaves out the citizen id, the phone number and the account number (DESIGN §7), and
+/// shows the tax code only as [`TaxCode`]'s `Display` shows it: a household business's (its
+/// owner's citizen id) masked, one that does not parse left out.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct RawApplication {
     pub business_name: String,
@@ -48,10 +51,12 @@ pub struct RawApplication {
 impl fmt::Debug for RawApplication {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let redacted = |s: &str| if s.is_empty() { "" } else { "<redacted>" };
+        let tax_code = TaxCode::parse(&self.tax_code)
+            .map_or_else(|_| redacted(&self.tax_code).to_owned(), |t| t.to_string());
         f.debug_struct("RawApplication")
             .field("business_name", &self.business_name)
             .field("trading_name", &self.trading_name)
-            .field("tax_code", &self.tax_code)
+            .field("tax_code", &tax_code)
             .field("owner_citizen_id", &redacted(&self.owner_citizen_id))
             .field("phone", &redacted(&self.phone))
             .field("address", &self.address)
@@ -378,6 +383,7 @@ impl Violations {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use paymesh_vn::TaxCodeKind;
     use proptest::prelude::*;
 
     fn vendor() -> RawApplication {
@@ -426,7 +432,7 @@ mod tests {
             app.trading_name.as_ref().map(TradingName::as_str),
             Some("Bún bò Cô Lan")
         );
-        assert_eq!(app.tax_code.as_str(), "0100109106");
+        assert_eq!(app.tax_code.expose(), "0100109106");
         assert_eq!(app.owner_citizen_id.province().name(), "Hồ Chí Minh");
         assert_eq!(app.phone.expose(), "+84901234567");
         assert_eq!(app.market_name.as_str(), "Chợ Bến Thành");
@@ -564,6 +570,47 @@ mod tests {
                 "market_name: must be empty: only vendors have a market",
                 "stall_number: must be empty: only vendors have a stall",
                 "biller_category: must be one of: electricity, water, tuition, hospital_fee, administrative_fee",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_household_business_applies_with_its_owners_personal_identification_number() {
+        let raw = RawApplication {
+            tax_code: "079187001234".into(),
+            ..vendor()
+        };
+        let app = VendorApplication::parse(&raw).unwrap();
+        assert_eq!(app.tax_code.kind(), TaxCodeKind::Household);
+        assert_eq!(app.tax_code.expose(), "079187001234");
+        assert_eq!(app.tax_code.household_owner(), Some(&app.owner_citizen_id));
+        let (raw_debug, app_debug) = (format!("{raw:?}"), format!("{app:?}"));
+        for debug in [&raw_debug, &app_debug] {
+            assert!(!debug.contains("187001234"), "{debug}");
+        }
+        assert!(
+            raw_debug.contains("tax_code: \"079*******34\""),
+            "{raw_debug}"
+        );
+        assert!(
+            app_debug.contains("tax_code: TaxCode(079*******34)"),
+            "{app_debug}"
+        );
+
+        // 12 digits that are no citizen id: refused, naming the rule, not the number.
+        let bad = RawApplication {
+            tax_code: "999187001234".into(),
+            ..vendor()
+        };
+        let bad_debug = format!("{bad:?}");
+        assert!(
+            bad_debug.contains("tax_code: \"<redacted>\""),
+            "{bad_debug}"
+        );
+        assert_eq!(
+            messages(&VendorApplication::parse(&bad).unwrap_err()),
+            [
+                "tax_code: a 12-digit tax code is a personal identification number (CCCD): 999 is not a province code of Circular 07/2016/TT-BCA"
             ]
         );
     }

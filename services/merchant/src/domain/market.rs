@@ -1,6 +1,7 @@
 //! Where a market vendor sells: the market's name and the stall's number.
 
-use super::text::{NAME_CHARS, TextRule, is_name_char, text_type};
+use paymesh_vn::text::{NAME_CHARS, TextRule, is_name_char};
+use paymesh_vn::text_type;
 
 /// Longest market name, in characters.
 pub const MARKET_NAME_CHARS_MAX: usize = 100;
@@ -40,7 +41,7 @@ text_type!(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::text::{CharName, TextError};
+    use paymesh_vn::text::{CharName, TextError};
     use proptest::prelude::*;
 
     #[test]

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::LazyLock;
 
-use super::table::{self, is_digits};
+use paymesh_vn::table::{self, is_digits};
 
 const MCC_DIGITS: usize = 4;
 const DATA: &str = include_str!("../../data/mcc.tsv");

@@ -1,6 +1,7 @@
 //! A merchant's registered business name and the trading name customers see.
 
-use super::text::{NAME_CHARS, TextRule, is_name_char, text_type};
+use paymesh_vn::text::{NAME_CHARS, TextRule, is_name_char};
+use paymesh_vn::text_type;
 
 /// Longest business or trading name, in characters.
 pub const NAME_CHARS_MAX: usize = 100;
@@ -27,7 +28,7 @@ text_type!(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::text::{CharName, TextError};
+    use paymesh_vn::text::{CharName, TextError};
     use proptest::prelude::*;
 
     #[test]

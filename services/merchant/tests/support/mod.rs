@@ -1,100 +1,37 @@
-//! A merchant service and a real ledger, each in-process on a fresh PostgreSQL database of its
-//! own, served over real gRPC on loopback ports with real JWT checks and the Redis idempotency
-//! layer of the test stack.
+//! A merchant service and a real ledger, started by the test kit exactly as `paymesh dev`
+//! starts them, on a fresh PostgreSQL database and a Redis key prefix of the test's own,
+//! served over real gRPC on loopback ports with real JWT checks and the idempotency layer.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::time::Duration;
-
-use paymesh_ledger::LedgerService;
-use paymesh_merchant::{MerchantService, Settings};
-use paymesh_platform::auth::{Minter, Principal, Verifier, generate_keypair};
-use paymesh_platform::client::{CallContext, channel};
-use paymesh_platform::config::{IdempotencyConfig, LedgerConfig, ServerConfig};
-use paymesh_platform::idempotency::{IdempotencyLayer, redis_connection};
+use paymesh_platform::auth::{Minter, Principal, Verifier};
+use paymesh_platform::kit::ServiceDef;
 use paymesh_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use paymesh_proto::merchant::v1 as pb;
 use paymesh_proto::merchant::v1::merchant_service_client::MerchantServiceClient;
+use paymesh_testkit::{Authed, TestMesh};
 use sqlx::PgPool;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
+use tonic::Code;
 
-pub type Client = MerchantServiceClient<InterceptedService<Channel, CallContext>>;
-pub type Ledger = LedgerServiceClient<InterceptedService<Channel, CallContext>>;
+#[allow(unused_imports)] // each test file uses some
+pub use paymesh_testkit::{bad_fields, keyed, reason, unique_key, with_key};
 
-/// Redis database the merchant tests use (the ledger's tests use 0, the platform's 2-6).
-pub const REDIS_DB: u8 = 11;
+pub type Client = MerchantServiceClient<Authed>;
+pub type Ledger = LedgerServiceClient<Authed>;
 
 pub struct Mesh {
+    pub kit: TestMesh,
     pub merchant_addr: std::net::SocketAddr,
-    pub ledger_addr: std::net::SocketAddr,
-    /// The merchant service's database.
+    /// The test's database (schemas `merchant` and `ledger`).
     pub pool: PgPool,
-    pub ledger_pool: PgPool,
     pub minter: Minter,
     pub verifier: Verifier,
-    /// The service itself, for calling its handlers in-process.
-    pub service: MerchantService,
-    pub redis_db: u8,
-    stop: tokio::sync::watch::Sender<bool>,
 }
 
-impl Drop for Mesh {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-    }
-}
-
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Options {
-    pub redis_db: u8,
-    /// Point the merchant service at this ledger address instead of the real one.
+    /// Run no ledger and point the merchant service at this address instead.
     pub ledger_addr: Option<String>,
-}
-
-impl Default for Options {
-    fn default() -> Options {
-        Options {
-            redis_db: REDIS_DB,
-            ledger_addr: None,
-        }
-    }
-}
-
-fn server_config() -> ServerConfig {
-    ServerConfig {
-        message_bytes_max: 8 << 20,
-        concurrency_per_connection_max: 1024,
-        request_timeout: Duration::from_secs(30),
-        shutdown_grace: Duration::from_secs(1),
-    }
-}
-
-fn idempotency_config() -> IdempotencyConfig {
-    IdempotencyConfig {
-        lease: Duration::from_secs(30),
-        retention: Duration::from_secs(86_400),
-    }
-}
-
-/// The test stack's Redis URL with another database number.
-pub fn redis_url(db: u8) -> String {
-    let base = paymesh_platform::testing::redis_url();
-    let base = base.trim_end_matches(|c: char| c.is_ascii_digit());
-    let base = if base.ends_with('/') {
-        base.to_string()
-    } else {
-        format!("{base}/")
-    };
-    format!("{base}{db}")
-}
-
-async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
-    while !*rx.borrow() {
-        if rx.changed().await.is_err() {
-            break;
-        }
-    }
 }
 
 pub async fn start() -> Mesh {
@@ -102,109 +39,37 @@ pub async fn start() -> Mesh {
 }
 
 pub async fn start_with(options: Options) -> Mesh {
-    let (private, public) = generate_keypair().unwrap();
-    let verifier = Verifier::from_public_pem(public.as_bytes(), "paymesh", "paymesh", 0).unwrap();
-    let minter = Minter::from_private_pem(private.as_bytes(), "paymesh", "paymesh").unwrap();
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let idem = idempotency_config();
-
-    // The ledger, as `paymesh serve ledger` runs it.
-    let (_url, ledger_pool) = paymesh_platform::testing::fresh_database("merchant_test_ledger")
-        .await
-        .unwrap();
-    let ledger_cfg = LedgerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        batch_transfers_max: 8190,
-        writers: 1,
-        queue_requests_max: 4096,
-        expiry_interval: Duration::from_secs(1),
-    };
-    let ledger = LedgerService::start(ledger_pool.clone(), &ledger_cfg)
-        .await
-        .unwrap();
-    let ledger_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ledger_addr = ledger_listener.local_addr().unwrap();
-    let ledger_layer = IdempotencyLayer::new(
-        Some(
-            redis_connection(&redis_url(options.redis_db))
-                .await
-                .unwrap(),
-        ),
-        LedgerService::idempotent_rpcs(),
-        &idem,
-    );
-    let svc = ledger.into_server(server_config().message_bytes_max);
-    let (v, rx) = (verifier.clone(), stop_rx.clone());
-    tokio::spawn(async move {
-        let _ = paymesh_platform::server::serve(
-            svc,
-            ledger_listener,
-            &server_config(),
-            v,
-            ledger_layer,
-            stopped(rx),
-        )
-        .await;
-    });
-
-    // The merchant service.
-    let (_url, pool) = paymesh_platform::testing::fresh_database("merchant_test")
-        .await
-        .unwrap();
-    let settings = Settings {
-        ledger_addr: options
-            .ledger_addr
-            .clone()
-            .unwrap_or_else(|| ledger_addr.to_string()),
-        collection_bank_bin: "970436".into(),
-        virtual_account_prefix: "8868".into(),
-        credential_token_ttl: Duration::from_secs(300),
-        idempotency_retention: idem.retention,
-    };
-    let redis = redis_connection(&redis_url(options.redis_db))
-        .await
-        .unwrap();
-    let service =
-        MerchantService::start(pool.clone(), &settings, minter.clone(), Some(redis.clone()))
+    let kit = match &options.ledger_addr {
+        None => {
+            TestMesh::start_with(
+                &[
+                    &paymesh_ledger::SERVICE as &dyn ServiceDef,
+                    &paymesh_merchant::SERVICE,
+                ],
+                &[("ledger.writers", "1")],
+            )
             .await
-            .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let merchant_addr = listener.local_addr().unwrap();
-    let layer = IdempotencyLayer::new(
-        Some(redis.clone()),
-        MerchantService::idempotent_rpcs(),
-        &idem,
-    );
-    let svc = service
-        .clone()
-        .into_server(server_config().message_bytes_max);
-    let (v, rx) = (verifier.clone().with_revocations(Some(redis)), stop_rx);
-    tokio::spawn(async move {
-        let _ =
-            paymesh_platform::server::serve(svc, listener, &server_config(), v, layer, stopped(rx))
-                .await;
-    });
-
+        }
+        Some(addr) => {
+            TestMesh::start_with(
+                &[&paymesh_merchant::SERVICE],
+                &[("merchant.ledger_addr", addr)],
+            )
+            .await
+        }
+    };
     Mesh {
-        merchant_addr,
-        ledger_addr,
-        pool,
-        ledger_pool,
-        minter,
-        verifier,
-        service,
-        redis_db: options.redis_db,
-        stop,
+        merchant_addr: kit.addr("merchant"),
+        pool: kit.pool.clone(),
+        minter: kit.minter.clone(),
+        verifier: kit.verifier.clone(),
+        kit,
     }
 }
 
 impl Mesh {
     pub fn client_as(&self, principal: Principal) -> Client {
-        let token = self.minter.mint(&principal, 600).unwrap();
-        MerchantServiceClient::with_interceptor(
-            channel(&self.merchant_addr.to_string()).unwrap(),
-            CallContext::with_token(&token).unwrap(),
-        )
+        MerchantServiceClient::new(self.kit.channel_as("merchant", principal))
     }
 
     pub fn operator(&self) -> Client {
@@ -216,28 +81,20 @@ impl Mesh {
     }
 
     pub fn ledger(&self) -> Ledger {
-        let token = self
-            .minter
-            .mint(&Principal::Service("test".into()), 600)
-            .unwrap();
-        LedgerServiceClient::with_interceptor(
-            channel(&self.ledger_addr.to_string()).unwrap(),
-            CallContext::with_token(&token).unwrap(),
+        LedgerServiceClient::new(
+            self.kit
+                .channel_as("ledger", Principal::Service("test".into())),
         )
     }
 
+    /// Rows in `merchant.<table>`.
     pub async fn count(&self, table: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT count(*) FROM merchant.{table}"
-        )))
-        .fetch_one(&self.pool)
-        .await
-        .unwrap()
+        self.kit.count(&format!("merchant.{table}")).await
     }
 
+    /// Forgets every Redis key of this mesh, as a Redis flush would.
     pub async fn flush_redis(&self) {
-        let mut conn = redis_connection(&redis_url(self.redis_db)).await.unwrap();
-        let _: () = redis::cmd("FLUSHDB").query_async(&mut conn).await.unwrap();
+        self.kit.flush_redis().await;
     }
 
     /// Onboards `application` as `kind` with a fresh key; returns the merchant.
@@ -266,24 +123,6 @@ impl Mesh {
             .unwrap()
             .into_inner()
     }
-}
-
-/// A key no other test run uses, e.g. `onboard-3f2c…`.
-pub fn unique_key(name: &str) -> String {
-    format!("{name}-{}", uuid::Uuid::new_v4())
-}
-
-/// A request with a fresh idempotency key.
-pub fn keyed<T>(message: T) -> tonic::Request<T> {
-    with_key(message, &uuid::Uuid::new_v4().to_string())
-}
-
-pub fn with_key<T>(message: T, key: &str) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("idempotency-key", key.parse().unwrap());
-    request
 }
 
 /// A valid tax code not used before in this process (random sequence, right check digit).
@@ -335,23 +174,75 @@ pub fn biller() -> pb::MerchantApplication {
     }
 }
 
-/// The ErrorInfo reason of an error status.
-pub fn reason(status: &tonic::Status) -> String {
-    use tonic_types::StatusExt;
-    status
-        .get_error_details()
-        .error_info()
-        .map(|i| i.reason.clone())
-        .unwrap_or_default()
+pub fn field_mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
+    Some(prost_types::FieldMask {
+        paths: paths.iter().map(|p| p.to_string()).collect(),
+    })
 }
 
-/// The fields of an INVALID_ARGUMENT status's BadRequest, in order.
-pub fn bad_fields(status: &tonic::Status) -> Vec<String> {
-    use tonic_types::StatusExt;
-    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
-        .unwrap_or_default()
+pub async fn status_of(mesh: &Mesh, id: &str) -> i32 {
+    mesh.operator()
+        .get_merchant(pb::GetMerchantRequest {
+            merchant_id: id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+}
+
+/// Every audit event of the merchant, read two to a page.
+pub async fn audit(mesh: &Mesh, id: &str) -> Vec<pb::AuditEvent> {
+    let mut events = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = mesh
+            .operator()
+            .list_merchant_audit_events(pb::ListMerchantAuditEventsRequest {
+                merchant_id: id.into(),
+                page_size: 2,
+                page_token: token.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.events.len() <= 2);
+        events.extend(page.events);
+        if page.next_page_token.is_empty() {
+            return events;
+        }
+        token = page.next_page_token;
+    }
+}
+
+pub fn denied<T>(r: Result<tonic::Response<T>, tonic::Status>) {
+    let e = r.map(|_| ()).unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+}
+
+/// What `zbarimg`, a decoder nobody here wrote, reads from a PNG.
+pub fn zbarimg(png: &[u8]) -> String {
+    let path = std::env::temp_dir().join(format!("paymesh-qr-{}.png", unique_key("zbar")));
+    std::fs::write(&path, png).unwrap();
+    let out = std::process::Command::new("zbarimg")
+        .args(["--raw", "-q"])
+        .arg(&path)
+        .output();
+    let _ = std::fs::remove_file(&path);
+    let out = match out {
+        Ok(out) => out,
+        Err(e) => panic!(
+            "zbarimg could not be run ({e}): install zbar-tools (`apt-get install zbar-tools`; \
+             infra/test.sh does)"
+        ),
+    };
+    assert!(
+        out.status.success(),
+        "zbarimg found no QR code: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim_end()
+        .to_string()
 }

@@ -1,0 +1,129 @@
+//! The merchant service's field checks (on the platform's violation collector), its errors,
+//! and who may read a merchant.
+
+use paymesh_platform::ApiError;
+use paymesh_platform::auth::Principal;
+use paymesh_platform::edge::{PageLimits, Violations};
+use paymesh_platform::kit::is_owner;
+
+use crate::domain::{InvalidApplication, TransitionError};
+use crate::ids::MerchantId;
+
+/// Longest reason (for the audit log) accepted.
+pub const REASON_CHARS_MAX: usize = 500;
+
+/// Page sizes of every merchant listing.
+pub const PAGE_LIMITS: PageLimits = PageLimits {
+    size_default: 50,
+    size_max: 100,
+};
+
+/// Merchant fields, checked into a [`Violations`].
+pub trait MerchantFields {
+    fn merchant_id(&mut self, field: &str, text: &str) -> Option<MerchantId>;
+    /// The reason an operator gives, for the audit log: required, bounded, one line.
+    fn reason(&mut self, text: &str) -> String;
+    /// The application's violations as request fields (`application.tax_code`).
+    fn application(&mut self, e: &InvalidApplication);
+}
+
+impl MerchantFields for Violations {
+    fn merchant_id(&mut self, field: &str, text: &str) -> Option<MerchantId> {
+        self.parse(field, MerchantId::parse(text))
+    }
+
+    fn reason(&mut self, text: &str) -> String {
+        let reason = text.trim();
+        if reason.is_empty() {
+            self.add("reason", "is required: say why, for the audit log");
+        } else if reason.chars().count() > REASON_CHARS_MAX {
+            self.add(
+                "reason",
+                format!("must be at most {REASON_CHARS_MAX} characters"),
+            );
+        } else if reason.chars().any(char::is_control) {
+            self.add(
+                "reason",
+                "must not contain control characters or line breaks",
+            );
+        }
+        reason.to_owned()
+    }
+
+    fn application(&mut self, e: &InvalidApplication) {
+        for violation in e.violations() {
+            self.add(
+                format!("application.{}", violation.field()),
+                violation.message(),
+            );
+        }
+    }
+}
+
+/// An application that did not parse, as INVALID_ARGUMENT naming every field.
+pub fn invalid_application(e: &InvalidApplication) -> ApiError {
+    let mut v = Violations::default();
+    v.application(e);
+    match v.into_result() {
+        Err(e) => e,
+        Ok(()) => ApiError::invalid("application", "is not valid"),
+    }
+}
+
+/// Operators, paymesh services, and the merchant itself may read a merchant.
+pub fn require_reader(p: &Principal, id: MerchantId) -> Result<(), ApiError> {
+    if p.is_internal() || is_owner(p, &id.to_string()) {
+        Ok(())
+    } else {
+        Err(ApiError::PermissionDenied(format!(
+            "{p} may not read merchant {id}"
+        )))
+    }
+}
+
+pub fn transition_error(e: TransitionError) -> ApiError {
+    match e {
+        TransitionError::OperatorOnly { .. } => ApiError::PermissionDenied(e.to_string()),
+        TransitionError::Closed | TransitionError::NotFrom { .. } => ApiError::FailedPrecondition {
+            reason: "INVALID_STATUS_TRANSITION",
+            message: e.to_string(),
+        },
+    }
+}
+
+pub fn merchant_closed() -> ApiError {
+    ApiError::FailedPrecondition {
+        reason: "MERCHANT_CLOSED",
+        message: "the merchant is CLOSED, which is final".into(),
+    }
+}
+
+pub fn not_found_merchant() -> ApiError {
+    ApiError::NotFound {
+        resource: "merchant",
+    }
+}
+
+pub fn db(e: sqlx::Error) -> ApiError {
+    ApiError::Internal(anyhow::Error::from(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_bounded() {
+        let mut v = Violations::default();
+        assert_eq!(v.reason("  documents checked "), "documents checked");
+        assert!(v.is_empty());
+        v.reason("");
+        v.reason(&"x".repeat(REASON_CHARS_MAX + 1));
+        v.reason("line\nbreak");
+        assert_eq!(v.len(), 3);
+        let Err(ApiError::InvalidArgument(list)) = v.into_result() else {
+            panic!("expected INVALID_ARGUMENT");
+        };
+        assert!(list.iter().all(|f| f.field == "reason"));
+    }
+}
