@@ -197,6 +197,15 @@ impl TestMesh {
     }
 }
 
+/// A loopback port free now (for a child process that must be told its port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A key no other test run uses, e.g. `onboard-3f2c…`.
 pub fn unique_key(name: &str) -> String {
     format!("{name}-{}", storage::uuid_hex())

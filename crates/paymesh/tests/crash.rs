@@ -26,14 +26,6 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn spawn(db_url: &str, public_key: &std::path::Path, port: u16) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_paymesh"))
         .args(["serve", "ledger"])
@@ -116,7 +108,7 @@ async fn kill_9_mid_batch_loses_no_acknowledged_transfer_and_half_applies_nothin
     let token = minter
         .mint(&Principal::Service("crash-test".into()), 600)
         .unwrap();
-    let port = free_port();
+    let port = paymesh_testkit::free_port();
     let server = spawn(&db_url, &public_path, port);
     wait_serving(port).await;
 
@@ -266,7 +258,7 @@ async fn sigterm_drains_in_flight_calls_before_exiting() {
         .unwrap()
         .mint(&Principal::Operator, 600)
         .unwrap();
-    let port = free_port();
+    let port = paymesh_testkit::free_port();
     let mut server = spawn(&db_url, &public_path, port);
     wait_serving(port).await;
     let client = LedgerServiceClient::with_interceptor(

@@ -15,14 +15,6 @@ impl Drop for Dev {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_onboards_approves_and_prints_the_static_qr() {
     let (db_url, _pool) = paymesh_testkit::fresh_database("merchant_cli_test")
@@ -30,7 +22,7 @@ async fn an_operator_onboards_approves_and_prints_the_static_qr() {
         .unwrap();
     let dir = std::env::temp_dir().join(format!("paymesh-mcli-{}", paymesh_money::Id128::random()));
     std::fs::create_dir_all(&dir).unwrap();
-    let merchant_addr = format!("127.0.0.1:{}", free_port());
+    let merchant_addr = format!("127.0.0.1:{}", paymesh_testkit::free_port());
     let env = [
         ("PAYMESH_DATABASE_URL", db_url),
         ("PAYMESH_REDIS_URL", paymesh_testkit::redis_url()),
@@ -44,7 +36,7 @@ async fn an_operator_onboards_approves_and_prints_the_static_qr() {
         ),
         (
             "PAYMESH_LEDGER_LISTEN",
-            format!("127.0.0.1:{}", free_port()),
+            format!("127.0.0.1:{}", paymesh_testkit::free_port()),
         ),
         ("PAYMESH_MERCHANT_LISTEN", merchant_addr.clone()),
         (

@@ -222,14 +222,8 @@ async fn a_linked_chain_commits_or_fails_as_one() {
 
 #[tokio::test]
 async fn pending_transfers_post_void_and_expire() {
-    let ledger = start_with(&[("ledger.expiry_interval_ms", "50")]).await;
-    let (a, b) = (Id128::random(), Id128::random());
-    let mut c = ledger.client();
-    open(
-        &mut c,
-        vec![account(a, (false, false)), account(b, (false, false))],
-    )
-    .await;
+    let (ledger, mut c, a, b) =
+        with_two_accounts_using(&[("ledger.expiry_interval_ms", "50")]).await;
     let pending = |id: Id128, amount: &str, timeout: u32| {
         let mut t = plain(id, a, b, amount);
         t.flags = Some(pb::TransferFlags {

@@ -31,14 +31,7 @@ async fn a_household_business_onboards_with_its_owners_citizen_id_as_tax_code() 
     // Masked like the citizen id, in every response; stored whole.
     assert_eq!(m.tax_code, "079*******34");
     assert_eq!(m.owner_citizen_id_masked, "079*******34");
-    let fetched = mesh
-        .operator()
-        .get_merchant(pb::GetMerchantRequest {
-            merchant_id: m.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let fetched = fetch(&mesh, &m.id).await;
     assert_eq!(fetched.tax_code, "079*******34");
     for response in [&m, &fetched] {
         let bytes = response.encode_to_vec();

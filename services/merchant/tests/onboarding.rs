@@ -345,14 +345,7 @@ async fn an_unreachable_ledger_is_unavailable_and_changes_nothing() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::Unavailable, "{e:?}");
-    let after = mesh
-        .operator()
-        .get_merchant(pb::GetMerchantRequest {
-            merchant_id: m.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let after = fetch(&mesh, &m.id).await;
     assert_eq!(after.status, pb::MerchantStatus::PendingReview as i32);
     assert!(after.virtual_account_number.is_empty());
     assert_eq!(mesh.count("audit_events").await, 1, "only the onboarding");

@@ -176,7 +176,14 @@ pub async fn balance(client: &mut Client, id: Id128) -> (String, String, String,
 
 /// A fresh ledger with two unlimited VND accounts.
 pub async fn with_two_accounts() -> (TestLedger, Client, Id128, Id128) {
-    let ledger = start().await;
+    with_two_accounts_using(&[]).await
+}
+
+/// As [`with_two_accounts`], with config keys overridden.
+pub async fn with_two_accounts_using(
+    overrides: &[(&str, &str)],
+) -> (TestLedger, Client, Id128, Id128) {
+    let ledger = start_with(overrides).await;
     let (a, b) = (Id128::random(), Id128::random());
     let mut c = ledger.client();
     open(

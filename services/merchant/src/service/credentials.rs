@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use paymesh_platform::ApiError;
 use paymesh_platform::auth::{Principal, mark_credential_revoked, principal};
-use paymesh_platform::edge::{Paging, Violations, Work, cursor_i64, i64_cursor};
+use paymesh_platform::edge::{Violations, Work, cursor_i64, i64_cursor};
 use paymesh_platform::time::timestamp_in;
 use paymesh_proto::merchant::v1 as pb;
 use tonic::Request;
 
 use super::MerchantService;
-use super::input::{MerchantFields, PAGE_LIMITS, merchant_closed, not_found_merchant};
+use super::input::{MerchantFields, merchant_closed, merchant_page, not_found_merchant};
 use crate::convert;
 use crate::credential::{self, Presented};
 use crate::domain::{MerchantStatus, TradingName};
@@ -222,18 +222,12 @@ impl MerchantService {
         request: Request<pb::ListCredentialsRequest>,
     ) -> Result<pb::ListCredentialsResponse, ApiError> {
         let req = request.get_ref();
-        let mut v = Violations::default();
-        let id = v.merchant_id("merchant_id", &req.merchant_id);
-        let paging = Paging::parse(
-            &mut v,
+        let (id, paging) = merchant_page(
             "merchant.credentials",
-            &[req.merchant_id.as_bytes()],
+            &req.merchant_id,
             req.page_size,
             &req.page_token,
-            PAGE_LIMITS,
-        );
-        v.into_result()?;
-        let id = id.ok_or_else(|| ApiError::invalid("merchant_id", "required"))?;
+        )?;
         let after = paging.after().and_then(cursor_i64).unwrap_or(0);
         let rows = store::list_credentials(self.pool(), id, after, paging.fetch_limit()).await?;
         let (rows, next_page_token) = paging.finish(rows, |r| i64_cursor(r.seq));

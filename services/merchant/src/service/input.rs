@@ -3,7 +3,7 @@
 
 use paymesh_platform::ApiError;
 use paymesh_platform::auth::Principal;
-use paymesh_platform::edge::{PageLimits, Violations};
+use paymesh_platform::edge::{PageLimits, Paging, Violations};
 use paymesh_platform::kit::is_owner;
 
 use crate::domain::{InvalidApplication, TransitionError};
@@ -58,6 +58,30 @@ impl MerchantFields for Violations {
             );
         }
     }
+}
+
+/// A page of one merchant's records (audit events, credentials): the merchant, checked, and
+/// the page asked for, with its token bound to the listing and the merchant.
+pub fn merchant_page(
+    listing: &str,
+    merchant_id: &str,
+    page_size: i32,
+    page_token: &str,
+) -> Result<(MerchantId, Paging), ApiError> {
+    let mut v = Violations::default();
+    let id = v.merchant_id("merchant_id", merchant_id);
+    let filters: [&[u8]; 1] = [merchant_id.as_bytes()];
+    let paging = Paging::parse(
+        &mut v,
+        listing,
+        &filters,
+        page_size,
+        page_token,
+        PAGE_LIMITS,
+    );
+    v.into_result()?;
+    let id = id.ok_or_else(|| ApiError::invalid("merchant_id", "required"))?;
+    Ok((id, paging))
 }
 
 /// An application that did not parse, as INVALID_ARGUMENT naming every field.

@@ -3,13 +3,13 @@
 
 use paymesh_platform::ApiError;
 use paymesh_platform::auth::principal;
-use paymesh_platform::edge::{Paging, Violations, Work, cursor_i64, i64_cursor};
+use paymesh_platform::edge::{Violations, Work, cursor_i64, i64_cursor};
 use paymesh_proto::merchant::v1 as pb;
 use sqlx::PgConnection;
 use tonic::Request;
 
 use super::MerchantService;
-use super::input::{MerchantFields, PAGE_LIMITS, db, not_found_merchant, transition_error};
+use super::input::{MerchantFields, db, merchant_page, not_found_merchant, transition_error};
 use super::merchants::reread;
 use crate::convert;
 use crate::domain::{Action, Actor, MerchantStatus, transition};
@@ -156,18 +156,12 @@ impl MerchantService {
         request: Request<pb::ListMerchantAuditEventsRequest>,
     ) -> Result<pb::ListMerchantAuditEventsResponse, ApiError> {
         let req = request.get_ref();
-        let mut v = Violations::default();
-        let id = v.merchant_id("merchant_id", &req.merchant_id);
-        let paging = Paging::parse(
-            &mut v,
+        let (id, paging) = merchant_page(
             "merchant.audit_events",
-            &[req.merchant_id.as_bytes()],
+            &req.merchant_id,
             req.page_size,
             &req.page_token,
-            PAGE_LIMITS,
-        );
-        v.into_result()?;
-        let id = id.ok_or_else(|| ApiError::invalid("merchant_id", "required"))?;
+        )?;
         let mut conn = self.pool().acquire().await.map_err(db)?;
         if store::merchant(&mut conn, id, false).await?.is_none() {
             return Err(not_found_merchant());

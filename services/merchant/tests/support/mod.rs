@@ -180,7 +180,8 @@ pub fn field_mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
     })
 }
 
-pub async fn status_of(mesh: &Mesh, id: &str) -> i32 {
+/// The merchant as an operator reads it.
+pub async fn fetch(mesh: &Mesh, id: &str) -> pb::Merchant {
     mesh.operator()
         .get_merchant(pb::GetMerchantRequest {
             merchant_id: id.into(),
@@ -188,7 +189,10 @@ pub async fn status_of(mesh: &Mesh, id: &str) -> i32 {
         .await
         .unwrap()
         .into_inner()
-        .status
+}
+
+pub async fn status_of(mesh: &Mesh, id: &str) -> i32 {
+    fetch(mesh, id).await.status
 }
 
 /// Every audit event of the merchant, read two to a page.
