@@ -95,3 +95,22 @@ pub async fn connect(cfg: &crate::config::DatabaseConfig) -> anyhow::Result<PgPo
         .await
         .context("connecting to PostgreSQL (database.url)")
 }
+
+/// Whether a read locks the rows it returns until the transaction ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowLock {
+    /// A plain read.
+    None,
+    /// `FOR UPDATE`: a concurrent writer of the same rows waits for this transaction.
+    ForUpdate,
+}
+
+impl RowLock {
+    /// The clause to append to a `SELECT`.
+    pub fn sql(self) -> &'static str {
+        match self {
+            RowLock::None => "",
+            RowLock::ForUpdate => " FOR UPDATE",
+        }
+    }
+}

@@ -30,6 +30,7 @@ pub mod crc;
 mod error;
 mod model;
 mod render;
+mod rules;
 mod tlv;
 
 pub use builder::VietQrBuilder;

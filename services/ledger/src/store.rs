@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use anyhow::Context;
 use paymesh_money::{Currency, Id128};
+use paymesh_platform::migrate::RowLock;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -140,25 +141,29 @@ pub async fn lock_accounts(
     conn: &mut PgConnection,
     ids: impl IntoIterator<Item = Id128>,
 ) -> anyhow::Result<HashMap<Id128, AccountState>> {
-    account_states(conn, ids, true).await
+    account_states(conn, ids, RowLock::ForUpdate).await
 }
 
 /// Loads account balances, locked (`FOR UPDATE`, in id order) or as last committed.
 pub async fn account_states(
     conn: &mut PgConnection,
     ids: impl IntoIterator<Item = Id128>,
-    lock: bool,
+    lock: RowLock,
 ) -> anyhow::Result<HashMap<Id128, AccountState>> {
     let ids = uuids(ids);
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let sql = if lock {
-        "SELECT id, currency, flags, debits_posted, credits_posted, debits_pending, credits_pending \
-         FROM ledger.accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE"
-    } else {
-        "SELECT id, currency, flags, debits_posted, credits_posted, debits_pending, credits_pending \
-         FROM ledger.accounts WHERE id = ANY($1)"
+    // Locked rows are taken in id order, so two batches never wait on each other in a cycle.
+    let sql = match lock {
+        RowLock::ForUpdate => {
+            "SELECT id, currency, flags, debits_posted, credits_posted, debits_pending, credits_pending \
+             FROM ledger.accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE"
+        }
+        RowLock::None => {
+            "SELECT id, currency, flags, debits_posted, credits_posted, debits_pending, credits_pending \
+             FROM ledger.accounts WHERE id = ANY($1)"
+        }
     };
     let rows: Vec<(Uuid, String, i16, i64, i64, i64, i64)> = sqlx::query_as(sql)
         .bind(&ids)

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use paymesh_money::Id128;
 use paymesh_platform::ApiError;
+use paymesh_platform::migrate::RowLock;
 use paymesh_proto::ledger::v1::CreateTransferResult as R;
 use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -359,7 +360,7 @@ async fn commit(
         };
 
     let (batch, results) = if attempt.lock_first {
-        let locked = store::account_states(&mut tx, account_ids, true).await?;
+        let locked = store::account_states(&mut tx, account_ids, RowLock::ForUpdate).await?;
         let (batch, results) = run(locked);
         refused_ids_exist(&mut tx, &results).await?;
         insert_all(&mut tx, &batch.rows).await?;
@@ -368,11 +369,12 @@ async fn commit(
         // The guess runs on the balances this process last committed, read from the database
         // only for accounts it has not seen: one round trip less on the hot path.
         let (mut committed, missing) = shared.cached(&account_ids);
-        committed.extend(store::account_states(&mut tx, missing, false).await?);
+        committed.extend(store::account_states(&mut tx, missing, RowLock::None).await?);
         let (guess, guessed) = run(committed);
         refused_ids_exist(&mut tx, &guessed).await?;
         insert_all(&mut tx, &guess.rows).await?;
-        let locked = store::account_states(&mut tx, account_ids.iter().copied(), true).await?;
+        let locked =
+            store::account_states(&mut tx, account_ids.iter().copied(), RowLock::ForUpdate).await?;
         let (batch, results) = run(locked);
         if results != guessed || batch.rows != guess.rows {
             shared.forget(&account_ids);

@@ -6,6 +6,7 @@ use std::time::Duration;
 use paymesh_platform::ApiError;
 use paymesh_platform::auth::{Principal, mark_credential_revoked, principal};
 use paymesh_platform::edge::{Violations, Work, cursor_i64, i64_cursor};
+use paymesh_platform::migrate::RowLock;
 use paymesh_platform::time::timestamp_in;
 use paymesh_proto::merchant::v1 as pb;
 use tonic::Request;
@@ -114,7 +115,7 @@ impl MerchantService {
         self.inner
             .tx
             .once_storing(&request, |mut work: Work| async move {
-                let row = store::merchant(&mut work.tx, id, true)
+                let row = store::merchant(&mut work.tx, id, RowLock::ForUpdate)
                     .await?
                     .ok_or_else(not_found_merchant)?;
                 may_get_credentials(row.status)?;
@@ -189,7 +190,7 @@ impl MerchantService {
         self.inner
             .tx
             .once(&request, |mut work: Work| async move {
-                let row = store::merchant(&mut work.tx, id, true)
+                let row = store::merchant(&mut work.tx, id, RowLock::ForUpdate)
                     .await?
                     .ok_or_else(not_found_merchant)?;
                 let (stored, newly) =

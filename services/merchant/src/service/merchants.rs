@@ -3,6 +3,7 @@
 use paymesh_platform::ApiError;
 use paymesh_platform::auth::{Principal, principal};
 use paymesh_platform::edge::{Paging, Violations, Work, cursor_i64, i64_cursor};
+use paymesh_platform::migrate::RowLock;
 use paymesh_proto::merchant::v1 as pb;
 use sqlx::PgConnection;
 use tonic::Request;
@@ -47,7 +48,7 @@ pub(super) async fn reread(
     tx: &mut PgConnection,
     id: MerchantId,
 ) -> Result<pb::Merchant, ApiError> {
-    let row = store::merchant(tx, id, false)
+    let row = store::merchant(tx, id, RowLock::None)
         .await?
         .ok_or_else(not_found_merchant)?;
     Ok(convert::merchant_to_pb(&row))
@@ -58,7 +59,7 @@ pub(super) async fn lock_open(
     tx: &mut PgConnection,
     id: MerchantId,
 ) -> Result<MerchantRow, ApiError> {
-    let row = store::merchant(tx, id, true)
+    let row = store::merchant(tx, id, RowLock::ForUpdate)
         .await?
         .ok_or_else(not_found_merchant)?;
     if row.status == MerchantStatus::Closed {
@@ -112,7 +113,7 @@ impl MerchantService {
             .map_err(|e| ApiError::invalid("merchant_id", e.to_string()))?;
         require_reader(caller, id)?;
         let mut conn = self.pool().acquire().await.map_err(db)?;
-        let row = store::merchant(&mut conn, id, false)
+        let row = store::merchant(&mut conn, id, RowLock::None)
             .await?
             .ok_or_else(not_found_merchant)?;
         Ok(convert::merchant_to_pb(&row))

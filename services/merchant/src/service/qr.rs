@@ -3,6 +3,7 @@
 use paymesh_platform::ApiError;
 use paymesh_platform::auth::principal;
 use paymesh_platform::edge::Violations;
+use paymesh_platform::migrate::RowLock;
 use paymesh_proto::merchant::v1 as pb;
 use tonic::Request;
 
@@ -31,7 +32,7 @@ impl MerchantService {
         v.into_result()?;
         let id = id.ok_or_else(|| ApiError::invalid("merchant_id", "required"))?;
         let mut conn = self.pool().acquire().await.map_err(db)?;
-        let row = store::merchant(&mut conn, id, false)
+        let row = store::merchant(&mut conn, id, RowLock::None)
             .await?
             .ok_or_else(not_found_merchant)?;
         drop(conn);

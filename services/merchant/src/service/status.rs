@@ -4,6 +4,7 @@
 use paymesh_platform::ApiError;
 use paymesh_platform::auth::principal;
 use paymesh_platform::edge::{Violations, Work, cursor_i64, i64_cursor};
+use paymesh_platform::migrate::RowLock;
 use paymesh_proto::merchant::v1 as pb;
 use sqlx::PgConnection;
 use tonic::Request;
@@ -69,7 +70,7 @@ impl MerchantService {
         self.inner
             .tx
             .once(&request, |mut work: Work| async move {
-                let row = store::merchant(&mut work.tx, id, true)
+                let row = store::merchant(&mut work.tx, id, RowLock::ForUpdate)
                     .await?
                     .ok_or_else(not_found_merchant)?;
                 let to =
@@ -163,7 +164,10 @@ impl MerchantService {
             &req.page_token,
         )?;
         let mut conn = self.pool().acquire().await.map_err(db)?;
-        if store::merchant(&mut conn, id, false).await?.is_none() {
+        if store::merchant(&mut conn, id, RowLock::None)
+            .await?
+            .is_none()
+        {
             return Err(not_found_merchant());
         }
         drop(conn);

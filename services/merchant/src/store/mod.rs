@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::LazyLock;
 
 use anyhow::Context;
-use paymesh_platform::migrate::Migration;
+use paymesh_platform::migrate::{Migration, RowLock};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
@@ -13,6 +13,12 @@ use uuid::Uuid;
 use crate::domain::{Application, MerchantKind, MerchantStatus, RawApplication, TaxCode};
 use crate::fold::search_key;
 use crate::ids::MerchantId;
+
+mod audit;
+mod credentials;
+
+pub use audit::*;
+pub use credentials::*;
 
 pub const SCHEMA: &str = "merchant";
 
@@ -24,7 +30,7 @@ pub fn migrations() -> Vec<Migration> {
         Migration {
             version: 1,
             name: "merchants, audit events, credentials",
-            sql: include_str!("../migrations/0001_merchant.sql"),
+            sql: include_str!("../../migrations/0001_merchant.sql"),
         },
         Migration {
             version: 2,
@@ -34,7 +40,7 @@ pub fn migrations() -> Vec<Migration> {
         Migration {
             version: 3,
             name: "household business tax codes",
-            sql: include_str!("../migrations/0003_household_tax_code.sql"),
+            sql: include_str!("../../migrations/0003_household_tax_code.sql"),
         },
     ]
 }
@@ -315,11 +321,11 @@ pub async fn insert_merchant(
 pub async fn merchant(
     conn: &mut PgConnection,
     id: MerchantId,
-    lock: bool,
+    lock: RowLock,
 ) -> anyhow::Result<Option<MerchantRow>> {
     let sql = format!(
         "SELECT {MERCHANT_COLUMNS} FROM merchant.merchants WHERE id = $1{}",
-        if lock { " FOR UPDATE" } else { "" }
+        lock.sql()
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id.uuid())
@@ -408,134 +414,6 @@ pub async fn update_profile(
     Ok(())
 }
 
-/// What an audit event records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuditAction {
-    Onboard,
-    Approve,
-    Reject,
-    Suspend,
-    Reinstate,
-    Close,
-    ResubmitForReview,
-    Update,
-    IssueCredential,
-    RevokeCredential,
-}
-
-impl AuditAction {
-    pub const ALL: [AuditAction; 10] = [
-        AuditAction::Onboard,
-        AuditAction::Approve,
-        AuditAction::Reject,
-        AuditAction::Suspend,
-        AuditAction::Reinstate,
-        AuditAction::Close,
-        AuditAction::ResubmitForReview,
-        AuditAction::Update,
-        AuditAction::IssueCredential,
-        AuditAction::RevokeCredential,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuditAction::Onboard => "ONBOARD",
-            AuditAction::Approve => "APPROVE",
-            AuditAction::Reject => "REJECT",
-            AuditAction::Suspend => "SUSPEND",
-            AuditAction::Reinstate => "REINSTATE",
-            AuditAction::Close => "CLOSE",
-            AuditAction::ResubmitForReview => "RESUBMIT_FOR_REVIEW",
-            AuditAction::Update => "UPDATE",
-            AuditAction::IssueCredential => "ISSUE_CREDENTIAL",
-            AuditAction::RevokeCredential => "REVOKE_CREDENTIAL",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<AuditAction> {
-        AuditAction::ALL.into_iter().find(|a| a.as_str() == s)
-    }
-}
-
-/// One audit event to append.
-#[derive(Debug, Clone)]
-pub struct NewAuditEvent<'a> {
-    pub merchant: MerchantId,
-    pub actor: &'a str,
-    pub action: AuditAction,
-    pub from: Option<MerchantStatus>,
-    pub to: MerchantStatus,
-    pub reason: &'a str,
-}
-
-pub async fn append_audit(tx: &mut PgConnection, e: &NewAuditEvent<'_>) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO merchant.audit_events (merchant_id, actor, action, from_status, to_status, reason) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(e.merchant.uuid())
-    .bind(e.actor)
-    .bind(e.action.as_str())
-    .bind(e.from.map(MerchantStatus::as_str))
-    .bind(e.to.as_str())
-    .bind(e.reason)
-    .execute(&mut *tx)
-    .await
-    .context("appending an audit event")?;
-    Ok(())
-}
-
-#[derive(Debug, Clone)]
-pub struct AuditRow {
-    pub id: i64,
-    pub merchant: MerchantId,
-    pub actor: String,
-    pub action: AuditAction,
-    pub from: Option<MerchantStatus>,
-    pub to: MerchantStatus,
-    pub reason: String,
-    pub created_us: i64,
-}
-
-pub async fn audit_events(
-    pool: &PgPool,
-    merchant: MerchantId,
-    after: i64,
-    limit: i64,
-) -> anyhow::Result<Vec<AuditRow>> {
-    let rows = sqlx::query(
-        "SELECT id, merchant_id, actor, action, from_status, to_status, reason, \
-         (extract(epoch FROM created_at) * 1000000)::bigint AS created_us \
-         FROM merchant.audit_events WHERE merchant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-    )
-    .bind(merchant.uuid())
-    .bind(after)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-    .context("listing audit events")?;
-    rows.iter()
-        .map(|row| {
-            let action: String = row.try_get("action")?;
-            let from: Option<String> = row.try_get("from_status")?;
-            let to: String = row.try_get("to_status")?;
-            Ok(AuditRow {
-                id: row.try_get("id")?,
-                merchant: MerchantId::from_uuid(row.try_get("merchant_id")?),
-                actor: row.try_get("actor")?,
-                action: AuditAction::parse(&action)
-                    .with_context(|| format!("stored audit action {action:?}"))?,
-                from: from
-                    .map(|f| MerchantStatus::parse(&f).context("stored from_status"))
-                    .transpose()?,
-                to: MerchantStatus::parse(&to).context("stored to_status")?,
-                reason: row.try_get("reason")?,
-                created_us: row.try_get("created_us")?,
-            })
-        })
-        .collect()
-}
-
 /// ListMerchants' filters, already normalised (`None` matches everything).
 #[derive(Debug, Clone, Default)]
 pub struct MerchantFilter {
@@ -606,188 +484,4 @@ pub async fn list_merchants(
         .await
         .context("listing merchants")?;
     rows.iter().map(merchant_row).collect()
-}
-
-/// A credential row (without its hash).
-#[derive(Debug, Clone)]
-pub struct CredentialRow {
-    pub id: Uuid,
-    pub seq: i64,
-    pub merchant: MerchantId,
-    pub display_name: String,
-    pub created_us: i64,
-    pub revoked_us: Option<i64>,
-}
-
-const CREDENTIAL_COLUMNS: &str = "id, seq, merchant_id, display_name, \
-    (extract(epoch FROM created_at) * 1000000)::bigint AS created_us, \
-    (extract(epoch FROM revoked_at) * 1000000)::bigint AS revoked_us";
-
-fn credential_row(row: &PgRow) -> anyhow::Result<CredentialRow> {
-    Ok(CredentialRow {
-        id: row.try_get("id")?,
-        seq: row.try_get("seq")?,
-        merchant: MerchantId::from_uuid(row.try_get("merchant_id")?),
-        display_name: row.try_get("display_name")?,
-        created_us: row.try_get("created_us")?,
-        revoked_us: row.try_get("revoked_us")?,
-    })
-}
-
-pub async fn insert_credential(
-    tx: &mut PgConnection,
-    id: Uuid,
-    merchant: MerchantId,
-    display_name: &str,
-    secret_sha256: &[u8],
-    created_by: &str,
-) -> anyhow::Result<CredentialRow> {
-    let sql = format!(
-        "INSERT INTO merchant.credentials (id, merchant_id, display_name, secret_sha256, created_by) \
-         VALUES ($1, $2, $3, $4, $5) RETURNING {CREDENTIAL_COLUMNS}"
-    );
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .bind(merchant.uuid())
-        .bind(display_name)
-        .bind(secret_sha256)
-        .bind(created_by)
-        .fetch_one(&mut *tx)
-        .await
-        .context("inserting a credential")?;
-    credential_row(&row)
-}
-
-pub async fn active_credential_count(
-    tx: &mut PgConnection,
-    merchant: MerchantId,
-) -> anyhow::Result<i64> {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM merchant.credentials WHERE merchant_id = $1 AND revoked_at IS NULL",
-    )
-    .bind(merchant.uuid())
-    .fetch_one(&mut *tx)
-    .await
-    .context("counting credentials")
-}
-
-/// Revokes the credential unless it is revoked already; the row as it is afterwards, or
-/// `None` when the merchant has no such credential. The bool says whether this call revoked it.
-pub async fn revoke_credential(
-    tx: &mut PgConnection,
-    merchant: MerchantId,
-    id: Uuid,
-    actor: &str,
-) -> anyhow::Result<Option<(CredentialRow, bool)>> {
-    let sql = format!(
-        "UPDATE merchant.credentials SET revoked_at = now(), revoked_by = $3 \
-         WHERE id = $1 AND merchant_id = $2 AND revoked_at IS NULL RETURNING {CREDENTIAL_COLUMNS}"
-    );
-    let revoked = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .bind(merchant.uuid())
-        .bind(actor)
-        .fetch_optional(&mut *tx)
-        .await
-        .context("revoking a credential")?;
-    if let Some(row) = revoked {
-        return Ok(Some((credential_row(&row)?, true)));
-    }
-    let sql = format!(
-        "SELECT {CREDENTIAL_COLUMNS} FROM merchant.credentials WHERE id = $1 AND merchant_id = $2"
-    );
-    let existing = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .bind(merchant.uuid())
-        .fetch_optional(&mut *tx)
-        .await
-        .context("reading a credential")?;
-    existing
-        .as_ref()
-        .map(|r| credential_row(r).map(|c| (c, false)))
-        .transpose()
-}
-
-/// Revokes every credential of the merchant still valid; returns how many.
-/// Revokes every valid credential of the merchant; returns their ids.
-pub async fn revoke_all_credentials(
-    tx: &mut PgConnection,
-    merchant: MerchantId,
-    actor: &str,
-) -> anyhow::Result<Vec<Uuid>> {
-    sqlx::query_scalar(
-        "UPDATE merchant.credentials SET revoked_at = now(), revoked_by = $2 \
-         WHERE merchant_id = $1 AND revoked_at IS NULL RETURNING id",
-    )
-    .bind(merchant.uuid())
-    .bind(actor)
-    .fetch_all(&mut *tx)
-    .await
-    .context("revoking credentials")
-}
-
-/// Credentials revoked within the last `window`: the ones whose exchanged tokens may still be
-/// alive, to be kept on the revocation list.
-pub async fn recently_revoked_credentials(
-    pool: &PgPool,
-    window: std::time::Duration,
-) -> anyhow::Result<Vec<Uuid>> {
-    sqlx::query_scalar(
-        "SELECT id FROM merchant.credentials \
-         WHERE revoked_at > now() - make_interval(secs => $1)",
-    )
-    .bind(window.as_secs_f64())
-    .fetch_all(pool)
-    .await
-    .context("listing recently revoked credentials")
-}
-
-pub async fn list_credentials(
-    pool: &PgPool,
-    merchant: MerchantId,
-    after_seq: i64,
-    limit: i64,
-) -> anyhow::Result<Vec<CredentialRow>> {
-    let sql = format!(
-        "SELECT {CREDENTIAL_COLUMNS} FROM merchant.credentials \
-         WHERE merchant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(merchant.uuid())
-        .bind(after_seq)
-        .bind(limit)
-        .fetch_all(pool)
-        .await
-        .context("listing credentials")?;
-    rows.iter().map(credential_row).collect()
-}
-
-/// What an exchange needs to know about a presented credential.
-pub struct CredentialCheck {
-    pub merchant: MerchantId,
-    pub merchant_status: MerchantStatus,
-    pub secret_sha256: Vec<u8>,
-    pub revoked: bool,
-}
-
-pub async fn credential_check(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<CredentialCheck>> {
-    let row = sqlx::query(
-        "SELECT c.merchant_id, m.status, c.secret_sha256, c.revoked_at IS NOT NULL AS revoked \
-         FROM merchant.credentials c JOIN merchant.merchants m ON m.id = c.merchant_id \
-         WHERE c.id = $1",
-    )
-    .bind(id)
-    .fetch_optional(pool)
-    .await
-    .context("reading a credential")?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let status: String = row.try_get("status")?;
-    Ok(Some(CredentialCheck {
-        merchant: MerchantId::from_uuid(row.try_get("merchant_id")?),
-        merchant_status: MerchantStatus::parse(&status).context("stored status")?,
-        secret_sha256: row.try_get("secret_sha256")?,
-        revoked: row.try_get("revoked")?,
-    }))
 }
