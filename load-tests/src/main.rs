@@ -5,6 +5,10 @@
 //! transfer (`--batch 1`) or many. Every transfer touches the one hot account: the case where
 //! a ledger that locks a row per transfer collapses. It prints its conditions (cores, data
 //! size, concurrency) with every figure, and stops by itself.
+//!
+//! `paymesh-load health` calls `grpc.health.v1.Health/Check` the same way: a unary RPC that
+//! does nothing, the most one-RPC-per-transfer could ever reach on this machine (the
+//! single-transfer scenario's ceiling).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,6 +40,33 @@ struct Cli {
 enum Scenario {
     /// Transfers that all debit one hot clearing account.
     Ledger(LedgerRun),
+    /// A no-op unary RPC (health Check): the ceiling of one RPC per transfer.
+    Health(HealthRun),
+}
+
+#[derive(clap::Args)]
+struct HealthRun {
+    /// Any paymesh gRPC address (health needs no token); must be a loopback address.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    addr: SocketAddr,
+    /// Concurrent clients, each with one request in flight.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// HTTP/2 connections the clients share.
+    #[arg(long, default_value_t = 8)]
+    connections: usize,
+    /// Seconds of measured load (after a 2-second warm-up).
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+}
+
+/// How transfer ids are chosen.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Ids {
+    /// 128 random bits: every insert lands on a random page of the primary key.
+    Random,
+    /// Nanoseconds then random bits (ULID-like): inserts land at the key's right edge.
+    TimeOrdered,
 }
 
 #[derive(clap::Args)]
@@ -61,6 +92,9 @@ struct LedgerRun {
     /// Seconds of measured load (after a 2-second warm-up).
     #[arg(long, default_value_t = 20)]
     seconds: u64,
+    /// How transfer ids are chosen.
+    #[arg(long, value_enum, default_value_t = Ids::Random)]
+    ids: Ids,
     /// Label printed with the result.
     #[arg(long, default_value = "")]
     label: String,
@@ -81,6 +115,7 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async move {
         match cli.scenario {
             Scenario::Ledger(run) => ledger(run).await,
+            Scenario::Health(run) => health(run).await,
         }
     })
 }
@@ -92,20 +127,14 @@ fn vnd(amount: u64) -> Option<Money> {
     })
 }
 
-/// Refuses a run that is not bounded and on loopback.
-fn check(run: &LedgerRun) -> anyhow::Result<()> {
+/// Refuses a run that is not bounded and on loopback: `bounds` are `(flag, value, max)`.
+fn check(addr: SocketAddr, bounds: &[(&str, usize, usize)]) -> anyhow::Result<()> {
     anyhow::ensure!(
-        run.addr.ip().is_loopback(),
-        "load tests target loopback addresses only, not {}",
-        run.addr
+        addr.ip().is_loopback(),
+        "load tests target loopback addresses only, not {addr}"
     );
-    for (flag, value, max) in [
-        ("--clients", run.clients, 1024),
-        ("--batch", run.batch, 8190),
-        ("--connections", run.connections, 64),
-        ("--merchants", run.merchants, 8190),
-    ] {
-        anyhow::ensure!((1..=max).contains(&value), "{flag} must be 1..={max}");
+    for (flag, value, max) in bounds {
+        anyhow::ensure!((1..=*max).contains(value), "{flag} must be 1..={max}");
     }
     Ok(())
 }
@@ -165,90 +194,67 @@ fn histogram() -> anyhow::Result<Histogram<u64>> {
     Ok(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?)
 }
 
-/// One client: a request in flight at a time until told to stop; latencies while measuring.
-async fn client_loop(
-    mut client: Client,
-    seed: u64,
-    batch: usize,
-    accounts: Arc<Accounts>,
+/// One client: a request in flight at a time until told to stop, counting what `call` says
+/// succeeded of how many, and its latency while measuring.
+async fn drive<F, Fut>(
     shared: Arc<Shared>,
     mut hist: Histogram<u64>,
-) -> Histogram<u64> {
-    let mut n = seed;
+    per_call: u64,
+    mut call: F,
+) -> Histogram<u64>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<u64>>,
+{
     while !shared.stop.load(Ordering::Relaxed) {
-        if shared.sent.fetch_add(batch as u64, Ordering::Relaxed) >= TRANSFERS_MAX {
+        if shared.sent.fetch_add(per_call, Ordering::Relaxed) >= TRANSFERS_MAX {
             break;
         }
-        let transfers = (0..batch)
-            .map(|_| {
-                n = n.wrapping_add(7919);
-                let merchant = accounts.merchants[(n as usize) % accounts.merchants.len()];
-                pb::Transfer {
-                    id: Id128::random().to_bytes().to_vec(),
-                    debit_account_id: accounts.clearing.to_bytes().to_vec(),
-                    credit_account_id: merchant.to_bytes().to_vec(),
-                    amount: vnd(10_000 + n % 90_000),
-                    code: pb::TransferCode::QrPayment as i32,
-                    reference: "load".into(),
-                    ..Default::default()
-                }
-            })
-            .collect();
         let started = Instant::now();
-        let result = client
-            .create_transfers(pb::CreateTransfersRequest { transfers })
-            .await;
+        let good = call().await;
         let micros = started.elapsed().as_micros() as u64;
         if !shared.measuring.load(Ordering::Relaxed) {
             continue;
         }
-        let good = match result {
-            Ok(r) => {
-                let _ = hist.record(micros.max(1));
-                r.into_inner()
-                    .results
-                    .iter()
-                    .filter(|c| **c == pb::CreateTransferResult::Ok as i32)
-                    .count() as u64
-            }
-            Err(_) => 0,
-        };
+        if good.is_some() {
+            let _ = hist.record(micros.max(1));
+        }
+        let good = good.unwrap_or(0);
         shared.ok.fetch_add(good, Ordering::Relaxed);
-        shared
-            .failed
-            .fetch_add(batch as u64 - good, Ordering::Relaxed);
+        shared.failed.fetch_add(per_call - good, Ordering::Relaxed);
     }
     hist
 }
 
-async fn ledger(run: LedgerRun) -> anyhow::Result<()> {
-    check(&run)?;
-    let duration = Duration::from_secs(run.seconds).min(DURATION_MAX);
-    let ctx = CallContext::with_token(&run.token)?;
-    let clients: Vec<Client> = (0..run.connections)
+/// One batch of transfers, clearing → merchants, with ids chosen as asked.
+fn transfers(accounts: &Accounts, batch: usize, ids: Ids, n: &mut u64) -> Vec<pb::Transfer> {
+    (0..batch)
         .map(|_| {
-            Ok(LedgerServiceClient::with_interceptor(
-                channel(&run.addr.to_string())?,
-                ctx.clone(),
-            ))
+            *n = n.wrapping_add(7919);
+            let merchant = accounts.merchants[(*n as usize) % accounts.merchants.len()];
+            let id = match ids {
+                Ids::Random => Id128::random(),
+                Ids::TimeOrdered => Id128::time_ordered(),
+            };
+            pb::Transfer {
+                id: id.to_bytes().to_vec(),
+                debit_account_id: accounts.clearing.to_bytes().to_vec(),
+                credit_account_id: merchant.to_bytes().to_vec(),
+                amount: vnd(10_000 + *n % 90_000),
+                code: pb::TransferCode::QrPayment as i32,
+                reference: "load".into(),
+                ..Default::default()
+            }
         })
-        .collect::<anyhow::Result<_>>()?;
-    let accounts = Arc::new(open_accounts(&mut clients[0].clone(), run.merchants).await?);
-    let shared = Arc::new(Shared::default());
-    let tasks: Vec<_> = (0..run.clients)
-        .map(|i| {
-            let client = clients[i % clients.len()].clone();
-            let hist = histogram()?;
-            Ok(tokio::spawn(client_loop(
-                client,
-                i as u64,
-                run.batch,
-                accounts.clone(),
-                shared.clone(),
-                hist,
-            )))
-        })
-        .collect::<anyhow::Result<_>>()?;
+        .collect()
+}
+
+/// Lets the clients warm up, measures for `duration`, stops them, and merges their latencies.
+async fn measure(
+    shared: &Shared,
+    tasks: Vec<tokio::task::JoinHandle<Histogram<u64>>>,
+    duration: Duration,
+) -> anyhow::Result<(Histogram<u64>, Duration)> {
     tokio::time::sleep(WARM_UP).await;
     shared.measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
@@ -260,12 +266,127 @@ async fn ledger(run: LedgerRun) -> anyhow::Result<()> {
     for t in tasks {
         hist.add(t.await?)?;
     }
-    report(&run, &shared, &hist, elapsed)
+    Ok((hist, elapsed))
 }
 
-/// Prints the result line with its conditions; a failed transfer fails the run.
+async fn ledger(run: LedgerRun) -> anyhow::Result<()> {
+    check(
+        run.addr,
+        &[
+            ("--clients", run.clients, 1024),
+            ("--batch", run.batch, 8190),
+            ("--connections", run.connections, 64),
+            ("--merchants", run.merchants, 8190),
+        ],
+    )?;
+    let ctx = CallContext::with_token(&run.token)?;
+    let clients: Vec<Client> = (0..run.connections)
+        .map(|_| {
+            Ok(LedgerServiceClient::with_interceptor(
+                channel(&run.addr.to_string())?,
+                ctx.clone(),
+            ))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let accounts = Arc::new(open_accounts(&mut clients[0].clone(), run.merchants).await?);
+    let shared = Arc::new(Shared::default());
+    let (batch, ids) = (run.batch, run.ids);
+    let tasks = (0..run.clients)
+        .map(|i| {
+            let client = clients[i % clients.len()].clone();
+            let accounts = accounts.clone();
+            let mut n = i as u64;
+            let call = move || {
+                let mut client = client.clone();
+                let transfers = transfers(&accounts, batch, ids, &mut n);
+                async move {
+                    let r = client
+                        .create_transfers(pb::CreateTransfersRequest { transfers })
+                        .await
+                        .ok()?;
+                    let ok = pb::CreateTransferResult::Ok as i32;
+                    Some(r.into_inner().results.iter().filter(|c| **c == ok).count() as u64)
+                }
+            };
+            Ok(tokio::spawn(drive(
+                shared.clone(),
+                histogram()?,
+                batch as u64,
+                call,
+            )))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let duration = Duration::from_secs(run.seconds).min(DURATION_MAX);
+    let (hist, elapsed) = measure(&shared, tasks, duration).await?;
+    let label = if run.label.is_empty() {
+        "ledger"
+    } else {
+        &run.label
+    };
+    let conditions = format!(
+        "clients={} transfers_per_rpc={} connections={} hot_accounts=1 merchants={} ids={}",
+        run.clients,
+        run.batch,
+        run.connections,
+        run.merchants,
+        match run.ids {
+            Ids::Random => "random",
+            Ids::TimeOrdered => "time-ordered",
+        }
+    );
+    report(
+        label,
+        "transfers_per_s",
+        &conditions,
+        &shared,
+        &hist,
+        elapsed,
+    )
+}
+
+async fn health(run: HealthRun) -> anyhow::Result<()> {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    check(
+        run.addr,
+        &[
+            ("--clients", run.clients, 1024),
+            ("--connections", run.connections, 64),
+        ],
+    )?;
+    let channels: Vec<_> = (0..run.connections)
+        .map(|_| channel(&run.addr.to_string()))
+        .collect::<anyhow::Result<_>>()?;
+    let shared = Arc::new(Shared::default());
+    let tasks = (0..run.clients)
+        .map(|i| {
+            let client = HealthClient::new(channels[i % channels.len()].clone());
+            let call = move || {
+                let mut client = client.clone();
+                async move {
+                    client
+                        .check(HealthCheckRequest {
+                            service: String::new(),
+                        })
+                        .await
+                        .ok()?;
+                    Some(1)
+                }
+            };
+            Ok(tokio::spawn(drive(shared.clone(), histogram()?, 1, call)))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let duration = Duration::from_secs(run.seconds).min(DURATION_MAX);
+    let (hist, elapsed) = measure(&shared, tasks, duration).await?;
+    let conditions = format!("clients={} connections={}", run.clients, run.connections);
+    report("health", "rpcs_per_s", &conditions, &shared, &hist, elapsed)
+}
+
+/// Prints the result line with its conditions; a failed call fails the run.
 fn report(
-    run: &LedgerRun,
+    label: &str,
+    rate_name: &str,
+    conditions: &str,
     shared: &Shared,
     hist: &Histogram<u64>,
     elapsed: Duration,
@@ -276,24 +397,15 @@ fn report(
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let label = if run.label.is_empty() {
-        "ledger"
-    } else {
-        &run.label
-    };
     println!(
-        "RESULT label={label} transfers_per_s={:.0} ok={ok} failed={failed} rpc_p50_ms={:.2} rpc_p99_ms={:.2} rpc_max_ms={:.2} \
-         clients={} transfers_per_rpc={} connections={} hot_accounts=1 merchants={} seconds={:.1} cores={cores}",
+        "RESULT label={label} {rate_name}={:.0} ok={ok} failed={failed} rpc_p50_ms={:.2} rpc_p99_ms={:.2} rpc_max_ms={:.2} \
+         {conditions} seconds={:.1} cores={cores}",
         ok as f64 / elapsed.as_secs_f64(),
         ms(0.5),
         ms(0.99),
         hist.max() as f64 / 1000.0,
-        run.clients,
-        run.batch,
-        run.connections,
-        run.merchants,
         elapsed.as_secs_f64(),
     );
-    anyhow::ensure!(failed == 0, "{failed} transfers failed");
+    anyhow::ensure!(failed == 0, "{failed} calls failed");
     Ok(())
 }
