@@ -27,12 +27,13 @@ psql -q "$admin" -c "DROP DATABASE IF EXISTS paymesh_bench" -c "CREATE DATABASE 
 
 keys=.paymesh/bench/keys
 export PAYMESH_DATABASE_URL=$base/paymesh_bench
-export PAYMESH_AUTH_PRIVATE_KEY_FILE=$keys/jwt-private.pem PAYMESH_AUTH_PUBLIC_KEY_FILE=$keys/jwt-public.pem
+export PAYMESH_AUTH_PRIVATE_KEY_FILE=$keys/private/mesh.pem PAYMESH_AUTH_OPERATOR_PRIVATE_KEY_FILE=$keys/private/operator.pem
+export PAYMESH_AUTH_PUBLIC_KEYS_DIR=$keys/public
 export PAYMESH_LEDGER_LISTEN=127.0.0.1:${PAYMESH_BENCH_PORT:-50591}
 export PAYMESH_TELEMETRY_METRICS_LISTEN=127.0.0.1:${PAYMESH_BENCH_METRICS_PORT:-9591}
 export PAYMESH_TELEMETRY_LOG_LEVEL=warn
 "$bin/paymesh" token keygen >&2
-token=$("$bin/paymesh" token mint service:load --ttl 3600)
+token=$("$bin/paymesh" token mint operator:bench --ttl 3600)  # it opens accounts: operators and service:merchant only
 
 "$bin/paymesh" serve ledger 2>.paymesh/bench/ledger.log &
 server=$!
@@ -71,12 +72,12 @@ copy_ceiling() { # $1: random | time-ordered; prints rows/s
         -c "CREATE TABLE ledger.transfers_copy (LIKE ledger.transfers INCLUDING ALL)"
     for ((s = 0; s < streams; s++)); do
         # One line: psql's \copy reads to the end of its line.
-        select="SELECT $ids, '00000000-0000-4000-8000-000000000001'::uuid, ('00000000-0000-4000-8000-' || lpad(to_hex(2 + g % 1000), 12, '0'))::uuid, 10000 + g % 90000, 'VND', 1, 'load', 0, 0, 1700000000000000000 + g FROM generate_series($((s * per + 1)), $(((s + 1) * per))) g"
+        select="SELECT $ids, '00000000-0000-4000-8000-000000000001'::uuid, ('00000000-0000-4000-8000-' || lpad(to_hex(2 + g % 1000), 12, '0'))::uuid, 10000 + g % 90000, 'VND', 1, 'load', 0, 0, 1700000000000000000 + g, 1700000000000000000 + g FROM generate_series($((s * per + 1)), $(((s + 1) * per))) g"
         psql -q "$PAYMESH_DATABASE_URL" -c "\\copy ($select) TO '$copy_dir/$s.csv' (FORMAT csv)"
     done
     start=$(date +%s.%N)
     for ((s = 0; s < streams; s++)); do
-        psql -q "$PAYMESH_DATABASE_URL" -c "\\copy ledger.transfers_copy (id, debit_account_id, credit_account_id, amount, currency, code, reference, flags, timeout_seconds, ts) FROM '$copy_dir/$s.csv' (FORMAT csv)" &
+        psql -q "$PAYMESH_DATABASE_URL" -c "\\copy ledger.transfers_copy (id, debit_account_id, credit_account_id, amount, currency, code, reference, flags, timeout_seconds, ts, seq) FROM '$copy_dir/$s.csv' (FORMAT csv)" &
     done
     wait
     end=$(date +%s.%N)

@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use paymesh_money::{Currency, Id128, Money};
+use paymesh_money::{Currency, Id128, MINOR_UNITS_MAX, Money};
 use paymesh_proto::ledger::v1::CreateTransferResult as R;
 
 pub const FLAG_LINKED: i16 = 1;
@@ -481,8 +481,13 @@ impl Batch {
     }
 }
 
+/// A balance plus an amount, refused past the 18 digits `Money` carries on the wire
+/// ([`MINOR_UNITS_MAX`]), so every balance GetBalances returns is a valid `Money`.
 fn add(balance: i64, amount: i64) -> Result<i64, R> {
-    balance.checked_add(amount).ok_or(R::OverflowsBalance)
+    balance
+        .checked_add(amount)
+        .filter(|v| *v <= MINOR_UNITS_MAX)
+        .ok_or(R::OverflowsBalance)
 }
 
 fn sub(balance: i64, amount: i64) -> Result<i64, R> {

@@ -5,7 +5,7 @@ use futures::future::BoxFuture;
 use paymesh_money::{Id128, Money};
 use paymesh_platform::ApiError;
 use paymesh_platform::config::Section;
-use paymesh_platform::edge::{PageLimits, Paging};
+use paymesh_platform::edge::{PageLimits, Paging, cursor_i64, i64_cursor};
 use paymesh_platform::idempotency::KeyRule;
 use paymesh_platform::kit::{Callers, Rpc, ServiceDef, StartContext, Started};
 use paymesh_platform::migrate::Migration;
@@ -33,12 +33,15 @@ pub struct Ledger;
 /// The ledger's description: list it where the binary lists its services.
 pub static SERVICE: Ledger = Ledger;
 
-/// Only operators and paymesh services call the ledger. Transfers and accounts carry their own
-/// 128-bit ids, which the ledger applies at most once, so an idempotency key is optional; with
-/// one, the first answer is replayed byte for byte (while Redis keeps it; after that a retry
-/// answers EXISTS, never a second transfer).
+/// Only operators and paymesh services call the ledger; accounts are opened only by operators,
+/// the merchant service (on approval) and the dev demo (`service:demo`, its own accounts).
+/// Transfers and accounts carry their own 128-bit ids, which the ledger applies at most once,
+/// so an idempotency key is optional; with one, the first answer is replayed byte for byte
+/// (while Redis keeps it; after that a retry answers EXISTS, never a second transfer).
+const ACCOUNT_OPENERS: Callers = Callers::OPERATOR.or(Callers::services(&["merchant", "demo"]));
+
 const RPCS: &[Rpc] = &[
-    Rpc::write("CreateAccounts", Callers::INTERNAL, KeyRule::Optional),
+    Rpc::write("CreateAccounts", ACCOUNT_OPENERS, KeyRule::Optional),
     Rpc::write("CreateTransfers", Callers::INTERNAL, KeyRule::Optional),
     Rpc::read("GetBalances", Callers::INTERNAL),
     Rpc::read("ListTransfers", Callers::INTERNAL),
@@ -254,15 +257,17 @@ impl ledger_service_server::LedgerService for LedgerService {
             v.add("end_time", "must be after start_time");
         }
         let filters: [&[u8]; 3] = [&req.account_id, &start.to_be_bytes(), &end.to_be_bytes()];
+        // Paged in commit order (`seq`): a page token never passes a transfer that commits
+        // later. Tokens of the earlier (create time, id) order are not tokens of this listing.
         let paging = Paging::parse(
             &mut v,
-            "ledger.transfers",
+            "ledger.transfers.commit_order",
             &filters,
             req.page_size,
             &req.page_token,
             PAGE_LIMITS,
         );
-        let after = match paging.after().map(cursor) {
+        let after = match paging.after().map(cursor_i64) {
             Some(None) => {
                 v.add("page_token", "not a page token of this listing");
                 None
@@ -278,23 +283,12 @@ impl ledger_service_server::LedgerService for LedgerService {
             store::list_transfers(&self.pool, account, start, end, after, paging.fetch_limit())
                 .await
                 .map_err(ApiError::from)?;
-        let (rows, next_page_token) = paging.finish(rows, |r| {
-            let mut c = r.ts.to_be_bytes().to_vec();
-            c.extend_from_slice(&r.id.to_bytes());
-            c
-        });
+        let (rows, next_page_token) = paging.finish(rows, |(_, seq)| i64_cursor(*seq));
         Ok(Response::new(pb::ListTransfersResponse {
-            transfers: rows.iter().map(transfer_record).collect(),
+            transfers: rows.iter().map(|(row, _)| transfer_record(row)).collect(),
             next_page_token,
         }))
     }
-}
-
-/// A transfers page cursor: the last row's `(create time ns, id)`.
-fn cursor(bytes: &[u8]) -> Option<(i64, Id128)> {
-    let ts = i64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
-    let id = Id128::from_bytes(bytes.get(8..24)?).ok()?;
-    Some((ts, id))
 }
 
 #[cfg(test)]
@@ -302,11 +296,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_page_cursor_holds_time_and_id() {
-        let id = Id128::random();
-        let mut bytes = 42i64.to_be_bytes().to_vec();
-        bytes.extend_from_slice(&id.to_bytes());
-        assert_eq!(cursor(&bytes), Some((42, id)));
-        assert_eq!(cursor(&bytes[..10]), None);
+    fn a_page_cursor_is_the_commit_seq() {
+        assert_eq!(cursor_i64(&i64_cursor(42)), Some(42));
+        // A token of the earlier (create time, id) order is refused, not misread.
+        let mut old = 42i64.to_be_bytes().to_vec();
+        old.extend_from_slice(&Id128::random().to_bytes());
+        assert_eq!(cursor_i64(&old), None);
     }
 }

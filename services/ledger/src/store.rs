@@ -15,11 +15,18 @@ use crate::validate::NewAccount;
 pub const SCHEMA: &str = "ledger";
 
 pub fn migrations() -> Vec<paymesh_platform::migrate::Migration> {
-    vec![paymesh_platform::migrate::Migration {
-        version: 1,
-        name: "ledger",
-        sql: include_str!("../migrations/0001_ledger.sql"),
-    }]
+    vec![
+        paymesh_platform::migrate::Migration {
+            version: 1,
+            name: "ledger",
+            sql: include_str!("../migrations/0001_ledger.sql"),
+        },
+        paymesh_platform::migrate::Migration {
+            version: 2,
+            name: "commit_order",
+            sql: include_str!("../migrations/0002_commit_order.sql"),
+        },
+    ]
 }
 
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<usize> {
@@ -48,6 +55,22 @@ type TransferTuple = (
     i16,
     Option<Uuid>,
     i32,
+    i64,
+);
+
+/// A [`TransferTuple`] and the row's `seq`.
+type ListedTuple = (
+    Uuid,
+    Uuid,
+    Uuid,
+    i64,
+    String,
+    i16,
+    String,
+    i16,
+    Option<Uuid>,
+    i32,
+    i64,
     i64,
 );
 
@@ -188,7 +211,8 @@ pub async fn account_states(
 }
 
 /// Inserts new transfer rows with one statement. Ids that exist already are skipped and the
-/// count of stored rows is returned, so the caller can tell.
+/// count of stored rows is returned, so the caller can tell. Each row's `seq` starts as its
+/// `ts`; [`finish_batch`] says whether it must move.
 pub async fn insert_transfers(
     conn: &mut PgConnection,
     rows: &[TransferRow],
@@ -224,8 +248,8 @@ pub async fn insert_transfers(
     }
     let result = sqlx::query(
         "INSERT INTO ledger.transfers (id, debit_account_id, credit_account_id, amount, currency, \
-             code, reference, flags, pending_id, timeout_seconds, ts) \
-         SELECT id, d, c, a, cur, code, ref, fl, NULLIF(p, '00000000-0000-0000-0000-000000000000'::uuid), tmo, ts \
+             code, reference, flags, pending_id, timeout_seconds, ts, seq) \
+         SELECT id, d, c, a, cur, code, ref, fl, NULLIF(p, '00000000-0000-0000-0000-000000000000'::uuid), tmo, ts, ts \
          FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int8[], $5::text[], $6::int2[], \
                      $7::text[], $8::int2[], $9::uuid[], $10::int4[], $11::int8[]) \
               AS t(id, d, c, a, cur, code, ref, fl, p, tmo, ts) \
@@ -331,6 +355,77 @@ pub async fn write_balances(
     Ok(())
 }
 
+/// The last statement of a group commit: stores the new balances of the given (locked)
+/// accounts and, for a batch that inserted transfers (their `seq` = `ts` in
+/// `seq_range` = (lowest, highest)), takes the batch's place in the commit order.
+///
+/// `ledger.commit_seq` holds the highest `seq` committed. Its one row is locked here and held
+/// until COMMIT, so batches with rows commit one at a time in `seq` order, and a reader that
+/// sees a row sees every row with a smaller `seq`: paging by `seq` is exact. A batch whose
+/// range lies above the counter keeps its values (the usual case: timestamps are reserved in
+/// start order); otherwise its rows must move up by the returned shift ([`shift_seq`]).
+/// Returns that shift, 0 when nothing moves.
+pub async fn finish_batch(
+    conn: &mut PgConnection,
+    accounts: &[(Id128, AccountState)],
+    seq_range: Option<(i64, i64)>,
+) -> anyhow::Result<i64> {
+    let Some((low, high)) = seq_range else {
+        write_balances(conn, accounts).await?;
+        return Ok(0);
+    };
+    let ids: Vec<Uuid> = accounts.iter().map(|(i, _)| i.to_uuid()).collect();
+    let dp: Vec<i64> = accounts.iter().map(|(_, a)| a.debits_posted).collect();
+    let cp: Vec<i64> = accounts.iter().map(|(_, a)| a.credits_posted).collect();
+    let dpe: Vec<i64> = accounts.iter().map(|(_, a)| a.debits_pending).collect();
+    let cpe: Vec<i64> = accounts.iter().map(|(_, a)| a.credits_pending).collect();
+    // One round trip: the balances (rows locked already, so nothing waits) and the counter.
+    let shift: Option<i64> = sqlx::query_scalar(
+        "WITH balances AS ( \
+           UPDATE ledger.accounts a SET debits_posted = u.dp, credits_posted = u.cp, \
+               debits_pending = u.dpe, credits_pending = u.cpe \
+           FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]) \
+                AS u(id, dp, cp, dpe, cpe) \
+           WHERE a.id = u.id \
+         ), counter AS ( \
+           UPDATE ledger.commit_seq \
+           SET n = CASE WHEN n < $6 THEN $7 ELSE n + 1 + ($7 - $6) END \
+           RETURNING n - $7 AS shift \
+         ) \
+         SELECT shift FROM counter",
+    )
+    .bind(&ids)
+    .bind(&dp)
+    .bind(&cp)
+    .bind(&dpe)
+    .bind(&cpe)
+    .bind(low)
+    .bind(high)
+    .fetch_optional(&mut *conn)
+    .await
+    .context("updating balances and the commit order")?;
+    shift.context("ledger.commit_seq has no row")
+}
+
+/// Moves this transaction's rows `ids` up by `shift` in the commit order.
+pub async fn shift_seq(
+    conn: &mut PgConnection,
+    ids: impl IntoIterator<Item = Id128>,
+    shift: i64,
+) -> anyhow::Result<()> {
+    let ids: Vec<Uuid> = ids.into_iter().map(Id128::to_uuid).collect();
+    sqlx::query(
+        "UPDATE ledger.transfers t SET seq = t.seq + $2 \
+         FROM unnest($1::uuid[]) AS u(id) WHERE t.id = u.id",
+    )
+    .bind(&ids)
+    .bind(shift)
+    .execute(&mut *conn)
+    .await
+    .context("moving transfers in the commit order")?;
+    Ok(())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredAccount {
     pub id: Id128,
@@ -404,41 +499,45 @@ pub async fn insert_accounts(pool: &PgPool, accounts: &[NewAccount]) -> anyhow::
     inserted.into_iter().map(id).collect()
 }
 
-/// A page of an account's transfers ordered by (ts, id), after the `after` cursor.
+/// A page of an account's transfers with create time in `[start_ts, end_ts)`, in commit
+/// order (`seq`, see [`finish_batch`]), after the `after` cursor (a `seq`); each row with its
+/// `seq`.
 pub async fn list_transfers(
     pool: &PgPool,
     account: Id128,
     start_ts: i64,
     end_ts: i64,
-    after: Option<(i64, Id128)>,
+    after: Option<i64>,
     limit: i64,
-) -> anyhow::Result<Vec<TransferRow>> {
-    let (after_ts, after_id) = match after {
-        Some((ts, i)) => (ts, i.to_uuid()),
-        None => (start_ts - 1, Uuid::max()),
-    };
-    // Two index range scans (debit side, credit side), merged: no bitmap OR over a hot account.
-    let rows: Vec<TransferTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {TRANSFER_COLUMNS} FROM ( \
-           (SELECT {TRANSFER_COLUMNS} FROM ledger.transfers \
-             WHERE debit_account_id = $1 AND (ts, id) > ($2, $3) AND ts >= $4 AND ts < $5 \
-             ORDER BY ts, id LIMIT $6) \
-           UNION ALL \
-           (SELECT {TRANSFER_COLUMNS} FROM ledger.transfers \
-             WHERE credit_account_id = $1 AND (ts, id) > ($2, $3) AND ts >= $4 AND ts < $5 \
-             ORDER BY ts, id LIMIT $6) \
-         ) t ORDER BY ts, id LIMIT $6"
+) -> anyhow::Result<Vec<(TransferRow, i64)>> {
+    // Two index range scans (debit side, credit side), merged: no bitmap OR over a hot
+    // account. `seq >= ts` always (a CHECK), so the window's start bounds the scan too.
+    let rows: Vec<ListedTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {TRANSFER_COLUMNS}, seq FROM ( \
+               (SELECT {TRANSFER_COLUMNS}, seq FROM ledger.transfers \
+                 WHERE debit_account_id = $1 AND seq > $2 AND seq >= $3 \
+                   AND ts >= $3 AND ts < $4 \
+                 ORDER BY seq LIMIT $5) \
+               UNION ALL \
+               (SELECT {TRANSFER_COLUMNS}, seq FROM ledger.transfers \
+                 WHERE credit_account_id = $1 AND seq > $2 AND seq >= $3 \
+                   AND ts >= $3 AND ts < $4 \
+                 ORDER BY seq LIMIT $5) \
+             ) t ORDER BY seq LIMIT $5"
     )))
     .bind(account.to_uuid())
-    .bind(after_ts)
-    .bind(after_id)
+    .bind(after.unwrap_or(i64::MIN))
     .bind(start_ts)
     .bind(end_ts)
     .bind(limit)
     .fetch_all(pool)
     .await
     .context("listing transfers")?;
-    rows.into_iter().map(transfer_row).collect()
+    rows.into_iter()
+        .map(|(i, d, c, a, cur, code, r, f, p, tmo, ts, seq)| {
+            transfer_row((i, d, c, a, cur, code, r, f, p, tmo, ts)).map(|row| (row, seq))
+        })
+        .collect()
 }
 
 /// Voids up to `limit` expired pending transfers in one transaction; returns how many.
@@ -544,6 +643,27 @@ pub async fn audit(pool: &PgPool) -> anyhow::Result<Vec<String>> {
     .await?;
     for (aid,) in limits {
         problems.push(format!("account {aid}: balance limit broken"));
+    }
+    // The commit order: unique, and never behind the counter the next batch starts from.
+    let (duplicates, max_seq, counter): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM (SELECT seq FROM ledger.transfers \
+                   GROUP BY seq HAVING count(*) > 1) d), \
+                (SELECT max(seq) FROM ledger.transfers), \
+                (SELECT n FROM ledger.commit_seq)",
+    )
+    .fetch_one(pool)
+    .await?;
+    if duplicates > 0 {
+        problems.push(format!(
+            "{duplicates} commit seq values shared by several transfers"
+        ));
+    }
+    match (max_seq, counter) {
+        (_, None) => problems.push("ledger.commit_seq has no row".into()),
+        (Some(m), Some(n)) if m > n => problems.push(format!(
+            "a transfer's commit seq {m} is past the commit counter {n}"
+        )),
+        _ => {}
     }
     Ok(problems)
 }

@@ -6,6 +6,14 @@
 //! every request of the batch answered. A hot account is locked once per batch, not once per
 //! transfer, and only for the balance update and the commit (see `Attempt`).
 //!
+//! The last statement before COMMIT also gives the batch its place in the commit order
+//! (`seq`, which ListTransfers pages by): a one-row counter whose lock is held until the
+//! commit is visible, so batches that insert transfers become visible in `seq` order.
+//! Timestamps are reserved per batch in start order (`Shared::reserve_ts`) and a row's `seq`
+//! starts as its timestamp, so a batch committing in start order (the usual case, and on a
+//! shared account batches queue for its lock) rewrites nothing; one overtaken by a later batch
+//! moves its rows up with one statement.
+//!
 //! Several writers (`ledger.writers`) run so that one batch can be read, checked and inserted
 //! while the previous one is committing (its fsync); each then waits for the row locks, which
 //! end the moment the earlier commit does, and READ COMMITTED hands it the committed balances.
@@ -39,7 +47,7 @@ const BALANCE_CACHE_MAX: usize = 100_000;
 /// What the writer tasks share.
 struct Shared {
     pool: PgPool,
-    /// The last timestamp handed to a transfer.
+    /// The last timestamp reserved for a transfer.
     last_ts: AtomicI64,
     /// Account balances as of the latest commits this process made.
     balances: std::sync::Mutex<HashMap<Id128, AccountState>>,
@@ -77,6 +85,28 @@ impl Shared {
     fn forget_all(&self) {
         if let Ok(mut cache) = self.balances.lock() {
             cache.clear();
+        }
+    }
+
+    /// Reserves timestamps for a batch of up to `count` transfers: the batch hands out
+    /// `base + 1 ..= base + count` (and none below `now`), so batches of this process get
+    /// disjoint ranges in the order they start. Most then commit in that order too (on a
+    /// shared account they queue for its lock), and their rows' `seq` needs no rewrite (see
+    /// [`store::finish_batch`]).
+    fn reserve_ts(&self, now: i64, count: usize) -> i64 {
+        let count = i64::try_from(count).unwrap_or(i64::MAX / 4);
+        let mut last = self.last_ts.load(Ordering::Acquire);
+        loop {
+            let base = last.max(now - 1);
+            match self.last_ts.compare_exchange_weak(
+                last,
+                base.saturating_add(count),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return base,
+                Err(seen) => last = seen,
+            }
         }
     }
 
@@ -153,13 +183,25 @@ impl Writer {
         Writer { tx }
     }
 
-    /// Queues the transfers and waits until their batch is committed.
+    /// Queues the transfers and waits until their batch is committed. A full queue
+    /// (`ledger.queue_requests_max` requests waiting) answers UNAVAILABLE at once, nothing
+    /// applied: the caller retries later with the same ids rather than wait unseen.
+    ///
+    /// A caller that goes away (deadline, cancel) drops `answer`; a job whose answer is gone
+    /// when a writer takes it is skipped, nothing applied. One already in a batch is applied,
+    /// and a retry with the same ids answers EXISTS.
     pub async fn submit(&self, transfers: Vec<NewTransfer>) -> Result<Vec<R>, ApiError> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Job { transfers, reply })
-            .await
-            .map_err(|_| ApiError::Unavailable("ledger writer stopped".into()))?;
+            .try_send(Job { transfers, reply })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => ApiError::Unavailable(
+                    "ledger writer queue is full; retry with the same transfer ids".into(),
+                ),
+                mpsc::error::TrySendError::Closed(_) => {
+                    ApiError::Unavailable("ledger writer stopped".into())
+                }
+            })?;
         answer
             .await
             .map_err(|_| ApiError::Unavailable("ledger writer stopped before answering".into()))?
@@ -173,15 +215,24 @@ struct Receiver {
 }
 
 impl Receiver {
-    /// Waits for one job, then takes whatever else is queued up to `max` transfers.
+    /// Waits for one job, then takes whatever else is queued up to `max` transfers. Jobs
+    /// whose caller has gone (its answer dropped: deadline passed, cancelled) are skipped.
     async fn next_batch(&mut self, max: usize) -> Option<Vec<Job>> {
-        let first = match self.carry.take() {
-            Some(job) => job,
-            None => self.rx.recv().await?,
+        let first = loop {
+            let job = match self.carry.take() {
+                Some(job) => job,
+                None => self.rx.recv().await?,
+            };
+            if !gone(&job) {
+                break job;
+            }
         };
         let mut count = first.transfers.len();
         let mut jobs = vec![first];
         while let Ok(job) = self.rx.try_recv() {
+            if gone(&job) {
+                continue;
+            }
             if count + job.transfers.len() > max {
                 self.carry = Some(job);
                 break;
@@ -191,6 +242,18 @@ impl Receiver {
         }
         Some(jobs)
     }
+}
+
+/// Whether the job's caller stopped waiting for its answer (then it is skipped).
+fn gone(job: &Job) -> bool {
+    let gone = job.reply.is_closed();
+    if gone {
+        tracing::debug!(
+            transfers = job.transfers.len(),
+            "skipping a ledger request whose caller has gone"
+        );
+    }
+    gone
 }
 
 async fn run(shared: Arc<Shared>, rx: Arc<Mutex<Receiver>>, max: usize) {
@@ -332,7 +395,8 @@ async fn commit(
     account_ids.extend(pendings.values().flat_map(|p| [p.debit, p.credit]));
     let loaded_pendings: HashSet<_> = pendings.keys().copied().collect();
     let now = now_ns();
-    let base_ts = shared.last_ts.load(Ordering::Acquire);
+    let transfer_count = requests.iter().map(|r| r.len()).sum();
+    let base_ts = shared.reserve_ts(now, transfer_count);
     let run = |accounts| {
         let mut batch = Batch::new(accounts, pendings.clone(), existing.clone(), now, base_ts);
         let results: Vec<Vec<R>> = requests.iter().map(|r| batch.apply_request(r)).collect();
@@ -340,29 +404,38 @@ async fn commit(
     };
 
     // Taking every id as new is safe for the transfers that are inserted (the primary key
-    // refuses a stored id); a refused transfer is not inserted, so its id is checked here.
-    let refused_ids_exist =
-        async |tx: &mut sqlx::PgConnection, results: &[Vec<R>]| -> anyhow::Result<()> {
-            if attempt.look_up_ids {
-                return Ok(());
-            }
-            let refused: Vec<_> = requests
-                .iter()
-                .zip(results)
-                .flat_map(|(req, res)| req.iter().zip(res))
-                .filter(|(_, r)| **r != R::Ok)
-                .map(|(t, _)| t.id)
-                .collect();
-            if !refused.is_empty() && !store::transfers_by_id(tx, refused).await?.is_empty() {
-                return Err(IdsExist.into());
-            }
-            Ok(())
-        };
+    // refuses a stored id); a refused transfer is not inserted, so its id is checked here,
+    // with the accounts locked: a batch that stores the same transfer locks the same accounts
+    // (or the same pending transfer), so it has committed before this look-up or it waits
+    // for this batch. Checked before the lock, a retry could queue behind the batch that
+    // applies its id and then answer that batch's refusal (EXCEEDS_CREDITS) for an applied id.
+    // Ids loaded at the start (`existing`) and this batch's own rows are known already.
+    let refused_ids_exist = async |tx: &mut sqlx::PgConnection,
+                                   batch: &Batch,
+                                   results: &[Vec<R>]|
+           -> anyhow::Result<()> {
+        let refused: Vec<_> = requests
+            .iter()
+            .zip(results)
+            .flat_map(|(req, res)| req.iter().zip(res))
+            .filter(|(t, r)| **r != R::Ok && !existing.contains_key(&t.id))
+            .map(|(t, _)| t.id)
+            .collect();
+        if refused.is_empty() {
+            return Ok(());
+        }
+        let own: HashSet<Id128> = batch.rows.iter().map(|r| r.id).collect();
+        let refused: Vec<_> = refused.into_iter().filter(|id| !own.contains(id)).collect();
+        if !refused.is_empty() && !store::transfers_by_id(tx, refused).await?.is_empty() {
+            return Err(IdsExist.into());
+        }
+        Ok(())
+    };
 
     let (batch, results) = if attempt.lock_first {
         let locked = store::account_states(&mut tx, account_ids, RowLock::ForUpdate).await?;
         let (batch, results) = run(locked);
-        refused_ids_exist(&mut tx, &results).await?;
+        refused_ids_exist(&mut tx, &batch, &results).await?;
         insert_all(&mut tx, &batch.rows).await?;
         (batch, results)
     } else {
@@ -371,7 +444,6 @@ async fn commit(
         let (mut committed, missing) = shared.cached(&account_ids);
         committed.extend(store::account_states(&mut tx, missing, RowLock::None).await?);
         let (guess, guessed) = run(committed);
-        refused_ids_exist(&mut tx, &guessed).await?;
         insert_all(&mut tx, &guess.rows).await?;
         let locked =
             store::account_states(&mut tx, account_ids.iter().copied(), RowLock::ForUpdate).await?;
@@ -380,6 +452,7 @@ async fn commit(
             shared.forget(&account_ids);
             return Err(SpeculationFailed.into());
         }
+        refused_ids_exist(&mut tx, &batch, &results).await?;
         (batch, results)
     };
 
@@ -400,7 +473,19 @@ async fn commit(
         .iter()
         .filter_map(|id| batch.accounts.get(id).map(|a| (*id, *a)))
         .collect();
-    store::write_balances(&mut tx, &balances).await?;
+    // The last statement before COMMIT: the balances, and the batch's place in the commit
+    // order (`seq`), whose row lock is held until the commit is visible.
+    let seq_range = batch
+        .rows
+        .iter()
+        .map(|r| r.ts)
+        .min()
+        .zip(batch.rows.iter().map(|r| r.ts).max());
+    let shift = store::finish_batch(&mut tx, &balances, seq_range).await?;
+    if shift != 0 {
+        // Another batch with larger timestamps committed first: move this one's rows after it.
+        store::shift_seq(&mut tx, batch.rows.iter().map(|r| r.id), shift).await?;
+    }
     tx.commit().await?;
     shared.last_ts.fetch_max(batch.last_ts(), Ordering::AcqRel);
     shared.remember(batch.accounts);

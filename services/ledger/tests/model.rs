@@ -14,6 +14,14 @@ use paymesh_money::{Currency, Id128, Money};
 use paymesh_proto::ledger::v1::CreateTransferResult as R;
 use proptest::prelude::*;
 
+/// A balance plus an amount: at most 18 digits (`Money`'s bound), else OVERFLOWS_BALANCE.
+fn bounded(balance: i64, amount: i64) -> Result<i64, R> {
+    balance
+        .checked_add(amount)
+        .filter(|v| *v <= paymesh_money::MINOR_UNITS_MAX)
+        .ok_or(R::OverflowsBalance)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Acct {
     pub currency: Currency,
@@ -168,8 +176,8 @@ impl Model {
             da.dpe -= amount;
             ca.cpe -= amount;
             if post {
-                da.dp += moved;
-                ca.cp += moved;
+                da.dp = bounded(da.dp, moved)?;
+                ca.cp = bounded(ca.cp, moved)?;
             }
             Model::ok(&da)?;
             Model::ok(&ca)?;
@@ -195,11 +203,11 @@ impl Model {
         }
         let a = m.minor_units();
         if t.flags & FLAG_PENDING != 0 {
-            da.dpe = da.dpe.checked_add(a).ok_or(R::OverflowsBalance)?;
-            ca.cpe = ca.cpe.checked_add(a).ok_or(R::OverflowsBalance)?;
+            da.dpe = bounded(da.dpe, a)?;
+            ca.cpe = bounded(ca.cpe, a)?;
         } else {
-            da.dp = da.dp.checked_add(a).ok_or(R::OverflowsBalance)?;
-            ca.cp = ca.cp.checked_add(a).ok_or(R::OverflowsBalance)?;
+            da.dp = bounded(da.dp, a)?;
+            ca.cp = bounded(ca.cp, a)?;
         }
         Model::ok(&da)?;
         Model::ok(&ca)?;
