@@ -33,7 +33,7 @@ export PAYMESH_LEDGER_LISTEN=127.0.0.1:${PAYMESH_BENCH_PORT:-50591}
 export PAYMESH_TELEMETRY_METRICS_LISTEN=127.0.0.1:${PAYMESH_BENCH_METRICS_PORT:-9591}
 export PAYMESH_TELEMETRY_LOG_LEVEL=warn
 "$bin/paymesh" token keygen >&2
-token=$("$bin/paymesh" token mint operator:bench --ttl 3600)  # it opens accounts: operators and service:merchant only
+token=$("$bin/paymesh" token mint operator:bench --ttl 3600)  # it opens accounts and posts: an operator
 
 "$bin/paymesh" serve ledger 2>.paymesh/bench/ledger.log &
 server=$!

@@ -39,10 +39,13 @@ def stubs():
         ["protoc", f"-I{ROOT / 'proto'}", f"-I{include}", f"--python_out={out}", f"--grpc_python_out={out}", *protos]
     )
     assert code == 0, "protoc failed on proto/"
-    for d in out.rglob("*"):
+    # Only our own packages become regular packages: a `google/__init__.py` here would shadow the
+    # installed google.protobuf, and the installed google.api (googleapis-common-protos) is used.
+    for d in (out / "paymesh").rglob("*"):
         if d.is_dir():
             (d / "__init__.py").touch()
-    sys.path.insert(0, str(out))
+    (out / "paymesh" / "__init__.py").touch()
+    sys.path.append(str(out))
     from paymesh.ledger.v1 import ledger_pb2, ledger_pb2_grpc
     from paymesh.common.v1 import common_pb2
 
@@ -66,14 +69,15 @@ def _database_url(name):
 
 @pytest.fixture(scope="session")
 def ledger():
-    """(address, token for service:pytest, token for merchant:m1)"""
+    """(address, token for service:demo (it may open accounts and post), token for merchant:m1)"""
     binary = _binary()
     work = pathlib.Path(tempfile.mkdtemp(prefix="paymesh-grpc-"))
     env = dict(os.environ)
     env.update(
         PAYMESH_DATABASE_URL=_database_url(f"grpc_surface_{secrets.token_hex(6)}"),
-        PAYMESH_AUTH_PRIVATE_KEY_FILE=str(work / "private.pem"),
-        PAYMESH_AUTH_PUBLIC_KEY_FILE=str(work / "public.pem"),
+        PAYMESH_AUTH_PRIVATE_KEY_FILE=str(work / "private" / "mesh.pem"),
+        PAYMESH_AUTH_OPERATOR_PRIVATE_KEY_FILE=str(work / "private" / "operator.pem"),
+        PAYMESH_AUTH_PUBLIC_KEYS_DIR=str(work / "public"),
         PAYMESH_LEDGER_LISTEN=f"127.0.0.1:{_free_port()}",
         PAYMESH_TELEMETRY_METRICS_LISTEN=f"127.0.0.1:{_free_port()}",
         PAYMESH_TELEMETRY_LOG_LEVEL="warn",
@@ -85,7 +89,7 @@ def ledger():
     try:
         channel = grpc.insecure_channel(addr)
         grpc.channel_ready_future(channel).result(timeout=30)
-        yield addr, mint("service:pytest"), mint("merchant:m1"), env["PAYMESH_TELEMETRY_METRICS_LISTEN"]
+        yield addr, mint("service:demo"), mint("merchant:m1"), env["PAYMESH_TELEMETRY_METRICS_LISTEN"]
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -103,7 +107,7 @@ def merchant_stubs(stubs):
 def merchant():
     """A `paymesh serve merchant` calling its own `paymesh serve ledger`, on one fresh database.
 
-    Yields (merchant address, token for operator, a function minting a token for a principal).
+    Yields (merchant address, token for operator:pytest, a function minting a token for a principal).
     """
     binary = _binary()
     work = pathlib.Path(tempfile.mkdtemp(prefix="paymesh-grpc-merchant-"))
@@ -111,8 +115,9 @@ def merchant():
     ledger_addr = f"127.0.0.1:{_free_port()}"
     env.update(
         PAYMESH_DATABASE_URL=_database_url(f"grpc_merchant_{secrets.token_hex(6)}"),
-        PAYMESH_AUTH_PRIVATE_KEY_FILE=str(work / "private.pem"),
-        PAYMESH_AUTH_PUBLIC_KEY_FILE=str(work / "public.pem"),
+        PAYMESH_AUTH_PRIVATE_KEY_FILE=str(work / "private" / "mesh.pem"),
+        PAYMESH_AUTH_OPERATOR_PRIVATE_KEY_FILE=str(work / "private" / "operator.pem"),
+        PAYMESH_AUTH_PUBLIC_KEYS_DIR=str(work / "public"),
         PAYMESH_LEDGER_LISTEN=ledger_addr,
         PAYMESH_MERCHANT_LISTEN=f"127.0.0.1:{_free_port()}",
         PAYMESH_MERCHANT_LEDGER_ADDR=ledger_addr,
@@ -120,6 +125,7 @@ def merchant():
     )
     subprocess.run([binary, "token", "keygen"], env=env, check=True)
     mint = lambda p: subprocess.run([binary, "token", "mint", p], env=env, check=True, capture_output=True, text=True).stdout.strip()
+    mint.keys = work  # the keygen's folder (private/, public/), for tests that mint their own tokens
     procs = [
         subprocess.Popen([binary, "serve", service], env={**env, "PAYMESH_TELEMETRY_METRICS_LISTEN": f"127.0.0.1:{_free_port()}"})
         for service in ("ledger", "merchant")
@@ -128,7 +134,7 @@ def merchant():
     try:
         for a in (ledger_addr, addr):
             grpc.channel_ready_future(grpc.insecure_channel(a)).result(timeout=30)
-        yield addr, mint("operator"), mint
+        yield addr, mint("operator:pytest"), mint
     finally:
         for proc in procs:
             proc.terminate()

@@ -81,12 +81,23 @@ def test_onboard_approve_and_static_qr(merchant, merchant_stubs):
     # The same key replays the same merchant.
     assert stub.OnboardMerchant(request, metadata=_call(operator, key), timeout=10) == m
 
+    # Approval names the version reviewed; a stale etag is ABORTED with a stable reason.
+    assert m.etag
+    with pytest.raises(grpc.RpcError) as e:
+        stub.ApproveMerchant(
+            pb.ApproveMerchantRequest(merchant_id=m.id, reason="giấy tờ đầy đủ", etag=m.etag + "0"),
+            metadata=_call(operator, str(uuid.uuid4())),
+            timeout=10,
+        )
+    assert e.value.code() == grpc.StatusCode.ABORTED
+    assert _details(e.value)[0] == ["ETAG_MISMATCH"]
     approved = stub.ApproveMerchant(
-        pb.ApproveMerchantRequest(merchant_id=m.id, reason="giấy tờ đầy đủ"),
+        pb.ApproveMerchantRequest(merchant_id=m.id, reason="giấy tờ đầy đủ", etag=m.etag),
         metadata=_call(operator, str(uuid.uuid4())),
         timeout=10,
     )
     assert approved.status == pb.MERCHANT_STATUS_ACTIVE
+    assert approved.etag and approved.etag != m.etag
     assert len(approved.payable_account_id) == 16
     va = approved.virtual_account_number
     assert va.isdigit() and len(va) <= 19
@@ -118,6 +129,7 @@ def test_onboard_approve_and_static_qr(merchant, merchant_stubs):
         pb.ListMerchantAuditEventsRequest(merchant_id=m.id), metadata=_call(operator), timeout=5
     ).events
     assert [e.action for e in events] == [pb.AUDIT_ACTION_ONBOARD, pb.AUDIT_ACTION_APPROVE]
+    assert {e.actor for e in events} == {"operator:pytest"}
 
 
 def test_bad_input_names_every_field(merchant, merchant_stubs):

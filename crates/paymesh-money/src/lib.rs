@@ -2,8 +2,9 @@
 //!
 //! Amounts cross the wire as decimal strings with an ISO 4217 currency code. [`Money::parse`] is
 //! the only way in: it rejects floats' habits (exponents, signs, spaces), more fraction digits
-//! than the currency has minor units (`"50000.5"` VND is an error, not a rounding), zero, and
-//! more than [`AMOUNT_DIGITS_MAX`] digits. The ledger stores integer minor units; the one
+//! than the currency has minor units, zeros included (`"50000.5"` and `"50000.0"` VND are
+//! errors, not roundings; `"0.50"` USD is fine), leading zeros (`"007"`, `"00.5"`; `"0.5"` is
+//! fine), zero, and more than [`AMOUNT_DIGITS_MAX`] digits. The ledger stores integer minor units; the one
 //! conversion between the two lives here ([`Money::minor_units`], [`Money::from_minor`]).
 
 mod currency;
@@ -27,6 +28,8 @@ pub enum MoneyError {
     Empty,
     #[error("amount must be a plain decimal like \"50000\" or \"12.34\"")]
     Syntax,
+    #[error("amount must not start with a zero unless it is below one (\"0.5\")")]
+    LeadingZero,
     #[error("amount must be positive")]
     NotPositive,
     #[error("amount has more than {AMOUNT_DIGITS_MAX} digits")]
@@ -115,10 +118,14 @@ fn parse_minor(amount: &str, currency: Currency) -> Result<i64, MoneyError> {
     {
         return Err(MoneyError::Syntax);
     }
+    // One way to write each amount: no leading zeros ("007"), only a lone "0" before the point.
+    if int_part.len() > 1 && int_part.starts_with('0') {
+        return Err(MoneyError::LeadingZero);
+    }
     let int_trimmed = int_part.trim_start_matches('0');
-    let frac_trimmed = frac_part.trim_end_matches('0');
     let scale = currency.minor_units();
-    let given = frac_trimmed.len() as u32;
+    // Every written fraction digit counts, zeros too: "100.0" VND says more than VND can.
+    let given = frac_part.len() as u32;
     if given > scale {
         return Err(MoneyError::TooManyFractionDigits {
             currency: currency.code(),
@@ -134,7 +141,7 @@ fn parse_minor(amount: &str, currency: Currency) -> Result<i64, MoneyError> {
     let pad = (scale - given) as usize;
     for b in int_trimmed
         .bytes()
-        .chain(frac_trimmed.bytes())
+        .chain(frac_part.bytes())
         .chain(std::iter::repeat_n(b'0', pad))
     {
         minor = minor * 10 + i64::from(b - b'0');
@@ -154,7 +161,6 @@ mod tests {
     #[test]
     fn vnd_has_no_minor_units() {
         assert_eq!(vnd("50000"), Ok(50_000));
-        assert_eq!(vnd("50000.0"), Ok(50_000));
         assert_eq!(
             vnd("50000.5"),
             Err(MoneyError::TooManyFractionDigits {
@@ -191,19 +197,65 @@ mod tests {
         }
         assert_eq!(vnd("-1"), Err(MoneyError::NotPositive));
         assert_eq!(vnd("0"), Err(MoneyError::NotPositive));
-        assert_eq!(vnd("0000"), Err(MoneyError::NotPositive));
+        assert_eq!(vnd("0000"), Err(MoneyError::LeadingZero));
     }
 
     #[test]
     fn eighteen_digits_at_most() {
         assert_eq!(vnd("999999999999999999"), Ok(MINOR_UNITS_MAX));
         assert_eq!(vnd("1000000000000000000"), Err(MoneyError::TooManyDigits));
-        assert_eq!(vnd("000999999999999999999"), Ok(MINOR_UNITS_MAX));
         assert!(Money::parse("9999999999999999.99", "USD").is_ok());
         assert_eq!(
             Money::parse("99999999999999999.99", "USD"),
             Err(MoneyError::TooManyDigits)
         );
+    }
+
+    #[test]
+    fn more_decimals_than_the_currency_has_are_refused_even_zeros() {
+        // "100.0" VND is no rounding, but it still says more than VND can: refused.
+        for (amount, given) in [("100.0", 1), ("100.00", 2), ("50000.000", 3)] {
+            assert_eq!(
+                vnd(amount),
+                Err(MoneyError::TooManyFractionDigits {
+                    currency: "VND",
+                    minor_units: 0,
+                    given
+                }),
+                "{amount:?}"
+            );
+        }
+        let usd = |s: &str| Money::parse(s, "USD").map(|m| m.minor_units());
+        assert_eq!(usd("0.50"), Ok(50));
+        assert_eq!(usd("0.5"), Ok(50));
+        assert_eq!(usd("12.30"), Ok(1230));
+        assert_eq!(
+            usd("12.300"),
+            Err(MoneyError::TooManyFractionDigits {
+                currency: "USD",
+                minor_units: 2,
+                given: 3
+            })
+        );
+        assert_eq!(
+            Money::parse("1.0050", "BHD").map(|m| m.minor_units()),
+            Err(MoneyError::TooManyFractionDigits {
+                currency: "BHD",
+                minor_units: 3,
+                given: 4
+            })
+        );
+    }
+
+    #[test]
+    fn leading_zeros_are_refused() {
+        for bad in ["007", "00", "0100", "000999999999999999999"] {
+            assert_eq!(vnd(bad), Err(MoneyError::LeadingZero), "{bad:?}");
+        }
+        assert_eq!(Money::parse("00.5", "USD"), Err(MoneyError::LeadingZero));
+        assert_eq!(Money::parse("0.05", "USD").map(|m| m.minor_units()), Ok(5));
+        assert_eq!(vnd("0"), Err(MoneyError::NotPositive));
+        assert_eq!(vnd("100"), Ok(100));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! | ApiError              | gRPC code           |
 //! |-----------------------|---------------------|
 //! | InvalidArgument       | INVALID_ARGUMENT    |
+//! | Malformed             | INVALID_ARGUMENT (reason MALFORMED_REQUEST) |
 //! | NotFound              | NOT_FOUND           |
 //! | AlreadyExists         | ALREADY_EXISTS      |
 //! | FailedPrecondition    | FAILED_PRECONDITION |
@@ -14,6 +15,7 @@
 //! | Unauthenticated       | UNAUTHENTICATED     |
 //! | PermissionDenied      | PERMISSION_DENIED   |
 //! | Overloaded            | RESOURCE_EXHAUSTED  |
+//! | TooLarge              | RESOURCE_EXHAUSTED (reason MESSAGE_TOO_LARGE) |
 //! | Unavailable           | UNAVAILABLE         |
 //! | Internal              | INTERNAL (details logged, not sent) |
 
@@ -43,6 +45,13 @@ impl FieldViolation {
 pub enum ApiError {
     #[error("invalid argument: {}", describe(.0))]
     InvalidArgument(Vec<FieldViolation>),
+    /// The request is not a message of the RPC's type (bytes that are not protobuf, a string
+    /// field that is not UTF-8): the caller's fault, whatever tonic's decoder says.
+    #[error("the request is not a valid message: {0}")]
+    Malformed(String),
+    /// The request is over the server's message size limit.
+    #[error("{0}")]
+    TooLarge(String),
     #[error("{resource} not found")]
     NotFound { resource: &'static str },
     #[error("{resource} already exists")]
@@ -83,7 +92,8 @@ impl ApiError {
 
     pub fn code(&self) -> Code {
         match self {
-            ApiError::InvalidArgument(_) => Code::InvalidArgument,
+            ApiError::InvalidArgument(_) | ApiError::Malformed(_) => Code::InvalidArgument,
+            ApiError::TooLarge(_) => Code::ResourceExhausted,
             ApiError::NotFound { .. } => Code::NotFound,
             ApiError::AlreadyExists { .. } => Code::AlreadyExists,
             ApiError::FailedPrecondition { .. } => Code::FailedPrecondition,
@@ -100,6 +110,8 @@ impl ApiError {
     pub fn reason(&self) -> &'static str {
         match self {
             ApiError::InvalidArgument(_) => "INVALID_ARGUMENT",
+            ApiError::Malformed(_) => "MALFORMED_REQUEST",
+            ApiError::TooLarge(_) => "MESSAGE_TOO_LARGE",
             ApiError::NotFound { .. } => "NOT_FOUND",
             ApiError::AlreadyExists { .. } => "ALREADY_EXISTS",
             ApiError::FailedPrecondition { reason, .. } | ApiError::Aborted { reason, .. } => {
@@ -111,6 +123,32 @@ impl ApiError {
             ApiError::Unavailable(_) => "UNAVAILABLE",
             ApiError::Internal(_) => "INTERNAL",
         }
+    }
+}
+
+/// What tonic's own decoder says (tonic 0.14, tonic-prost 0.14) when a request is bad:
+/// `Status::internal(prost::DecodeError)` for bytes that do not decode, `internal("Missing
+/// request message.")` for an empty body, `out_of_range("Error, decoded message length too
+/// large: …")` over `max_decoding_message_size`.
+const DECODE_ERROR_PREFIX: &str = "failed to decode Protobuf message";
+const MISSING_MESSAGE: &str = "Missing request message.";
+const TOO_LARGE_PREFIX: &str = "Error, decoded message length too large";
+
+/// The caller's fault in a status that tonic's decoder made (see above), as the error the
+/// table answers with; `None` for any other status. The server applies it to every answer
+/// (`server::DecodeErrorLayer`), so every service reports bad bytes the same way.
+pub fn caller_fault(status: &tonic::Status) -> Option<ApiError> {
+    let message = status.message();
+    match status.code() {
+        Code::Internal
+            if message.starts_with(DECODE_ERROR_PREFIX) || message == MISSING_MESSAGE =>
+        {
+            Some(ApiError::Malformed(message.to_string()))
+        }
+        Code::OutOfRange if message.starts_with(TOO_LARGE_PREFIX) => Some(ApiError::TooLarge(
+            format!("the request is over the size limit ({message})"),
+        )),
+        _ => None,
     }
 }
 
@@ -154,6 +192,37 @@ mod tests {
         let bad = details.bad_request().expect("BadRequest");
         assert_eq!(bad.field_violations.len(), 2);
         assert_eq!(bad.field_violations[0].field, "transfers[0].amount.amount");
+    }
+
+    #[test]
+    fn decoder_errors_are_the_callers_fault() {
+        let decode = tonic::Status::internal(
+            "failed to decode Protobuf message: X.y: invalid string value: data is not UTF-8 encoded",
+        );
+        let status: tonic::Status = caller_fault(&decode).expect("mapped").into();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(
+            status.message().contains("not UTF-8"),
+            "{}",
+            status.message()
+        );
+        let details = status.get_error_details();
+        let info = details.error_info().expect("ErrorInfo");
+        assert_eq!(info.reason, "MALFORMED_REQUEST");
+
+        let big = tonic::Status::out_of_range(
+            "Error, decoded message length too large: found 9 bytes, the limit is: 8 bytes",
+        );
+        let status: tonic::Status = caller_fault(&big).expect("mapped").into();
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        let details = status.get_error_details();
+        let info = details.error_info().expect("ErrorInfo");
+        assert_eq!(info.reason, "MESSAGE_TOO_LARGE");
+
+        // Our own internal errors and other codes stay what they are.
+        let ours: tonic::Status = ApiError::Internal(anyhow::anyhow!("db down")).into();
+        assert!(caller_fault(&ours).is_none());
+        assert!(caller_fault(&tonic::Status::out_of_range("page past the end")).is_none());
     }
 
     #[test]

@@ -60,11 +60,15 @@ impl Server {
         // token into a Principal and checks it against the service's RPC table (or answers
         // UNAUTHENTICATED / PERMISSION_DENIED; health, reflection and the table's public RPCs
         // pass freely); first, ObserveLayer, which opens the RPC's span under the caller's
-        // traceparent and records count, latency and code, so refused calls are measured too.
+        // traceparent and records count, latency and code, so refused calls are measured too
+        // (labelled by the table's RPCs, health and reflection; any other path is `unknown`).
+        // Innermost, DecodeErrorLayer turns what tonic's decoder answers for bad bytes into
+        // the caller's fault (INVALID_ARGUMENT, RESOURCE_EXHAUSTED), before anything records it.
         let stack = tower::ServiceBuilder::new()
-            .layer(ObserveLayer)
+            .layer(ObserveLayer::new(self.policy.clone()))
             .layer(AuthLayer::new(self.verifier, self.policy))
             .layer(self.idempotency)
+            .layer(DecodeErrorLayer)
             .into_inner();
 
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -100,6 +104,63 @@ impl Server {
             }
         }
         Ok(())
+    }
+}
+
+/// Rewrites the answers tonic's decoder gives to requests that are not the RPC's message
+/// (INTERNAL for bytes that are not protobuf or a string that is not UTF-8, OUT_OF_RANGE over the
+/// size limit) into the error table's answers ([`crate::error::caller_fault`]), with ErrorInfo.
+/// A decode error answers trailers-only, so the status is in the response's headers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DecodeErrorLayer;
+
+impl<S> tower::Layer<S> for DecodeErrorLayer {
+    type Service = DecodeErrorService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        DecodeErrorService { inner }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct DecodeErrorService<S> {
+    inner: S,
+}
+
+impl<S, B, ResBody> tower::Service<http::Request<B>> for DecodeErrorService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<S::Response, S::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let answer = self.inner.call(req);
+        Box::pin(async move {
+            let mut response = answer.await?;
+            let fault = tonic::Status::from_header_map(response.headers())
+                .and_then(|status| crate::error::caller_fault(&status));
+            if let Some(fault) = fault {
+                let status: tonic::Status = fault.into();
+                let headers = response.headers_mut();
+                for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
+                    headers.remove(name);
+                }
+                if status.add_header(headers).is_err() {
+                    tracing::warn!("cannot write the status of a malformed request");
+                }
+            }
+            Ok(response)
+        })
     }
 }
 

@@ -7,6 +7,7 @@
 //!   requests, [`inject_trace_context`] puts it on outgoing ones.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -24,6 +25,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{LogFormat, TelemetryConfig};
+use crate::kit::Policy;
 use crate::metrics::metrics;
 
 /// Keeps the tracer provider alive; flushes spans on drop.
@@ -213,20 +215,33 @@ pub fn inject_trace_context(metadata: &mut tonic::metadata::MetadataMap) {
 }
 
 /// Server-side tower layer: a span per RPC whose parent is the caller's `traceparent`, and
-/// the RPC metrics (count, latency, errors by code).
-#[derive(Clone, Copy, Default)]
-pub struct ObserveLayer;
+/// the RPC metrics (count, latency, errors by code), labelled by the service's known RPCs only:
+/// every path the [`Policy`] does not know is counted as `unknown`.
+#[derive(Clone)]
+pub struct ObserveLayer {
+    policy: Arc<Policy>,
+}
+
+impl ObserveLayer {
+    pub fn new(policy: Arc<Policy>) -> ObserveLayer {
+        ObserveLayer { policy }
+    }
+}
 
 impl<S> tower::Layer<S> for ObserveLayer {
     type Service = ObserveService<S>;
     fn layer(&self, inner: S) -> ObserveService<S> {
-        ObserveService { inner }
+        ObserveService {
+            inner,
+            policy: self.policy.clone(),
+        }
     }
 }
 
 #[derive(Clone)]
 pub struct ObserveService<S> {
     inner: S,
+    policy: Arc<Policy>,
 }
 
 /// The gRPC code name for a `grpc-status` header value (absent on a unary OK response, whose
@@ -274,7 +289,7 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let method = req.uri().path().to_string();
+        let method = self.policy.metric_label(req.uri().path()).to_string();
         let parent = TraceContextPropagator::new().extract(&HeaderExtractor(req.headers()));
         let span = tracing::info_span!(
             "grpc.server",

@@ -5,7 +5,8 @@
 //!
 //! ```ignore
 //! let mesh = TestMesh::start(&[&paymesh_ledger::SERVICE]).await;
-//! let mut ledger = LedgerServiceClient::new(mesh.channel_as("ledger", Principal::Operator));
+//! let mut ledger =
+//!     LedgerServiceClient::new(mesh.channel_as("ledger", Principal::Operator("test".into())));
 //! ```
 
 #![allow(clippy::unwrap_used, clippy::panic)]
@@ -16,7 +17,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use paymesh_platform::auth::{Minter, Principal, Verifier, generate_keypair};
+use paymesh_platform::auth::{Minter, Principal, TokenRules, Verifier, generate_keypair};
 use paymesh_platform::client::{CallContext, channel};
 use paymesh_platform::config::Config;
 use paymesh_platform::kit::{Env, Mesh, ServiceDef};
@@ -35,7 +36,10 @@ pub struct TestMesh {
     mesh: Mesh,
     /// The test's own database (every service's schema is in it).
     pub pool: PgPool,
+    /// The services' key (`mesh`): service and merchant tokens, never operator ones.
     pub minter: Minter,
+    /// The operators' key (`operator`).
+    pub operator_minter: Minter,
     pub verifier: Verifier,
     /// Starts every Redis key this mesh writes.
     pub redis_prefix: String,
@@ -92,18 +96,36 @@ impl TestMesh {
             .collect();
         let sections: Vec<_> = services.iter().map(|d| d.config()).collect();
         let config = Config::load_from(None, &env, &sections).unwrap();
+        // Two keys, as `paymesh dev` makes: `mesh` (the services sign with it; it cannot sign
+        // operator tokens) and `operator` (the tests' operators).
+        let rules = TokenRules::from_config(&config.auth);
         let (private, public) = generate_keypair().unwrap();
-        let verifier =
-            Verifier::from_public_pem(public.as_bytes(), "paymesh", "paymesh", 0).unwrap();
-        let minter = Minter::from_private_pem(private.as_bytes(), "paymesh", "paymesh").unwrap();
+        let (operator_private, operator_public) = generate_keypair().unwrap();
+        let verifier = Verifier::new(
+            &[
+                ("mesh", public.as_bytes()),
+                ("operator", operator_public.as_bytes()),
+            ],
+            &rules,
+        )
+        .unwrap();
+        let minter = Minter::from_private_pem("mesh", private.as_bytes(), &rules).unwrap();
+        let operator_minter =
+            Minter::from_private_pem("operator", operator_private.as_bytes(), &rules).unwrap();
         let redis = paymesh_platform::idempotency::redis_connection(&redis_url())
             .await
             .unwrap();
+        // A test that overrides `redis.url` (e.g. with a dead port) gets what the services get
+        // at start-up with that URL; the kit keeps its own connection for `flush_redis`.
+        let services_redis = match overrides.iter().find(|(k, _)| *k == "redis.url") {
+            Some((_, url)) => paymesh_platform::idempotency::redis_or_warn(url).await,
+            None => Some(redis.clone()),
+        };
         let mut mesh = Mesh::new(Env {
             config,
             verifier: verifier.clone(),
             minter: Some(minter.clone()),
-            redis: Some(redis.clone()),
+            redis: services_redis,
         });
         for def in services {
             mesh.spawn(*def).await.unwrap();
@@ -112,6 +134,7 @@ impl TestMesh {
             mesh,
             pool,
             minter,
+            operator_minter,
             verifier,
             redis_prefix,
             redis,
@@ -124,9 +147,15 @@ impl TestMesh {
             .unwrap_or_else(|| panic!("{service} is not running in this test mesh"))
     }
 
-    /// A bearer token for `principal`, valid ten minutes.
+    /// A bearer token for `principal`, valid ten minutes, signed with the key a real one would
+    /// be: the operators' key for an operator, the services' key for everyone else.
     pub fn token(&self, principal: &Principal) -> String {
-        self.minter.mint(principal, 600).unwrap()
+        let minter = if principal.is_operator() {
+            &self.operator_minter
+        } else {
+            &self.minter
+        };
+        minter.mint(principal, 600).unwrap()
     }
 
     /// A channel to `service` that calls as `principal`.

@@ -65,16 +65,17 @@ enum Command {
 
 #[derive(Subcommand)]
 enum TokenCommand {
-    /// Create the Ed25519 key pair named by auth.private_key_file / auth.public_key_file
-    /// unless both exist.
+    /// Create what is missing of the services' key pair (auth.private_key_file) and the
+    /// operators' (auth.operator_private_key_file), public keys as <kid>.pem in
+    /// auth.public_keys_dir.
     Keygen,
-    /// Print a signed token for a principal (operator, merchant:ID, biller:ID, bank:BIN,
-    /// channel:ID, service:NAME).
+    /// Print a signed token for a principal (operator:NAME, merchant:ID, biller:ID, bank:BIN,
+    /// channel:ID, service:NAME), signed with the operators' key.
     Mint {
         principal: String,
-        /// Lifetime in seconds.
-        #[arg(long, default_value_t = 3600)]
-        ttl: u64,
+        /// Lifetime in seconds; at most auth.token_lifetime_max_seconds (the default).
+        #[arg(long)]
+        ttl: Option<u64>,
     },
 }
 
@@ -134,17 +135,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = load(config_file)?;
             match command {
                 TokenCommand::Keygen => {
-                    let created = paymesh_platform::auth::ensure_keypair(&cfg.auth)?;
-                    eprintln!(
-                        "{} {} and {}",
-                        if created { "created" } else { "kept existing" },
-                        cfg.auth.private_key_file.display(),
-                        cfg.auth.public_key_file.display()
-                    );
+                    let written = paymesh_platform::auth::ensure_keys(&cfg.auth)?;
+                    if written.is_empty() {
+                        eprintln!(
+                            "kept existing keys: {}, {} and {}",
+                            cfg.auth.private_key_file.display(),
+                            cfg.auth.operator_private_key_file.display(),
+                            cfg.auth.public_keys_dir.display()
+                        );
+                    }
+                    for path in written {
+                        eprintln!("created {}", path.display());
+                    }
                 }
                 TokenCommand::Mint { principal, ttl } => {
                     let p = Principal::parse(&principal).map_err(anyhow::Error::msg)?;
-                    let minter = Minter::from_config(&cfg.auth)?;
+                    let max = cfg.auth.token_lifetime_max_seconds;
+                    let ttl = ttl.unwrap_or(max);
+                    anyhow::ensure!(
+                        ttl <= max,
+                        "--ttl {ttl} is over auth.token_lifetime_max_seconds ({max})"
+                    );
+                    let minter = Minter::operator_from_config(&cfg.auth)?;
                     println!("{}", minter.mint(&p, ttl)?);
                 }
             }

@@ -85,8 +85,12 @@ fn dev_environment() -> anyhow::Result<BTreeMap<String, String>> {
             env.entry(k).or_insert(v);
         }
         for (var, file) in [
-            ("PAYMESH_AUTH_PRIVATE_KEY_FILE", "jwt-private.pem"),
-            ("PAYMESH_AUTH_PUBLIC_KEY_FILE", "jwt-public.pem"),
+            ("PAYMESH_AUTH_PRIVATE_KEY_FILE", "private/mesh.pem"),
+            (
+                "PAYMESH_AUTH_OPERATOR_PRIVATE_KEY_FILE",
+                "private/operator.pem",
+            ),
+            ("PAYMESH_AUTH_PUBLIC_KEYS_DIR", "public"),
         ] {
             let path = root.join(".paymesh/keys").join(file);
             env.entry(var.into())
@@ -110,11 +114,8 @@ pub async fn run(
     let _telemetry = paymesh_platform::telemetry::init(&cfg.telemetry, "paymesh-dev")?;
     // The idempotency layer and the revocation list need Redis: check it answers first.
     check_redis(&cfg).await?;
-    if paymesh_platform::auth::ensure_keypair(&cfg.auth)? {
-        eprintln!(
-            "created dev JWT keys: {}",
-            cfg.auth.private_key_file.display()
-        );
+    for path in paymesh_platform::auth::ensure_keys(&cfg.auth)? {
+        eprintln!("created dev JWT key {}", path.display());
     }
     let (metrics_stop, stop_rx) = watch::channel(false);
     let metrics = start_metrics(&cfg, stop_rx).await?;
@@ -153,12 +154,8 @@ fn print_banner(mesh: &Mesh, metrics: SocketAddr) {
     println!("  postgres  {}", redact(cfg.database.url.expose()));
     println!("  redis     {}", redact(cfg.redis.url.expose()));
     println!(
-        "  token     paymesh token mint operator   (keys in {})",
-        cfg.auth
-            .public_key_file
-            .parent()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default()
+        "  token     paymesh token mint operator:$USER   (public keys in {})",
+        cfg.auth.public_keys_dir.display()
     );
 }
 

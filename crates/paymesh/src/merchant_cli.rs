@@ -1,7 +1,8 @@
 //! `paymesh merchant …`: the operator's verbs on the merchant service, over gRPC.
 //!
 //! The service's address is `merchant.listen` (or `--addr`); the bearer token is minted from
-//! `auth.private_key_file` for the `operator` principal (or given with `--token`). Mutating
+//! `auth.operator_private_key_file` for `operator:{name}` — `--operator`, else the OS user
+//! (`$USER`), else `cli` — so the audit log names who acted (or given with `--token`). Mutating
 //! verbs send an idempotency key: `--idempotency-key`, or a fresh one (printed on stderr so a
 //! failed call can be retried with it). Output is JSON on stdout; a refused call prints the
 //! gRPC code, the reason and every bad field on stderr and exits 1.
@@ -29,9 +30,13 @@ pub struct MerchantArgs {
     /// The merchant service (host:port); default: merchant.listen.
     #[arg(long, global = true)]
     addr: Option<String>,
-    /// Bearer token to call with; default: one minted for `operator` from auth.private_key_file.
+    /// Bearer token to call with; default: one minted for `operator:{--operator}` from
+    /// auth.operator_private_key_file.
     #[arg(long, global = true, env = "PAYMESH_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Who is acting, for the audit log (`operator:NAME`); default: the OS user name.
+    #[arg(long, global = true, env = "PAYMESH_OPERATOR")]
+    operator: Option<String>,
     #[command(subcommand)]
     command: MerchantCommand,
 }
@@ -41,10 +46,11 @@ enum MerchantCommand {
     /// Onboard a vendor or a biller (PENDING_REVIEW until approved).
     Onboard(Box<OnboardArgs>),
     /// Approve a merchant: opens its ledger accounts, assigns its virtual account, issues its
-    /// static VietQR.
-    Approve(StatusArgs),
-    /// Reject a merchant under review.
-    Reject(StatusArgs),
+    /// static VietQR. `--etag` is the merchant's etag as reviewed (`show` prints it): a
+    /// merchant changed since is refused (ETAG_MISMATCH) and is to be reviewed again.
+    Approve(ReviewArgs),
+    /// Reject a merchant under review (`--etag` as for approve).
+    Reject(ReviewArgs),
     /// Suspend an active merchant.
     Suspend(StatusArgs),
     /// Reinstate a suspended merchant.
@@ -116,6 +122,16 @@ struct StatusArgs {
     reason: String,
     #[arg(long)]
     idempotency_key: Option<String>,
+}
+
+/// Approve and reject: a status change bound to the version the operator reviewed.
+#[derive(clap::Args)]
+struct ReviewArgs {
+    #[command(flatten)]
+    status: StatusArgs,
+    /// The merchant's etag as reviewed (`paymesh merchant show <id>` prints it).
+    #[arg(long)]
+    etag: String,
 }
 
 #[derive(clap::Args)]
@@ -226,6 +242,7 @@ fn merchant_json(m: &pb::Merchant) -> Value {
         "create_time": time(&m.create_time),
         "update_time": time(&m.update_time),
         "activate_time": time(&m.activate_time),
+        "etag": m.etag,
     })
 }
 
@@ -270,12 +287,30 @@ fn refused(status: &tonic::Status) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// The operator's name: `--operator`, else the OS user (`$USER`, `$LOGNAME`) when it is a
+/// valid principal id, else `cli`.
+fn operator_name(given: Option<&str>) -> String {
+    if let Some(name) = given {
+        return name.to_string();
+    }
+    ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .find(|u| Principal::parse(&format!("operator:{u}")).is_ok())
+        .unwrap_or_else(|| "cli".to_string())
+}
+
 fn client(args: &MerchantArgs, cfg: &Config) -> anyhow::Result<Client> {
     let token = match &args.token {
         Some(t) => t.clone(),
-        None => Minter::from_config(&cfg.auth)
-            .context("minting an operator token (or pass --token)")?
-            .mint(&Principal::Operator, TOKEN_TTL_SECONDS)?,
+        None => {
+            let name = operator_name(args.operator.as_deref());
+            let operator = Principal::parse(&format!("operator:{name}"))
+                .map_err(|e| anyhow::anyhow!("--operator {name:?}: {e}"))?;
+            Minter::operator_from_config(&cfg.auth)
+                .context("minting an operator token (or pass --token)")?
+                .mint(&operator, TOKEN_TTL_SECONDS)?
+        }
     };
     let addr = match &args.addr {
         Some(addr) => addr.clone(),
@@ -294,8 +329,8 @@ pub async fn run(args: MerchantArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     let mut client = client(&args, cfg)?;
     let result = match args.command {
         MerchantCommand::Onboard(a) => onboard(&mut client, *a).await?,
-        MerchantCommand::Approve(s) => change_status(&mut client, Change::Approve, s).await?,
-        MerchantCommand::Reject(s) => change_status(&mut client, Change::Reject, s).await?,
+        MerchantCommand::Approve(r) => review(&mut client, Review::Approve, r).await?,
+        MerchantCommand::Reject(r) => review(&mut client, Review::Reject, r).await?,
         MerchantCommand::Suspend(s) => change_status(&mut client, Change::Suspend, s).await?,
         MerchantCommand::Reinstate(s) => change_status(&mut client, Change::Reinstate, s).await?,
         MerchantCommand::Close(s) => change_status(&mut client, Change::Close, s).await?,
@@ -351,14 +386,48 @@ async fn onboard(client: &mut Client, a: OnboardArgs) -> anyhow::Result<Answer> 
         .map(|r| merchant_json(&r.into_inner())))
 }
 
-/// The five status verbs.
+/// The two review verbs: bound to the etag the operator reviewed.
 #[derive(Clone, Copy)]
-enum Change {
+enum Review {
     Approve,
     Reject,
+}
+
+/// The other three status verbs.
+#[derive(Clone, Copy)]
+enum Change {
     Suspend,
     Reinstate,
     Close,
+}
+
+/// Approve or reject, with the etag the operator reviewed.
+async fn review(client: &mut Client, review: Review, r: ReviewArgs) -> anyhow::Result<Answer> {
+    let (merchant_id, reason, key, etag) = (
+        r.status.id,
+        r.status.reason,
+        r.status.idempotency_key,
+        r.etag,
+    );
+    let answer = match review {
+        Review::Approve => {
+            let r = pb::ApproveMerchantRequest {
+                merchant_id,
+                reason,
+                etag,
+            };
+            client.approve_merchant(keyed(r, key)?).await
+        }
+        Review::Reject => {
+            let r = pb::RejectMerchantRequest {
+                merchant_id,
+                reason,
+                etag,
+            };
+            client.reject_merchant(keyed(r, key)?).await
+        }
+    };
+    Ok(answer.map(|r| merchant_json(&r.into_inner())))
 }
 
 async fn change_status(
@@ -368,20 +437,6 @@ async fn change_status(
 ) -> anyhow::Result<Answer> {
     let (merchant_id, reason, key) = (s.id, s.reason, s.idempotency_key);
     let answer = match change {
-        Change::Approve => {
-            let r = pb::ApproveMerchantRequest {
-                merchant_id,
-                reason,
-            };
-            client.approve_merchant(keyed(r, key)?).await
-        }
-        Change::Reject => {
-            let r = pb::RejectMerchantRequest {
-                merchant_id,
-                reason,
-            };
-            client.reject_merchant(keyed(r, key)?).await
-        }
         Change::Suspend => {
             let r = pb::SuspendMerchantRequest {
                 merchant_id,

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use paymesh_money::Id128;
-use paymesh_platform::auth::{Minter, Principal, generate_keypair};
+use paymesh_platform::auth::{Minter, Principal, TokenRules, generate_keypair};
 use paymesh_platform::client::{CallContext, channel};
 use paymesh_proto::common::v1::Money;
 use paymesh_proto::ledger::v1 as pb;
@@ -30,7 +30,7 @@ fn spawn(db_url: &str, public_key: &std::path::Path, port: u16) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_paymesh"))
         .args(["serve", "ledger"])
         .env("PAYMESH_DATABASE_URL", db_url)
-        .env("PAYMESH_AUTH_PUBLIC_KEY_FILE", public_key)
+        .env("PAYMESH_AUTH_PUBLIC_KEYS_DIR", public_key.parent().unwrap())
         .env("PAYMESH_LEDGER_LISTEN", format!("127.0.0.1:{port}"))
         .env("PAYMESH_TELEMETRY_METRICS_LISTEN", "127.0.0.1:0")
         .env("PAYMESH_TELEMETRY_LOG_LEVEL", "warn")
@@ -102,11 +102,12 @@ async fn kill_9_mid_batch_loses_no_acknowledged_transfer_and_half_applies_nothin
     let dir = std::env::temp_dir().join(format!("paymesh-crash-{}", Id128::random()));
     std::fs::create_dir_all(&dir).unwrap();
     let (private, public) = generate_keypair().unwrap();
-    let public_path = dir.join("public.pem");
+    std::fs::create_dir_all(dir.join("public")).unwrap();
+    let public_path = dir.join("public/mesh.pem");
     std::fs::write(&public_path, public).unwrap();
-    let minter = Minter::from_private_pem(private.as_bytes(), "paymesh", "paymesh").unwrap();
+    let minter = Minter::from_private_pem("mesh", private.as_bytes(), &TokenRules::test()).unwrap();
     let token = minter
-        .mint(&Principal::Service("crash-test".into()), 600)
+        .mint(&Principal::Service("demo".into()), 600)
         .unwrap();
     let port = paymesh_testkit::free_port();
     let server = spawn(&db_url, &public_path, port);
@@ -252,11 +253,12 @@ async fn sigterm_drains_in_flight_calls_before_exiting() {
     let dir = std::env::temp_dir().join(format!("paymesh-drain-{}", Id128::random()));
     std::fs::create_dir_all(&dir).unwrap();
     let (private, public) = generate_keypair().unwrap();
-    let public_path = dir.join("public.pem");
+    std::fs::create_dir_all(dir.join("public")).unwrap();
+    let public_path = dir.join("public/operator.pem");
     std::fs::write(&public_path, public).unwrap();
-    let token = Minter::from_private_pem(private.as_bytes(), "paymesh", "paymesh")
+    let token = Minter::from_private_pem("operator", private.as_bytes(), &TokenRules::test())
         .unwrap()
-        .mint(&Principal::Operator, 600)
+        .mint(&Principal::Operator("test".into()), 600)
         .unwrap();
     let port = paymesh_testkit::free_port();
     let mut server = spawn(&db_url, &public_path, port);

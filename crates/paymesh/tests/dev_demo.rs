@@ -15,8 +15,15 @@ async fn dev_runs_the_demo_and_exits() {
         .args(["dev", "--demo", "--exit-after-demo"])
         .env("PAYMESH_DATABASE_URL", &db_url)
         .env("PAYMESH_REDIS_URL", paymesh_testkit::redis_url())
-        .env("PAYMESH_AUTH_PRIVATE_KEY_FILE", dir.join("private.pem"))
-        .env("PAYMESH_AUTH_PUBLIC_KEY_FILE", dir.join("public.pem"))
+        .env(
+            "PAYMESH_AUTH_PRIVATE_KEY_FILE",
+            dir.join("private/mesh.pem"),
+        )
+        .env(
+            "PAYMESH_AUTH_OPERATOR_PRIVATE_KEY_FILE",
+            dir.join("private/operator.pem"),
+        )
+        .env("PAYMESH_AUTH_PUBLIC_KEYS_DIR", dir.join("public"))
         .env("PAYMESH_LEDGER_LISTEN", "127.0.0.1:0")
         .env("PAYMESH_MERCHANT_LISTEN", "127.0.0.1:0")
         .env("PAYMESH_TELEMETRY_METRICS_LISTEN", "127.0.0.1:0")

@@ -28,12 +28,17 @@ async fn an_operator_onboards_approves_and_prints_the_static_qr() {
         ("PAYMESH_REDIS_URL", paymesh_testkit::redis_url()),
         (
             "PAYMESH_AUTH_PRIVATE_KEY_FILE",
-            dir.join("private.pem").display().to_string(),
+            dir.join("private/mesh.pem").display().to_string(),
         ),
         (
-            "PAYMESH_AUTH_PUBLIC_KEY_FILE",
-            dir.join("public.pem").display().to_string(),
+            "PAYMESH_AUTH_OPERATOR_PRIVATE_KEY_FILE",
+            dir.join("private/operator.pem").display().to_string(),
         ),
+        (
+            "PAYMESH_AUTH_PUBLIC_KEYS_DIR",
+            dir.join("public").display().to_string(),
+        ),
+        ("PAYMESH_OPERATOR", "alice".to_string()),
         (
             "PAYMESH_LEDGER_LISTEN",
             format!("127.0.0.1:{}", paymesh_testkit::free_port()),
@@ -65,6 +70,25 @@ async fn an_operator_onboards_approves_and_prints_the_static_qr() {
     }
     // Keep draining dev's stdout so it never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
+    // The keys `paymesh dev` wrote are the standard forms OpenSSL reads.
+    for (file, pubin) in [
+        ("private/mesh.pem", false),
+        ("private/operator.pem", false),
+        ("public/mesh.pem", true),
+        ("public/operator.pem", true),
+    ] {
+        let mut openssl = Command::new("openssl");
+        openssl.args(["pkey", "-noout", "-in"]).arg(dir.join(file));
+        if pubin {
+            openssl.arg("-pubin");
+        }
+        let out = openssl.output().unwrap();
+        assert!(
+            out.status.success(),
+            "openssl refused {file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     let cli = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_paymesh"))
@@ -114,13 +138,21 @@ async fn an_operator_onboards_approves_and_prints_the_static_qr() {
     assert!(!cccd.contains("187001"), "CCCD must be masked, got {cccd}");
     let id = onboarded["id"].as_str().unwrap().to_string();
 
+    // Approval names the version reviewed: `show` prints its etag.
+    let shown: serde_json::Value = serde_json::from_str(&cli(&["show", &id])).unwrap();
+    let etag = shown["etag"].as_str().unwrap().to_string();
+    assert!(!etag.is_empty());
+    assert_eq!(onboarded["etag"], shown["etag"]);
     let approved: serde_json::Value = serde_json::from_str(&cli(&[
         "approve",
         &id,
         "--reason",
         "documents checked at the market office",
+        "--etag",
+        &etag,
     ]))
     .unwrap();
+    assert_ne!(approved["etag"], shown["etag"]);
     assert_eq!(approved["status"], "ACTIVE");
     let va = approved["virtual_account_number"]
         .as_str()

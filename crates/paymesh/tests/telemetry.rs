@@ -15,7 +15,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::trace::v1::Span;
-use paymesh_platform::auth::{Minter, Principal, generate_keypair};
+use paymesh_platform::auth::{Minter, Principal, TokenRules, generate_keypair};
 use paymesh_proto::ledger::v1 as pb;
 use tokio::io::AsyncBufReadExt;
 
@@ -69,10 +69,11 @@ async fn traceparent_is_honoured_exported_over_otlp_and_logged() {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let (private, public) = generate_keypair().unwrap();
-    std::fs::write(dir.join("public.pem"), public).unwrap();
-    let token = Minter::from_private_pem(private.as_bytes(), "paymesh", "paymesh")
+    std::fs::create_dir_all(dir.join("public")).unwrap();
+    std::fs::write(dir.join("public/operator.pem"), public).unwrap();
+    let token = Minter::from_private_pem("operator", private.as_bytes(), &TokenRules::test())
         .unwrap()
-        .mint(&Principal::Operator, 600)
+        .mint(&Principal::Operator("test".into()), 600)
         .unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -82,7 +83,7 @@ async fn traceparent_is_honoured_exported_over_otlp_and_logged() {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_paymesh"))
         .args(["serve", "ledger"])
         .env("PAYMESH_DATABASE_URL", &db_url)
-        .env("PAYMESH_AUTH_PUBLIC_KEY_FILE", dir.join("public.pem"))
+        .env("PAYMESH_AUTH_PUBLIC_KEYS_DIR", dir.join("public"))
         .env("PAYMESH_LEDGER_LISTEN", format!("127.0.0.1:{port}"))
         .env("PAYMESH_TELEMETRY_METRICS_LISTEN", "127.0.0.1:0")
         .env("PAYMESH_TELEMETRY_LOG_LEVEL", "info")

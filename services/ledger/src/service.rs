@@ -33,18 +33,28 @@ pub struct Ledger;
 /// The ledger's description: list it where the binary lists its services.
 pub static SERVICE: Ledger = Ledger;
 
-/// Only operators and paymesh services call the ledger; accounts are opened only by operators,
-/// the merchant service (on approval) and the dev demo (`service:demo`, its own accounts).
+/// Only operators and the paymesh services that need each RPC call the ledger (a `service:*`
+/// token is not a pass to all of it): accounts are opened by operators, the merchant service
+/// (on approval) and the dev demo (`service:demo`, its own accounts); money is moved and read by
+/// operators, the services that post it (payment, billing, settlement; DESIGN §2) and the demo.
+/// A service added later that posts names itself in [`MONEY_MOVERS`].
 /// Transfers and accounts carry their own 128-bit ids, which the ledger applies at most once,
 /// so an idempotency key is optional; with one, the first answer is replayed byte for byte
 /// (while Redis keeps it; after that a retry answers EXISTS, never a second transfer).
 const ACCOUNT_OPENERS: Callers = Callers::OPERATOR.or(Callers::services(&["merchant", "demo"]));
+/// Who posts transfers and reads balances and history.
+const MONEY_MOVERS: Callers = Callers::OPERATOR.or(Callers::services(&[
+    "payment",
+    "billing",
+    "settlement",
+    "demo",
+]));
 
 const RPCS: &[Rpc] = &[
     Rpc::write("CreateAccounts", ACCOUNT_OPENERS, KeyRule::Optional),
-    Rpc::write("CreateTransfers", Callers::INTERNAL, KeyRule::Optional),
-    Rpc::read("GetBalances", Callers::INTERNAL),
-    Rpc::read("ListTransfers", Callers::INTERNAL),
+    Rpc::write("CreateTransfers", MONEY_MOVERS, KeyRule::Optional),
+    Rpc::read("GetBalances", MONEY_MOVERS),
+    Rpc::read("ListTransfers", MONEY_MOVERS),
 ];
 
 impl ServiceDef for Ledger {

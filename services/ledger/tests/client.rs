@@ -12,7 +12,7 @@ use paymesh_ledger::chart::{self, AccountCode, MerchantAccount, NewAccount, Syst
 use paymesh_ledger::client::{BatcherConfig, LedgerClient, Opened, TransferBatcher, TransferQuery};
 use paymesh_money::Id128;
 use paymesh_platform::ApiError;
-use paymesh_platform::auth::{Minter, generate_keypair};
+use paymesh_platform::auth::{Minter, TokenRules, generate_keypair};
 use paymesh_proto::ledger::v1 as pb;
 use pb::CreateTransferResult as R;
 use support::{TestLedger, plain, start};
@@ -45,7 +45,8 @@ async fn posted(c: &LedgerClient, id: Id128) -> (String, String) {
     )
 }
 
-/// Opens a bank clearing account, a merchant's accounts and fee revenue; returns
+/// Opens a bank clearing account, a merchant's accounts and fee revenue (through a client
+/// calling as the merchant service, the one service that opens accounts); returns
 /// (clearing, payable, fees).
 async fn open_chart(c: &LedgerClient) -> (Id128, Id128, Id128) {
     let merchant = Uuid::new_v4();
@@ -97,9 +98,13 @@ async fn opening_accounts_twice_finds_them_open() {
     // Nothing to open, nothing sent.
     assert_eq!(c.open_accounts(&[]).await.unwrap(), vec![]);
 
-    // The ledger has them as the chart describes them.
+    // The ledger has them as the chart describes them (read as settlement would: the merchant
+    // service opens accounts and reads nothing).
     let ids: Vec<Id128> = accounts.iter().map(|a| a.id).collect();
-    let balances = c.get_balances(&ids).await.unwrap();
+    let balances = client(&ledger, "settlement")
+        .get_balances(&ids)
+        .await
+        .unwrap();
     assert_eq!(balances.len(), n);
     for (a, b) in accounts.iter().zip(&balances) {
         assert_eq!(b.id, a.id.to_bytes().to_vec());
@@ -149,10 +154,11 @@ async fn a_batcher_answers_200_concurrent_callers_each_with_its_own_result_in_fe
     const CALLERS: usize = 200;
     let ledger = start().await;
     let c = client(&ledger, "payment");
-    let (clearing, payable, _) = open_chart(&c).await;
+    let (clearing, payable, _) = open_chart(&client(&ledger, "merchant")).await;
     // A second merchant with nothing to pay out: debiting it exceeds its credits.
     let empty = Uuid::new_v4();
-    c.open_accounts(&[MerchantAccount::Payable.new_account(empty)])
+    client(&ledger, "merchant")
+        .open_accounts(&[MerchantAccount::Payable.new_account(empty)])
         .await
         .unwrap();
     let empty = chart::merchant_account(MerchantAccount::Payable, empty);
@@ -215,7 +221,7 @@ async fn a_batcher_answers_200_concurrent_callers_each_with_its_own_result_in_fe
 async fn a_linked_pair_through_the_batcher_commits_or_fails_together() {
     let ledger = start().await;
     let c = client(&ledger, "payment");
-    let (clearing, payable, fees) = open_chart(&c).await;
+    let (clearing, payable, fees) = open_chart(&client(&ledger, "merchant")).await;
     // One call at a time, so the pairs share batches with the singles around them.
     let batcher = TransferBatcher::start(
         c.clone(),
@@ -344,7 +350,7 @@ async fn a_linked_pair_through_the_batcher_commits_or_fails_together() {
 async fn chains_are_never_split_across_calls() {
     let ledger = start().await;
     let c = client(&ledger, "payment");
-    let (clearing, payable, fees) = open_chart(&c).await;
+    let (clearing, payable, fees) = open_chart(&client(&ledger, "merchant")).await;
     // Three transfers per call at most: a pair and a single fit, two pairs do not, so pairs
     // are held over to the next call rather than split.
     let batcher = TransferBatcher::start(
@@ -406,7 +412,7 @@ async fn chains_are_never_split_across_calls() {
 
 fn minter() -> Minter {
     let (private, _public) = generate_keypair().unwrap();
-    Minter::from_private_pem(private.as_bytes(), "paymesh", "paymesh").unwrap()
+    Minter::from_private_pem("mesh", private.as_bytes(), &TokenRules::test()).unwrap()
 }
 
 fn assert_unavailable<T: std::fmt::Debug>(what: &str, r: Result<T, ApiError>) {

@@ -456,7 +456,7 @@ async fn only_authenticated_internal_callers_reach_the_ledger() {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::PermissionDenied);
     let ok = ledger
-        .client_as(Principal::Operator)
+        .client_as(Principal::Operator("test".into()))
         .get_balances(pb::GetBalancesRequest {
             account_ids: vec![vec![1; 16]],
         })
@@ -541,4 +541,98 @@ async fn an_idempotency_key_replays_the_first_answer() {
         "IDEMPOTENCY_KEY_REUSED"
     );
     assert_eq!(ledger.transfer_count().await, 1);
+}
+
+#[tokio::test]
+async fn each_service_calls_only_the_rpcs_it_needs() {
+    let ledger = start().await;
+    let accounts = || pb::CreateAccountsRequest {
+        accounts: vec![account(Id128::random(), (false, false))],
+    };
+    let err = ledger
+        .client_as(Principal::Service("payment".into()))
+        .create_accounts(accounts())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+    // Other services still read and post.
+    assert!(
+        ledger
+            .client_as(Principal::Service("payment".into()))
+            .get_balances(pb::GetBalancesRequest {
+                account_ids: vec![vec![1; 16]],
+            })
+            .await
+            .is_ok()
+    );
+    for p in [
+        Principal::Service("merchant".into()),
+        Principal::Operator("lan".into()),
+    ] {
+        let r = ledger.client_as(p).create_accounts(accounts()).await;
+        assert!(r.is_ok(), "{r:?}");
+    }
+    // The merchant service opens accounts and nothing else; a service the table does not name
+    // calls nothing.
+    let transfer = || pb::CreateTransfersRequest {
+        transfers: vec![plain(
+            Id128::random(),
+            Id128::random(),
+            Id128::random(),
+            "1",
+        )],
+    };
+    let balances = || pb::GetBalancesRequest {
+        account_ids: vec![vec![1; 16]],
+    };
+    for p in ["merchant", "reporting"] {
+        let mut c = ledger.client_as(Principal::Service(p.into()));
+        let denied = [
+            c.create_transfers(transfer()).await.map(|_| ()),
+            c.get_balances(balances()).await.map(|_| ()),
+        ];
+        for r in denied {
+            let err = r.expect_err(p);
+            assert_eq!(err.code(), tonic::Code::PermissionDenied, "{p}: {err:?}");
+        }
+    }
+    assert_eq!(ledger.transfer_count().await, 0);
+}
+
+/// Metrics are labelled by the service's known RPCs only: calls to made-up paths (no token
+/// needed to make them) all land in one `unknown` series instead of one series per path.
+#[tokio::test]
+async fn calls_to_unknown_paths_share_one_metrics_series() {
+    let ledger = start().await;
+    let channel = paymesh_platform::client::channel(&ledger.addr.to_string()).unwrap();
+    let prefix = format!("/made.up.{}", Id128::random());
+    for i in 0..100 {
+        use tonic::codegen::Service as _;
+        let mut ch = channel.clone();
+        std::future::poll_fn(|cx| ch.poll_ready(cx)).await.unwrap();
+        let request = tonic::codegen::http::Request::builder()
+            .method("POST")
+            .uri(format!("http://{}{prefix}/M{i}", ledger.addr))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(tonic::body::Body::empty())
+            .unwrap();
+        let response = ch.call(request).await.unwrap();
+        assert_ne!(
+            response.headers().get("grpc-status").map(|v| v.as_bytes()),
+            Some(&b"0"[..])
+        );
+    }
+    let text = paymesh_platform::metrics::metrics().encode();
+    let made_up = text
+        .lines()
+        .filter(|l| l.starts_with("paymesh_grpc_requests_total") && l.contains(&prefix))
+        .count();
+    assert_eq!(made_up, 0, "one series per made-up path");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("paymesh_grpc_requests_total")
+                && l.contains("method=\"unknown\"")),
+        "{text}"
+    );
 }

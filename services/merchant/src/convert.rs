@@ -144,6 +144,7 @@ pub fn merchant_to_pb(m: &MerchantRow) -> pb::Merchant {
         create_time: Some(timestamp(m.created_us)),
         update_time: Some(timestamp(m.updated_us)),
         activate_time: a.map(|a| timestamp(a.activated_us)),
+        etag: m.etag(),
     }
 }
 

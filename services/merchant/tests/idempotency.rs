@@ -76,9 +76,11 @@ async fn onboarding_is_idempotent_even_when_redis_forgets() {
     assert_eq!(mesh.count("merchants").await, 1);
 
     // Approval is idempotent too: one audit event, one virtual account, after a flush.
+    let etag = mesh.etag(&first.id).await;
     let approve = || pb::ApproveMerchantRequest {
         merchant_id: first.id.clone(),
         reason: "ok".into(),
+        etag: etag.clone(),
     };
     let approved = op
         .approve_merchant(with_key(approve(), &approve_key))

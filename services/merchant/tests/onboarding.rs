@@ -339,6 +339,7 @@ async fn an_unreachable_ledger_is_unavailable_and_changes_nothing() {
             pb::ApproveMerchantRequest {
                 merchant_id: m.id.clone(),
                 reason: "ok".into(),
+                etag: m.etag.clone(),
             },
             key,
         ))
@@ -358,6 +359,7 @@ async fn an_unreachable_ledger_is_unavailable_and_changes_nothing() {
             pb::ApproveMerchantRequest {
                 merchant_id: m.id.clone(),
                 reason: "ok".into(),
+                etag: m.etag.clone(),
             },
             key,
         ))
@@ -374,10 +376,12 @@ async fn concurrent_approvals_open_one_set_of_accounts_and_one_virtual_account()
         .map(|_| {
             let mut op = mesh.operator();
             let id = m.id.clone();
+            let etag = m.etag.clone();
             tokio::spawn(async move {
                 op.approve_merchant(keyed(pb::ApproveMerchantRequest {
                     merchant_id: id,
                     reason: "ok".into(),
+                    etag,
                 }))
                 .await
             })
@@ -387,7 +391,8 @@ async fn concurrent_approvals_open_one_set_of_accounts_and_one_virtual_account()
     for c in calls {
         match c.await.unwrap() {
             Ok(_) => ok += 1,
-            Err(e) => assert_eq!(reason(&e), "INVALID_STATUS_TRANSITION", "{e:?}"),
+            // All reviewed the same version: the first approval changed it.
+            Err(e) => assert_eq!(reason(&e), "ETAG_MISMATCH", "{e:?}"),
         }
     }
     assert_eq!(ok, 1);

@@ -43,6 +43,7 @@ async fn illegal_transitions_are_refused_and_change_nothing() {
         .approve_merchant(keyed(pb::ApproveMerchantRequest {
             merchant_id: id(),
             reason: "again".into(),
+            etag: mesh.etag(&m.id).await,
         }))
         .await
         .unwrap_err();
@@ -51,6 +52,7 @@ async fn illegal_transitions_are_refused_and_change_nothing() {
         op.reject_merchant(keyed(pb::RejectMerchantRequest {
             merchant_id: id(),
             reason: "too late".into(),
+            etag: mesh.etag(&m.id).await,
         }))
         .await
         .unwrap_err(),
@@ -117,14 +119,16 @@ async fn illegal_transitions_are_refused_and_change_nothing() {
         .approve_merchant(keyed(pb::ApproveMerchantRequest {
             merchant_id: "nope".into(),
             reason: String::new(),
+            etag: String::new(),
         }))
         .await
         .unwrap_err();
-    assert_eq!(bad_fields(&e), ["merchant_id", "reason"]);
+    assert_eq!(bad_fields(&e), ["merchant_id", "reason", "etag"]);
     let e = op
         .approve_merchant(keyed(pb::ApproveMerchantRequest {
             merchant_id: uuid::Uuid::new_v4().to_string(),
             reason: "who?".into(),
+            etag: "1".into(),
         }))
         .await
         .unwrap_err();
@@ -200,26 +204,32 @@ async fn the_audit_log_has_every_change_and_refuses_update_and_delete() {
     use pb::MerchantStatus as S;
     let me = format!("merchant:{}", m.id);
     let expected: Vec<(A, Option<S>, S, &str, &str)> = vec![
-        (A::Onboard, None, S::PendingReview, "operator", "onboarded"),
+        (
+            A::Onboard,
+            None,
+            S::PendingReview,
+            "operator:test",
+            "onboarded",
+        ),
         (
             A::Approve,
             Some(S::PendingReview),
             S::Active,
-            "operator",
+            "operator:test",
             "KYC documents checked",
         ),
         (
             A::Suspend,
             Some(S::Active),
             S::Suspended,
-            "operator",
+            "operator:test",
             "unpaid fees",
         ),
         (
             A::Reinstate,
             Some(S::Suspended),
             S::Active,
-            "operator",
+            "operator:test",
             "fees paid",
         ),
         (A::Update, Some(S::Active), S::Active, &me, "changed: phone"),
@@ -234,28 +244,28 @@ async fn the_audit_log_has_every_change_and_refuses_update_and_delete() {
             A::Approve,
             Some(S::PendingReview),
             S::Active,
-            "operator",
+            "operator:test",
             "KYC documents checked",
         ),
         (
             A::IssueCredential,
             Some(S::Active),
             S::Active,
-            "operator",
+            "operator:test",
             "",
         ),
         (
             A::RevokeCredential,
             Some(S::Active),
             S::Active,
-            "operator",
+            "operator:test",
             "",
         ),
         (
             A::Close,
             Some(S::Active),
             S::Closed,
-            "operator",
+            "operator:test",
             "moved away",
         ),
     ];
@@ -452,4 +462,200 @@ async fn changing_the_settlement_account_sends_the_merchant_back_to_review() {
         .into_inner();
     assert_eq!(review.status, pb::MerchantStatus::PendingReview as i32);
     assert_eq!(review.settlement_bank_bin, "970418");
+}
+
+/// Operators are people: the audit log names the one who acted.
+#[tokio::test]
+async fn the_audit_log_names_each_operator() {
+    use paymesh_platform::auth::Principal;
+    let mesh = start().await;
+    let m = mesh.onboard(pb::MerchantKind::Vendor, vendor()).await;
+    let alice = Principal::parse("operator:alice").unwrap();
+    let bob = Principal::parse("operator:bob").unwrap();
+    mesh.client_as(alice)
+        .approve_merchant(keyed(pb::ApproveMerchantRequest {
+            merchant_id: m.id.clone(),
+            reason: "documents checked".into(),
+            etag: m.etag.clone(),
+        }))
+        .await
+        .unwrap();
+    mesh.client_as(bob)
+        .suspend_merchant(keyed(pb::SuspendMerchantRequest {
+            merchant_id: m.id.clone(),
+            reason: "complaints".into(),
+        }))
+        .await
+        .unwrap();
+    let actors: Vec<String> = audit(&mesh, &m.id)
+        .await
+        .into_iter()
+        .skip(1)
+        .map(|e| e.actor)
+        .collect();
+    assert_eq!(actors, vec!["operator:alice", "operator:bob"]);
+}
+
+fn new_phone(id: &str, phone: &str) -> pb::UpdateMerchantRequest {
+    pb::UpdateMerchantRequest {
+        merchant_id: id.into(),
+        application: Some(pb::MerchantApplication {
+            phone: phone.into(),
+            ..Default::default()
+        }),
+        update_mask: field_mask(&["phone"]),
+    }
+}
+
+/// Approval and rejection are bound to what the operator reviewed: the merchant's etag. A
+/// merchant changed since (its phone, its settlement account, its status) is refused with
+/// ABORTED / ETAG_MISMATCH and nothing changes; reviewed again, it is approved.
+#[tokio::test]
+async fn approval_and_rejection_need_the_etag_of_what_was_reviewed() {
+    let mesh = start().await;
+    let m = mesh.onboard(pb::MerchantKind::Vendor, vendor()).await;
+    assert!(!m.etag.is_empty());
+    assert_eq!(
+        fetch(&mesh, &m.id).await.etag,
+        m.etag,
+        "a read changes nothing"
+    );
+    let reviewed = m.etag.clone();
+
+    // The merchant changes its phone while the operator reviews.
+    let updated = mesh
+        .as_merchant(&m.id)
+        .update_merchant(keyed(new_phone(&m.id, "0912345678")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(updated.etag, reviewed);
+    // Writing the same values again is no change: the etag stays.
+    let same = mesh
+        .as_merchant(&m.id)
+        .update_merchant(keyed(new_phone(&m.id, "0912345678")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(same.etag, updated.etag);
+
+    let mut op = mesh.operator();
+    let stale = |e: tonic::Status| {
+        assert_eq!(e.code(), Code::Aborted, "{e:?}");
+        assert_eq!(reason(&e), "ETAG_MISMATCH");
+    };
+    stale(
+        op.approve_merchant(keyed(pb::ApproveMerchantRequest {
+            merchant_id: m.id.clone(),
+            reason: "documents checked".into(),
+            etag: reviewed.clone(),
+        }))
+        .await
+        .unwrap_err(),
+    );
+    stale(
+        op.reject_merchant(keyed(pb::RejectMerchantRequest {
+            merchant_id: m.id.clone(),
+            reason: "documents forged".into(),
+            etag: reviewed.clone(),
+        }))
+        .await
+        .unwrap_err(),
+    );
+    let now = fetch(&mesh, &m.id).await;
+    assert_eq!(now.status, pb::MerchantStatus::PendingReview as i32);
+    assert!(now.virtual_account_number.is_empty());
+    assert_eq!(now.etag, updated.etag);
+    assert_eq!(
+        mesh.count("audit_events").await,
+        2,
+        "onboard and update only"
+    );
+    let accounts: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger.accounts")
+        .fetch_one(&mesh.pool)
+        .await
+        .unwrap();
+    assert_eq!(accounts, 0, "no ledger accounts for a refused approval");
+
+    // Reviewed again: approved, and the status change is a new version too.
+    let approved = op
+        .approve_merchant(keyed(pb::ApproveMerchantRequest {
+            merchant_id: m.id.clone(),
+            reason: "documents checked".into(),
+            etag: now.etag.clone(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(approved.status, pb::MerchantStatus::Active as i32);
+    assert_ne!(approved.etag, now.etag);
+    assert_eq!(fetch(&mesh, &m.id).await.etag, approved.etag);
+    let suspended = op
+        .suspend_merchant(keyed(pb::SuspendMerchantRequest {
+            merchant_id: m.id.clone(),
+            reason: "complaints".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(suspended.etag, approved.etag);
+}
+
+/// Approval opens the ledger accounts before it locks the merchant: with a ledger that never
+/// answers, the merchant can still be read and updated while the approval waits for it.
+#[tokio::test]
+async fn a_slow_ledger_does_not_hold_the_merchant_during_approval() {
+    // Accepts connections (the kernel's backlog) and never answers: the slowest ledger.
+    let black_hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mesh = start_with(Options {
+        ledger_addr: Some(black_hole.local_addr().unwrap().to_string()),
+    })
+    .await;
+    let m = mesh.onboard(pb::MerchantKind::Vendor, vendor()).await;
+    let mut op = mesh.operator();
+    let (id, etag) = (m.id.clone(), m.etag.clone());
+    let approval = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let r = op
+            .approve_merchant(keyed(pb::ApproveMerchantRequest {
+                merchant_id: id,
+                reason: "documents checked".into(),
+                etag,
+            }))
+            .await;
+        (r, started.elapsed())
+    });
+    // Let the approval reach the ledger (it waits there for the ledger's timeout, 5 s).
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert!(!approval.is_finished(), "the approval should be waiting");
+
+    let started = std::time::Instant::now();
+    let updated = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        mesh.as_merchant(&m.id)
+            .update_merchant(keyed(new_phone(&m.id, "0912345678"))),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .into_inner();
+    let update_took = started.elapsed();
+    assert!(
+        update_took < std::time::Duration::from_millis(2500),
+        "the update waited {update_took:?} for the approval's ledger call"
+    );
+    assert!(
+        !approval.is_finished(),
+        "the update should finish while the approval still waits for the ledger"
+    );
+    assert_eq!(updated.status, pb::MerchantStatus::PendingReview as i32);
+
+    // The approval fails (the ledger never answered) and changes nothing.
+    let (result, took) = approval.await.unwrap();
+    let e = result.unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e:?} after {took:?}");
+    let after = fetch(&mesh, &m.id).await;
+    assert_eq!(after.status, pb::MerchantStatus::PendingReview as i32);
+    assert_eq!(after.etag, updated.etag);
+    drop(black_hole);
 }

@@ -105,9 +105,15 @@ pub struct DatabaseConfig {
 pub struct AuthConfig {
     pub issuer: String,
     pub audience: String,
-    pub public_key_file: PathBuf,
+    /// Every `<kid>.pem` in it verifies tokens whose header names that `kid`.
+    pub public_keys_dir: PathBuf,
+    /// The services' signing key (its file name is its key id).
     pub private_key_file: PathBuf,
+    /// The operators' signing key, for the CLI.
+    pub operator_private_key_file: PathBuf,
     pub leeway_seconds: u64,
+    /// Longest `exp - iat`.
+    pub token_lifetime_max_seconds: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -122,6 +128,8 @@ pub struct ServerConfig {
 pub struct IdempotencyConfig {
     pub lease: Duration,
     pub retention: Duration,
+    /// How often each service deletes its expired `idempotency_keys` rows.
+    pub sweep_interval: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +151,8 @@ pub struct RedisConfig {
     pub url: Secret,
     /// Starts every key paymesh writes; tests give each run its own.
     pub key_prefix: String,
+    /// Longest wait for one Redis command (Redis is a fast path: past this, go without).
+    pub command_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -448,13 +458,18 @@ impl Config {
             redis: RedisConfig {
                 url: raw.url("redis.url", &["redis", "rediss", "redis+unix"])?,
                 key_prefix: raw.text("redis.key_prefix").to_string(),
+                command_timeout: raw.ms("redis.command_timeout_ms")?,
             },
             auth: AuthConfig {
                 issuer: raw.non_empty("auth.issuer")?,
                 audience: raw.non_empty("auth.audience")?,
-                public_key_file: PathBuf::from(raw.non_empty("auth.public_key_file")?),
+                public_keys_dir: PathBuf::from(raw.non_empty("auth.public_keys_dir")?),
                 private_key_file: PathBuf::from(raw.non_empty("auth.private_key_file")?),
+                operator_private_key_file: PathBuf::from(
+                    raw.non_empty("auth.operator_private_key_file")?,
+                ),
                 leeway_seconds: raw.uint("auth.leeway_seconds")?,
+                token_lifetime_max_seconds: raw.uint("auth.token_lifetime_max_seconds")?,
             },
             server: ServerConfig {
                 message_bytes_max: raw.uint("server.message_bytes_max")? as usize,
@@ -466,6 +481,7 @@ impl Config {
             idempotency: IdempotencyConfig {
                 lease: raw.ms("idempotency.lease_ms")?,
                 retention: Duration::from_secs(raw.uint("idempotency.retention_seconds")?),
+                sweep_interval: raw.ms("idempotency.sweep_interval_ms")?,
             },
             telemetry: TelemetryConfig {
                 log_format,

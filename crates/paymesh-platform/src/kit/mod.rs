@@ -7,7 +7,7 @@
 //! which builds the tonic service from a [`StartContext`]. [`Mesh::spawn`] does the rest the
 //! same way for every service: pool, migrations, shared Redis, listener, the tower stack
 //! (telemetry, auth with the RPC table, idempotency), health and reflection listing only this
-//! service, and a graceful drain on stop.
+//! service, a sweeper of the service's expired idempotency keys, and a graceful drain on stop.
 
 pub mod policy;
 
@@ -195,6 +195,9 @@ impl Mesh {
         if applied > 0 {
             tracing::info!(service = name, applied, "migrations applied");
         }
+        let sweep_pool = crate::idempotency::pg::has_table(&pool, name)
+            .await?
+            .then(|| pool.clone());
         let peers: BTreeMap<&'static str, SocketAddr> =
             self.running.iter().map(|r| (r.name, r.addr)).collect();
         let started = def
@@ -209,6 +212,15 @@ impl Mesh {
             })
             .await
             .with_context(|| format!("starting {name}"))?;
+        // Expired idempotency keys are deleted while the service runs (stopped with the mesh).
+        if let Some(pool) = sweep_pool {
+            tokio::spawn(crate::idempotency::pg::sweep_every(
+                pool,
+                name,
+                self.env.config.idempotency.sweep_interval,
+                stopped(self.stop.subscribe()),
+            ));
+        }
         let cfg = &self.env.config;
         let prefix = &cfg.redis.key_prefix;
         let verifier = self
@@ -221,7 +233,9 @@ impl Mesh {
             prefix,
             policy.idempotent(),
             &cfg.idempotency,
-        );
+        )
+        .with_command_timeout(cfg.redis.command_timeout)
+        .replayed_by_service(policy.replayed_by_service());
         let server = crate::server::Server {
             grpc_service: def.grpc_service(),
             policy: Arc::new(policy),

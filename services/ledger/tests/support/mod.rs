@@ -42,8 +42,11 @@ impl TestLedger {
         LedgerServiceClient::new(self.mesh.channel_as("ledger", principal))
     }
 
+    /// A caller that may call every RPC: the dev demo (`service:demo`), which opens its own
+    /// accounts and posts to them. In production opening (merchant) and posting (payment,
+    /// billing, settlement) are different services; `client_as` names one.
     pub fn client(&self) -> Client {
-        self.client_as(Principal::Service("test".into()))
+        self.client_as(Principal::Service("demo".into()))
     }
 
     pub fn anonymous(&self) -> Client {

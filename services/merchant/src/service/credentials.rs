@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use paymesh_platform::ApiError;
-use paymesh_platform::auth::{Principal, mark_credential_revoked, principal};
+use paymesh_platform::auth::{
+    Principal, is_credential_revoked, mark_credential_revoked, principal,
+};
 use paymesh_platform::edge::{Violations, Work, cursor_i64, i64_cursor};
 use paymesh_platform::migrate::RowLock;
 use paymesh_platform::time::timestamp_in;
@@ -40,10 +42,32 @@ impl Revocations {
         }
     }
 
-    async fn list(&self, id: uuid::Uuid, ttl: Duration) -> redis::RedisResult<()> {
+    /// Lists one token family (a `cid` claim, see [`token_cids`]).
+    async fn list(&self, cid: &str, ttl: Duration) -> redis::RedisResult<()> {
         let mut conn = self.conn.clone();
-        mark_credential_revoked(&mut conn, &self.key_prefix, &credential::id_text(id), ttl).await
+        mark_credential_revoked(&mut conn, &self.key_prefix, cid, ttl).await
     }
+
+    /// Whether a token family is listed; `Err` when Redis cannot tell.
+    async fn is_listed(&self, cid: &str) -> redis::RedisResult<bool> {
+        let mut conn = self.conn.clone();
+        is_credential_revoked(&mut conn, &self.key_prefix, cid).await
+    }
+}
+
+/// The `cid` claim of a token exchanged for credential `id` while its merchant's token epoch
+/// is `epoch`. The epoch goes up when the merchant is suspended: listing `<id>.<old epoch>`
+/// stops the tokens exchanged before the suspension, while the same credential exchanged after
+/// reinstatement (`<id>.<new epoch>`) is not listed. A credential revoked for good is listed
+/// at its merchant's current epoch (no token of a later one can exist: it is refused).
+pub(super) fn token_cid(id: uuid::Uuid, epoch: i32) -> String {
+    format!("{}.{epoch}", credential::id_text(id))
+}
+
+/// The `cid`s to list for credential `id` at `epochs`, and its bare id (what tokens exchanged
+/// before token epochs existed carry).
+fn token_cids(id: uuid::Uuid, epochs: std::ops::Range<i32>) -> impl Iterator<Item = String> {
+    std::iter::once(credential::id_text(id)).chain(epochs.map(move |e| token_cid(id, e)))
 }
 
 impl MerchantService {
@@ -52,15 +76,59 @@ impl MerchantService {
         self.inner.settings.credential_token_ttl + REVOCATION_MARGIN
     }
 
-    /// Lists revoked credentials for the auth layers, before the revocation commits: if Redis
-    /// cannot take it, the RPC fails and nothing is revoked.
+    /// The revocation list, or UNAVAILABLE: without one (no Redis at start-up) a revocation
+    /// could not reach the auth layers, so nothing that depends on it happens: revocation
+    /// never fails open.
+    fn revocation_list(&self) -> Result<&Revocations, ApiError> {
+        self.inner.revocations.as_ref().ok_or_else(|| {
+            ApiError::Unavailable(
+                "the credential revocation list (Redis) is unavailable; retry later".into(),
+            )
+        })
+    }
+
+    /// Lists revoked credentials for the auth layers, before the revocation commits: if there
+    /// is no list or Redis cannot take it, the RPC fails and nothing is revoked.
     pub(super) async fn publish_revocations(&self, ids: &[uuid::Uuid]) -> Result<(), ApiError> {
-        let Some(revocations) = &self.inner.revocations else {
+        if ids.is_empty() {
             return Ok(());
-        };
-        for id in ids {
+        }
+        let revocations = self.revocation_list()?;
+        // The merchant's row is locked by the caller: no suspension moves the epoch meanwhile.
+        let epochs = store::token_epochs(self.pool(), ids).await?;
+        let cids = epochs
+            .into_iter()
+            .flat_map(|(id, epoch)| token_cids(id, epoch..epoch + 1));
+        self.list_cids(revocations, cids).await
+    }
+
+    /// Suspension: lists the tokens of every valid credential of the merchant exchanged at the
+    /// epoch now ended, before the suspension commits (if Redis cannot take it, the RPC fails
+    /// and nothing changes). The credentials stay valid: after reinstatement they are
+    /// exchanged again, for tokens of the new epoch.
+    pub(super) async fn publish_token_cut(
+        &self,
+        ids: &[uuid::Uuid],
+        ended_epoch: i32,
+    ) -> Result<(), ApiError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let revocations = self.revocation_list()?;
+        let cids = ids
+            .iter()
+            .flat_map(|id| token_cids(*id, ended_epoch..ended_epoch + 1));
+        self.list_cids(revocations, cids).await
+    }
+
+    async fn list_cids(
+        &self,
+        revocations: &Revocations,
+        cids: impl Iterator<Item = String>,
+    ) -> Result<(), ApiError> {
+        for cid in cids {
             revocations
-                .list(*id, self.revocation_window())
+                .list(&cid, self.revocation_window())
                 .await
                 .map_err(|e| {
                     ApiError::Unavailable(format!("cannot list the revoked credential: {e}"))
@@ -82,15 +150,27 @@ impl MerchantService {
             let mut tick = tokio::time::interval(REVOCATION_REPUBLISH);
             while weak.strong_count() > 0 {
                 tick.tick().await;
-                let ids = match store::recently_revoked_credentials(&pool, window).await {
-                    Ok(ids) => ids,
-                    Err(e) => {
+                // Revoked credentials at their merchant's epoch; credentials of a merchant
+                // suspended within the window at every earlier epoch.
+                let listed = match (
+                    store::recently_revoked_credentials(&pool, window).await,
+                    store::recently_cut_credentials(&pool, window).await,
+                ) {
+                    (Ok(revoked), Ok(cut)) => revoked
+                        .into_iter()
+                        .flat_map(|(id, epoch)| token_cids(id, epoch..epoch + 1))
+                        .chain(
+                            cut.into_iter()
+                                .flat_map(|(id, epoch)| token_cids(id, 0..epoch)),
+                        )
+                        .collect::<Vec<_>>(),
+                    (Err(e), _) | (_, Err(e)) => {
                         tracing::warn!(error = format!("{e:#}"), "cannot read revoked credentials");
                         continue;
                     }
                 };
-                for id in ids {
-                    if let Err(e) = revocations.list(id, window).await {
+                for cid in listed {
+                    if let Err(e) = revocations.list(&cid, window).await {
                         tracing::warn!(error = %e, "cannot rewrite the credential revocation list");
                         break;
                     }
@@ -154,7 +234,8 @@ impl MerchantService {
                 store::append_audit(&mut work.tx, &event).await?;
                 let credential = convert::credential_to_pb(&stored);
                 tracing::info!(merchant_id = %id, credential_id = %credential.id, %actor, "credential issued");
-                // The stored replay leaves the secret out: paymesh keeps no copy of it at rest.
+                // The stored replay leaves the secret out: paymesh keeps no copy of it at rest
+                // (and the idempotency layer keeps no answer for this RPC: `replayed_by_service`).
                 let without_secret = pb::IssueCredentialResponse {
                     credential: Some(credential.clone()),
                     secret: String::new(),
@@ -248,22 +329,31 @@ impl MerchantService {
         let check = store::credential_check(self.pool(), presented.id)
             .await?
             .ok_or_else(refused)?;
-        // The hash is compared before anything else is looked at, in constant time.
+        // The hash is compared before anything else is looked at, in constant time. Only an
+        // ACTIVE merchant's credentials are exchanged (not while pending review or suspended).
         if !presented.matches(&check.secret_sha256)
             || check.revoked
-            || matches!(
-                check.merchant_status,
-                MerchantStatus::Closed | MerchantStatus::Rejected
-            )
+            || check.merchant_status != MerchantStatus::Active
         {
+            return Err(refused());
+        }
+        // No token that could not be revoked: without a revocation list that answers now,
+        // UNAVAILABLE (and a listed token family is refused).
+        let cid = token_cid(presented.id, check.token_epoch);
+        let listed = self.revocation_list()?.is_listed(&cid).await.map_err(|_| {
+            ApiError::Unavailable("cannot check the credential's revocation now; retry".into())
+        })?;
+        if listed {
             return Err(refused());
         }
         let ttl = self.inner.settings.credential_token_ttl;
         let credential_id = credential::id_text(presented.id);
+        // The token names the credential and the merchant's token epoch: a suspension lists
+        // this epoch, so the token stops with it (see `token_cid`).
         let token = self.inner.minter.mint_for_credential(
             &Principal::Merchant(check.merchant.to_string()),
             ttl.as_secs(),
-            &credential_id,
+            &cid,
         )?;
         tracing::info!(merchant_id = %check.merchant, %credential_id, "credential exchanged");
         Ok(pb::ExchangeCredentialResponse {

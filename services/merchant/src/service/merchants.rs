@@ -222,7 +222,7 @@ fn parse_update(
         );
     }
     if let Some(id) = id
-        && *caller != Principal::Operator
+        && !caller.is_operator()
         && !paymesh_platform::kit::is_owner(caller, &id.to_string())
     {
         return Err(ApiError::PermissionDenied(format!(
@@ -316,7 +316,7 @@ fn status_after_update(
     {
         return Ok((row.status, AuditAction::Update));
     }
-    let actor = if *caller == Principal::Operator {
+    let actor = if caller.is_operator() {
         Actor::Operator
     } else {
         Actor::TheMerchant

@@ -70,7 +70,9 @@ pub const RPCS: &[Rpc] = &[
     Rpc::write("CloseMerchant", OPERATOR, KEY),
     Rpc::read("ListMerchantAuditEvents", OPERATOR),
     Rpc::read("GetStaticQr", READERS),
-    Rpc::write("IssueCredential", OPERATOR, KEY),
+    // Its first answer holds the secret, which is kept nowhere: the layer keeps no answer, and
+    // a retry gets the same credential without its secret from PostgreSQL.
+    Rpc::write("IssueCredential", OPERATOR, KEY).replayed_by_service(),
     Rpc::write("RevokeCredential", OPERATOR, KEY),
     Rpc::read("ListCredentials", OPERATOR),
     // It authenticates its caller itself: a `pmk_…` API credential in `authorization`,

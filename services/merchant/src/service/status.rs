@@ -22,6 +22,11 @@ use crate::store::{self, AuditAction, MerchantRow, NewActivation, NewAuditEvent}
 pub(super) trait StatusChange {
     fn merchant_id(&self) -> &str;
     fn reason(&self) -> &str;
+    /// The etag of the merchant as the operator reviewed it: approval and rejection carry one
+    /// (required), the other changes none.
+    fn etag(&self) -> Option<&str> {
+        None
+    }
 }
 
 macro_rules! status_change {
@@ -37,12 +42,39 @@ macro_rules! status_change {
     )*};
 }
 status_change!(
-    pb::ApproveMerchantRequest,
-    pb::RejectMerchantRequest,
     pb::SuspendMerchantRequest,
     pb::ReinstateMerchantRequest,
     pb::CloseMerchantRequest
 );
+
+macro_rules! reviewed_status_change {
+    ($($t:ty),*) => {$(
+        impl StatusChange for $t {
+            fn merchant_id(&self) -> &str {
+                &self.merchant_id
+            }
+            fn reason(&self) -> &str {
+                &self.reason
+            }
+            fn etag(&self) -> Option<&str> {
+                Some(&self.etag)
+            }
+        }
+    )*};
+}
+reviewed_status_change!(pb::ApproveMerchantRequest, pb::RejectMerchantRequest);
+
+/// The merchant changed since the operator reviewed it.
+fn etag_mismatch(row: &MerchantRow) -> ApiError {
+    ApiError::Aborted {
+        reason: "ETAG_MISMATCH",
+        message: format!(
+            "merchant {} changed since it was reviewed (its etag is now {:?}): review it again",
+            row.id,
+            row.etag()
+        ),
+    }
+}
 
 fn audit_action(action: Action) -> AuditAction {
     match action {
@@ -65,18 +97,42 @@ impl MerchantService {
         let mut v = Violations::default();
         let id = v.merchant_id("merchant_id", request.get_ref().merchant_id());
         let reason = v.reason(request.get_ref().reason());
+        let etag = request.get_ref().etag().map(str::to_owned);
+        if etag.as_deref() == Some("") {
+            v.add(
+                "etag",
+                "is required: the merchant's etag as reviewed (GetMerchant)",
+            );
+        }
         v.into_result()?;
         let id = id.ok_or_else(|| ApiError::invalid("merchant_id", "required"))?;
+        // Approval opens the ledger accounts first, holding no lock (see `open_accounts`).
+        let opened = match action {
+            Action::Approve => self.open_accounts(id, etag.as_deref()).await?,
+            _ => false,
+        };
         self.inner
             .tx
             .once(&request, |mut work: Work| async move {
                 let row = store::merchant(&mut work.tx, id, RowLock::ForUpdate)
                     .await?
                     .ok_or_else(not_found_merchant)?;
+                if etag.as_ref().is_some_and(|e| *e != row.etag()) {
+                    return Err(etag_mismatch(&row));
+                }
                 let to =
                     transition(row.status, action, Actor::Operator).map_err(transition_error)?;
                 match action {
+                    Action::Approve if !opened => {
+                        // Not reached: the same version was approvable when the accounts were
+                        // looked at. Refused rather than activated without accounts.
+                        return Err(ApiError::Aborted {
+                            reason: "MERCHANT_CHANGED",
+                            message: "the merchant changed during approval; retry".into(),
+                        });
+                    }
                     Action::Approve => self.activate(&mut work.tx, &row, to).await?,
+                    Action::Suspend => self.suspend(&mut work.tx, id, to).await?,
                     Action::Close => self.close(&mut work.tx, id, to, &actor).await?,
                     _ => store::set_status(&mut work.tx, id, to).await?,
                 }
@@ -113,17 +169,56 @@ impl MerchantService {
         Ok(())
     }
 
-    /// Approval: opens the ledger accounts (or finds them, on a retry or a second approval),
-    /// and on the first approval assigns the virtual account and issues the static QR.
+    /// Suspension stops the merchant's live credential tokens at once: a new token epoch, and
+    /// the old one's tokens listed for the auth layers before the commit. The credentials stay
+    /// valid (exchanged again after reinstatement); exchanges are refused meanwhile.
+    async fn suspend(
+        &self,
+        tx: &mut PgConnection,
+        id: MerchantId,
+        to: MerchantStatus,
+    ) -> Result<(), ApiError> {
+        let ended = store::suspend(tx, id, to).await?;
+        let credentials = store::valid_credentials(tx, id).await?;
+        self.publish_token_cut(&credentials, ended).await?;
+        tracing::info!(merchant_id = %id, credentials = credentials.len(), "credential tokens stopped on suspension");
+        Ok(())
+    }
+
+    /// Approval's first step, before its transaction and without any lock: opens the merchant's
+    /// ledger accounts if the merchant is as reviewed (`etag`) and may be approved. Their ids
+    /// derive from the merchant id, so a retry or a second approval finds them open (EXISTS
+    /// counts as opened). A slow or unreachable ledger (UNAVAILABLE after its timeout) thus
+    /// blocks no reader or writer of the merchant, and changes nothing. `false` when not
+    /// opened: the transaction's locked checks then refuse, or an idempotent replay answers.
+    async fn open_accounts(&self, id: MerchantId, etag: Option<&str>) -> Result<bool, ApiError> {
+        let mut conn = self.pool().acquire().await.map_err(db)?;
+        let row = store::merchant(&mut conn, id, RowLock::None).await?;
+        drop(conn);
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        if etag.is_some_and(|e| e != row.etag())
+            || transition(row.status, Action::Approve, Actor::Operator).is_err()
+        {
+            return Ok(false);
+        }
+        self.inner
+            .ledger
+            .open_accounts(&row.id.ledger_accounts().to_open())
+            .await?;
+        Ok(true)
+    }
+
+    /// Approval, with the merchant's row locked and its ledger accounts open: on the first
+    /// approval assigns the virtual account and issues the static QR.
     async fn activate(
         &self,
         tx: &mut PgConnection,
         row: &MerchantRow,
         to: MerchantStatus,
     ) -> Result<(), ApiError> {
-        // Called with the merchant's row locked: a concurrent approval waits for this one.
         let opened = row.id.ledger_accounts();
-        self.inner.ledger.open_accounts(&opened.to_open()).await?;
         if row.activation.is_some() {
             store::set_status(tx, row.id, to).await?;
             return Ok(());

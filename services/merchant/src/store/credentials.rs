@@ -126,20 +126,68 @@ pub async fn revoke_all_credentials(
     .context("revoking credentials")
 }
 
-/// Credentials revoked within the last `window`: the ones whose exchanged tokens may still be
-/// alive, to be kept on the revocation list.
+/// Credentials revoked within the last `window`, with their merchant's token epoch: the ones
+/// whose exchanged tokens may still be alive, to be kept on the revocation list.
 pub async fn recently_revoked_credentials(
     pool: &PgPool,
     window: std::time::Duration,
-) -> anyhow::Result<Vec<Uuid>> {
-    sqlx::query_scalar(
-        "SELECT id FROM merchant.credentials \
-         WHERE revoked_at > now() - make_interval(secs => $1)",
+) -> anyhow::Result<Vec<(Uuid, i32)>> {
+    let rows: Vec<(Uuid, i32)> = sqlx::query_as(
+        "SELECT c.id, m.token_epoch FROM merchant.credentials c \
+         JOIN merchant.merchants m ON m.id = c.merchant_id \
+         WHERE c.revoked_at > now() - make_interval(secs => $1)",
     )
     .bind(window.as_secs_f64())
     .fetch_all(pool)
     .await
-    .context("listing recently revoked credentials")
+    .context("listing recently revoked credentials")?;
+    Ok(rows)
+}
+
+/// Credentials of merchants whose tokens were cut (suspension) within the last `window`, with
+/// the merchant's token epoch now: tokens of every earlier epoch are to stay listed.
+pub async fn recently_cut_credentials(
+    pool: &PgPool,
+    window: std::time::Duration,
+) -> anyhow::Result<Vec<(Uuid, i32)>> {
+    let rows: Vec<(Uuid, i32)> = sqlx::query_as(
+        "SELECT c.id, m.token_epoch FROM merchant.credentials c \
+         JOIN merchant.merchants m ON m.id = c.merchant_id \
+         WHERE m.tokens_cut_at > now() - make_interval(secs => $1) \
+         AND c.created_at <= m.tokens_cut_at",
+    )
+    .bind(window.as_secs_f64())
+    .fetch_all(pool)
+    .await
+    .context("listing credentials of recently suspended merchants")?;
+    Ok(rows)
+}
+
+/// The merchant's valid credentials (in the caller's transaction, the merchant locked).
+pub async fn valid_credentials(
+    tx: &mut PgConnection,
+    merchant: MerchantId,
+) -> anyhow::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT id FROM merchant.credentials WHERE merchant_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(merchant.uuid())
+    .fetch_all(&mut *tx)
+    .await
+    .context("listing valid credentials")
+}
+
+/// Each credential with its merchant's token epoch (as committed).
+pub async fn token_epochs(pool: &PgPool, ids: &[Uuid]) -> anyhow::Result<Vec<(Uuid, i32)>> {
+    let rows: Vec<(Uuid, i32)> = sqlx::query_as(
+        "SELECT c.id, m.token_epoch FROM merchant.credentials c \
+         JOIN merchant.merchants m ON m.id = c.merchant_id WHERE c.id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+    .context("reading token epochs")?;
+    Ok(rows)
 }
 
 pub async fn list_credentials(
@@ -168,11 +216,14 @@ pub struct CredentialCheck {
     pub merchant_status: MerchantStatus,
     pub secret_sha256: Vec<u8>,
     pub revoked: bool,
+    /// The merchant's token epoch: tokens carry it in their `cid`.
+    pub token_epoch: i32,
 }
 
 pub async fn credential_check(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<CredentialCheck>> {
     let row = sqlx::query(
-        "SELECT c.merchant_id, m.status, c.secret_sha256, c.revoked_at IS NOT NULL AS revoked \
+        "SELECT c.merchant_id, m.status, m.token_epoch, c.secret_sha256, \
+         c.revoked_at IS NOT NULL AS revoked \
          FROM merchant.credentials c JOIN merchant.merchants m ON m.id = c.merchant_id \
          WHERE c.id = $1",
     )
@@ -189,5 +240,6 @@ pub async fn credential_check(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<
         merchant_status: MerchantStatus::parse(&status).context("stored status")?,
         secret_sha256: row.try_get("secret_sha256")?,
         revoked: row.try_get("revoked")?,
+        token_epoch: row.try_get("token_epoch")?,
     }))
 }

@@ -42,6 +42,11 @@ pub fn migrations() -> Vec<Migration> {
             name: "household business tax codes",
             sql: include_str!("../../migrations/0003_household_tax_code.sql"),
         },
+        Migration {
+            version: 4,
+            name: "merchant version (etag) and credential token epoch",
+            sql: include_str!("../../migrations/0004_merchant_version_and_token_epoch.sql"),
+        },
     ]
 }
 
@@ -191,6 +196,17 @@ pub struct MerchantRow {
     pub activation: Option<Activation>,
     pub created_us: i64,
     pub updated_us: i64,
+    /// Goes up by one on every change of the row (a trigger): the merchant's etag.
+    pub version: i64,
+    /// The epoch of the merchant's credential tokens (goes up on suspension).
+    pub token_epoch: i32,
+}
+
+impl MerchantRow {
+    /// The merchant's etag (AIP-154): its version, as text. Opaque to clients.
+    pub fn etag(&self) -> String {
+        self.version.to_string()
+    }
 }
 
 /// What the first approval set, together.
@@ -207,7 +223,7 @@ pub struct Activation {
 const MERCHANT_COLUMNS: &str = "id, seq, kind, status, business_name, trading_name, tax_code, \
     owner_citizen_id, phone, address, market_name, stall_number, mcc, biller_category, \
     settlement_bank_bin, settlement_account_number, virtual_account_number, collection_bank_bin, \
-    static_qr_payload, payable_account_id, receivable_account_id, \
+    static_qr_payload, payable_account_id, receivable_account_id, version, token_epoch, \
     (extract(epoch FROM activated_at) * 1000000)::bigint AS activated_us, \
     (extract(epoch FROM created_at) * 1000000)::bigint AS created_us, \
     (extract(epoch FROM updated_at) * 1000000)::bigint AS updated_us";
@@ -258,6 +274,8 @@ fn merchant_row(row: &PgRow) -> anyhow::Result<MerchantRow> {
         activation,
         created_us: row.try_get("created_us")?,
         updated_us: row.try_get("updated_us")?,
+        version: row.try_get("version")?,
+        token_epoch: row.try_get("token_epoch")?,
     })
 }
 
@@ -347,6 +365,25 @@ pub async fn set_status(
         .await
         .context("changing a merchant's status")?;
     Ok(())
+}
+
+/// Suspension: the status, and a new epoch for the merchant's credential tokens (tokens of the
+/// old epoch are listed as revoked by the caller). Returns the old epoch.
+pub async fn suspend(
+    tx: &mut PgConnection,
+    id: MerchantId,
+    status: MerchantStatus,
+) -> anyhow::Result<i32> {
+    let epoch: i32 = sqlx::query_scalar(
+        "UPDATE merchant.merchants SET status = $2, token_epoch = token_epoch + 1, \
+         tokens_cut_at = now(), updated_at = now() WHERE id = $1 RETURNING token_epoch",
+    )
+    .bind(id.uuid())
+    .bind(status.as_str())
+    .fetch_one(&mut *tx)
+    .await
+    .context("suspending a merchant")?;
+    Ok(epoch - 1)
 }
 
 /// The next number of the virtual account sequence.

@@ -39,23 +39,36 @@ pub async fn start() -> Mesh {
 }
 
 pub async fn start_with(options: Options) -> Mesh {
+    start_on(options, None).await
+}
+
+/// The mesh with no Redis reachable when the services start (`redis.url` a dead port); the
+/// test kit keeps its own connection.
+pub async fn start_without_redis() -> Mesh {
+    let dead = format!("redis://127.0.0.1:{}/", paymesh_testkit::free_port());
+    start_on(Options::default(), Some(&dead)).await
+}
+
+async fn start_on(options: Options, redis_url: Option<&str>) -> Mesh {
+    let mut overrides: Vec<(&str, &str)> = Vec::new();
+    if let Some(url) = redis_url {
+        overrides.push(("redis.url", url));
+    }
     let kit = match &options.ledger_addr {
         None => {
+            overrides.push(("ledger.writers", "1"));
             TestMesh::start_with(
                 &[
                     &paymesh_ledger::SERVICE as &dyn ServiceDef,
                     &paymesh_merchant::SERVICE,
                 ],
-                &[("ledger.writers", "1")],
+                &overrides,
             )
             .await
         }
         Some(addr) => {
-            TestMesh::start_with(
-                &[&paymesh_merchant::SERVICE],
-                &[("merchant.ledger_addr", addr)],
-            )
-            .await
+            overrides.push(("merchant.ledger_addr", addr));
+            TestMesh::start_with(&[&paymesh_merchant::SERVICE], &overrides).await
         }
     };
     Mesh {
@@ -73,17 +86,18 @@ impl Mesh {
     }
 
     pub fn operator(&self) -> Client {
-        self.client_as(Principal::Operator)
+        self.client_as(Principal::Operator("test".into()))
     }
 
     pub fn as_merchant(&self, id: &str) -> Client {
         self.client_as(Principal::Merchant(id.into()))
     }
 
+    /// The ledger as settlement reads it (the merchant service itself only opens accounts).
     pub fn ledger(&self) -> Ledger {
         LedgerServiceClient::new(
             self.kit
-                .channel_as("ledger", Principal::Service("test".into())),
+                .channel_as("ledger", Principal::Service("settlement".into())),
         )
     }
 
@@ -113,15 +127,23 @@ impl Mesh {
             .into_inner()
     }
 
+    /// Approves the merchant as it is now (its current etag, as an operator reviewing it sees).
     pub async fn approve(&self, id: &str) -> pb::Merchant {
+        let etag = fetch(self, id).await.etag;
         self.operator()
             .approve_merchant(keyed(pb::ApproveMerchantRequest {
                 merchant_id: id.into(),
                 reason: "KYC documents checked".into(),
+                etag,
             }))
             .await
             .unwrap()
             .into_inner()
+    }
+
+    /// The merchant's etag now.
+    pub async fn etag(&self, id: &str) -> String {
+        fetch(self, id).await.etag
     }
 }
 
