@@ -107,6 +107,11 @@ type Client = LedgerServiceClient<
     tonic::service::interceptor::InterceptedService<tonic::transport::Channel, CallContext>,
 >;
 
+/// The same allocator as the `paymesh` binary, so the load generator costs the machine as
+/// little as it can.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -7,6 +7,12 @@ mod merchant_cli;
 mod qr;
 mod stack;
 
+/// mimalloc instead of glibc's malloc: allocation was a sixth of the ledger's CPU per
+/// single-transfer RPC (`perf record` under `paymesh-load ledger --batch 1`), most of it
+/// glibc's free-list upkeep; see the README's benchmark.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     cli::main()
 }

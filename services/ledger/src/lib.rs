@@ -14,6 +14,7 @@
 
 pub mod chart;
 pub mod client;
+pub mod commit_order;
 pub mod config;
 pub mod engine;
 pub mod metrics;

@@ -210,8 +210,8 @@ pub async fn account_states(
         .collect()
 }
 
-/// Inserts new transfer rows with one statement. Ids that exist already are skipped and the
-/// count of stored rows is returned, so the caller can tell. Each row's `seq` starts as its
+/// Inserts new transfer rows with one statement and returns how many went in. An id stored
+/// already fails the statement (the primary key, `transfers_pkey`). Each row's `seq` starts as its
 /// `ts`; [`finish_batch`] says whether it must move.
 pub async fn insert_transfers(
     conn: &mut PgConnection,
@@ -252,8 +252,7 @@ pub async fn insert_transfers(
          SELECT id, d, c, a, cur, code, ref, fl, NULLIF(p, '00000000-0000-0000-0000-000000000000'::uuid), tmo, ts, ts \
          FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int8[], $5::text[], $6::int2[], \
                      $7::text[], $8::int2[], $9::uuid[], $10::int4[], $11::int8[]) \
-              AS t(id, d, c, a, cur, code, ref, fl, p, tmo, ts) \
-         ON CONFLICT (id) DO NOTHING",
+              AS t(id, d, c, a, cur, code, ref, fl, p, tmo, ts)",
     )
     .bind(&ids)
     .bind(&debits)
