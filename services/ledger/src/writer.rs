@@ -4,7 +4,11 @@
 //! one statement, lock the touched accounts (once, in id order), apply the rules again on the
 //! locked balances, and if the answers agree write each balance once and commit; only then is
 //! every request of the batch answered. A hot account is locked once per batch, not once per
-//! transfer, and only for the balance update and the commit (see `Attempt`).
+//! transfer, and only for the balance update and the commit (see `Attempt`). A batch of plain
+//! transfers that the rules accepted whole (the usual payment) does the lock, a check that the
+//! locked balances allow it, the balance update and its place in the commit order in one
+//! statement (`store::add_posted_and_order`), so the hot account is held for two round trips;
+//! when the check fails the locking path decides, in the same transaction.
 //!
 //! The last statement before COMMIT also gives the batch its place in the commit order
 //! (`seq`, which ListTransfers pages by): a one-row counter whose lock is held until the
@@ -33,9 +37,13 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::commit_order::{CommitOrder, Stage};
 use crate::config::LedgerConfig;
-use crate::engine::{AccountState, Batch, NewTransfer, PendingStatus};
+use crate::engine::{
+    AccountState, Batch, FLAG_PENDING, FLAG_POST_PENDING, FLAG_VOID_PENDING, NewTransfer,
+    PendingStatus,
+};
 use crate::metrics::metrics;
 use crate::store;
+use crate::store::PostedDelta;
 
 /// Attempts for a batch that hit a unique-key race with another ledger process or a deadlock.
 const BATCH_ATTEMPTS_MAX: usize = 3;
@@ -393,6 +401,37 @@ fn is_stored_id(e: &anyhow::Error) -> bool {
     })
 }
 
+/// What a batch adds to each account's posted balances, and its range of `seq`, when the batch
+/// is plain transfers only (no pending, post or void) and the rules accepted every one; else
+/// `None`. See [`store::add_posted_and_order`] for why that is enough to skip the locked re-run.
+fn plain_deltas(batch: &Batch, results: &[Vec<R>]) -> Option<(Vec<PostedDelta>, (i64, i64))> {
+    let two_phase = FLAG_PENDING | FLAG_POST_PENDING | FLAG_VOID_PENDING;
+    if !batch.touched_pendings.is_empty()
+        || results.iter().flatten().any(|r| *r != R::Ok)
+        || batch.rows.iter().any(|r| r.flags & two_phase != 0)
+    {
+        return None;
+    }
+    let mut by_account: HashMap<Id128, PostedDelta> = HashMap::new();
+    for row in &batch.rows {
+        let debit = by_account.entry(row.debit).or_insert(PostedDelta {
+            id: row.debit,
+            debits: 0,
+            credits: 0,
+        });
+        debit.debits = debit.debits.checked_add(row.amount)?;
+        let credit = by_account.entry(row.credit).or_insert(PostedDelta {
+            id: row.credit,
+            debits: 0,
+            credits: 0,
+        });
+        credit.credits = credit.credits.checked_add(row.amount)?;
+    }
+    let low = batch.rows.iter().map(|r| r.ts).min()?;
+    let high = batch.rows.iter().map(|r| r.ts).max()?;
+    Some((by_account.into_values().collect(), (low, high)))
+}
+
 /// One group-commit transaction.
 async fn commit(
     shared: &Shared,
@@ -472,6 +511,25 @@ async fn commit(
         committed.extend(store::account_states(&mut tx, missing, RowLock::None).await?);
         let (guess, guessed) = run(committed);
         insert_all(&mut tx, &guess.rows).await?;
+        if let Some((deltas, seq_range)) = plain_deltas(&guess, &guessed) {
+            // Plain transfers all accepted: lock, check, write and take the place in one
+            // statement, so the hot account is held for two round trips (it and COMMIT), not
+            // three. If an account does not allow it, the accounts stay locked and the locking
+            // path below decides, in this transaction and this place in the lock queue.
+            ticket.wait_for_earlier(Stage::Ordered).await;
+            let fast = store::add_posted_and_order(&mut tx, &deltas, seq_range).await?;
+            ticket.reached(Stage::Locked);
+            if let Some((states, shift)) = fast {
+                ticket.reached(Stage::Ordered);
+                if shift != 0 {
+                    store::shift_seq(&mut tx, guess.rows.iter().map(|r| r.id), shift).await?;
+                }
+                tx.commit().await?;
+                shared.last_ts.fetch_max(guess.last_ts(), Ordering::AcqRel);
+                shared.remember(states);
+                return Ok(guessed);
+            }
+        }
         ticket.wait_for_earlier(Stage::Locked).await;
         let locked =
             store::account_states(&mut tx, account_ids.iter().copied(), RowLock::ForUpdate).await?;

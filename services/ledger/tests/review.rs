@@ -520,3 +520,95 @@ async fn the_commit_order_migration_keeps_the_order_of_stored_transfers() {
         .unwrap();
     assert_eq!(Some(&n), seqs.last());
 }
+
+/// The one-statement end of a batch of plain transfers (`store::add_posted_and_order`) decides
+/// as the rules do at its edges: a limited account debited exactly to its headroom, one đồng
+/// past it, and a batch whose own credits fund its debits (which the statement's condition does
+/// not count, so the locking path decides it, in the same transaction).
+#[tokio::test]
+async fn the_fast_end_of_a_batch_decides_as_the_rules_do() {
+    let ledger = start_with(&[("ledger.writers", "2")]).await;
+    let (x, y) = (Id128::random(), Id128::random());
+    let mut c = ledger.client();
+    open_as_merchant(
+        &ledger,
+        vec![account(x, (true, false)), account(y, (false, false))],
+    )
+    .await;
+    let zero = String::from("0");
+    assert_eq!(
+        send(&mut c, vec![plain(Id128::random(), y, x, "100")]).await,
+        vec![R::Ok]
+    );
+    // Exactly the headroom, in two transfers of one batch.
+    assert_eq!(
+        send(
+            &mut c,
+            vec![
+                plain(Id128::random(), x, y, "60"),
+                plain(Id128::random(), x, y, "40")
+            ]
+        )
+        .await,
+        vec![R::Ok, R::Ok]
+    );
+    assert_eq!(
+        balance(&mut c, x).await,
+        ("100".into(), "100".into(), zero.clone(), zero.clone())
+    );
+    // One đồng past it.
+    assert_eq!(
+        send(&mut c, vec![plain(Id128::random(), x, y, "1")]).await,
+        vec![R::ExceedsCredits]
+    );
+    // Credits of the batch fund its debits: accepted by the rules.
+    assert_eq!(
+        send(
+            &mut c,
+            vec![
+                plain(Id128::random(), y, x, "30"),
+                plain(Id128::random(), x, y, "30")
+            ]
+        )
+        .await,
+        vec![R::Ok, R::Ok]
+    );
+    assert_eq!(
+        balance(&mut c, x).await,
+        ("130".into(), "130".into(), zero.clone(), zero)
+    );
+    ledger.audit().await;
+}
+
+/// The same statement when the balances this process guessed on are stale: two batches debit a
+/// limited account that can pay only one of them; both guess on the same cached balance and
+/// queue for its lock. The second must find the first's debit under the lock and be refused.
+#[tokio::test]
+async fn the_fast_end_of_a_batch_judges_the_locked_balance_not_the_guess() {
+    let ledger = start_with(&[("ledger.writers", "2")]).await;
+    let (x, y) = (Id128::random(), Id128::random());
+    let mut c = ledger.client();
+    open_as_merchant(
+        &ledger,
+        vec![account(x, (true, false)), account(y, (false, false))],
+    )
+    .await;
+    assert_eq!(
+        send(&mut c, vec![plain(Id128::random(), y, x, "100")]).await,
+        vec![R::Ok]
+    );
+    let lock = hold_lock(&ledger.pool, x).await;
+    let first = spawn_send(&c, vec![plain(Id128::random(), x, y, "60")]);
+    lock_waiters(&ledger.pool, 1).await;
+    let second = spawn_send(&c, vec![plain(Id128::random(), x, y, "60")]);
+    lock_waiters(&ledger.pool, 2).await;
+    lock.rollback().await.unwrap();
+    assert_eq!(first.await.unwrap(), vec![R::Ok]);
+    assert_eq!(second.await.unwrap(), vec![R::ExceedsCredits]);
+    let zero = String::from("0");
+    assert_eq!(
+        balance(&mut c, x).await,
+        ("60".into(), "100".into(), zero.clone(), zero)
+    );
+    ledger.audit().await;
+}

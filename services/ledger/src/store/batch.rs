@@ -334,3 +334,99 @@ pub async fn shift_seq(
     .context("moving transfers in the commit order")?;
     Ok(())
 }
+
+/// What a batch of plain transfers adds to one account's posted balances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostedDelta {
+    pub id: Id128,
+    pub debits: i64,
+    pub credits: i64,
+}
+
+/// The fast end of a batch of plain transfers that the rules all accepted on the balances this
+/// process last committed: in one statement, lock the accounts (in id order), and if every one
+/// still allows its delta, add the deltas and take the batch's place in the commit order.
+///
+/// "Still allows" is a sufficient condition for the rules to accept every transfer of the batch
+/// on the locked balances too, with the same final balances: posted balances only grow within
+/// such a batch, so no prefix of it goes past the 18-digit bound if the whole does
+/// (`+ delta <= MINOR_UNITS_MAX`), and a `debits_must_not_exceed_credits` account keeps its limit
+/// at every step if its headroom before the batch covers every debit of the batch, credits of
+/// the batch not counted (and the same for the other limit). When an account does not allow
+/// it, nothing is written and `None` is returned, with the accounts locked: the caller goes on
+/// with the locking path in the same transaction, which applies the rules exactly.
+///
+/// Returns the accounts' new balances and the shift of the batch's `seq` ([`finish_batch`]).
+pub async fn add_posted_and_order(
+    conn: &mut PgConnection,
+    deltas: &[PostedDelta],
+    seq_range: (i64, i64),
+) -> anyhow::Result<Option<(HashMap<Id128, AccountState>, i64)>> {
+    let ids: Vec<Uuid> = deltas.iter().map(|d| d.id.to_uuid()).collect();
+    let debits: Vec<i64> = deltas.iter().map(|d| d.debits).collect();
+    let credits: Vec<i64> = deltas.iter().map(|d| d.credits).collect();
+    let (low, high) = seq_range;
+    // `locked` takes the row locks in id order (so batches never wait on each other in a cycle)
+    // and judges each row as last committed; `upd` and `counter` run only if all allow it.
+    let rows: Vec<(Uuid, String, i16, i64, i64, i64, i64, Option<i64>)> = sqlx::query_as(
+        "WITH u AS ( \
+           SELECT * FROM unnest($1::uuid[], $2::int8[], $3::int8[]) AS u(id, d, c) \
+         ), locked AS ( \
+           SELECT a.id, \
+             a.debits_posted + u.d <= $4 AND a.credits_posted + u.c <= $4 \
+             AND (a.flags & $5 = 0 \
+                  OR a.credits_posted - a.debits_posted - a.debits_pending >= u.d) \
+             AND (a.flags & $6 = 0 \
+                  OR a.debits_posted - a.credits_posted - a.credits_pending >= u.c) AS allows \
+           FROM ledger.accounts a JOIN u ON a.id = u.id \
+           ORDER BY a.id FOR UPDATE OF a \
+         ), go AS ( \
+           SELECT count(*) = cardinality($1::uuid[]) AND coalesce(bool_and(allows), false) AS go \
+           FROM locked \
+         ), upd AS ( \
+           UPDATE ledger.accounts a \
+           SET debits_posted = a.debits_posted + u.d, credits_posted = a.credits_posted + u.c \
+           FROM u WHERE a.id = u.id AND (SELECT go FROM go) \
+           RETURNING a.id, a.currency, a.flags, a.debits_posted, a.credits_posted, \
+                     a.debits_pending, a.credits_pending \
+         ), counter AS ( \
+           UPDATE ledger.commit_seq \
+           SET n = CASE WHEN n < $7 THEN $8 ELSE n + 1 + ($8 - $7) END \
+           WHERE (SELECT go FROM go) \
+           RETURNING n - $8 AS shift \
+         ) \
+         SELECT upd.*, (SELECT shift FROM counter) FROM upd",
+    )
+    .bind(&ids)
+    .bind(&debits)
+    .bind(&credits)
+    .bind(paymesh_money::MINOR_UNITS_MAX)
+    .bind(crate::engine::ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS)
+    .bind(crate::engine::ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS)
+    .bind(low)
+    .bind(high)
+    .fetch_all(&mut *conn)
+    .await
+    .context("adding posted balances and the commit order")?;
+    if rows.len() != ids.len() {
+        return Ok(None);
+    }
+    let mut shift = None;
+    let mut states = HashMap::with_capacity(rows.len());
+    for (aid, ccy, flags, dp, cp, dpe, cpe, s) in rows {
+        shift = shift.or(s);
+        states.insert(
+            id(aid)?,
+            AccountState {
+                currency: currency(&ccy)?,
+                flags,
+                debits_posted: dp,
+                credits_posted: cp,
+                debits_pending: dpe,
+                credits_pending: cpe,
+            },
+        );
+    }
+    let shift = shift.context("ledger.commit_seq has no row")?;
+    Ok(Some((states, shift)))
+}
