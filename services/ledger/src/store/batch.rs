@@ -98,26 +98,32 @@ pub async fn account_states(
              FROM ledger.accounts WHERE id = ANY($1)"
         }
     };
-    let rows: Vec<(Uuid, String, i16, i64, i64, i64, i64)> = sqlx::query_as(sql)
+    let rows: Vec<AccountStateTuple> = sqlx::query_as(sql)
         .bind(&ids)
         .fetch_all(&mut *conn)
         .await
         .context("loading accounts")?;
-    rows.into_iter()
-        .map(|(aid, ccy, flags, dp, cp, dpe, cpe)| {
-            Ok((
-                id(aid)?,
-                AccountState {
-                    currency: currency(&ccy)?,
-                    flags,
-                    debits_posted: dp,
-                    credits_posted: cp,
-                    debits_pending: dpe,
-                    credits_pending: cpe,
-                },
-            ))
-        })
-        .collect()
+    rows.into_iter().map(account_state).collect()
+}
+
+/// An account's id, currency, flags and four balances, as the writer's statements return them.
+type AccountStateTuple = (Uuid, String, i16, i64, i64, i64, i64);
+/// An [`AccountStateTuple`] and the batch's `seq` shift.
+type AddedTuple = (Uuid, String, i16, i64, i64, i64, i64, Option<i64>);
+
+fn account_state(t: AccountStateTuple) -> anyhow::Result<(Id128, AccountState)> {
+    let (aid, ccy, flags, dp, cp, dpe, cpe) = t;
+    Ok((
+        id(aid)?,
+        AccountState {
+            currency: currency(&ccy)?,
+            flags,
+            debits_posted: dp,
+            credits_posted: cp,
+            debits_pending: dpe,
+            credits_pending: cpe,
+        },
+    ))
 }
 
 /// Inserts new transfer rows with one statement and returns how many went in. An id stored
@@ -368,7 +374,7 @@ pub async fn add_posted_and_order(
     let (low, high) = seq_range;
     // `locked` takes the row locks in id order (so batches never wait on each other in a cycle)
     // and judges each row as last committed; `upd` and `counter` run only if all allow it.
-    let rows: Vec<(Uuid, String, i16, i64, i64, i64, i64, Option<i64>)> = sqlx::query_as(
+    let rows: Vec<AddedTuple> = sqlx::query_as(
         "WITH u AS ( \
            SELECT * FROM unnest($1::uuid[], $2::int8[], $3::int8[]) AS u(id, d, c) \
          ), locked AS ( \
@@ -415,17 +421,8 @@ pub async fn add_posted_and_order(
     let mut states = HashMap::with_capacity(rows.len());
     for (aid, ccy, flags, dp, cp, dpe, cpe, s) in rows {
         shift = shift.or(s);
-        states.insert(
-            id(aid)?,
-            AccountState {
-                currency: currency(&ccy)?,
-                flags,
-                debits_posted: dp,
-                credits_posted: cp,
-                debits_pending: dpe,
-                credits_pending: cpe,
-            },
-        );
+        let (aid, state) = account_state((aid, ccy, flags, dp, cp, dpe, cpe))?;
+        states.insert(aid, state);
     }
     let shift = shift.context("ledger.commit_seq has no row")?;
     Ok(Some((states, shift)))
