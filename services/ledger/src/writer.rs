@@ -427,9 +427,14 @@ fn plain_deltas(batch: &Batch, results: &[Vec<R>]) -> Option<(Vec<PostedDelta>, 
         });
         credit.credits = credit.credits.checked_add(row.amount)?;
     }
-    let low = batch.rows.iter().map(|r| r.ts).min()?;
-    let high = batch.rows.iter().map(|r| r.ts).max()?;
-    Some((by_account.into_values().collect(), (low, high)))
+    Some((by_account.into_values().collect(), seq_range(&batch.rows)?))
+}
+
+/// The first and last timestamp of a batch's rows: the `seq` range it asks for.
+fn seq_range(rows: &[crate::engine::TransferRow]) -> Option<(i64, i64)> {
+    let low = rows.iter().map(|r| r.ts).min()?;
+    let high = rows.iter().map(|r| r.ts).max()?;
+    Some((low, high))
 }
 
 /// One group-commit transaction.
@@ -562,12 +567,7 @@ async fn commit(
         .collect();
     // The last statement before COMMIT: the balances, and the batch's place in the commit
     // order (`seq`), whose row lock is held until the commit is visible.
-    let seq_range = batch
-        .rows
-        .iter()
-        .map(|r| r.ts)
-        .min()
-        .zip(batch.rows.iter().map(|r| r.ts).max());
+    let seq_range = seq_range(&batch.rows);
     ticket.wait_for_earlier(Stage::Ordered).await;
     let shift = store::finish_batch(&mut tx, &balances, seq_range).await?;
     ticket.reached(Stage::Ordered);

@@ -39,6 +39,24 @@ async fn two_accounts(overrides: &[(&str, &str)]) -> (TestLedger, Client, Id128,
 }
 
 /// Holds `account`'s row lock in an open transaction until it is dropped or rolled back.
+/// A ledger on two writers with a limited account X (debits must not exceed credits) holding
+/// `credits` from an unlimited account Y: (ledger, client, X, Y).
+async fn limited_account_holding(credits: &str) -> (TestLedger, Client, Id128, Id128) {
+    let ledger = start_with(&[("ledger.writers", "2")]).await;
+    let (x, y) = (Id128::random(), Id128::random());
+    let mut c = ledger.client();
+    open_as_merchant(
+        &ledger,
+        vec![account(x, (true, false)), account(y, (false, false))],
+    )
+    .await;
+    assert_eq!(
+        send(&mut c, vec![plain(Id128::random(), y, x, credits)]).await,
+        vec![R::Ok]
+    );
+    (ledger, c, x, y)
+}
+
 async fn hold_lock(pool: &PgPool, account: Id128) -> Transaction<'static, Postgres> {
     let mut tx = pool.begin().await.unwrap();
     sqlx::query("SELECT id FROM ledger.accounts WHERE id = $1 FOR UPDATE")
@@ -92,18 +110,7 @@ async fn stored(pool: &PgPool, id: Id128) -> bool {
 /// and waits behind A. A commits T; the retry must then answer EXISTS, not EXCEEDS_CREDITS.
 #[tokio::test]
 async fn a_retry_racing_the_batch_that_applies_it_answers_exists() {
-    let ledger = start_with(&[("ledger.writers", "2")]).await;
-    let (x, y) = (Id128::random(), Id128::random());
-    let mut c = ledger.client();
-    open_as_merchant(
-        &ledger,
-        vec![account(x, (true, false)), account(y, (false, false))],
-    )
-    .await;
-    assert_eq!(
-        send(&mut c, vec![plain(Id128::random(), y, x, "50")]).await,
-        vec![R::Ok]
-    );
+    let (ledger, mut c, x, y) = limited_account_holding("50").await;
     let t = plain(Id128::random(), x, y, "100");
     let lock = hold_lock(&ledger.pool, x).await;
     let batch_a = spawn_send(&c, vec![plain(Id128::random(), y, x, "60"), t.clone()]);
@@ -527,19 +534,8 @@ async fn the_commit_order_migration_keeps_the_order_of_stored_transfers() {
 /// not count, so the locking path decides it, in the same transaction).
 #[tokio::test]
 async fn the_fast_end_of_a_batch_decides_as_the_rules_do() {
-    let ledger = start_with(&[("ledger.writers", "2")]).await;
-    let (x, y) = (Id128::random(), Id128::random());
-    let mut c = ledger.client();
-    open_as_merchant(
-        &ledger,
-        vec![account(x, (true, false)), account(y, (false, false))],
-    )
-    .await;
+    let (ledger, mut c, x, y) = limited_account_holding("100").await;
     let zero = String::from("0");
-    assert_eq!(
-        send(&mut c, vec![plain(Id128::random(), y, x, "100")]).await,
-        vec![R::Ok]
-    );
     // Exactly the headroom, in two transfers of one batch.
     assert_eq!(
         send(
@@ -585,18 +581,7 @@ async fn the_fast_end_of_a_batch_decides_as_the_rules_do() {
 /// queue for its lock. The second must find the first's debit under the lock and be refused.
 #[tokio::test]
 async fn the_fast_end_of_a_batch_judges_the_locked_balance_not_the_guess() {
-    let ledger = start_with(&[("ledger.writers", "2")]).await;
-    let (x, y) = (Id128::random(), Id128::random());
-    let mut c = ledger.client();
-    open_as_merchant(
-        &ledger,
-        vec![account(x, (true, false)), account(y, (false, false))],
-    )
-    .await;
-    assert_eq!(
-        send(&mut c, vec![plain(Id128::random(), y, x, "100")]).await,
-        vec![R::Ok]
-    );
+    let (ledger, mut c, x, y) = limited_account_holding("100").await;
     let lock = hold_lock(&ledger.pool, x).await;
     let first = spawn_send(&c, vec![plain(Id128::random(), x, y, "60")]);
     lock_waiters(&ledger.pool, 1).await;
