@@ -1,9 +1,15 @@
 //! Outgoing gRPC: a channel to a peer service, and an interceptor that adds the bearer token
 //! and the W3C trace context to every call.
 
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::transport::{Channel, Endpoint};
+
+use crate::ApiError;
+use crate::auth::{Minter, Principal};
 
 #[derive(Clone)]
 pub struct CallContext {
@@ -47,4 +53,142 @@ pub fn channel(addr: &str) -> anyhow::Result<Channel> {
         .tcp_nodelay(true)
         .connect_timeout(std::time::Duration::from_secs(5))
         .connect_lazy())
+}
+
+/// Lifetime of the tokens a [`ServiceCaller`] mints.
+const SERVICE_TOKEN_TTL: Duration = Duration::from_secs(300);
+/// A token is replaced when less than this is left of its life (clock skew, slow calls).
+const SERVICE_TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+/// How one paymesh service calls another: a lazily connecting channel to the peer, and the
+/// caller's own `service:{name}` token, minted with the service key and reused until shortly
+/// before it expires. Cheap to clone: clones share the connection and the token. Every typed
+/// client of a service (the ledger's, the merchant's) is built on one.
+#[derive(Clone)]
+pub struct ServiceCaller {
+    inner: Arc<CallerInner>,
+}
+
+struct CallerInner {
+    channel: Channel,
+    minter: Minter,
+    principal: Principal,
+    token: Mutex<Option<CachedToken>>,
+}
+
+struct CachedToken {
+    context: CallContext,
+    replace_at: Instant,
+}
+
+impl ServiceCaller {
+    /// A caller of the service at `addr` (`host:port` or a URL) as `service:{service}`.
+    /// Call it within a tokio runtime (the connection is tokio's).
+    pub fn new(addr: &str, minter: Minter, service: &str) -> anyhow::Result<ServiceCaller> {
+        let principal = Principal::parse(&format!("service:{service}"))
+            .map_err(|e| anyhow::anyhow!("service name {service:?}: {e}"))?;
+        Ok(ServiceCaller {
+            inner: Arc::new(CallerInner {
+                channel: channel(addr)?,
+                minter,
+                principal,
+                token: Mutex::new(None),
+            }),
+        })
+    }
+
+    pub fn channel(&self) -> Channel {
+        self.inner.channel.clone()
+    }
+
+    /// The call context with a valid token: the cached one, or a fresh one when it is near
+    /// its expiry.
+    pub fn context(&self) -> Result<CallContext, ApiError> {
+        let mut cached = self
+            .inner
+            .token
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        if let Some(t) = cached.as_ref()
+            && now < t.replace_at
+        {
+            return Ok(t.context.clone());
+        }
+        let token = self
+            .inner
+            .minter
+            .mint(&self.inner.principal, SERVICE_TOKEN_TTL.as_secs())?;
+        let context = CallContext::with_token(&token)?;
+        *cached = Some(CachedToken {
+            context: context.clone(),
+            replace_at: now + SERVICE_TOKEN_TTL.saturating_sub(SERVICE_TOKEN_REFRESH_MARGIN),
+        });
+        Ok(context)
+    }
+}
+
+/// One call to a peer service within a timeout.
+pub mod within {
+    use std::future::Future;
+    use std::time::{Duration, Instant};
+
+    use crate::ApiError;
+
+    /// A peer's refusal as the calling service reports it: unreachable, overloaded or
+    /// contended is UNAVAILABLE (the caller retries); anything else is our own fault
+    /// (INTERNAL, logged).
+    pub fn peer_error(peer: &str, rpc: &str, status: &tonic::Status) -> ApiError {
+        use tonic::Code;
+        match status.code() {
+            Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::ResourceExhausted
+            | Code::Aborted => ApiError::Unavailable(format!(
+                "the {peer} is unavailable ({rpc}: {:?}); retry",
+                status.code()
+            )),
+            code => ApiError::Internal(anyhow::anyhow!(
+                "{peer} {rpc} failed: {code:?} {}",
+                status.message()
+            )),
+        }
+    }
+
+    /// `message` with `timeout` as its gRPC deadline, so the peer gives up when we do.
+    pub fn request<T>(message: T, timeout: Duration) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(timeout);
+        request
+    }
+
+    /// Runs `call` to `peer`'s `rpc` within `timeout`: a peer that does not answer in time is
+    /// [`ApiError::Unavailable`] (retry); otherwise the peer's own answer, status and all, for
+    /// the typed client to map.
+    pub async fn call<T>(
+        peer: &str,
+        rpc: &str,
+        timeout: Duration,
+        call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<Result<T, tonic::Status>, ApiError> {
+        let started = Instant::now();
+        let late = || {
+            ApiError::Unavailable(format!(
+                "the {peer} did not answer {rpc} within {} ms; retry",
+                timeout.as_millis()
+            ))
+        };
+        match tokio::time::timeout(timeout, call).await {
+            Err(_) => Err(late()),
+            // tonic enforces the request's grpc-timeout itself and reports CANCELLED when it
+            // passes (it may beat the timer above): our deadline, not the peer's answer.
+            Ok(Err(status))
+                if status.code() == tonic::Code::Cancelled && started.elapsed() >= timeout =>
+            {
+                Err(late())
+            }
+            Ok(Err(status)) => Ok(Err(status)),
+            Ok(Ok(response)) => Ok(Ok(response.into_inner())),
+        }
+    }
 }

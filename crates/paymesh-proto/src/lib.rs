@@ -28,3 +28,9 @@ pub mod merchant {
         tonic::include_proto!("paymesh.merchant.v1");
     }
 }
+
+pub mod payment {
+    pub mod v1 {
+        tonic::include_proto!("paymesh.payment.v1");
+    }
+}

@@ -28,6 +28,10 @@ pub(crate) fn is_combining_diacritic(c: char) -> bool {
 }
 
 /// The letter without its Vietnamese diacritics (other characters unchanged).
+pub fn fold_char(c: char) -> char {
+    base(c)
+}
+
 fn base(c: char) -> char {
     if c.is_ascii() {
         return c;

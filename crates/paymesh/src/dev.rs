@@ -12,7 +12,11 @@ use tokio::sync::watch;
 
 /// Every service of the mesh, in start order (a service reaches the ones before it). Adding a
 /// service is adding it here.
-pub const SERVICES: &[&dyn ServiceDef] = &[&paymesh_ledger::SERVICE, &paymesh_merchant::SERVICE];
+pub const SERVICES: &[&dyn ServiceDef] = &[
+    &paymesh_ledger::SERVICE,
+    &paymesh_merchant::SERVICE,
+    &paymesh_payment::SERVICE,
+];
 
 /// The config sections of every service.
 pub fn sections() -> Vec<Section> {

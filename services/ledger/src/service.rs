@@ -41,7 +41,10 @@ pub static SERVICE: Ledger = Ledger;
 /// Transfers and accounts carry their own 128-bit ids, which the ledger applies at most once,
 /// so an idempotency key is optional; with one, the first answer is replayed byte for byte
 /// (while Redis keeps it; after that a retry answers EXISTS, never a second transfer).
-const ACCOUNT_OPENERS: Callers = Callers::OPERATOR.or(Callers::services(&["merchant", "demo"]));
+/// The payment service opens paymesh's own accounts of a bank (clearing, fees, suspense) the
+/// first time that bank notifies a credit.
+const ACCOUNT_OPENERS: Callers =
+    Callers::OPERATOR.or(Callers::services(&["merchant", "payment", "demo"]));
 /// Who posts transfers and reads balances and history.
 const MONEY_MOVERS: Callers = Callers::OPERATOR.or(Callers::services(&[
     "payment",

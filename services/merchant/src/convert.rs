@@ -135,6 +135,7 @@ pub fn merchant_to_pb(m: &MerchantRow) -> pb::Merchant {
             .map(|a| a.virtual_account_number.clone())
             .unwrap_or_default(),
         collection_bank_bin: a.map(|a| a.collection_bank_bin.clone()).unwrap_or_default(),
+        static_qr_payload: a.map(|a| a.static_qr_payload.clone()).unwrap_or_default(),
         payable_account_id: a
             .map(|a| a.payable_account_id.as_bytes().to_vec())
             .unwrap_or_default(),

@@ -11,6 +11,7 @@
 //!   [`paymesh_vn`] (as are the BIN, tax code, citizen id, phone and account number types that
 //!   [`domain`] re-exports).
 
+pub mod client;
 pub mod convert;
 pub mod credential;
 pub mod domain;

@@ -11,14 +11,14 @@
 //! results of its own transfers.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use paymesh_money::Id128;
 use paymesh_platform::ApiError;
-use paymesh_platform::auth::{Minter, Principal};
-use paymesh_platform::client::{CallContext, channel};
+use paymesh_platform::auth::Minter;
+use paymesh_platform::client::{CallContext, ServiceCaller, within};
 use paymesh_proto::ledger::v1 as pb;
 use paymesh_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 
@@ -33,11 +33,6 @@ pub use batcher::{BatcherConfig, BatcherStats, TransferBatcher};
 
 /// How long one ledger call may take when the caller does not say.
 pub const CALL_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
-/// Lifetime of the service tokens the client mints.
-const TOKEN_TTL: Duration = Duration::from_secs(300);
-/// A token is replaced when less than this is left of its life (clock skew, slow calls).
-const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(60);
-
 type Grpc = LedgerServiceClient<InterceptedService<Channel, CallContext>>;
 
 /// A client of the ledger at one address, calling as one service. Cheap to clone: clones
@@ -49,16 +44,8 @@ pub struct LedgerClient {
 }
 
 struct Inner {
-    channel: Channel,
-    minter: Minter,
-    principal: Principal,
-    token: Mutex<Option<CachedToken>>,
+    caller: ServiceCaller,
     create_transfers_calls: AtomicU64,
-}
-
-struct CachedToken {
-    context: CallContext,
-    replace_at: Instant,
 }
 
 /// How an account of [`LedgerClient::open_accounts`] ended.
@@ -110,14 +97,9 @@ impl LedgerClient {
     /// `service:{service}`, with tokens signed by `minter`, and [`CALL_TIMEOUT_DEFAULT`].
     /// Call it within a tokio runtime (the connection is tokio's).
     pub fn new(addr: &str, minter: Minter, service: &str) -> anyhow::Result<LedgerClient> {
-        let principal = Principal::parse(&format!("service:{service}"))
-            .map_err(|e| anyhow::anyhow!("ledger client service name {service:?}: {e}"))?;
         Ok(LedgerClient {
             inner: Arc::new(Inner {
-                channel: channel(addr)?,
-                minter,
-                principal,
-                token: Mutex::new(None),
+                caller: ServiceCaller::new(addr, minter, service)?,
                 create_transfers_calls: AtomicU64::new(0),
             }),
             timeout: CALL_TIMEOUT_DEFAULT,
@@ -139,44 +121,15 @@ impl LedgerClient {
         self.inner.create_transfers_calls.load(Ordering::Relaxed)
     }
 
-    /// The call context with a valid token: the cached one, or a fresh one when it is near
-    /// its expiry.
-    fn context(&self) -> Result<CallContext, ApiError> {
-        let mut cached = self
-            .inner
-            .token
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        if let Some(t) = cached.as_ref()
-            && now < t.replace_at
-        {
-            return Ok(t.context.clone());
-        }
-        let token = self
-            .inner
-            .minter
-            .mint(&self.inner.principal, TOKEN_TTL.as_secs())?;
-        let context = CallContext::with_token(&token)?;
-        *cached = Some(CachedToken {
-            context: context.clone(),
-            replace_at: now + TOKEN_TTL.saturating_sub(TOKEN_REFRESH_MARGIN),
-        });
-        Ok(context)
-    }
-
     fn grpc(&self) -> Result<Grpc, ApiError> {
         Ok(LedgerServiceClient::with_interceptor(
-            self.inner.channel.clone(),
-            self.context()?,
+            self.inner.caller.channel(),
+            self.inner.caller.context()?,
         ))
     }
 
     fn request<T>(&self, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        // The ledger learns the deadline too (grpc-timeout), so it gives up when we do.
-        request.set_timeout(self.timeout);
-        request
+        within::request(message, self.timeout)
     }
 
     /// Runs one call within the timeout; errors become [`ApiError`]s.
@@ -185,25 +138,9 @@ impl LedgerClient {
         rpc: &'static str,
         call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     ) -> Result<T, ApiError> {
-        let started = Instant::now();
-        let late = || {
-            ApiError::Unavailable(format!(
-                "the ledger did not answer {rpc} within {} ms; retry",
-                self.timeout.as_millis()
-            ))
-        };
-        match tokio::time::timeout(self.timeout, call).await {
-            Err(_) => Err(late()),
-            // tonic enforces the request's grpc-timeout itself and reports CANCELLED when it
-            // passes (it may beat the timer above): our deadline, not the ledger's answer.
-            Ok(Err(status))
-                if status.code() == tonic::Code::Cancelled && started.elapsed() >= self.timeout =>
-            {
-                Err(late())
-            }
-            Ok(Err(status)) => Err(from_status(rpc, &status)),
-            Ok(Ok(response)) => Ok(response.into_inner()),
-        }
+        within::call("ledger", rpc, self.timeout, call)
+            .await?
+            .map_err(|status| from_status(rpc, &status))
     }
 
     /// Opens `accounts` (in calls of at most 8,190). An account that exists already with the
@@ -331,19 +268,7 @@ impl LedgerClient {
 /// UNAVAILABLE (the caller retries; ledger ids make that safe), anything else is our own
 /// fault (INTERNAL, logged).
 pub fn from_status(rpc: &str, status: &tonic::Status) -> ApiError {
-    use tonic::Code;
-    match status.code() {
-        Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Aborted => {
-            ApiError::Unavailable(format!(
-                "the ledger is unavailable ({rpc}: {:?}); retry",
-                status.code()
-            ))
-        }
-        code => ApiError::Internal(anyhow::anyhow!(
-            "ledger {rpc} failed: {code:?} {}",
-            status.message()
-        )),
-    }
+    within::peer_error("ledger", rpc, status)
 }
 
 /// The same error for another caller (ApiError is not Clone: its Internal carries an

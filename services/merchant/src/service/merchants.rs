@@ -358,6 +358,14 @@ fn parse_filter(v: &mut Violations, req: &pb::ListMerchantsRequest) -> MerchantF
             Err(_) => v.add("biller_category", "is not a BillerCategory"),
         }
     }
+    let va = req.virtual_account_number.trim();
+    if !va.is_empty() {
+        if va.len() <= 19 && va.bytes().all(|b| b.is_ascii_digit()) {
+            filter.virtual_account_number = Some(va.to_owned());
+        } else {
+            v.add("virtual_account_number", "must be 1-19 digits");
+        }
+    }
     if !req.mcc.trim().is_empty() {
         filter.mcc = v
             .parse("mcc", Mcc::parse(&req.mcc))

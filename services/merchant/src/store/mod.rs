@@ -462,6 +462,7 @@ pub struct MerchantFilter {
     pub mcc: Option<String>,
     /// A search key, matched as a substring of the business or trading name.
     pub name_contains: Option<String>,
+    pub virtual_account_number: Option<String>,
 }
 
 impl MerchantFilter {
@@ -476,6 +477,7 @@ impl MerchantFilter {
             self.biller_category.unwrap_or_default().to_owned(),
             self.mcc.clone().unwrap_or_default(),
             self.name_contains.clone().unwrap_or_default(),
+            self.virtual_account_number.clone().unwrap_or_default(),
         ]
     }
 }
@@ -506,6 +508,7 @@ pub async fn list_merchants(
          AND ($5::text IS NULL OR biller_category = $5) \
          AND ($6::text IS NULL OR mcc = $6) \
          AND ($7::text IS NULL OR name_search LIKE '%' || $7 || '%') \
+         AND ($9::text IS NULL OR virtual_account_number = $9) \
          ORDER BY seq LIMIT $8"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -517,6 +520,7 @@ pub async fn list_merchants(
         .bind(&filter.mcc)
         .bind(filter.name_contains.as_deref().map(like_escape))
         .bind(limit)
+        .bind(&filter.virtual_account_number)
         .fetch_all(pool)
         .await
         .context("listing merchants")?;

@@ -1,0 +1,93 @@
+//! The typed client other services read merchants with (the payment service matches credits
+//! to merchants by virtual account and makes dynamic QRs from their static ones).
+
+use std::time::Duration;
+
+use paymesh_platform::ApiError;
+use paymesh_platform::auth::Minter;
+use paymesh_platform::client::{CallContext, ServiceCaller, within};
+use paymesh_proto::merchant::v1 as pb;
+use paymesh_proto::merchant::v1::merchant_service_client::MerchantServiceClient;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+/// How long one call may take.
+pub const CALL_TIMEOUT_DEFAULT: Duration = Duration::from_secs(3);
+
+type Grpc = MerchantServiceClient<InterceptedService<Channel, CallContext>>;
+
+/// A client of the merchant service calling as `service:{name}`. Cheap to clone.
+#[derive(Clone)]
+pub struct MerchantClient {
+    caller: ServiceCaller,
+    timeout: Duration,
+}
+
+impl MerchantClient {
+    pub fn new(addr: &str, minter: Minter, service: &str) -> anyhow::Result<MerchantClient> {
+        Ok(MerchantClient {
+            caller: ServiceCaller::new(addr, minter, service)?,
+            timeout: CALL_TIMEOUT_DEFAULT,
+        })
+    }
+
+    fn grpc(&self) -> Result<Grpc, ApiError> {
+        Ok(MerchantServiceClient::with_interceptor(
+            self.caller.channel(),
+            self.caller.context()?,
+        ))
+    }
+
+    /// The merchant with this id (canonical UUID text), or `None` if there is none.
+    pub async fn get(&self, merchant_id: &str) -> Result<Option<pb::Merchant>, ApiError> {
+        let request = within::request(
+            pb::GetMerchantRequest {
+                merchant_id: merchant_id.to_owned(),
+            },
+            self.timeout,
+        );
+        let mut grpc = self.grpc()?;
+        match within::call(
+            "merchant service",
+            "GetMerchant",
+            self.timeout,
+            grpc.get_merchant(request),
+        )
+        .await?
+        {
+            Ok(m) => Ok(Some(m)),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+            Err(status) => Err(from_status("GetMerchant", &status)),
+        }
+    }
+
+    /// The merchant whose virtual account this is, if any.
+    pub async fn by_virtual_account(&self, number: &str) -> Result<Option<pb::Merchant>, ApiError> {
+        let request = within::request(
+            pb::ListMerchantsRequest {
+                virtual_account_number: number.to_owned(),
+                page_size: 1,
+                ..Default::default()
+            },
+            self.timeout,
+        );
+        let mut grpc = self.grpc()?;
+        match within::call(
+            "merchant service",
+            "ListMerchants",
+            self.timeout,
+            grpc.list_merchants(request),
+        )
+        .await?
+        {
+            Ok(page) => Ok(page.merchants.into_iter().next()),
+            // A number that cannot be a virtual account is nobody's.
+            Err(status) if status.code() == tonic::Code::InvalidArgument => Ok(None),
+            Err(status) => Err(from_status("ListMerchants", &status)),
+        }
+    }
+}
+
+fn from_status(rpc: &str, status: &tonic::Status) -> ApiError {
+    within::peer_error("merchant service", rpc, status)
+}

@@ -1,0 +1,115 @@
+//! The merchants the payment service needs to know, from the merchant service (its RPCs are
+//! the only way to its data), kept for `payment.merchant_cache_ms` so a busy stall does not
+//! cost a merchant call per payment. A merchant suspended or closed is seen as such within
+//! that time; until then its credits are still matched to it (its money, on its account).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use paymesh_merchant::client::MerchantClient;
+use paymesh_platform::ApiError;
+use paymesh_proto::merchant::v1 as mpb;
+use uuid::Uuid;
+
+/// Entries kept at most per map; beyond it the map starts over (a flood of unknown account
+/// numbers cannot grow memory).
+const ENTRIES_MAX: usize = 100_000;
+
+/// What matching and intents need of a merchant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MerchantInfo {
+    pub id: Uuid,
+    pub active: bool,
+    pub virtual_account_number: String,
+    /// Empty before the first approval.
+    pub static_qr_payload: String,
+}
+
+impl MerchantInfo {
+    fn from_pb(m: &mpb::Merchant) -> Result<MerchantInfo, ApiError> {
+        let id = Uuid::try_parse(&m.id).map_err(|e| {
+            ApiError::Internal(anyhow::anyhow!("merchant service sent id {:?}: {e}", m.id))
+        })?;
+        Ok(MerchantInfo {
+            id,
+            active: m.status == mpb::MerchantStatus::Active as i32,
+            virtual_account_number: m.virtual_account_number.clone(),
+            static_qr_payload: m.static_qr_payload.clone(),
+        })
+    }
+}
+
+type Cache<K> = Mutex<HashMap<K, (Instant, Option<Arc<MerchantInfo>>)>>;
+
+#[derive(Clone)]
+pub struct Directory {
+    client: MerchantClient,
+    ttl: Duration,
+    by_id: Arc<Cache<Uuid>>,
+    by_account: Arc<Cache<String>>,
+}
+
+fn cached<K: std::hash::Hash + Eq>(
+    cache: &Cache<K>,
+    key: &K,
+    ttl: Duration,
+) -> Option<Option<Arc<MerchantInfo>>> {
+    let map = cache.lock().unwrap_or_else(PoisonError::into_inner);
+    map.get(key)
+        .filter(|(at, _)| at.elapsed() < ttl)
+        .map(|(_, info)| info.clone())
+}
+
+fn keep<K: std::hash::Hash + Eq>(cache: &Cache<K>, key: K, info: Option<Arc<MerchantInfo>>) {
+    let mut map = cache.lock().unwrap_or_else(PoisonError::into_inner);
+    if map.len() >= ENTRIES_MAX {
+        map.clear();
+    }
+    map.insert(key, (Instant::now(), info));
+}
+
+impl Directory {
+    pub fn new(client: MerchantClient, ttl: Duration) -> Directory {
+        Directory {
+            client,
+            ttl,
+            by_id: Arc::default(),
+            by_account: Arc::default(),
+        }
+    }
+
+    /// The merchant with this id, if there is one.
+    pub async fn merchant(&self, id: Uuid) -> Result<Option<Arc<MerchantInfo>>, ApiError> {
+        if let Some(hit) = cached(&self.by_id, &id, self.ttl) {
+            return Ok(hit);
+        }
+        let found = self.client.get(&id.to_string()).await?;
+        let info = found
+            .as_ref()
+            .map(MerchantInfo::from_pb)
+            .transpose()?
+            .map(Arc::new);
+        keep(&self.by_id, id, info.clone());
+        Ok(info)
+    }
+
+    /// The merchant whose virtual account this is, if any.
+    pub async fn by_account(&self, number: &str) -> Result<Option<Arc<MerchantInfo>>, ApiError> {
+        let key = number.to_owned();
+        if let Some(hit) = cached(&self.by_account, &key, self.ttl) {
+            return Ok(hit);
+        }
+        let found = self.client.by_virtual_account(number).await?;
+        let info = found
+            .as_ref()
+            .map(MerchantInfo::from_pb)
+            .transpose()?
+            .map(Arc::new);
+        if let Some(info) = &info {
+            keep(&self.by_id, info.id, Some(info.clone()));
+        }
+        keep(&self.by_account, key, info.clone());
+        Ok(info)
+    }
+}

@@ -1,0 +1,415 @@
+//! SQL for the payment service (schema `payment`). Writes run in the caller's transaction.
+
+use std::sync::LazyLock;
+
+use anyhow::Context;
+use paymesh_platform::migrate::{Migration, RowLock};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+pub const SCHEMA: &str = "payment";
+
+static IDEMPOTENCY_SQL: LazyLock<String> =
+    LazyLock::new(|| paymesh_platform::idempotency::pg::migration_sql(SCHEMA));
+
+pub fn migrations() -> Vec<Migration> {
+    vec![
+        Migration {
+            version: 1,
+            name: "intents, credits, payments, event streams",
+            sql: include_str!("../migrations/0001_payment.sql"),
+        },
+        Migration {
+            version: 2,
+            name: "idempotency keys",
+            sql: IDEMPOTENCY_SQL.as_str(),
+        },
+    ]
+}
+
+/// An intent as stored (`status` is ACTIVE, PAID or CANCELLED; expiry is applied when read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntentRow {
+    pub id: Uuid,
+    pub merchant_id: Uuid,
+    pub reference: String,
+    pub amount: i64,
+    pub amount_received: i64,
+    pub order_reference: String,
+    pub status: String,
+    pub qr_payload: String,
+    pub expire_us: i64,
+    pub create_us: i64,
+    pub update_us: i64,
+}
+
+const INTENT_COLUMNS: &str = "id, merchant_id, reference, amount, amount_received, \
+    order_reference, status, qr_payload, \
+    (extract(epoch FROM expire_time) * 1000000)::int8 AS expire_us, \
+    (extract(epoch FROM create_time) * 1000000)::int8 AS create_us, \
+    (extract(epoch FROM update_time) * 1000000)::int8 AS update_us";
+
+fn intent_row(row: &PgRow) -> Result<IntentRow, sqlx::Error> {
+    Ok(IntentRow {
+        id: row.try_get("id")?,
+        merchant_id: row.try_get("merchant_id")?,
+        reference: row.try_get("reference")?,
+        amount: row.try_get("amount")?,
+        amount_received: row.try_get("amount_received")?,
+        order_reference: row.try_get("order_reference")?,
+        status: row.try_get("status")?,
+        qr_payload: row.try_get("qr_payload")?,
+        expire_us: row.try_get("expire_us")?,
+        create_us: row.try_get("create_us")?,
+        update_us: row.try_get("update_us")?,
+    })
+}
+
+/// Stores a new intent; `false` if its reference is taken (draw another).
+pub async fn insert_intent(conn: &mut PgConnection, i: &IntentRow) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO payment.intents (id, merchant_id, reference, amount, amount_received, \
+         order_reference, status, qr_payload, expire_time, create_time, update_time) \
+         VALUES ($1, $2, $3, $4, 0, $5, 'ACTIVE', $6, (timestamptz 'epoch' + $7::int8 * interval '1 microsecond'), \
+         (timestamptz 'epoch' + $8::int8 * interval '1 microsecond'), (timestamptz 'epoch' + $8::int8 * interval '1 microsecond')) \
+         ON CONFLICT (reference) DO NOTHING",
+    )
+    .bind(i.id)
+    .bind(i.merchant_id)
+    .bind(&i.reference)
+    .bind(i.amount)
+    .bind(&i.order_reference)
+    .bind(&i.qr_payload)
+    .bind(i.expire_us)
+    .bind(i.create_us)
+    .execute(&mut *conn)
+    .await
+    .context("storing an intent")?;
+    Ok(done.rows_affected() == 1)
+}
+
+async fn intent_where(
+    conn: &mut PgConnection,
+    column: &str,
+    value: impl for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
+    lock: RowLock,
+) -> anyhow::Result<Option<IntentRow>> {
+    let sql = format!(
+        "SELECT {INTENT_COLUMNS} FROM payment.intents WHERE {column} = $1{}",
+        lock.sql()
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(value)
+        .fetch_optional(&mut *conn)
+        .await
+        .context("reading an intent")?;
+    Ok(row.as_ref().map(intent_row).transpose()?)
+}
+
+pub async fn intent(
+    conn: &mut PgConnection,
+    id: Uuid,
+    lock: RowLock,
+) -> anyhow::Result<Option<IntentRow>> {
+    intent_where(conn, "id", id, lock).await
+}
+
+pub async fn intent_by_reference(
+    conn: &mut PgConnection,
+    reference: &str,
+    lock: RowLock,
+) -> anyhow::Result<Option<IntentRow>> {
+    intent_where(conn, "reference", reference.to_owned(), lock).await
+}
+
+/// Sets an intent's status and amount received; answers it as stored.
+pub async fn update_intent(
+    conn: &mut PgConnection,
+    id: Uuid,
+    status: &str,
+    received: i64,
+) -> anyhow::Result<IntentRow> {
+    let sql = format!(
+        "UPDATE payment.intents SET status = $2, amount_received = $3, update_time = now() \
+         WHERE id = $1 RETURNING {INTENT_COLUMNS}"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(status)
+        .bind(received)
+        .fetch_one(&mut *conn)
+        .await
+        .context("updating an intent")?;
+    Ok(intent_row(&row)?)
+}
+
+/// A credit as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreditRow {
+    pub id: Uuid,
+    pub bank_bin: String,
+    pub bank_transaction_id: String,
+    pub account_number: String,
+    pub amount: i64,
+    pub description: String,
+    pub value_us: i64,
+    pub receive_us: i64,
+    pub outcome: String,
+    pub detail: String,
+    pub merchant_id: Option<Uuid>,
+    pub intent_id: Option<Uuid>,
+}
+
+const CREDIT_COLUMNS: &str = "c.id, c.bank_bin, c.bank_transaction_id, c.account_number, \
+    c.amount, c.description, \
+    (extract(epoch FROM c.value_time) * 1000000)::int8 AS value_us, \
+    (extract(epoch FROM c.receive_time) * 1000000)::int8 AS receive_us, \
+    c.outcome, c.detail, c.merchant_id, c.intent_id";
+
+fn credit_row(row: &PgRow) -> Result<CreditRow, sqlx::Error> {
+    Ok(CreditRow {
+        id: row.try_get("id")?,
+        bank_bin: row.try_get("bank_bin")?,
+        bank_transaction_id: row.try_get("bank_transaction_id")?,
+        account_number: row.try_get("account_number")?,
+        amount: row.try_get("amount")?,
+        description: row.try_get("description")?,
+        value_us: row.try_get("value_us")?,
+        receive_us: row.try_get("receive_us")?,
+        outcome: row.try_get("outcome")?,
+        detail: row.try_get("detail")?,
+        merchant_id: row.try_get("merchant_id")?,
+        intent_id: row.try_get("intent_id")?,
+    })
+}
+
+/// Claims a bank transaction: stores its credit, or answers `false` if it is stored already.
+/// A concurrent claim of the same transaction waits here until the first commits (then gets
+/// `false`) or rolls back (then stores it).
+pub async fn claim_credit(conn: &mut PgConnection, c: &CreditRow) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO payment.credits (id, bank_bin, bank_transaction_id, account_number, amount, \
+         description, value_time, receive_time, outcome, detail, merchant_id, intent_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, (timestamptz 'epoch' + $7::int8 * interval '1 microsecond'), \
+         (timestamptz 'epoch' + $8::int8 * interval '1 microsecond'), $9, $10, $11, $12) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(c.id)
+    .bind(&c.bank_bin)
+    .bind(&c.bank_transaction_id)
+    .bind(&c.account_number)
+    .bind(c.amount)
+    .bind(&c.description)
+    .bind(c.value_us)
+    .bind(c.receive_us)
+    .bind(&c.outcome)
+    .bind(&c.detail)
+    .bind(c.merchant_id)
+    .bind(c.intent_id)
+    .execute(&mut *conn)
+    .await
+    .context("storing a credit")?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn credit(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<Option<CreditRow>> {
+    let sql = format!("SELECT {CREDIT_COLUMNS} FROM payment.credits c WHERE c.id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .context("reading a credit")?;
+    Ok(row.as_ref().map(credit_row).transpose()?)
+}
+
+/// A payment as stored, with its credit and its intent's order reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRow {
+    pub credit: CreditRow,
+    pub merchant_id: Uuid,
+    pub intent_id: Option<Uuid>,
+    pub outcome: String,
+    pub fee: i64,
+    pub fee_plan: String,
+    pub create_us: i64,
+    pub seq: i64,
+    pub order_reference: Option<String>,
+}
+
+const PAYMENT_COLUMNS: &str = "p.merchant_id AS p_merchant_id, p.intent_id AS p_intent_id, \
+    p.outcome AS p_outcome, p.fee, p.fee_plan, p.seq, \
+    (extract(epoch FROM p.create_time) * 1000000)::int8 AS p_create_us, \
+    i.order_reference AS order_reference";
+
+fn payment_row(row: &PgRow) -> Result<PaymentRow, sqlx::Error> {
+    Ok(PaymentRow {
+        credit: credit_row(row)?,
+        merchant_id: row.try_get("p_merchant_id")?,
+        intent_id: row.try_get("p_intent_id")?,
+        outcome: row.try_get("p_outcome")?,
+        fee: row.try_get("fee")?,
+        fee_plan: row.try_get("fee_plan")?,
+        create_us: row.try_get("p_create_us")?,
+        seq: row.try_get("seq")?,
+        order_reference: row.try_get("order_reference")?,
+    })
+}
+
+const PAYMENT_FROM: &str = "payment.payments p JOIN payment.credits c ON c.id = p.id \
+    LEFT JOIN payment.intents i ON i.id = p.intent_id";
+
+/// The fields of a new payment (its credit is stored already).
+#[derive(Debug, Clone)]
+pub struct NewPayment<'a> {
+    pub id: Uuid,
+    pub merchant_id: Uuid,
+    pub intent_id: Option<Uuid>,
+    pub outcome: &'a str,
+    pub amount: i64,
+    pub fee: i64,
+    pub fee_plan: &'a str,
+    pub seq: i64,
+}
+
+/// Stores a payment; answers it as stored.
+pub async fn insert_payment(
+    conn: &mut PgConnection,
+    p: &NewPayment<'_>,
+) -> anyhow::Result<PaymentRow> {
+    sqlx::query(
+        "INSERT INTO payment.payments (id, merchant_id, intent_id, outcome, amount, fee, fee_plan, \
+         create_time, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp(), $8)",
+    )
+    .bind(p.id)
+    .bind(p.merchant_id)
+    .bind(p.intent_id)
+    .bind(p.outcome)
+    .bind(p.amount)
+    .bind(p.fee)
+    .bind(p.fee_plan)
+    .bind(p.seq)
+    .execute(&mut *conn)
+    .await
+    .context("storing a payment")?;
+    payment(conn, p.id)
+        .await?
+        .context("the payment just stored is not there")
+}
+
+pub async fn payment(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<Option<PaymentRow>> {
+    let sql =
+        format!("SELECT {CREDIT_COLUMNS}, {PAYMENT_COLUMNS} FROM {PAYMENT_FROM} WHERE p.id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .context("reading a payment")?;
+    Ok(row.as_ref().map(payment_row).transpose()?)
+}
+
+/// What ListPayments filters on.
+#[derive(Debug, Clone, Default)]
+pub struct PaymentFilter {
+    pub merchant_id: Uuid,
+    pub outcome: Option<&'static str>,
+    pub start_us: Option<i64>,
+    pub end_us: Option<i64>,
+}
+
+/// A merchant's payments, newest first (by their number), before `before_seq`.
+pub async fn list_payments(
+    pool: &PgPool,
+    f: &PaymentFilter,
+    before_seq: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<PaymentRow>> {
+    let sql = format!(
+        "SELECT {CREDIT_COLUMNS}, {PAYMENT_COLUMNS} FROM {PAYMENT_FROM} \
+         WHERE p.merchant_id = $1 AND p.seq < $2 \
+         AND ($3::text IS NULL OR p.outcome = $3) \
+         AND ($4::int8 IS NULL OR p.create_time >= (timestamptz 'epoch' + $4::int8 * interval '1 microsecond')) \
+         AND ($5::int8 IS NULL OR p.create_time < (timestamptz 'epoch' + $5::int8 * interval '1 microsecond')) \
+         ORDER BY p.seq DESC LIMIT $6"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(f.merchant_id)
+        .bind(before_seq)
+        .bind(f.outcome)
+        .bind(f.start_us)
+        .bind(f.end_us)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .context("listing payments")?;
+    Ok(rows.iter().map(payment_row).collect::<Result<_, _>>()?)
+}
+
+/// The merchant's next event number. Locks the merchant's stream row until commit, so the
+/// merchant's events commit in number order.
+pub async fn next_seq(conn: &mut PgConnection, merchant_id: Uuid) -> anyhow::Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO payment.streams (merchant_id, last_seq) VALUES ($1, 1) \
+         ON CONFLICT (merchant_id) DO UPDATE SET last_seq = payment.streams.last_seq + 1 \
+         RETURNING last_seq",
+    )
+    .bind(merchant_id)
+    .fetch_one(&mut *conn)
+    .await
+    .context("numbering an event")
+}
+
+pub async fn insert_event(
+    conn: &mut PgConnection,
+    merchant_id: Uuid,
+    seq: i64,
+    kind: &str,
+    body: &[u8],
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO payment.events (merchant_id, seq, kind, body, create_time) \
+         VALUES ($1, $2, $3, $4, clock_timestamp())",
+    )
+    .bind(merchant_id)
+    .bind(seq)
+    .bind(kind)
+    .bind(body)
+    .execute(&mut *conn)
+    .await
+    .context("storing an event")?;
+    Ok(())
+}
+
+/// The merchant's committed events after `after_seq`, oldest first.
+pub async fn events_after(
+    pool: &PgPool,
+    merchant_id: Uuid,
+    after_seq: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<(i64, Vec<u8>)>> {
+    let rows = sqlx::query(
+        "SELECT seq, body FROM payment.events WHERE merchant_id = $1 AND seq > $2 \
+         ORDER BY seq LIMIT $3",
+    )
+    .bind(merchant_id)
+    .bind(after_seq)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .context("reading events")?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("seq")?, r.try_get("body")?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// The merchant's last committed event number (0 before the first).
+pub async fn last_seq(pool: &PgPool, merchant_id: Uuid) -> anyhow::Result<i64> {
+    let seq: Option<i64> =
+        sqlx::query_scalar("SELECT max(seq) FROM payment.events WHERE merchant_id = $1")
+            .bind(merchant_id)
+            .fetch_one(pool)
+            .await
+            .context("reading the last event")?;
+    Ok(seq.unwrap_or(0))
+}
