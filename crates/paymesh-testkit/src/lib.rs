@@ -11,6 +11,7 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
+pub mod fixtures;
 pub mod storage;
 
 use std::collections::BTreeMap;

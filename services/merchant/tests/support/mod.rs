@@ -14,6 +14,8 @@ use sqlx::PgPool;
 use tonic::Code;
 
 #[allow(unused_imports)] // each test file uses some
+pub use paymesh_testkit::fixtures::{biller, tax_code, vendor, zbarimg};
+#[allow(unused_imports)]
 pub use paymesh_testkit::{bad_fields, keyed, reason, unique_key, with_key};
 
 pub type Client = MerchantServiceClient<Authed>;
@@ -147,55 +149,6 @@ impl Mesh {
     }
 }
 
-/// A valid tax code not used before in this process (random sequence, right check digit).
-pub fn tax_code() -> String {
-    loop {
-        let mut bytes = [0u8; 8];
-        getrandom::getrandom(&mut bytes).unwrap();
-        let n = u64::from_le_bytes(bytes) % 10_000_000;
-        let first_nine = format!("01{n:07}");
-        if let Some(check) = paymesh_merchant::domain::TaxCode::check_digit(&first_nine)
-            && n != 0
-        {
-            return format!("{first_nine}{check}");
-        }
-    }
-}
-
-pub fn vendor() -> pb::MerchantApplication {
-    pb::MerchantApplication {
-        business_name: "Hộ kinh doanh Nguyễn Thị Lan".into(),
-        trading_name: "Bún bò Cô Lan".into(),
-        tax_code: tax_code(),
-        owner_citizen_id: "079187001234".into(),
-        phone: "090 123 4567".into(),
-        address: "Sạp 45, chợ Bến Thành, Q.1, TP. Hồ Chí Minh".into(),
-        market_name: "Chợ Bến Thành".into(),
-        stall_number: "A-45".into(),
-        mcc: "5812".into(),
-        biller_category: 0,
-        settlement_bank_bin: "970436".into(),
-        settlement_account_number: "0011012345678".into(),
-    }
-}
-
-pub fn biller() -> pb::MerchantApplication {
-    pb::MerchantApplication {
-        business_name: "Công ty Cổ phần Cấp nước Bến Thành".into(),
-        trading_name: String::new(),
-        tax_code: tax_code(),
-        owner_citizen_id: String::new(),
-        phone: "+84 912 345 678".into(),
-        address: "194 Pasteur, Q.3, TP. Hồ Chí Minh".into(),
-        market_name: String::new(),
-        stall_number: String::new(),
-        mcc: "4900".into(),
-        biller_category: pb::BillerCategory::Water as i32,
-        settlement_bank_bin: "970418".into(),
-        settlement_account_number: "12010000123456".into(),
-    }
-}
-
 pub fn field_mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
     Some(prost_types::FieldMask {
         paths: paths.iter().map(|p| p.to_string()).collect(),
@@ -244,31 +197,4 @@ pub async fn audit(mesh: &Mesh, id: &str) -> Vec<pb::AuditEvent> {
 pub fn denied<T>(r: Result<tonic::Response<T>, tonic::Status>) {
     let e = r.map(|_| ()).unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
-}
-
-/// What `zbarimg`, a decoder nobody here wrote, reads from a PNG.
-pub fn zbarimg(png: &[u8]) -> String {
-    let path = std::env::temp_dir().join(format!("paymesh-qr-{}.png", unique_key("zbar")));
-    std::fs::write(&path, png).unwrap();
-    let out = std::process::Command::new("zbarimg")
-        .args(["--raw", "-q"])
-        .arg(&path)
-        .output();
-    let _ = std::fs::remove_file(&path);
-    let out = match out {
-        Ok(out) => out,
-        Err(e) => panic!(
-            "zbarimg could not be run ({e}): install zbar-tools (`apt-get install zbar-tools`; \
-             infra/test.sh does)"
-        ),
-    };
-    assert!(
-        out.status.success(),
-        "zbarimg found no QR code: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim_end()
-        .to_string()
 }
