@@ -61,6 +61,10 @@ enum Command {
     },
     /// Merchants: onboard, approve, list, show, static QR (calls the merchant service).
     Merchant(crate::merchant_cli::MerchantArgs),
+    /// QR payments: intents, payments, the live stream (calls the payment service).
+    Payment(crate::payment_cli::PaymentArgs),
+    /// The acquiring bank's side, as a simulator: notify a credit.
+    Bank(crate::payment_cli::BankArgs),
 }
 
 #[derive(Subcommand)]
@@ -176,6 +180,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Merchant(args) => {
             let cfg = load(config_file)?;
             return crate::merchant_cli::run(args, &cfg).await;
+        }
+        Command::Payment(args) => {
+            let cfg = load(config_file)?;
+            return crate::payment_cli::run(args, &cfg).await;
+        }
+        Command::Bank(args) => {
+            let cfg = load(config_file)?;
+            return crate::payment_cli::run_bank(args, &cfg).await;
         }
         Command::Ledger {
             command: LedgerCommand::Audit,

@@ -4,8 +4,10 @@ mod cli;
 mod demo;
 mod dev;
 mod merchant_cli;
+mod payment_cli;
 mod qr;
 mod stack;
+mod verbs;
 
 /// mimalloc instead of glibc's malloc: allocation was a sixth of the ledger's CPU per
 /// single-transfer RPC (`perf record` under `paymesh-load ledger --batch 1`), most of it

@@ -17,6 +17,8 @@ use paymesh_platform::config::Config;
 use paymesh_proto::merchant::v1 as pb;
 use paymesh_proto::merchant::v1::merchant_service_client::MerchantServiceClient;
 use serde_json::{Value, json};
+
+use crate::verbs::{keyed, operator_name, print, refused, time};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -151,6 +153,9 @@ struct ListArgs {
     /// A part of the business or trading name (case and diacritics ignored).
     #[arg(long)]
     name: Option<String>,
+    /// The merchant whose virtual account this is.
+    #[arg(long)]
+    virtual_account: Option<String>,
     #[arg(long, default_value_t = 50)]
     page_size: i32,
     #[arg(long, default_value = "")]
@@ -212,10 +217,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn time(t: &Option<prost_types::Timestamp>) -> Value {
-    t.as_ref().map_or(Value::Null, |t| json!(t.to_string()))
-}
-
 fn merchant_json(m: &pb::Merchant) -> Value {
     json!({
         "id": m.id,
@@ -258,46 +259,6 @@ fn audit_json(e: &pb::AuditEvent) -> Value {
         "to": status_name(e.to_status),
         "reason": e.reason,
     })
-}
-
-fn print(value: &Value) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
-}
-
-/// A request with the given or a fresh idempotency key.
-fn keyed<T>(message: T, key: Option<String>) -> anyhow::Result<tonic::Request<T>> {
-    let key = key.unwrap_or_else(|| {
-        let key = uuid::Uuid::new_v4().to_string();
-        eprintln!("idempotency-key: {key}");
-        key
-    });
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert(
-        "idempotency-key",
-        key.parse()
-            .map_err(|_| anyhow::anyhow!("--idempotency-key must be visible ASCII"))?,
-    );
-    Ok(request)
-}
-
-/// Prints a refused call (code, reason, message) and returns the failure exit code.
-fn refused(status: &tonic::Status) -> ExitCode {
-    eprintln!("refused: {:?}: {}", status.code(), status.message());
-    ExitCode::FAILURE
-}
-
-/// The operator's name: `--operator`, else the OS user (`$USER`, `$LOGNAME`) when it is a
-/// valid principal id, else `cli`.
-fn operator_name(given: Option<&str>) -> String {
-    if let Some(name) = given {
-        return name.to_string();
-    }
-    ["USER", "LOGNAME"]
-        .iter()
-        .filter_map(|v| std::env::var(v).ok())
-        .find(|u| Principal::parse(&format!("operator:{u}")).is_ok())
-        .unwrap_or_else(|| "cli".to_string())
 }
 
 fn client(args: &MerchantArgs, cfg: &Config) -> anyhow::Result<Client> {
@@ -537,6 +498,7 @@ async fn list(client: &mut Client, l: ListArgs) -> anyhow::Result<Result<Value, 
             .unwrap_or_default() as i32,
         mcc: l.mcc.unwrap_or_default(),
         name_contains: l.name.unwrap_or_default(),
+        virtual_account_number: l.virtual_account.unwrap_or_default(),
     };
     let mut merchants = Vec::new();
     loop {

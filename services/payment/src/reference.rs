@@ -3,8 +3,8 @@
 //!
 //! # Format
 //!
-//! `PM` + 10 characters of Crockford's base32 (`0-9A-Z` without `I L O U`: 50 random bits)
-//! + 1 check character, 13 characters in all, e.g. `PM7K3QW9ZT2BXR`. The check character is
+//! `PM`, then 10 characters of Crockford's base32 (`0-9A-Z` without `I L O U`: 50 random
+//! bits), then 1 check character: 13 characters in all, e.g. `PM7K3QW9ZT2BX`. The check character is
 //! ISO 7064 MOD 37,36 (the hybrid system) over the 12 characters before it, with `0-9A-Z` as
 //! values 0..35: it catches every single wrong character and every swap of two neighbours, so
 //! a mistyped reference is not matched to another intent.
@@ -12,7 +12,7 @@
 //! # Why
 //!
 //! Banks upper-case the description, strip diacritics and punctuation, cut long ones and wrap
-//! the text in their own (`MBVCB.1234567.PM7K3QW9ZT2BXR.CT tu 0123 NGUYEN VAN A toi …`). So the
+//! the text in their own (`MBVCB.1234567.PM7K3QW9ZT2BX.CT tu 0123 NGUYEN VAN A toi …`). So the
 //! reference is letters and digits only (survives any stripping), short (fits 62/08's 25
 //! characters and survives cutting), has a fixed prefix (found without a list of intents), and
 //! is compared case-insensitively.

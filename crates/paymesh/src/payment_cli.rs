@@ -1,0 +1,420 @@
+//! `paymesh payment …` (an operator's or a merchant's verbs on the payment service) and
+//! `paymesh bank credit` (the acquiring bank's notification, as a simulator for demos and
+//! tests), over gRPC. Output is JSON on stdout (one line per event for `watch`); a refused
+//! call prints the gRPC code and message on stderr and exits 1.
+//!
+//! Tokens are minted from `auth.operator_private_key_file` unless `--token` is given:
+//! `operator:{--operator}` for the payment verbs, `bank:{--bin}` for `bank credit`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use paymesh_platform::auth::{Minter, Principal};
+use paymesh_platform::client::{CallContext, channel};
+use paymesh_platform::config::Config;
+use paymesh_proto::common::v1 as cpb;
+use paymesh_proto::payment::v1 as pb;
+use paymesh_proto::payment::v1::payment_service_client::PaymentServiceClient;
+use serde_json::{Value, json};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+use crate::verbs::{keyed, operator_name, print, refused, time};
+
+type Client = PaymentServiceClient<InterceptedService<Channel, CallContext>>;
+
+const TOKEN_TTL_SECONDS: u64 = 300;
+
+#[derive(clap::Args)]
+pub struct PaymentArgs {
+    /// The payment service (host:port); default: payment.listen.
+    #[arg(long, global = true)]
+    addr: Option<String>,
+    /// Bearer token to call with; default: one minted for `operator:{--operator}`.
+    #[arg(long, global = true, env = "PAYMESH_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[arg(long, global = true, env = "PAYMESH_OPERATOR")]
+    operator: Option<String>,
+    #[command(subcommand)]
+    command: PaymentCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum PaymentCommand {
+    /// Ask for an amount: a payment intent with its dynamic VietQR.
+    Intent {
+        #[arg(long)]
+        merchant: String,
+        /// Whole đồng.
+        #[arg(long)]
+        amount: String,
+        /// The merchant's order reference.
+        #[arg(long, default_value = "")]
+        order: String,
+        /// 15m, 900s, 1h… (60 s to 24 h).
+        #[arg(long, default_value = "15m")]
+        expires_in: String,
+        /// Also write the QR as a PNG here.
+        #[arg(long)]
+        png: Option<PathBuf>,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Cancel an active intent.
+    Cancel {
+        id: String,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// One payment.
+    Show { id: String },
+    /// A merchant's payments, newest first.
+    List {
+        #[arg(long)]
+        merchant: String,
+        #[arg(long, default_value_t = 50)]
+        page_size: i32,
+        #[arg(long, default_value = "")]
+        page_token: String,
+    },
+    /// A merchant's payment events as they commit, one JSON line each, until interrupted.
+    Watch {
+        #[arg(long)]
+        merchant: String,
+        /// Resume after this event's cursor ("0": from the first event; default: from now).
+        #[arg(long, default_value = "")]
+        from: String,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct BankArgs {
+    /// The payment service (host:port); default: payment.listen.
+    #[arg(long, global = true)]
+    addr: Option<String>,
+    #[arg(long, global = true, env = "PAYMESH_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[command(subcommand)]
+    command: BankCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum BankCommand {
+    /// Notify a credit to a (virtual) account, as the acquiring bank does.
+    Credit {
+        #[arg(long)]
+        account: String,
+        /// Whole đồng.
+        #[arg(long)]
+        amount: String,
+        /// The transfer description as the bank received it.
+        #[arg(long, default_value = "")]
+        memo: String,
+        /// The bank's transaction id (a repeat is answered with the first outcome).
+        #[arg(long)]
+        bank_txn: String,
+        /// The acquiring bank's BIN.
+        #[arg(long, default_value = "970436")]
+        bin: String,
+        /// Value time, RFC 3339 (default: now).
+        #[arg(long)]
+        time: Option<String>,
+    },
+}
+
+fn operator_token(
+    cfg: &Config,
+    given: Option<&str>,
+    principal: &Principal,
+) -> anyhow::Result<String> {
+    if let Some(t) = given {
+        return Ok(t.to_owned());
+    }
+    Minter::operator_from_config(&cfg.auth)
+        .context("minting a token (or pass --token)")?
+        .mint(principal, TOKEN_TTL_SECONDS)
+}
+
+fn client(cfg: &Config, addr: Option<&str>, token: &str) -> anyhow::Result<Client> {
+    let addr = match addr {
+        Some(a) => a.to_owned(),
+        None => cfg.service("payment")?.addr("listen")?.to_string(),
+    };
+    Ok(PaymentServiceClient::with_interceptor(
+        channel(&addr)?,
+        CallContext::with_token(token)?,
+    ))
+}
+
+fn vnd(amount: &str) -> cpb::Money {
+    cpb::Money {
+        amount: amount.to_owned(),
+        currency_code: "VND".into(),
+    }
+}
+
+fn money(m: &Option<cpb::Money>) -> Value {
+    m.as_ref().map_or(Value::Null, |m| json!(m.amount))
+}
+
+fn name(prefix: &str, full: &str) -> String {
+    full.strip_prefix(prefix).unwrap_or(full).to_owned()
+}
+
+/// `15m`, `900s`, `900`, `1h` → seconds.
+fn seconds(text: &str) -> anyhow::Result<u32> {
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u32 = digits
+        .parse()
+        .with_context(|| format!("--expires-in {text:?}: a number and s, m or h"))?;
+    let factor = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => anyhow::bail!("--expires-in {text:?}: the unit is s, m or h"),
+    };
+    n.checked_mul(factor).context("--expires-in is too long")
+}
+
+pub fn intent_json(i: &pb::PaymentIntent) -> Value {
+    json!({
+        "intent_id": i.id,
+        "merchant_id": i.merchant_id,
+        "status": name("INTENT_STATUS_", i.status().as_str_name()),
+        "amount": money(&i.amount),
+        "amount_received": money(&i.amount_received),
+        "order_reference": i.order_reference,
+        "reference": i.reference,
+        "qr": i.qr_payload,
+        "expire_time": time(&i.expire_time),
+    })
+}
+
+pub fn payment_json(p: &pb::Payment) -> Value {
+    let fee = p.fee.as_ref();
+    json!({
+        "payment_id": p.id,
+        "merchant_id": p.merchant_id,
+        "intent_id": p.intent_id,
+        "outcome": name("CREDIT_OUTCOME_", p.outcome().as_str_name()),
+        "amount": money(&p.amount),
+        "fee": fee.map_or(Value::Null, |f| money(&f.fee)),
+        "fee_plan": fee.map(|f| f.plan.clone()),
+        "net": money(&p.net),
+        "bank_bin": p.bank_bin,
+        "bank_transaction_id": p.bank_transaction_id,
+        "description": p.description,
+        "order_reference": p.order_reference,
+        "value_time": time(&p.value_time),
+        "create_time": time(&p.create_time),
+    })
+}
+
+pub fn credit_json(r: &pb::NotifyCreditResponse) -> Value {
+    let Some(c) = r.credit.as_ref() else {
+        return Value::Null;
+    };
+    json!({
+        "outcome": name("CREDIT_OUTCOME_", c.outcome().as_str_name()),
+        "detail": c.detail,
+        "credit_id": c.id,
+        "payment_id": c.payment_id,
+        "intent_id": c.intent_id,
+        "merchant_id": c.merchant_id,
+        "amount": money(&c.amount),
+        "duplicate": r.duplicate,
+    })
+}
+
+fn event_json(e: &pb::PaymentEvent) -> Value {
+    json!({
+        "cursor": e.cursor,
+        "kind": name("EVENT_KIND_", e.kind().as_str_name()),
+        "merchant_id": e.merchant_id,
+        "payment": e.payment.as_ref().map(payment_json),
+        "intent": e.intent.as_ref().map(intent_json),
+        "create_time": time(&e.create_time),
+    })
+}
+
+fn finish(result: Result<Value, tonic::Status>) -> anyhow::Result<ExitCode> {
+    match result {
+        Ok(value) => {
+            print(&value)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(status) => Ok(refused(&status)),
+    }
+}
+
+pub async fn run(args: PaymentArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
+    let operator = Principal::parse(&format!(
+        "operator:{}",
+        operator_name(args.operator.as_deref())
+    ))
+    .map_err(|e| anyhow::anyhow!("--operator: {e}"))?;
+    let token = operator_token(cfg, args.token.as_deref(), &operator)?;
+    let mut client = client(cfg, args.addr.as_deref(), &token)?;
+    let result = match args.command {
+        PaymentCommand::Intent {
+            merchant,
+            amount,
+            order,
+            expires_in,
+            png,
+            idempotency_key,
+        } => {
+            let request = pb::CreatePaymentIntentRequest {
+                merchant_id: merchant,
+                amount: Some(vnd(&amount)),
+                order_reference: order,
+                expires_in_seconds: seconds(&expires_in)?,
+                render_png: png.is_some(),
+                ..Default::default()
+            };
+            match client
+                .create_payment_intent(keyed(request, idempotency_key)?)
+                .await
+            {
+                Ok(r) => {
+                    let r = r.into_inner();
+                    let mut value = r.intent.as_ref().map_or(Value::Null, intent_json);
+                    if let Some(path) = &png {
+                        std::fs::write(path, &r.png)
+                            .with_context(|| format!("writing {}", path.display()))?;
+                        value["png"] = json!(path.display().to_string());
+                    }
+                    Ok(value)
+                }
+                Err(status) => Err(status),
+            }
+        }
+        PaymentCommand::Cancel {
+            id,
+            idempotency_key,
+        } => client
+            .cancel_payment_intent(keyed(
+                pb::CancelPaymentIntentRequest { intent_id: id },
+                idempotency_key,
+            )?)
+            .await
+            .map(|r| {
+                r.into_inner()
+                    .intent
+                    .as_ref()
+                    .map_or(Value::Null, intent_json)
+            }),
+        PaymentCommand::Show { id } => client
+            .get_payment(pb::GetPaymentRequest { payment_id: id })
+            .await
+            .map(|r| {
+                r.into_inner()
+                    .payment
+                    .as_ref()
+                    .map_or(Value::Null, payment_json)
+            }),
+        PaymentCommand::List {
+            merchant,
+            page_size,
+            page_token,
+        } => client
+            .list_payments(pb::ListPaymentsRequest {
+                merchant_id: merchant,
+                page_size,
+                page_token,
+                ..Default::default()
+            })
+            .await
+            .map(|r| {
+                let r = r.into_inner();
+                json!({
+                    "payments": r.payments.iter().map(payment_json).collect::<Vec<_>>(),
+                    "next_page_token": r.next_page_token,
+                })
+            }),
+        PaymentCommand::Watch { merchant, from } => {
+            let request = pb::WatchPaymentsRequest {
+                merchant_id: merchant,
+                after_cursor: from,
+            };
+            let mut stream = match client.watch_payments(request).await {
+                Ok(s) => s.into_inner(),
+                Err(status) => return Ok(refused(&status)),
+            };
+            loop {
+                match stream.message().await {
+                    Ok(Some(m)) => {
+                        if let Some(e) = m.event {
+                            println!("{}", serde_json::to_string(&event_json(&e))?);
+                        }
+                    }
+                    Ok(None) => return Ok(ExitCode::SUCCESS),
+                    Err(status) => return Ok(refused(&status)),
+                }
+            }
+        }
+    };
+    finish(result)
+}
+
+pub async fn run_bank(args: BankArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
+    let BankCommand::Credit {
+        account,
+        amount,
+        memo,
+        bank_txn,
+        bin,
+        time: value_time,
+    } = args.command;
+    let bank =
+        Principal::parse(&format!("bank:{bin}")).map_err(|e| anyhow::anyhow!("--bin: {e}"))?;
+    let token = operator_token(cfg, args.token.as_deref(), &bank)?;
+    let mut client = client(cfg, args.addr.as_deref(), &token)?;
+    let value_time = match value_time {
+        Some(t) => t.parse::<prost_types::Timestamp>().map_err(|e| {
+            anyhow::anyhow!("--time {t:?}: {e} (RFC 3339, e.g. 2026-12-01T09:30:00Z)")
+        })?,
+        None => {
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or(Duration::ZERO);
+            prost_types::Timestamp {
+                seconds: i64::try_from(now.as_secs()).unwrap_or(i64::MAX),
+                nanos: i32::try_from(now.subsec_micros() * 1_000).unwrap_or(0),
+            }
+        }
+    };
+    let request = pb::NotifyCreditRequest {
+        bank_bin: bin,
+        bank_transaction_id: bank_txn,
+        account_number: account,
+        amount: Some(vnd(&amount)),
+        description: memo,
+        value_time: Some(value_time),
+    };
+    finish(
+        client
+            .notify_credit(request)
+            .await
+            .map(|r| credit_json(&r.into_inner())),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_units() {
+        assert_eq!(seconds("15m").unwrap(), 900);
+        assert_eq!(seconds("900").unwrap(), 900);
+        assert_eq!(seconds("2h").unwrap(), 7200);
+        assert!(seconds("15d").is_err());
+        assert!(seconds("m").is_err());
+    }
+}
