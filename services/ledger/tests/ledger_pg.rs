@@ -549,8 +549,9 @@ async fn each_service_calls_only_the_rpcs_it_needs() {
     let accounts = || pb::CreateAccountsRequest {
         accounts: vec![account(Id128::random(), (false, false))],
     };
+    // Billing posts but opens nothing (the accounts it posts to exist already).
     let err = ledger
-        .client_as(Principal::Service("payment".into()))
+        .client_as(Principal::Service("billing".into()))
         .create_accounts(accounts())
         .await
         .unwrap_err();
@@ -565,8 +566,11 @@ async fn each_service_calls_only_the_rpcs_it_needs() {
             .await
             .is_ok()
     );
+    // The merchant service opens merchants' accounts, the payment service a bank's clearing
+    // account, fee revenue and suspense the first time that bank notifies a credit.
     for p in [
         Principal::Service("merchant".into()),
+        Principal::Service("payment".into()),
         Principal::Operator("lan".into()),
     ] {
         let r = ledger.client_as(p).create_accounts(accounts()).await;
