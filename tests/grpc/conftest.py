@@ -103,6 +103,9 @@ def merchant_stubs(stubs):
     return merchant_pb2, merchant_pb2_grpc
 
 
+BANK_WEBHOOK_SECRET = "python-bank-secret-0001"
+
+
 def _mesh(name, services):
     """`paymesh serve <service>` for each of `services` (in order), one process each, calling
     each other at their listen addresses, on one fresh database with fresh keys.
@@ -120,6 +123,16 @@ def _mesh(name, services):
         PAYMESH_AUTH_PUBLIC_KEYS_DIR=str(work / "public"),
         PAYMESH_TELEMETRY_LOG_LEVEL="warn",
     )
+    if "payment" in services:
+        # The banks' HTTP edge, the key of the test bank, and quick webhook retries.
+        addrs["payment_webhook"] = f"127.0.0.1:{_free_port()}"
+        env.update(
+            PAYMESH_PAYMENT_WEBHOOK_LISTEN=addrs["payment_webhook"],
+            PAYMESH_PAYMENT_BANK_WEBHOOK_SECRETS=f"970436={BANK_WEBHOOK_SECRET}",
+            PAYMESH_PAYMENT_WEBHOOK_BACKOFF_MS="100",
+            PAYMESH_PAYMENT_WEBHOOK_BACKOFF_MAX_MS="500",
+            PAYMESH_PAYMENT_WEBHOOK_POLL_MS="50",
+        )
     for i, service in enumerate(services):
         env[f"PAYMESH_{service.upper()}_LISTEN"] = addrs[service]
         for peer in services[:i]:  # a service reaches the ones before it

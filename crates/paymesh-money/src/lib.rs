@@ -6,8 +6,12 @@
 //! errors, not roundings; `"0.50"` USD is fine), leading zeros (`"007"`, `"00.5"`; `"0.5"` is
 //! fine), zero, and more than [`AMOUNT_DIGITS_MAX`] digits. The ledger stores integer minor units; the one
 //! conversion between the two lives here ([`Money::minor_units`], [`Money::from_minor`]).
+//!
+//! [`fees`]: fee plans (kept with the merchant, a default in the payment service's config) and
+//! their rounding to whole đồng.
 
 mod currency;
+pub mod fees;
 mod id;
 
 pub use currency::{Currency, CurrencyError};

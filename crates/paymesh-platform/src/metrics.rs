@@ -5,8 +5,6 @@
 use std::net::SocketAddr;
 use std::sync::{Mutex, OnceLock};
 
-use bytes::Bytes;
-use http_body_util::Full;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -119,42 +117,22 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    use hyper::service::service_fn;
-    use hyper_util::rt::TokioIo;
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics accept failed");
-                    continue;
-                }
-            },
-            () = &mut shutdown => return Ok(()),
-        };
-        tokio::spawn(async move {
-            let service = service_fn(|req: http::Request<hyper::body::Incoming>| async move {
-                if req.uri().path() == "/metrics" {
-                    http::Response::builder()
-                        .header(
-                            http::header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4; charset=utf-8",
-                        )
-                        .body(Full::new(Bytes::from(metrics().encode())))
-                } else {
-                    http::Response::builder()
-                        .status(http::StatusCode::NOT_FOUND)
-                        .body(Full::new(Bytes::from_static(b"not found\n")))
-                }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "metrics connection ended");
+    crate::http::serve(
+        listener,
+        |req: http::Request<hyper::body::Incoming>| async move {
+            if req.uri().path() == "/metrics" {
+                crate::http::respond(
+                    http::StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    metrics().encode(),
+                )
+            } else {
+                crate::http::respond(http::StatusCode::NOT_FOUND, "text/plain", "not found\n")
             }
-        });
-    }
+        },
+        shutdown,
+    )
+    .await
 }
 
 /// Binds the metrics address; a bind failure is reported, not fatal to the caller's choice.

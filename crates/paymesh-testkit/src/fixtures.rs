@@ -66,6 +66,7 @@ pub async fn active_vendor(mesh: &TestMesh) -> pb::Merchant {
         .onboard_merchant(keyed(pb::OnboardMerchantRequest {
             kind: pb::MerchantKind::Vendor as i32,
             application: Some(vendor()),
+            ..Default::default()
         }))
         .await
         .unwrap()

@@ -80,8 +80,14 @@ impl TestMesh {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+        // Every address a service listens on (gRPC, HTTP edges): a free port of its own, so
+        // tests run side by side.
         for def in services {
-            values.insert(format!("{}.listen", def.name()), "127.0.0.1:0".into());
+            for key in def.config().keys {
+                if matches!(key.kind, paymesh_platform::config::Kind::Addr) {
+                    values.insert(format!("{}.{}", def.name(), key.name), "127.0.0.1:0".into());
+                }
+            }
         }
         for (k, v) in overrides {
             values.insert((*k).to_string(), (*v).to_string());

@@ -59,7 +59,7 @@ enum Command {
         #[command(subcommand)]
         command: LedgerCommand,
     },
-    /// Merchants: onboard, approve, list, show, static QR (calls the merchant service).
+    /// Merchants: onboard, approve, list, show, static QR, fee plan (calls the merchant service).
     Merchant(crate::merchant_cli::MerchantArgs),
     /// QR payments: intents, payments, the live stream (calls the payment service).
     Payment(crate::payment_cli::PaymentArgs),

@@ -1,217 +1,336 @@
-//! The demo `paymesh dev --demo` runs, through the ledger's own typed client: a market vendor
-//! takes a VietQR payment, paymesh books it with its fee as one linked chain, the bank's retry
-//! is answered EXISTS, a hold is placed and captured, a payout larger than the balance is
-//! refused, and the balances and the vendor's history are printed.
+//! The demo `paymesh dev --demo` runs against the services it just started, as their users
+//! would reach them over gRPC: an operator onboards and approves a market vendor; the vendor
+//! watches her payment stream and asks for 150,000 đồng (a dynamic VietQR with a payment
+//! reference); the buyer's bank pays with a realistic transfer description and notifies
+//! paymesh (and retries: applied once); the stream announces the payment; the vendor refunds
+//! part of it and the bank reports the payout; the balances that result are printed.
 
-use paymesh_ledger::chart::NewAccount;
-use paymesh_ledger::client::{LedgerClient, TransferQuery};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use paymesh_ledger::chart::{self, MerchantAccount, SystemAccount};
 use paymesh_money::Id128;
-use paymesh_platform::auth::Minter;
-use paymesh_proto::common::v1::Money;
-use paymesh_proto::ledger::v1 as pb;
-use pb::{AccountCode, TransferCode};
+use paymesh_platform::auth::{Minter, Principal};
+use paymesh_platform::client::{CallContext, channel};
+use paymesh_proto::common::v1 as cpb;
+use paymesh_proto::ledger::v1 as lpb;
+use paymesh_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
+use paymesh_proto::merchant::v1 as mpb;
+use paymesh_proto::merchant::v1::merchant_service_client::MerchantServiceClient;
+use paymesh_proto::payment::v1 as pb;
+use paymesh_proto::payment::v1::payment_service_client::PaymentServiceClient;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
 
-/// The demo's three accounts.
-struct Accounts {
-    clearing: Id128,
-    vendor: Id128,
-    fees: Id128,
+type Authed = InterceptedService<Channel, CallContext>;
+
+/// The acquiring bank of the demo (the merchant service's collection bank).
+const BANK_BIN: &str = "970436";
+const TOKEN_TTL_SECONDS: u64 = 600;
+
+/// Where the demo reaches the mesh, and who signs its callers' tokens.
+pub struct Mesh<'a> {
+    pub ledger: String,
+    pub merchant: String,
+    pub payment: String,
+    /// Signs service tokens (the demo reads balances as `service:demo`).
+    pub services: &'a Minter,
+    /// Signs operator, merchant and bank tokens (the dev operator key).
+    pub people: Minter,
 }
 
-fn transfer(
+impl Mesh<'_> {
+    fn channel(&self, addr: &str, minter: &Minter, who: &str) -> anyhow::Result<Authed> {
+        let principal = Principal::parse(who).map_err(|e| anyhow::anyhow!("{who}: {e}"))?;
+        let token = minter.mint(&principal, TOKEN_TTL_SECONDS)?;
+        Ok(InterceptedService::new(
+            channel(addr)?,
+            CallContext::with_token(&token)?,
+        ))
+    }
+
+    fn payment(&self, who: &str) -> anyhow::Result<PaymentServiceClient<Authed>> {
+        Ok(PaymentServiceClient::new(self.channel(
+            &self.payment,
+            &self.people,
+            who,
+        )?))
+    }
+}
+
+fn keyed<T>(message: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    if let Ok(key) = Id128::random().to_string().parse() {
+        r.metadata_mut().insert("idempotency-key", key);
+    }
+    r
+}
+
+fn vnd(amount: i64) -> cpb::Money {
+    cpb::Money {
+        amount: amount.to_string(),
+        currency_code: "VND".into(),
+    }
+}
+
+/// A tax code not used before (a dev database keeps earlier demos' vendors).
+fn fresh_tax_code() -> String {
+    loop {
+        let n = u128::from_be_bytes(Id128::random().to_bytes()) % 10_000_000;
+        let first_nine = format!("03{n:07}");
+        if let Some(check) = paymesh_vn::tax_code::TaxCode::check_digit(&first_nine)
+            && n != 0
+        {
+            return format!("{first_nine}{check}");
+        }
+    }
+}
+
+fn vendor_application() -> mpb::MerchantApplication {
+    mpb::MerchantApplication {
+        business_name: "Hộ kinh doanh Trần Thị Lan".into(),
+        trading_name: "Hải sản Cô Lan".into(),
+        tax_code: fresh_tax_code(),
+        owner_citizen_id: "079187004321".into(),
+        phone: "090 765 4321".into(),
+        address: "Sạp 15, chợ Bến Thành, Q.1, TP. Hồ Chí Minh".into(),
+        market_name: "Chợ Bến Thành".into(),
+        stall_number: "15".into(),
+        mcc: "5411".into(),
+        biller_category: 0,
+        settlement_bank_bin: BANK_BIN.into(),
+        settlement_account_number: "0071000654321".into(),
+    }
+}
+
+fn now() -> prost_types::Timestamp {
+    let ns = paymesh_platform::time::now_ns();
+    paymesh_platform::time::timestamp_from_ns(ns)
+}
+
+/// The wall-clock time in Vietnam (UTC+7 all year: no daylight saving), as `HH:MM`.
+fn vietnam_clock(t: &prost_types::Timestamp) -> String {
+    let seconds_of_day = (t.seconds + 7 * 3600).rem_euclid(86_400);
+    format!(
+        "{:02}:{:02}",
+        seconds_of_day / 3600,
+        seconds_of_day % 3600 / 60
+    )
+}
+
+/// Posted and pending balances of an account, as one line.
+async fn balance_line(
+    ledger: &mut LedgerServiceClient<Authed>,
+    name: &str,
     id: Id128,
-    debit: Id128,
-    credit: Id128,
-    amount: &str,
-    code: TransferCode,
-    reference: &str,
-) -> pb::Transfer {
-    pb::Transfer {
-        id: id.to_bytes().to_vec(),
-        debit_account_id: debit.to_bytes().to_vec(),
-        credit_account_id: credit.to_bytes().to_vec(),
-        amount: Some(Money {
-            amount: amount.into(),
-            currency_code: "VND".into(),
-        }),
-        code: code as i32,
-        reference: reference.into(),
-        flags: None,
-        pending_id: vec![],
-        timeout_seconds: 0,
-    }
-}
-
-fn flags(f: impl FnOnce(&mut pb::TransferFlags)) -> Option<pb::TransferFlags> {
-    let mut flags = pb::TransferFlags::default();
-    f(&mut flags);
-    Some(flags)
-}
-
-/// Posts `transfers` and prints what the ledger answered for each, after `what`.
-async fn post(
-    ledger: &LedgerClient,
-    what: &str,
-    transfers: Vec<pb::Transfer>,
-) -> anyhow::Result<()> {
-    let results: Vec<&str> = ledger
-        .create_transfers(transfers)
-        .await?
-        .into_iter()
-        .map(|r| {
-            r.as_str_name()
-                .trim_start_matches("CREATE_TRANSFER_RESULT_")
+) -> anyhow::Result<String> {
+    let accounts = ledger
+        .get_balances(lpb::GetBalancesRequest {
+            account_ids: vec![id.to_bytes().to_vec()],
         })
-        .collect();
-    println!("{what:50} {results:?}");
-    Ok(())
+        .await?
+        .into_inner()
+        .accounts;
+    let a = accounts
+        .first()
+        .context("the ledger did not answer the account")?;
+    let n = |m: &Option<cpb::Money>| m.as_ref().map_or("0".into(), |m| m.amount.clone());
+    Ok(format!(
+        "{name:28} debits {:>8}  credits {:>8}  (pending debits {}, credits {})",
+        n(&a.debits_posted),
+        n(&a.credits_posted),
+        n(&a.debits_pending),
+        n(&a.credits_pending)
+    ))
 }
 
-pub async fn run(ledger_addr: &str, minter: &Minter) -> anyhow::Result<()> {
-    let ledger = LedgerClient::new(ledger_addr, minter.clone(), "demo")?;
+pub async fn run(mesh: &Mesh<'_>) -> anyhow::Result<()> {
     println!("\n== demo: a VietQR payment at a market stall ==");
-    let accounts = open(&ledger).await?;
-    pay_with_fee(&ledger, &accounts).await?;
-    hold_and_capture(&ledger, &accounts).await?;
-    let payout = transfer(
-        Id128::random(),
-        accounts.vendor,
-        accounts.clearing,
-        "500000",
-        TransferCode::Payout,
-        "payout-0001",
-    );
-    post(
-        &ledger,
-        "payout of 500,000 VND (more than owed)",
-        vec![payout],
-    )
-    .await?;
-    print_balances(&ledger, &accounts).await?;
-    print_history(&ledger, accounts.vendor).await?;
-    println!("== demo done ==\n");
-    Ok(())
-}
-
-async fn open(ledger: &LedgerClient) -> anyhow::Result<Accounts> {
-    let accounts = Accounts {
-        clearing: Id128::random(),
-        vendor: Id128::random(),
-        fees: Id128::random(),
-    };
-    ledger
-        .open_accounts(&[
-            NewAccount::of_chart(
-                accounts.clearing,
-                AccountCode::BankClearing,
-                "bank 970403 clearing".into(),
-            ),
-            NewAccount::of_chart(
-                accounts.vendor,
-                AccountCode::MerchantPayable,
-                "vendor: Cô Lan, Chợ Đông Ba stall 12".into(),
-            ),
-            NewAccount::of_chart(
-                accounts.fees,
-                AccountCode::FeeRevenue,
-                "paymesh fee revenue".into(),
-            ),
-        ])
-        .await?;
-    println!("opened accounts: bank clearing, vendor payable (may not go negative), fee revenue");
-    Ok(accounts)
-}
-
-/// The payment and its fee commit together or not at all; the bank's retry changes nothing.
-async fn pay_with_fee(ledger: &LedgerClient, a: &Accounts) -> anyhow::Result<()> {
-    let mut payment = transfer(
-        Id128::random(),
-        a.clearing,
-        a.vendor,
-        "150000",
-        TransferCode::QrPayment,
-        "pay-0001",
-    );
-    payment.flags = flags(|f| f.linked = true);
-    let fee = transfer(
-        Id128::random(),
-        a.vendor,
-        a.fees,
-        "1500",
-        TransferCode::Fee,
-        "pay-0001",
-    );
-    let chain = vec![payment, fee];
-    post(
-        ledger,
-        "QR payment 150,000 VND + fee 1,500 VND (linked)",
-        chain.clone(),
-    )
-    .await?;
-    post(ledger, "the bank retries the same notification", chain).await
-}
-
-/// A two-phase payment: a pending hold with a timeout, then its capture.
-async fn hold_and_capture(ledger: &LedgerClient, a: &Accounts) -> anyhow::Result<()> {
-    let hold = Id128::random();
-    let mut reserve = transfer(
-        hold,
-        a.clearing,
-        a.vendor,
-        "80000",
-        TransferCode::QrPayment,
-        "pay-0002",
-    );
-    reserve.flags = flags(|f| f.pending = true);
-    reserve.timeout_seconds = 900;
-    let capture = pb::Transfer {
-        id: Id128::random().to_bytes().to_vec(),
-        code: TransferCode::QrPayment as i32,
-        reference: "pay-0002".into(),
-        pending_id: hold.to_bytes().to_vec(),
-        flags: flags(|f| f.post_pending = true),
-        ..Default::default()
-    };
-    post(ledger, "hold 80,000 VND (pending, 15 min)", vec![reserve]).await?;
-    post(ledger, "capture the hold", vec![capture]).await
-}
-
-fn amount(m: &Option<Money>) -> String {
-    m.as_ref().map(|m| m.amount.clone()).unwrap_or_default()
-}
-
-async fn print_balances(ledger: &LedgerClient, a: &Accounts) -> anyhow::Result<()> {
-    let balances = ledger.get_balances(&[a.clearing, a.vendor, a.fees]).await?;
-    println!("\n{:40} {:>12} {:>12}", "account", "debits", "credits");
-    for b in &balances {
-        println!(
-            "{:40} {:>12} {:>12}",
-            b.reference,
-            amount(&b.debits_posted),
-            amount(&b.credits_posted)
-        );
-    }
-    Ok(())
-}
-
-async fn print_history(ledger: &LedgerClient, vendor: Id128) -> anyhow::Result<()> {
-    let page = ledger
-        .list_transfers(&TransferQuery::account(vendor))
-        .await?;
+    let mut merchants =
+        MerchantServiceClient::new(mesh.channel(&mesh.merchant, &mesh.people, "operator:demo")?);
+    let applied = merchants
+        .onboard_merchant(keyed(mpb::OnboardMerchantRequest {
+            kind: mpb::MerchantKind::Vendor as i32,
+            application: Some(vendor_application()),
+            ..Default::default()
+        }))
+        .await?
+        .into_inner();
+    let vendor = merchants
+        .approve_merchant(keyed(mpb::ApproveMerchantRequest {
+            merchant_id: applied.id.clone(),
+            reason: "CCCD and household business licence checked".into(),
+            etag: applied.etag,
+        }))
+        .await?
+        .into_inner();
     println!(
-        "\nvendor account history: {} transfers",
-        page.transfers.len()
+        "operator approved vendor {} (Hải sản Cô Lan, chợ Bến Thành sạp 15), virtual account {} at bank {}",
+        vendor.id, vendor.virtual_account_number, vendor.collection_bank_bin
     );
-    for t in page.transfers.iter().filter_map(|r| r.transfer.as_ref()) {
-        let code = TransferCode::try_from(t.code)
-            .map(|c| c.as_str_name())
-            .unwrap_or("?");
-        println!(
-            "  {:30} {:>10} VND  {}",
-            code,
-            amount(&t.amount),
-            t.reference
-        );
+
+    // The vendor's phone watches her payments.
+    let as_vendor = format!("merchant:{}", vendor.id);
+    let mut stream = mesh
+        .payment(&as_vendor)?
+        .watch_payments(pb::WatchPaymentsRequest {
+            merchant_id: vendor.id.clone(),
+            after_cursor: String::new(),
+        })
+        .await?
+        .into_inner();
+
+    let intent = mesh
+        .payment(&as_vendor)?
+        .create_payment_intent(keyed(pb::CreatePaymentIntentRequest {
+            merchant_id: vendor.id.clone(),
+            amount: Some(vnd(150_000)),
+            order_reference: "2 kg tôm sú".into(),
+            ..Default::default()
+        }))
+        .await?
+        .into_inner()
+        .intent
+        .context("no intent in the answer")?;
+    let expires = intent.expire_time.unwrap_or_default();
+    println!(
+        "vendor asks for 150000 đồng: reference {}, expires {expires} ({} in Asia/Ho_Chi_Minh)",
+        intent.reference,
+        vietnam_clock(&expires)
+    );
+    println!("  dynamic VietQR: {}", intent.qr_payload);
+
+    // The buyer's bank app pays; the acquiring bank notifies with its own wording around the
+    // reference, then retries the same notification.
+    let description = format!(
+        "MBVCB.8812034471.{}.CT tu 0071000123456 NGUYEN VAN AN toi {} thanh toan",
+        intent.reference, vendor.virtual_account_number
+    );
+    let notice = pb::NotifyCreditRequest {
+        bank_bin: BANK_BIN.into(),
+        bank_transaction_id: format!("FT{}", &Id128::random().to_string()[..12]).to_uppercase(),
+        account_number: vendor.virtual_account_number.clone(),
+        amount: Some(vnd(150_000)),
+        description: description.clone(),
+        value_time: Some(now()),
+    };
+    let mut bank = mesh.payment(&format!("bank:{BANK_BIN}"))?;
+    let sent = Instant::now();
+    let first = bank.notify_credit(notice.clone()).await?.into_inner();
+    let credit = first.credit.clone().context("no credit in the answer")?;
+    println!("bank notifies {description:?}");
+    println!(
+        "  outcome {} (payment {})",
+        credit
+            .outcome()
+            .as_str_name()
+            .trim_start_matches("CREDIT_OUTCOME_"),
+        credit.payment_id
+    );
+    let again = bank.notify_credit(notice).await?.into_inner();
+    println!(
+        "bank retries the same notification: duplicate={} (applied once)",
+        again.duplicate
+    );
+
+    let event = tokio::time::timeout(Duration::from_secs(5), stream.message())
+        .await
+        .context("the stream announced nothing within 5 s")??
+        .and_then(|m| m.event)
+        .context("the stream ended")?;
+    let paid = event.payment.clone().unwrap_or_default();
+    println!(
+        "vendor's stream: {} {} đồng (fee {} under {}), {} ms after the bank's call",
+        event.kind().as_str_name().trim_start_matches("EVENT_KIND_"),
+        paid.amount.map(|m| m.amount).unwrap_or_default(),
+        paid.fee
+            .as_ref()
+            .and_then(|f| f.fee.as_ref())
+            .map(|m| m.amount.clone())
+            .unwrap_or_default(),
+        paid.fee.map(|f| f.plan).unwrap_or_default(),
+        sent.elapsed().as_millis()
+    );
+
+    // A partial refund: reserved, queued for the bank, paid out.
+    let refund = mesh
+        .payment(&as_vendor)?
+        .refund_payment(keyed(pb::RefundPaymentRequest {
+            payment_id: credit.payment_id.clone(),
+            amount: Some(vnd(50_000)),
+            reason: "1 kg returned".into(),
+        }))
+        .await?
+        .into_inner()
+        .refund
+        .context("no refund in the answer")?;
+    println!(
+        "vendor refunds 50000 đồng: {} (fee given back {})",
+        refund
+            .status()
+            .as_str_name()
+            .trim_start_matches("REFUND_STATUS_"),
+        refund.fee_returned.map(|m| m.amount).unwrap_or_default()
+    );
+    let settled = bank
+        .settle_refund(pb::SettleRefundRequest {
+            refund_id: refund.id.clone(),
+            status: pb::RefundStatus::Completed as i32,
+            failure_reason: String::new(),
+        })
+        .await?
+        .into_inner()
+        .refund
+        .context("no refund in the answer")?;
+    println!(
+        "bank pays it back to the buyer: {}",
+        settled
+            .status()
+            .as_str_name()
+            .trim_start_matches("REFUND_STATUS_")
+    );
+
+    let mut ledger = LedgerServiceClient::new(mesh.channel(
+        &mesh.ledger,
+        mesh.services,
+        "service:settlement",
+    )?);
+    let vendor_id = uuid::Uuid::parse_str(&vendor.id)?;
+    println!("balances:");
+    let chart_id = |a: SystemAccount<'_>| a.id().map_err(|e| anyhow::anyhow!("{e}"));
+    for (name, id) in [
+        (
+            "vendor payable",
+            chart::merchant_account(MerchantAccount::Payable, vendor_id),
+        ),
+        (
+            "bank 970436 clearing",
+            chart_id(SystemAccount::BankClearing { bin: BANK_BIN })?,
+        ),
+        (
+            "bank 970436 payout",
+            chart_id(SystemAccount::BankPayout { bin: BANK_BIN })?,
+        ),
+    ] {
+        println!("  {}", balance_line(&mut ledger, name, id).await?);
     }
+    println!("== demo done ==");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn vietnam_is_seven_hours_ahead() {
+        let t = prost_types::Timestamp {
+            seconds: 1_796_092_200, // 2026-12-01T02:30:00Z
+            nanos: 0,
+        };
+        assert_eq!(super::vietnam_clock(&t), "09:30");
+        let late = prost_types::Timestamp {
+            seconds: 1_796_092_200 + 20 * 3600, // 22:30Z: the next morning in Vietnam
+            nanos: 0,
+        };
+        assert_eq!(super::vietnam_clock(&late), "05:30");
+    }
 }

@@ -129,13 +129,24 @@ pub async fn run(
     }
     print_banner(&mesh, metrics);
     if demo {
-        let ledger = mesh.addr("ledger").context("the ledger is not running")?;
-        let minter = mesh
-            .env()
-            .minter
-            .as_ref()
-            .context("the demo needs auth.private_key_file")?;
-        crate::demo::run(&ledger.to_string(), minter).await?;
+        let addr = |name: &str| {
+            mesh.addr(name)
+                .map(|a| a.to_string())
+                .with_context(|| format!("the {name} service is not running"))
+        };
+        let env = mesh.env();
+        crate::demo::run(&crate::demo::Mesh {
+            ledger: addr("ledger")?,
+            merchant: addr("merchant")?,
+            payment: addr("payment")?,
+            services: env
+                .minter
+                .as_ref()
+                .context("the demo needs auth.private_key_file")?,
+            people: paymesh_platform::auth::Minter::operator_from_config(&env.config.auth)
+                .context("the demo needs auth.operator_private_key_file")?,
+        })
+        .await?;
         if exit_after_demo {
             let _ = metrics_stop.send(true);
             return mesh.shutdown().await;
@@ -152,6 +163,12 @@ fn print_banner(mesh: &Mesh, metrics: SocketAddr) {
         println!(
             "  {name:9} grpc://{addr}  ({}, health, reflection)",
             def.grpc_service()
+        );
+    }
+    if let Some(payment) = mesh.handle::<paymesh_payment::PaymentService>("payment") {
+        println!(
+            "  banks     http://{}/v1/banks/{{bin}}/credits  (signed credit notifications)",
+            payment.bank_webhook_addr()
         );
     }
     println!("  metrics   http://{metrics}/metrics");

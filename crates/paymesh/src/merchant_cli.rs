@@ -59,6 +59,12 @@ enum MerchantCommand {
     Reinstate(StatusArgs),
     /// Close a merchant (final; revokes its API credentials).
     Close(StatusArgs),
+    /// Set or clear a merchant's own fee plan.
+    ///
+    /// A plan is `none`, `flat:AMOUNT` or `percent:RATE[,min:AMOUNT][,cap:AMOUNT]`, in whole
+    /// đồng (RATE in %, at most 4 decimals); `--default` clears it, so the payment service's
+    /// default (payment.fee_plan) applies. Rounding: paymesh_money::fees.
+    FeePlan(FeePlanArgs),
     /// List merchants, with filters.
     List(ListArgs),
     /// Show one merchant.
@@ -112,6 +118,9 @@ struct OnboardArgs {
     /// The settlement account number.
     #[arg(long)]
     account: String,
+    /// The merchant's own fee plan (as for `fee-plan`); default: the payment service's.
+    #[arg(long, default_value = "")]
+    fee_plan: String,
     #[arg(long)]
     idempotency_key: Option<String>,
 }
@@ -120,6 +129,22 @@ struct OnboardArgs {
 struct StatusArgs {
     id: String,
     /// Why (kept in the audit log).
+    #[arg(long)]
+    reason: String,
+    #[arg(long)]
+    idempotency_key: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct FeePlanArgs {
+    id: String,
+    /// The plan, e.g. `percent:0.6,min:1000,cap:50000`, `flat:2000` or `none` (no fee).
+    #[arg(long, required_unless_present = "default", conflicts_with = "default")]
+    plan: Option<String>,
+    /// Clear the merchant's own plan: the payment service's default applies.
+    #[arg(long)]
+    default: bool,
+    /// Why (kept in the audit log, with the old and new plans).
     #[arg(long)]
     reason: String,
     #[arg(long)]
@@ -244,6 +269,8 @@ fn merchant_json(m: &pb::Merchant) -> Value {
         "update_time": time(&m.update_time),
         "activate_time": time(&m.activate_time),
         "etag": m.etag,
+        // Empty: the payment service's default plan.
+        "fee_plan": m.fee_plan,
     })
 }
 
@@ -295,6 +322,7 @@ pub async fn run(args: MerchantArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         MerchantCommand::Suspend(s) => change_status(&mut client, Change::Suspend, s).await?,
         MerchantCommand::Reinstate(s) => change_status(&mut client, Change::Reinstate, s).await?,
         MerchantCommand::Close(s) => change_status(&mut client, Change::Close, s).await?,
+        MerchantCommand::FeePlan(f) => fee_plan(&mut client, f).await?,
         MerchantCommand::Show { id } => client
             .get_merchant(pb::GetMerchantRequest { merchant_id: id })
             .await
@@ -340,6 +368,7 @@ async fn onboard(client: &mut Client, a: OnboardArgs) -> anyhow::Result<Answer> 
             settlement_bank_bin: a.bank_bin,
             settlement_account_number: a.account,
         }),
+        fee_plan: a.fee_plan,
     };
     Ok(client
         .onboard_merchant(keyed(request, a.idempotency_key)?)
@@ -421,6 +450,20 @@ async fn change_status(
         }
     };
     Ok(answer.map(|r| merchant_json(&r.into_inner())))
+}
+
+/// Sets the merchant's own fee plan, or clears it (`--default`).
+async fn fee_plan(client: &mut Client, f: FeePlanArgs) -> anyhow::Result<Answer> {
+    let request = pb::SetMerchantFeePlanRequest {
+        merchant_id: f.id,
+        // Empty (`--default`) clears it; the service parses and names a bad plan.
+        fee_plan: f.plan.unwrap_or_default(),
+        reason: f.reason,
+    };
+    Ok(client
+        .set_merchant_fee_plan(keyed(request, f.idempotency_key)?)
+        .await
+        .map(|r| merchant_json(&r.into_inner())))
 }
 
 /// Every audit event of a merchant, all pages.

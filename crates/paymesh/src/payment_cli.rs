@@ -21,7 +21,9 @@ use serde_json::{Value, json};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-use crate::verbs::{keyed, operator_name, print, refused, time};
+use paymesh_payment::json;
+
+use crate::verbs::{keyed, operator_name, print, refused};
 
 type Client = PaymentServiceClient<InterceptedService<Channel, CallContext>>;
 
@@ -79,6 +81,68 @@ enum PaymentCommand {
         #[arg(long, default_value = "")]
         page_token: String,
     },
+    /// Refund a payment, fully (default: what is left) or in part.
+    Refund {
+        id: String,
+        /// Whole đồng (default: what is left of the payment).
+        #[arg(long)]
+        amount: Option<String>,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Refunds of a merchant (--merchant), of a payment (--payment) or a bank's queue (--bin).
+    Refunds {
+        #[arg(long, default_value = "")]
+        merchant: String,
+        #[arg(long, default_value = "")]
+        payment: String,
+        #[arg(long, default_value = "")]
+        bin: String,
+        /// pending, completed or failed.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        page_size: i32,
+        #[arg(long, default_value = "")]
+        page_token: String,
+    },
+    /// Credits held in suspense, oldest first.
+    Suspense {
+        #[arg(long, default_value_t = 50)]
+        page_size: i32,
+        #[arg(long, default_value = "")]
+        page_token: String,
+    },
+    /// Assign a credit held in suspense to a merchant (audited).
+    Assign {
+        credit: String,
+        #[arg(long)]
+        merchant: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Return a credit held in suspense to the payer (audited).
+    Return {
+        credit: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Set (or, with an empty --url, remove) a merchant's webhook endpoint; prints the signing
+    /// secret once.
+    Webhook {
+        #[arg(long)]
+        merchant: String,
+        #[arg(long, default_value = "")]
+        url: String,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
     /// A merchant's payment events as they commit, one JSON line each, until interrupted.
     Watch {
         #[arg(long)]
@@ -102,6 +166,17 @@ pub struct BankArgs {
 
 #[derive(clap::Subcommand)]
 enum BankCommand {
+    /// The bank's result of a payout instruction (a refund or a return).
+    Settle {
+        refund: String,
+        /// completed or failed.
+        #[arg(long)]
+        status: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long, default_value = "970436")]
+        bin: String,
+    },
     /// Notify a credit to a (virtual) account, as the acquiring bank does.
     Credit {
         #[arg(long)]
@@ -155,14 +230,6 @@ fn vnd(amount: &str) -> cpb::Money {
     }
 }
 
-fn money(m: &Option<cpb::Money>) -> Value {
-    m.as_ref().map_or(Value::Null, |m| json!(m.amount))
-}
-
-fn name(prefix: &str, full: &str) -> String {
-    full.strip_prefix(prefix).unwrap_or(full).to_owned()
-}
-
 /// `15m`, `900s`, `900`, `1h` → seconds.
 fn seconds(text: &str) -> anyhow::Result<u32> {
     let (digits, unit) = text.split_at(
@@ -181,65 +248,11 @@ fn seconds(text: &str) -> anyhow::Result<u32> {
     n.checked_mul(factor).context("--expires-in is too long")
 }
 
-pub fn intent_json(i: &pb::PaymentIntent) -> Value {
-    json!({
-        "intent_id": i.id,
-        "merchant_id": i.merchant_id,
-        "status": name("INTENT_STATUS_", i.status().as_str_name()),
-        "amount": money(&i.amount),
-        "amount_received": money(&i.amount_received),
-        "order_reference": i.order_reference,
-        "reference": i.reference,
-        "qr": i.qr_payload,
-        "expire_time": time(&i.expire_time),
-    })
-}
-
-pub fn payment_json(p: &pb::Payment) -> Value {
-    let fee = p.fee.as_ref();
-    json!({
-        "payment_id": p.id,
-        "merchant_id": p.merchant_id,
-        "intent_id": p.intent_id,
-        "outcome": name("CREDIT_OUTCOME_", p.outcome().as_str_name()),
-        "amount": money(&p.amount),
-        "fee": fee.map_or(Value::Null, |f| money(&f.fee)),
-        "fee_plan": fee.map(|f| f.plan.clone()),
-        "net": money(&p.net),
-        "bank_bin": p.bank_bin,
-        "bank_transaction_id": p.bank_transaction_id,
-        "description": p.description,
-        "order_reference": p.order_reference,
-        "value_time": time(&p.value_time),
-        "create_time": time(&p.create_time),
-    })
-}
-
+/// A notification's answer: the credit and whether it was a repeat.
 pub fn credit_json(r: &pb::NotifyCreditResponse) -> Value {
-    let Some(c) = r.credit.as_ref() else {
-        return Value::Null;
-    };
-    json!({
-        "outcome": name("CREDIT_OUTCOME_", c.outcome().as_str_name()),
-        "detail": c.detail,
-        "credit_id": c.id,
-        "payment_id": c.payment_id,
-        "intent_id": c.intent_id,
-        "merchant_id": c.merchant_id,
-        "amount": money(&c.amount),
-        "duplicate": r.duplicate,
-    })
-}
-
-fn event_json(e: &pb::PaymentEvent) -> Value {
-    json!({
-        "cursor": e.cursor,
-        "kind": name("EVENT_KIND_", e.kind().as_str_name()),
-        "merchant_id": e.merchant_id,
-        "payment": e.payment.as_ref().map(payment_json),
-        "intent": e.intent.as_ref().map(intent_json),
-        "create_time": time(&e.create_time),
-    })
+    let mut v = r.credit.as_ref().map_or(Value::Null, json::credit);
+    v["duplicate"] = json!(r.duplicate);
+    v
 }
 
 fn finish(result: Result<Value, tonic::Status>) -> anyhow::Result<ExitCode> {
@@ -283,7 +296,7 @@ pub async fn run(args: PaymentArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
             {
                 Ok(r) => {
                     let r = r.into_inner();
-                    let mut value = r.intent.as_ref().map_or(Value::Null, intent_json);
+                    let mut value = r.intent.as_ref().map_or(Value::Null, json::intent);
                     if let Some(path) = &png {
                         std::fs::write(path, &r.png)
                             .with_context(|| format!("writing {}", path.display()))?;
@@ -307,7 +320,7 @@ pub async fn run(args: PaymentArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
                 r.into_inner()
                     .intent
                     .as_ref()
-                    .map_or(Value::Null, intent_json)
+                    .map_or(Value::Null, json::intent)
             }),
         PaymentCommand::Show { id } => client
             .get_payment(pb::GetPaymentRequest { payment_id: id })
@@ -316,7 +329,7 @@ pub async fn run(args: PaymentArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
                 r.into_inner()
                     .payment
                     .as_ref()
-                    .map_or(Value::Null, payment_json)
+                    .map_or(Value::Null, json::payment)
             }),
         PaymentCommand::List {
             merchant,
@@ -333,10 +346,143 @@ pub async fn run(args: PaymentArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
             .map(|r| {
                 let r = r.into_inner();
                 json!({
-                    "payments": r.payments.iter().map(payment_json).collect::<Vec<_>>(),
+                    "payments": r.payments.iter().map(json::payment).collect::<Vec<_>>(),
                     "next_page_token": r.next_page_token,
                 })
             }),
+        PaymentCommand::Refund {
+            id,
+            amount,
+            reason,
+            idempotency_key,
+        } => {
+            let request = pb::RefundPaymentRequest {
+                payment_id: id,
+                amount: amount.as_deref().map(vnd),
+                reason,
+            };
+            client
+                .refund_payment(keyed(request, idempotency_key)?)
+                .await
+                .map(|r| {
+                    let r = r.into_inner();
+                    json!({
+                        "refund": r.refund.as_ref().map(json::refund),
+                        "payment": r.payment.as_ref().map(json::payment),
+                    })
+                })
+        }
+        PaymentCommand::Refunds {
+            merchant,
+            payment,
+            bin,
+            status,
+            page_size,
+            page_token,
+        } => {
+            let status = match status {
+                Some(s) => refund_status(&s)? as i32,
+                None => 0,
+            };
+            client
+                .list_refunds(pb::ListRefundsRequest {
+                    merchant_id: merchant,
+                    payment_id: payment,
+                    bank_bin: bin,
+                    status,
+                    page_size,
+                    page_token,
+                })
+                .await
+                .map(|r| {
+                    let r = r.into_inner();
+                    json!({
+                        "refunds": r.refunds.iter().map(json::refund).collect::<Vec<_>>(),
+                        "next_page_token": r.next_page_token,
+                    })
+                })
+        }
+        PaymentCommand::Suspense {
+            page_size,
+            page_token,
+        } => client
+            .list_suspense_credits(pb::ListSuspenseCreditsRequest {
+                page_size,
+                page_token,
+            })
+            .await
+            .map(|r| {
+                let r = r.into_inner();
+                json!({
+                    "credits": r.credits.iter().map(json::credit).collect::<Vec<_>>(),
+                    "next_page_token": r.next_page_token,
+                })
+            }),
+        PaymentCommand::Assign {
+            credit,
+            merchant,
+            reason,
+            idempotency_key,
+        } => {
+            let request = pb::AssignCreditRequest {
+                credit_id: credit,
+                merchant_id: merchant,
+                reason,
+            };
+            client
+                .assign_credit(keyed(request, idempotency_key)?)
+                .await
+                .map(|r| {
+                    let r = r.into_inner();
+                    json!({
+                        "credit": r.credit.as_ref().map(json::credit),
+                        "payment": r.payment.as_ref().map(json::payment),
+                    })
+                })
+        }
+        PaymentCommand::Return {
+            credit,
+            reason,
+            idempotency_key,
+        } => {
+            let request = pb::ReturnCreditRequest {
+                credit_id: credit,
+                reason,
+            };
+            client
+                .return_credit(keyed(request, idempotency_key)?)
+                .await
+                .map(|r| {
+                    let r = r.into_inner();
+                    json!({
+                        "credit": r.credit.as_ref().map(json::credit),
+                        "refund": r.refund.as_ref().map(json::refund),
+                    })
+                })
+        }
+        PaymentCommand::Webhook {
+            merchant,
+            url,
+            idempotency_key,
+        } => {
+            let request = pb::UpdateWebhookEndpointRequest {
+                merchant_id: merchant,
+                url,
+            };
+            client
+                .update_webhook_endpoint(keyed(request, idempotency_key)?)
+                .await
+                .map(|r| {
+                    let r = r.into_inner();
+                    let e = r.endpoint.unwrap_or_default();
+                    json!({
+                        "merchant_id": e.merchant_id,
+                        "url": e.url,
+                        "signing_secret": r.signing_secret,
+                        "update_time": e.update_time.map(|t| t.to_string()),
+                    })
+                })
+        }
         PaymentCommand::Watch { merchant, from } => {
             let request = pb::WatchPaymentsRequest {
                 merchant_id: merchant,
@@ -350,7 +496,7 @@ pub async fn run(args: PaymentArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
                 match stream.message().await {
                     Ok(Some(m)) => {
                         if let Some(e) = m.event {
-                            println!("{}", serde_json::to_string(&event_json(&e))?);
+                            println!("{}", serde_json::to_string(&json::event(&e))?);
                         }
                     }
                     Ok(None) => return Ok(ExitCode::SUCCESS),
@@ -362,15 +508,45 @@ pub async fn run(args: PaymentArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     finish(result)
 }
 
+fn refund_status(text: &str) -> anyhow::Result<pb::RefundStatus> {
+    pb::RefundStatus::from_str_name(&format!("REFUND_STATUS_{}", text.to_ascii_uppercase()))
+        .filter(|s| *s != pb::RefundStatus::Unspecified)
+        .with_context(|| format!("{text:?}: pending, completed or failed"))
+}
+
 pub async fn run_bank(args: BankArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
-    let BankCommand::Credit {
-        account,
-        amount,
-        memo,
-        bank_txn,
-        bin,
-        time: value_time,
-    } = args.command;
+    let (account, amount, memo, bank_txn, bin, value_time) = match args.command {
+        BankCommand::Credit {
+            account,
+            amount,
+            memo,
+            bank_txn,
+            bin,
+            time,
+        } => (account, amount, memo, bank_txn, bin, time),
+        BankCommand::Settle {
+            refund,
+            status,
+            reason,
+            bin,
+        } => {
+            let bank = Principal::parse(&format!("bank:{bin}"))
+                .map_err(|e| anyhow::anyhow!("--bin: {e}"))?;
+            let token = operator_token(cfg, args.token.as_deref(), &bank)?;
+            let mut client = client(cfg, args.addr.as_deref(), &token)?;
+            let request = pb::SettleRefundRequest {
+                refund_id: refund,
+                status: refund_status(&status)? as i32,
+                failure_reason: reason,
+            };
+            return finish(client.settle_refund(request).await.map(|r| {
+                r.into_inner()
+                    .refund
+                    .as_ref()
+                    .map_or(Value::Null, json::refund)
+            }));
+        }
+    };
     let bank =
         Principal::parse(&format!("bank:{bin}")).map_err(|e| anyhow::anyhow!("--bin: {e}"))?;
     let token = operator_token(cfg, args.token.as_deref(), &bank)?;

@@ -1,5 +1,6 @@
 //! Issue 3's "done when", run for real: against `paymesh dev`, an operator onboards a market
-//! vendor with the CLI, approves it, and prints its static VietQR as a PNG that a scanner reads.
+//! vendor with the CLI, approves it, and prints its static VietQR as a PNG that a scanner reads;
+//! then sets and clears the vendor's fee plan.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -174,5 +175,54 @@ async fn an_operator_onboards_approves_and_prints_the_static_qr() {
         .output()
         .expect("zbarimg (Debian zbar-tools) is needed: infra/test.sh installs it");
     assert_eq!(String::from_utf8_lossy(&scanned.stdout).trim(), payload);
+
+    // The merchant's own fee plan: set (answered in canonical form), refused when it does not
+    // parse (exit 1, the field named on stderr), cleared, and audited.
+    let planned: serde_json::Value = serde_json::from_str(&cli(&[
+        "fee-plan",
+        &id,
+        "--plan",
+        "percent:0.60,min:1000,cap:50000",
+        "--reason",
+        "market rate",
+    ]))
+    .unwrap();
+    assert_eq!(planned["fee_plan"], "percent:0.6,min:1000,cap:50000");
+    let bad = Command::new(env!("CARGO_BIN_EXE_paymesh"))
+        .args(["merchant", "fee-plan", &id, "--plan", "percent:101"])
+        .args(["--reason", "too much", "--addr", &merchant_addr])
+        .envs(env.iter().cloned())
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("InvalidArgument") && stderr.contains("fee_plan"),
+        "{stderr}"
+    );
+    let cleared: serde_json::Value = serde_json::from_str(&cli(&[
+        "fee-plan",
+        &id,
+        "--default",
+        "--reason",
+        "back to the default",
+    ]))
+    .unwrap();
+    assert_eq!(cleared["fee_plan"], "");
+    let audit: serde_json::Value = serde_json::from_str(&cli(&["audit", &id])).unwrap();
+    let reasons: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "SET_FEE_PLAN")
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "fee plan default -> percent:0.6,min:1000,cap:50000: market rate",
+            "fee plan percent:0.6,min:1000,cap:50000 -> default: back to the default",
+        ]
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

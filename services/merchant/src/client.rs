@@ -1,8 +1,10 @@
 //! The typed client other services read merchants with (the payment service matches credits
-//! to merchants by virtual account and makes dynamic QRs from their static ones).
+//! to merchants by virtual account, makes dynamic QRs from their static ones, and charges each
+//! merchant's fee plan: `Merchant.fee_plan`, read with [`fee_plan`]).
 
 use std::time::Duration;
 
+use paymesh_money::fees::{FeePlan, FeePlanError};
 use paymesh_platform::ApiError;
 use paymesh_platform::auth::Minter;
 use paymesh_platform::client::{CallContext, ServiceCaller, within};
@@ -88,6 +90,32 @@ impl MerchantClient {
     }
 }
 
+/// The merchant's own fee plan, parsed from `Merchant.fee_plan`; `None` when it has none (the
+/// caller's default plan, `payment.fee_plan`, applies). The merchant service stores only plans
+/// that parse, in canonical form, so an error means a merchant service of another version.
+pub fn fee_plan(merchant: &pb::Merchant) -> Result<Option<FeePlan>, FeePlanError> {
+    match merchant.fee_plan.trim() {
+        "" => Ok(None),
+        text => FeePlan::parse(text).map(Some),
+    }
+}
+
 fn from_status(rpc: &str, status: &tonic::Status) -> ApiError {
     within::peer_error("merchant service", rpc, status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_merchant_without_a_plan_has_the_default() {
+        let mut m = pb::Merchant::default();
+        assert_eq!(fee_plan(&m), Ok(None));
+        m.fee_plan = "percent:0.6,min:1000,cap:50000".into();
+        let plan = fee_plan(&m).unwrap().unwrap();
+        assert_eq!(plan.fee(1_000_000), 6_000);
+        m.fee_plan = "tiered:1".into();
+        assert!(fee_plan(&m).is_err());
+    }
 }

@@ -146,6 +146,7 @@ pub fn merchant_to_pb(m: &MerchantRow) -> pb::Merchant {
         update_time: Some(timestamp(m.updated_us)),
         activate_time: a.map(|a| timestamp(a.activated_us)),
         etag: m.etag(),
+        fee_plan: m.fee_plan.clone().unwrap_or_default(),
     }
 }
 
@@ -161,6 +162,7 @@ pub fn audit_action_to_pb(a: AuditAction) -> pb::AuditAction {
         AuditAction::Update => pb::AuditAction::Update,
         AuditAction::IssueCredential => pb::AuditAction::IssueCredential,
         AuditAction::RevokeCredential => pb::AuditAction::RevokeCredential,
+        AuditAction::SetFeePlan => pb::AuditAction::SetFeePlan,
     }
 }
 

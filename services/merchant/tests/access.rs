@@ -91,6 +91,7 @@ async fn a_merchant_reads_and_changes_only_itself() {
         as_a.onboard_merchant(keyed(pb::OnboardMerchantRequest {
             kind: pb::MerchantKind::Vendor as i32,
             application: Some(vendor()),
+            ..Default::default()
         }))
         .await,
     );

@@ -54,6 +54,7 @@ async fn a_household_business_onboards_with_its_owners_citizen_id_as_tax_code() 
         .onboard_merchant(keyed(pb::OnboardMerchantRequest {
             kind: pb::MerchantKind::Vendor as i32,
             application: Some(household()),
+            ..Default::default()
         }))
         .await
         .unwrap_err();
@@ -76,6 +77,7 @@ async fn twelve_digits_that_are_no_citizen_id_are_refused_without_repeating_them
                 tax_code: "999187001234".into(),
                 ..vendor()
             }),
+            ..Default::default()
         }))
         .await
         .unwrap_err();

@@ -21,6 +21,7 @@ async fn onboarding_is_idempotent_even_when_redis_forgets() {
     let request = || pb::OnboardMerchantRequest {
         kind: pb::MerchantKind::Vendor as i32,
         application: Some(app.clone()),
+        ..Default::default()
     };
     let first = op
         .onboard_merchant(with_key(request(), &onboard_key))

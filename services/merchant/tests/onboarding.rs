@@ -201,6 +201,7 @@ async fn every_bad_field_is_named_and_nothing_is_written() {
         .onboard_merchant(keyed(pb::OnboardMerchantRequest {
             kind: pb::MerchantKind::Vendor as i32,
             application: Some(all_bad),
+            ..Default::default()
         }))
         .await
         .unwrap_err();
@@ -254,6 +255,7 @@ async fn every_bad_field_is_named_and_nothing_is_written() {
             .onboard_merchant(keyed(pb::OnboardMerchantRequest {
                 kind: pb::MerchantKind::Vendor as i32,
                 application: Some(app),
+                ..Default::default()
             }))
             .await
             .unwrap_err();
@@ -272,6 +274,7 @@ async fn every_bad_field_is_named_and_nothing_is_written() {
         .onboard_merchant(keyed(pb::OnboardMerchantRequest {
             kind: pb::MerchantKind::Biller as i32,
             application: Some(app),
+            ..Default::default()
         }))
         .await
         .unwrap_err();
@@ -285,6 +288,7 @@ async fn every_bad_field_is_named_and_nothing_is_written() {
         .onboard_merchant(keyed(pb::OnboardMerchantRequest {
             kind: pb::MerchantKind::Biller as i32,
             application: Some(app),
+            ..Default::default()
         }))
         .await
         .unwrap_err();
@@ -294,6 +298,7 @@ async fn every_bad_field_is_named_and_nothing_is_written() {
         .onboard_merchant(keyed(pb::OnboardMerchantRequest {
             kind: 0,
             application: None,
+            ..Default::default()
         }))
         .await
         .unwrap_err();
@@ -303,6 +308,7 @@ async fn every_bad_field_is_named_and_nothing_is_written() {
         .onboard_merchant(pb::OnboardMerchantRequest {
             kind: pb::MerchantKind::Vendor as i32,
             application: Some(vendor()),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use paymesh_merchant::client::MerchantClient;
+use paymesh_money::fees::FeePlan;
 use paymesh_platform::ApiError;
 use paymesh_proto::merchant::v1 as mpb;
 use uuid::Uuid;
@@ -24,6 +25,8 @@ pub struct MerchantInfo {
     pub virtual_account_number: String,
     /// Empty before the first approval.
     pub static_qr_payload: String,
+    /// The merchant's own fee plan; `None`: the service's default.
+    pub fee_plan: Option<FeePlan>,
 }
 
 impl MerchantInfo {
@@ -36,6 +39,12 @@ impl MerchantInfo {
             active: m.status == mpb::MerchantStatus::Active as i32,
             virtual_account_number: m.virtual_account_number.clone(),
             static_qr_payload: m.static_qr_payload.clone(),
+            fee_plan: paymesh_merchant::client::fee_plan(m).map_err(|e| {
+                ApiError::Internal(anyhow::anyhow!(
+                    "merchant {id} has a fee plan this service cannot read ({:?}): {e}",
+                    m.fee_plan
+                ))
+            })?,
         })
     }
 }

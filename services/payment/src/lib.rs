@@ -3,19 +3,23 @@
 //! - [`reference`]: the payment reference (format, check character, finding it in a bank's
 //!   transfer description);
 //! - [`matching`]: the one decision of what an incoming credit becomes;
-//! - [`fees`]: fee plans and their rounding;
 //! - [`posting`]: the ledger chain of a credit, with ids derived from the bank transaction;
 //! - [`directory`]: the merchants, from the merchant service, cached briefly;
-//! - [`service`]: the gRPC surface; [`store`]: the SQL (schema `payment`); [`settings`]: the
-//!   config section.
+//! - [`outbox`]: merchants' webhooks, written with their events and delivered with retries;
+//! - [`signing`]: HMAC-SHA256 signatures of webhooks, both ways;
+//! - [`json`]: the messages as JSON (webhook bodies, the CLI);
+//! - [`service`]: the gRPC surface and the banks' HTTP edge; [`store`]: the SQL (schema
+//!   `payment`); [`settings`]: the config section.
 
 pub mod directory;
-pub mod fees;
+pub mod json;
 pub mod matching;
+pub mod outbox;
 pub mod posting;
 pub mod reference;
 pub mod service;
 pub mod settings;
+pub mod signing;
 pub mod store;
 
 pub use service::{PaymentService, SERVICE};

@@ -1,10 +1,10 @@
 //! The payment service's configuration section (`payment.*`), read into typed settings.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use paymesh_money::fees::FeePlan;
 use paymesh_platform::config::{ConfigError, Key, Kind, Section, ServiceSection};
-
-use crate::fees::FeePlan;
 
 pub const SECTION: Section = Section {
     name: "payment",
@@ -45,24 +45,117 @@ pub const SECTION: Section = Section {
             "500",
             "how often a payment stream looks for events committed by other processes (events of this process wake it at once)",
         ),
+        Key::new(
+            "webhook_listen",
+            Kind::Addr,
+            "127.0.0.1:8453",
+            "the HTTP edge where acquiring banks POST signed credit notifications (/v1/banks/{bin}/credits)",
+        ),
+        Key::new(
+            "bank_webhook_secrets",
+            Kind::Secret,
+            "",
+            "the HMAC-SHA256 key of each bank's webhooks: BIN=SECRET pairs separated by commas (a bank not listed is refused)",
+        ),
+        Key::new(
+            "webhook_timeout_ms",
+            Kind::Uint(100, 60_000),
+            "10000",
+            "how long a merchant's endpoint has to answer a delivery",
+        ),
+        Key::new(
+            "webhook_backoff_ms",
+            Kind::Uint(10, 3_600_000),
+            "5000",
+            "the wait before the first retry of a failed delivery; each later wait doubles",
+        ),
+        Key::new(
+            "webhook_backoff_max_ms",
+            Kind::Uint(10, 86_400_000),
+            "3600000",
+            "the longest wait between two attempts of a delivery",
+        ),
+        Key::new(
+            "webhook_retry_for_ms",
+            Kind::Uint(1_000, 2_592_000_000),
+            "259200000",
+            "how long a delivery is retried before it is given up (FAILED); at least a day in production",
+        ),
+        Key::new(
+            "webhook_poll_ms",
+            Kind::Uint(10, 60_000),
+            "1000",
+            "how often the delivery worker looks for deliveries due (a commit in this process wakes it at once)",
+        ),
     ],
 };
+
+/// How merchants' webhooks are delivered.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery {
+    pub timeout: Duration,
+    pub backoff: Duration,
+    pub backoff_max: Duration,
+    pub retry_for: Duration,
+    pub poll: Duration,
+}
 
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub fee_plan: FeePlan,
     pub merchant_cache: Duration,
     pub watch_poll: Duration,
+    pub webhook_listen: std::net::SocketAddr,
+    /// Each bank's webhook signing key, by BIN.
+    pub bank_secrets: BTreeMap<String, Vec<u8>>,
+    pub delivery: Delivery,
+}
+
+/// `BIN=SECRET,BIN=SECRET`.
+fn bank_secrets(text: &str) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    let mut out = BTreeMap::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (bin, secret) = pair
+            .split_once('=')
+            .ok_or_else(|| "expected BIN=SECRET pairs separated by commas".to_string())?;
+        let bin = bin.trim();
+        if bin.len() != 6 || !bin.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("{bin:?} is not a 6-digit BIN"));
+        }
+        if secret.trim().len() < 16 {
+            return Err(format!(
+                "the secret of {bin} must have at least 16 characters"
+            ));
+        }
+        if out
+            .insert(bin.to_owned(), secret.trim().as_bytes().to_vec())
+            .is_some()
+        {
+            return Err(format!("{bin} is listed twice"));
+        }
+    }
+    Ok(out)
 }
 
 impl Settings {
     pub fn from_section(s: &ServiceSection) -> Result<Settings, ConfigError> {
         let fee_plan = FeePlan::parse(s.text("fee_plan")?)
             .map_err(|e| s.invalid("fee_plan", e.to_string()))?;
+        let bank_secrets = bank_secrets(s.text("bank_webhook_secrets")?)
+            .map_err(|e| s.invalid("bank_webhook_secrets", e))?;
         Ok(Settings {
             fee_plan,
             merchant_cache: s.millis("merchant_cache_ms")?,
             watch_poll: s.millis("watch_poll_ms")?,
+            webhook_listen: s.addr("webhook_listen")?,
+            bank_secrets,
+            delivery: Delivery {
+                timeout: s.millis("webhook_timeout_ms")?,
+                backoff: s.millis("webhook_backoff_ms")?,
+                backoff_max: s.millis("webhook_backoff_max_ms")?,
+                retry_for: s.millis("webhook_retry_for_ms")?,
+                poll: s.millis("webhook_poll_ms")?,
+            },
         })
     }
 }
@@ -90,5 +183,34 @@ mod tests {
         assert_eq!(s.fee_plan.to_string(), "percent:0.5,cap:50000");
         let e = load(&[("PAYMESH_PAYMENT_FEE_PLAN", "percent:200")]).unwrap_err();
         assert!(e.to_string().contains("payment.fee_plan"), "{e}");
+        assert!(s.bank_secrets.is_empty());
+        assert!(s.delivery.retry_for >= Duration::from_secs(24 * 3600));
+    }
+
+    #[test]
+    fn bank_secrets_are_pairs_of_a_bin_and_a_long_secret() {
+        let s = load(&[(
+            "PAYMESH_PAYMENT_BANK_WEBHOOK_SECRETS",
+            "970436=abcdefghijklmnop, 970422 = 0123456789abcdef0",
+        )])
+        .unwrap();
+        assert_eq!(s.bank_secrets["970436"], b"abcdefghijklmnop");
+        assert_eq!(s.bank_secrets["970422"], b"0123456789abcdef0");
+        for bad in [
+            "970436",
+            "97043=abcdefghijklmnop",
+            "970436=short",
+            "970436=abcdefghijklmnop,970436=abcdefghijklmnopq",
+        ] {
+            let e = load(&[("PAYMESH_PAYMENT_BANK_WEBHOOK_SECRETS", bad)]).unwrap_err();
+            assert!(
+                e.to_string().contains("payment.bank_webhook_secrets"),
+                "{bad}: {e}"
+            );
+            assert!(
+                !e.to_string().contains("abcdefghijklmnop"),
+                "a secret leaks: {e}"
+            );
+        }
     }
 }

@@ -25,6 +25,11 @@ pub fn migrations() -> Vec<Migration> {
             name: "idempotency keys",
             sql: IDEMPOTENCY_SQL.as_str(),
         },
+        Migration {
+            version: 3,
+            name: "refunds, suspense resolutions, webhook endpoints and outbox",
+            sql: include_str!("../migrations/0003_refunds_suspense_webhooks.sql"),
+        },
     ]
 }
 
@@ -159,13 +164,34 @@ pub struct CreditRow {
     pub detail: String,
     pub merchant_id: Option<Uuid>,
     pub intent_id: Option<Uuid>,
+    pub resolution: Resolution,
+}
+
+/// What an operator did with a credit held in suspense: who, why, when.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Resolution {
+    /// NONE, ASSIGNED or RETURNED.
+    pub state: String,
+    pub by: String,
+    pub reason: String,
+    pub at_us: Option<i64>,
+}
+
+impl Resolution {
+    pub fn none() -> Resolution {
+        Resolution {
+            state: "NONE".into(),
+            ..Resolution::default()
+        }
+    }
 }
 
 const CREDIT_COLUMNS: &str = "c.id, c.bank_bin, c.bank_transaction_id, c.account_number, \
     c.amount, c.description, \
     (extract(epoch FROM c.value_time) * 1000000)::int8 AS value_us, \
     (extract(epoch FROM c.receive_time) * 1000000)::int8 AS receive_us, \
-    c.outcome, c.detail, c.merchant_id, c.intent_id";
+    c.outcome, c.detail, c.merchant_id, c.intent_id, c.resolution, c.resolved_by, \
+    c.resolution_reason, (extract(epoch FROM c.resolve_time) * 1000000)::int8 AS resolve_us";
 
 fn credit_row(row: &PgRow) -> Result<CreditRow, sqlx::Error> {
     Ok(CreditRow {
@@ -181,6 +207,12 @@ fn credit_row(row: &PgRow) -> Result<CreditRow, sqlx::Error> {
         detail: row.try_get("detail")?,
         merchant_id: row.try_get("merchant_id")?,
         intent_id: row.try_get("intent_id")?,
+        resolution: Resolution {
+            state: row.try_get("resolution")?,
+            by: row.try_get("resolved_by")?,
+            reason: row.try_get("resolution_reason")?,
+            at_us: row.try_get("resolve_us")?,
+        },
     })
 }
 
@@ -213,8 +245,15 @@ pub async fn claim_credit(conn: &mut PgConnection, c: &CreditRow) -> anyhow::Res
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn credit(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<Option<CreditRow>> {
-    let sql = format!("SELECT {CREDIT_COLUMNS} FROM payment.credits c WHERE c.id = $1");
+pub async fn credit(
+    conn: &mut PgConnection,
+    id: Uuid,
+    lock: RowLock,
+) -> anyhow::Result<Option<CreditRow>> {
+    let sql = format!(
+        "SELECT {CREDIT_COLUMNS} FROM payment.credits c WHERE c.id = $1{}",
+        lock.sql()
+    );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -235,10 +274,12 @@ pub struct PaymentRow {
     pub create_us: i64,
     pub seq: i64,
     pub order_reference: Option<String>,
+    pub amount_refunded: i64,
+    pub fee_refunded: i64,
 }
 
 const PAYMENT_COLUMNS: &str = "p.merchant_id AS p_merchant_id, p.intent_id AS p_intent_id, \
-    p.outcome AS p_outcome, p.fee, p.fee_plan, p.seq, \
+    p.outcome AS p_outcome, p.fee, p.fee_plan, p.seq, p.amount_refunded, p.fee_refunded, \
     (extract(epoch FROM p.create_time) * 1000000)::int8 AS p_create_us, \
     i.order_reference AS order_reference";
 
@@ -253,6 +294,8 @@ fn payment_row(row: &PgRow) -> Result<PaymentRow, sqlx::Error> {
         create_us: row.try_get("p_create_us")?,
         seq: row.try_get("seq")?,
         order_reference: row.try_get("order_reference")?,
+        amount_refunded: row.try_get("amount_refunded")?,
+        fee_refunded: row.try_get("fee_refunded")?,
     })
 }
 
@@ -298,8 +341,22 @@ pub async fn insert_payment(
 }
 
 pub async fn payment(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<Option<PaymentRow>> {
-    let sql =
-        format!("SELECT {CREDIT_COLUMNS}, {PAYMENT_COLUMNS} FROM {PAYMENT_FROM} WHERE p.id = $1");
+    payment_locked(conn, id, RowLock::None).await
+}
+
+/// A payment, its row locked as asked (`FOR UPDATE OF p`: the payment, not its credit).
+pub async fn payment_locked(
+    conn: &mut PgConnection,
+    id: Uuid,
+    lock: RowLock,
+) -> anyhow::Result<Option<PaymentRow>> {
+    let lock_sql = match lock {
+        RowLock::None => "",
+        _ => " FOR UPDATE OF p",
+    };
+    let sql = format!(
+        "SELECT {CREDIT_COLUMNS}, {PAYMENT_COLUMNS} FROM {PAYMENT_FROM} WHERE p.id = $1{lock_sql}"
+    );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -412,4 +469,293 @@ pub async fn last_seq(pool: &PgPool, merchant_id: Uuid) -> anyhow::Result<i64> {
             .await
             .context("reading the last event")?;
     Ok(seq.unwrap_or(0))
+}
+
+/// Adds `delta` (negative: gives back) to what a payment has refunded.
+pub async fn add_refunded(
+    conn: &mut PgConnection,
+    id: Uuid,
+    delta: i64,
+    fee_delta: i64,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE payment.payments SET amount_refunded = amount_refunded + $2, \
+         fee_refunded = fee_refunded + $3 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(delta)
+    .bind(fee_delta)
+    .execute(&mut *conn)
+    .await
+    .context("updating a payment's refunded amount")?;
+    Ok(())
+}
+
+/// A refund or a return, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRow {
+    pub id: Uuid,
+    pub number: i64,
+    /// REFUND or RETURN.
+    pub kind: String,
+    pub credit_id: Uuid,
+    pub payment_id: Option<Uuid>,
+    pub merchant_id: Option<Uuid>,
+    pub amount: i64,
+    pub fee_returned: i64,
+    pub reason: String,
+    /// PENDING, COMPLETED or FAILED.
+    pub status: String,
+    pub failure_reason: String,
+    pub bank_bin: String,
+    pub bank_transaction_id: String,
+    pub requested_by: String,
+    pub create_us: i64,
+    pub update_us: i64,
+}
+
+const REFUND_COLUMNS: &str = "r.id, r.number, r.kind, r.credit_id, r.payment_id, \
+    r.merchant_id, r.amount, r.fee_returned, r.reason, r.status, r.failure_reason, r.bank_bin, \
+    c.bank_transaction_id, r.requested_by, \
+    (extract(epoch FROM r.create_time) * 1000000)::int8 AS create_us, \
+    (extract(epoch FROM r.update_time) * 1000000)::int8 AS update_us";
+
+const REFUND_FROM: &str = "payment.refunds r JOIN payment.credits c ON c.id = r.credit_id";
+
+fn refund_row(row: &PgRow) -> Result<RefundRow, sqlx::Error> {
+    Ok(RefundRow {
+        id: row.try_get("id")?,
+        number: row.try_get("number")?,
+        kind: row.try_get("kind")?,
+        credit_id: row.try_get("credit_id")?,
+        payment_id: row.try_get("payment_id")?,
+        merchant_id: row.try_get("merchant_id")?,
+        amount: row.try_get("amount")?,
+        fee_returned: row.try_get("fee_returned")?,
+        reason: row.try_get("reason")?,
+        status: row.try_get("status")?,
+        failure_reason: row.try_get("failure_reason")?,
+        bank_bin: row.try_get("bank_bin")?,
+        bank_transaction_id: row.try_get("bank_transaction_id")?,
+        requested_by: row.try_get("requested_by")?,
+        create_us: row.try_get("create_us")?,
+        update_us: row.try_get("update_us")?,
+    })
+}
+
+/// The fields of a new refund (PENDING).
+#[derive(Debug, Clone)]
+pub struct NewRefund<'a> {
+    pub id: Uuid,
+    pub kind: &'a str,
+    pub credit_id: Uuid,
+    pub payment_id: Option<Uuid>,
+    pub merchant_id: Option<Uuid>,
+    pub amount: i64,
+    pub fee_returned: i64,
+    pub reason: &'a str,
+    pub bank_bin: &'a str,
+    pub requested_by: &'a str,
+}
+
+/// Stores a new PENDING refund; answers it as stored.
+pub async fn insert_refund(
+    conn: &mut PgConnection,
+    r: &NewRefund<'_>,
+) -> anyhow::Result<RefundRow> {
+    sqlx::query(
+        "INSERT INTO payment.refunds (id, kind, credit_id, payment_id, merchant_id, amount, \
+         reason, status, bank_bin, requested_by, create_time, update_time, fee_returned) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'PENDING', $8, $9, clock_timestamp(), clock_timestamp(), $10)",
+    )
+    .bind(r.id)
+    .bind(r.kind)
+    .bind(r.credit_id)
+    .bind(r.payment_id)
+    .bind(r.merchant_id)
+    .bind(r.amount)
+    .bind(r.reason)
+    .bind(r.bank_bin)
+    .bind(r.requested_by)
+    .bind(r.fee_returned)
+    .execute(&mut *conn)
+    .await
+    .context("storing a refund")?;
+    refund(conn, r.id, RowLock::None)
+        .await?
+        .context("the refund just stored is not there")
+}
+
+pub async fn refund(
+    conn: &mut PgConnection,
+    id: Uuid,
+    lock: RowLock,
+) -> anyhow::Result<Option<RefundRow>> {
+    let lock_sql = match lock {
+        RowLock::None => "",
+        _ => " FOR UPDATE OF r",
+    };
+    let sql = format!("SELECT {REFUND_COLUMNS} FROM {REFUND_FROM} WHERE r.id = $1{lock_sql}");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .context("reading a refund")?;
+    Ok(row.as_ref().map(refund_row).transpose()?)
+}
+
+/// Sets a refund's final status; answers it as stored.
+pub async fn finish_refund(
+    conn: &mut PgConnection,
+    id: Uuid,
+    status: &str,
+    failure_reason: &str,
+) -> anyhow::Result<RefundRow> {
+    sqlx::query(
+        "UPDATE payment.refunds SET status = $2, failure_reason = $3, update_time = clock_timestamp() \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(failure_reason)
+    .execute(&mut *conn)
+    .await
+    .context("settling a refund")?;
+    refund(conn, id, RowLock::None)
+        .await?
+        .context("the refund just settled is not there")
+}
+
+/// What ListRefunds filters on (one of the three owners).
+#[derive(Debug, Clone, Default)]
+pub struct RefundFilter {
+    pub merchant_id: Option<Uuid>,
+    pub payment_id: Option<Uuid>,
+    pub bank_bin: Option<String>,
+    pub status: Option<&'static str>,
+}
+
+/// Refunds oldest first (by their number), after `after_number`.
+pub async fn list_refunds(
+    pool: &PgPool,
+    f: &RefundFilter,
+    after_number: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<RefundRow>> {
+    let sql = format!(
+        "SELECT {REFUND_COLUMNS} FROM {REFUND_FROM} \
+         WHERE r.number > $1 \
+         AND ($2::uuid IS NULL OR r.merchant_id = $2) \
+         AND ($3::uuid IS NULL OR r.payment_id = $3) \
+         AND ($4::text IS NULL OR r.bank_bin = $4) \
+         AND ($5::text IS NULL OR r.status = $5) \
+         ORDER BY r.number LIMIT $6"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(after_number)
+        .bind(f.merchant_id)
+        .bind(f.payment_id)
+        .bind(f.bank_bin.as_deref())
+        .bind(f.status)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .context("listing refunds")?;
+    Ok(rows.iter().map(refund_row).collect::<Result<_, _>>()?)
+}
+
+/// Records what an operator did with a credit in suspense and sets its resolution.
+pub struct CreditAction<'a> {
+    pub credit_id: Uuid,
+    /// ASSIGN, RETURN or RETURN_FAILED.
+    pub action: &'a str,
+    pub actor: &'a str,
+    pub reason: &'a str,
+    pub merchant_id: Option<Uuid>,
+    pub refund_id: Option<Uuid>,
+}
+
+/// Sets a credit's resolution (and merchant, when assigned) and appends the audit row;
+/// answers the credit as stored.
+pub async fn resolve_credit(
+    conn: &mut PgConnection,
+    a: &CreditAction<'_>,
+    resolution: &str,
+) -> anyhow::Result<CreditRow> {
+    sqlx::query(
+        "UPDATE payment.credits SET resolution = $2, resolved_by = $3, resolution_reason = $4, \
+         resolve_time = clock_timestamp(), merchant_id = COALESCE($5, merchant_id) WHERE id = $1",
+    )
+    .bind(a.credit_id)
+    .bind(resolution)
+    .bind(a.actor)
+    .bind(a.reason)
+    .bind(a.merchant_id)
+    .execute(&mut *conn)
+    .await
+    .context("resolving a credit")?;
+    sqlx::query(
+        "INSERT INTO payment.credit_actions (credit_id, action, actor, reason, merchant_id, refund_id) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(a.credit_id)
+    .bind(a.action)
+    .bind(a.actor)
+    .bind(a.reason)
+    .bind(a.merchant_id)
+    .bind(a.refund_id)
+    .execute(&mut *conn)
+    .await
+    .context("auditing a credit action")?;
+    credit(conn, a.credit_id, RowLock::None)
+        .await?
+        .context("the credit just resolved is not there")
+}
+
+/// The audit of a credit: (action, actor, reason), oldest first.
+pub async fn credit_actions(
+    pool: &PgPool,
+    credit_id: Uuid,
+) -> anyhow::Result<Vec<(String, String, String)>> {
+    let rows = sqlx::query(
+        "SELECT action, actor, reason FROM payment.credit_actions WHERE credit_id = $1 \
+         ORDER BY create_time",
+    )
+    .bind(credit_id)
+    .fetch_all(pool)
+    .await
+    .context("reading a credit's audit")?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("action")?,
+                r.try_get("actor")?,
+                r.try_get("reason")?,
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// Credits held in suspense with no resolution, oldest first, after `(receive_us, id)`.
+pub async fn unresolved_credits(
+    pool: &PgPool,
+    after: Option<(i64, Uuid)>,
+    limit: i64,
+) -> anyhow::Result<Vec<CreditRow>> {
+    let sql = format!(
+        "SELECT {CREDIT_COLUMNS} FROM payment.credits c \
+         WHERE c.outcome = 'SUSPENSE' AND c.resolution = 'NONE' \
+         AND ($1::int8 IS NULL OR (c.receive_time, c.id) > \
+              ((timestamptz 'epoch' + $1::int8 * interval '1 microsecond'), $2::uuid)) \
+         ORDER BY c.receive_time, c.id LIMIT $3"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(after.map(|a| a.0))
+        .bind(after.map(|a| a.1))
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .context("listing credits in suspense")?;
+    Ok(rows.iter().map(credit_row).collect::<Result<_, _>>()?)
 }

@@ -519,3 +519,37 @@ async fn payments_list_newest_first_in_pages() {
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
 }
+
+#[tokio::test]
+async fn a_merchant_is_charged_its_own_fee_plan_and_the_payment_records_it() {
+    use paymesh_proto::merchant::v1::merchant_service_client::MerchantServiceClient;
+    let mesh = start().await;
+    let own = mesh.vendor().await;
+    let default = mesh.vendor().await;
+    MerchantServiceClient::new(mesh.kit.channel_as(
+        "merchant",
+        paymesh_platform::auth::Principal::Operator("test".into()),
+    ))
+    .set_merchant_fee_plan(keyed(
+        paymesh_proto::merchant::v1::SetMerchantFeePlanRequest {
+            merchant_id: own.id.clone(),
+            fee_plan: "flat:2000".into(),
+            reason: "market association rate".into(),
+        },
+    ))
+    .await
+    .unwrap();
+    let a = mesh.paid(&own, 150_000, "FT-FEE-1").await;
+    let fee = a.fee.unwrap();
+    assert_eq!(
+        (fee.fee.unwrap().amount.as_str(), fee.plan.as_str()),
+        ("2000", "flat:2000")
+    );
+    let b = mesh.paid(&default, 150_000, "FT-FEE-2").await;
+    let fee = b.fee.unwrap();
+    assert_eq!(
+        (fee.fee.unwrap().amount.as_str(), fee.plan.as_str()),
+        ("750", "percent:0.5,min:500,cap:50000")
+    );
+    assert_eq!(mesh.payable(&own).await, (2_000, 150_000));
+}

@@ -18,6 +18,15 @@ pub struct Work {
     ctx: IdempotencyContext,
 }
 
+impl Work {
+    /// The claimed key's identity (caller, RPC, key): the same for every retry of the request,
+    /// so ids derived from it make an effect outside this transaction (a ledger posting)
+    /// land once however often the request is retried.
+    pub fn key_scope(&self) -> &str {
+        &self.ctx.scope_key
+    }
+}
+
 /// What [`Transactions::begin`] found.
 pub enum Begun<M> {
     /// Make the effect in this transaction, then [`Transactions::commit`].

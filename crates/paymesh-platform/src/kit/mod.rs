@@ -59,6 +59,7 @@ pub struct StartContext<'a> {
     minter: Option<&'a Minter>,
     private_key_file: &'a std::path::Path,
     peers: &'a BTreeMap<&'static str, SocketAddr>,
+    stop: watch::Receiver<bool>,
 }
 
 impl StartContext<'_> {
@@ -85,6 +86,12 @@ impl StartContext<'_> {
     /// Largest gRPC message, for the generated server's limits.
     pub fn message_bytes_max(&self) -> usize {
         self.config.server.message_bytes_max
+    }
+
+    /// Resolves when the mesh stops: a service's background work (workers, extra listeners)
+    /// ends with it.
+    pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        stopped(self.stop.clone())
     }
 }
 
@@ -209,6 +216,7 @@ impl Mesh {
                 minter: self.env.minter.as_ref(),
                 private_key_file: &self.env.config.auth.private_key_file,
                 peers: &peers,
+                stop: self.stop.subscribe(),
             })
             .await
             .with_context(|| format!("starting {name}"))?;

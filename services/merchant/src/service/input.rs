@@ -1,6 +1,7 @@
 //! The merchant service's field checks (on the platform's violation collector), its errors,
 //! and who may read a merchant.
 
+use paymesh_money::fees::FeePlan;
 use paymesh_platform::ApiError;
 use paymesh_platform::auth::Principal;
 use paymesh_platform::edge::{PageLimits, Paging, Violations};
@@ -11,6 +12,10 @@ use crate::ids::MerchantId;
 
 /// Longest reason (for the audit log) accepted.
 pub const REASON_CHARS_MAX: usize = 500;
+
+/// Longest fee plan text accepted (a canonical plan has at most 55 characters; the rest is
+/// room for spaces around it).
+pub const FEE_PLAN_CHARS_MAX: usize = 100;
 
 /// Page sizes of every merchant listing.
 pub const PAGE_LIMITS: PageLimits = PageLimits {
@@ -25,6 +30,9 @@ pub trait MerchantFields {
     fn reason(&mut self, text: &str) -> String;
     /// The application's violations as request fields (`application.tax_code`).
     fn application(&mut self, e: &InvalidApplication);
+    /// A fee plan as given in `field`: `None` when empty (the payment service's default
+    /// applies) or when it does not parse (then recorded as a violation of `field`).
+    fn fee_plan(&mut self, field: &str, text: &str) -> Option<FeePlan>;
 }
 
 impl MerchantFields for Violations {
@@ -57,6 +65,22 @@ impl MerchantFields for Violations {
                 violation.message(),
             );
         }
+    }
+
+    fn fee_plan(&mut self, field: &str, text: &str) -> Option<FeePlan> {
+        let text = text.trim();
+        if text.is_empty() {
+            return None;
+        }
+        // Bounded before parsing: the parser's message quotes the text.
+        if text.chars().count() > FEE_PLAN_CHARS_MAX {
+            self.add(
+                field,
+                format!("must be at most {FEE_PLAN_CHARS_MAX} characters"),
+            );
+            return None;
+        }
+        self.parse(field, FeePlan::parse(text))
     }
 }
 
@@ -149,5 +173,28 @@ mod tests {
             panic!("expected INVALID_ARGUMENT");
         };
         assert!(list.iter().all(|f| f.field == "reason"));
+    }
+
+    #[test]
+    fn fee_plans_are_parsed_empty_is_the_default() {
+        let mut v = Violations::default();
+        assert_eq!(v.fee_plan("fee_plan", "  "), None);
+        assert_eq!(
+            v.fee_plan("fee_plan", " percent:0.60,min:1000 ")
+                .map(|p| p.to_string()),
+            Some("percent:0.6,min:1000".to_owned())
+        );
+        assert_eq!(v.fee_plan("fee_plan", "none"), Some(FeePlan::None));
+        assert!(v.is_empty());
+        assert_eq!(v.fee_plan("fee_plan", "tiered:1"), None);
+        assert_eq!(
+            v.fee_plan("fee_plan", &"9".repeat(FEE_PLAN_CHARS_MAX + 1)),
+            None
+        );
+        assert_eq!(v.len(), 2);
+        let Err(ApiError::InvalidArgument(list)) = v.into_result() else {
+            panic!("expected INVALID_ARGUMENT");
+        };
+        assert!(list.iter().all(|f| f.field == "fee_plan"));
     }
 }

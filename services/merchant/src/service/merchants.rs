@@ -74,13 +74,13 @@ impl MerchantService {
         request: Request<pb::OnboardMerchantRequest>,
     ) -> Result<pb::Merchant, ApiError> {
         let actor = principal(&request)?.to_string();
-        let app = parse_onboarding(request.get_ref())?;
+        let (app, fee_plan) = parse_onboarding(request.get_ref())?;
         self.inner
             .tx
             .once(&request, |mut work: Work| async move {
                 let id = MerchantId::random();
                 let profile = store::Profile::from_application(&app);
-                store::insert_merchant(&mut work.tx, id, app.kind(), &profile)
+                store::insert_merchant(&mut work.tx, id, app.kind(), &profile, fee_plan.as_deref())
                     .await
                     .map_err(|e| match e {
                         store::InsertError::DuplicateTaxCode => ApiError::AlreadyExists {
@@ -88,13 +88,17 @@ impl MerchantService {
                         },
                         store::InsertError::Other(e) => ApiError::Internal(e),
                     })?;
+                let reason = match &fee_plan {
+                    None => "onboarded".to_owned(),
+                    Some(plan) => format!("onboarded, fee plan {plan}"),
+                };
                 let event = NewAuditEvent {
                     merchant: id,
                     actor: &actor,
                     action: AuditAction::Onboard,
                     from: None,
                     to: MerchantStatus::PendingReview,
-                    reason: "onboarded",
+                    reason: &reason,
                 };
                 store::append_audit(&mut work.tx, &event).await?;
                 let merchant = reread(&mut work.tx, id).await?;
@@ -182,8 +186,11 @@ impl MerchantService {
     }
 }
 
-/// An onboarding request, parsed, with every violation at once.
-fn parse_onboarding(req: &pb::OnboardMerchantRequest) -> Result<Application, ApiError> {
+/// An onboarding request, parsed, with every violation at once: the application and the
+/// merchant's own fee plan (canonical text), if it has one.
+fn parse_onboarding(
+    req: &pb::OnboardMerchantRequest,
+) -> Result<(Application, Option<String>), ApiError> {
     let mut v = Violations::default();
     let kind = convert::kind_from_pb(req.kind);
     if kind.is_none() {
@@ -201,8 +208,10 @@ fn parse_onboarding(req: &pb::OnboardMerchantRequest) -> Result<Application, Api
         },
         (Some(_), None) => {}
     }
+    let fee_plan = v.fee_plan("fee_plan", &req.fee_plan).map(|p| p.to_string());
     v.into_result()?;
-    app.ok_or_else(|| ApiError::invalid("application", "is required"))
+    let app = app.ok_or_else(|| ApiError::invalid("application", "is required"))?;
+    Ok((app, fee_plan))
 }
 
 /// An update: the merchant, the masked paths (each one of [`UPDATABLE_FIELDS`]) and the new

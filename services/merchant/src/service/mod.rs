@@ -11,10 +11,12 @@
 //! - [`status`]: the operator's status changes (approval opens the ledger accounts and issues
 //!   the static QR) and the audit log;
 //! - [`credentials`]: API credentials, their exchange for tokens, and the revocation list;
+//! - [`fee_plan`]: the merchant's own fee plan, set by an operator;
 //! - [`qr`]: the static VietQR as text, PNG and SVG;
 //! - [`settings`], [`input`]: the config section; field checks, errors and read access.
 
 pub mod credentials;
+mod fee_plan;
 pub mod input;
 mod merchants;
 mod qr;
@@ -68,6 +70,7 @@ pub const RPCS: &[Rpc] = &[
     Rpc::write("SuspendMerchant", OPERATOR, KEY),
     Rpc::write("ReinstateMerchant", OPERATOR, KEY),
     Rpc::write("CloseMerchant", OPERATOR, KEY),
+    Rpc::write("SetMerchantFeePlan", OPERATOR, KEY),
     Rpc::read("ListMerchantAuditEvents", OPERATOR),
     Rpc::read("GetStaticQr", READERS),
     // Its first answer holds the secret, which is kept nowhere: the layer keeps no answer, and
@@ -226,6 +229,13 @@ impl merchant_service_server::MerchantService for MerchantService {
         answer(self.change_status(request, Action::Close).await)
     }
 
+    async fn set_merchant_fee_plan(
+        &self,
+        request: Request<pb::SetMerchantFeePlanRequest>,
+    ) -> Result<Response<pb::Merchant>, Status> {
+        answer(self.set_fee_plan(request).await)
+    }
+
     async fn list_merchant_audit_events(
         &self,
         request: Request<pb::ListMerchantAuditEventsRequest>,
@@ -276,7 +286,7 @@ mod tests {
     #[test]
     fn every_mutating_rpc_needs_a_key_and_only_the_exchange_is_public() {
         let writes: Vec<_> = RPCS.iter().filter(|r| r.key.is_some()).collect();
-        assert_eq!(writes.len(), 9);
+        assert_eq!(writes.len(), 10);
         assert!(writes.iter().all(|r| r.key == Some(KeyRule::Required)));
         let public: Vec<_> = RPCS
             .iter()

@@ -19,10 +19,11 @@ pub enum AuditAction {
     Update,
     IssueCredential,
     RevokeCredential,
+    SetFeePlan,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 10] = [
+    pub const ALL: [AuditAction; 11] = [
         AuditAction::Onboard,
         AuditAction::Approve,
         AuditAction::Reject,
@@ -33,6 +34,7 @@ impl AuditAction {
         AuditAction::Update,
         AuditAction::IssueCredential,
         AuditAction::RevokeCredential,
+        AuditAction::SetFeePlan,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +49,7 @@ impl AuditAction {
             AuditAction::Update => "UPDATE",
             AuditAction::IssueCredential => "ISSUE_CREDENTIAL",
             AuditAction::RevokeCredential => "REVOKE_CREDENTIAL",
+            AuditAction::SetFeePlan => "SET_FEE_PLAN",
         }
     }
 

@@ -47,6 +47,11 @@ pub fn migrations() -> Vec<Migration> {
             name: "merchant version (etag) and credential token epoch",
             sql: include_str!("../../migrations/0004_merchant_version_and_token_epoch.sql"),
         },
+        Migration {
+            version: 5,
+            name: "merchant fee plan",
+            sql: include_str!("../../migrations/0005_merchant_fee_plan.sql"),
+        },
     ]
 }
 
@@ -200,6 +205,9 @@ pub struct MerchantRow {
     pub version: i64,
     /// The epoch of the merchant's credential tokens (goes up on suspension).
     pub token_epoch: i32,
+    /// The merchant's own fee plan, canonical text of
+    /// [`FeePlan`](paymesh_money::fees::FeePlan); `None`: the payment service's default.
+    pub fee_plan: Option<String>,
 }
 
 impl MerchantRow {
@@ -224,6 +232,7 @@ const MERCHANT_COLUMNS: &str = "id, seq, kind, status, business_name, trading_na
     owner_citizen_id, phone, address, market_name, stall_number, mcc, biller_category, \
     settlement_bank_bin, settlement_account_number, virtual_account_number, collection_bank_bin, \
     static_qr_payload, payable_account_id, receivable_account_id, version, token_epoch, \
+    fee_plan, \
     (extract(epoch FROM activated_at) * 1000000)::bigint AS activated_us, \
     (extract(epoch FROM created_at) * 1000000)::bigint AS created_us, \
     (extract(epoch FROM updated_at) * 1000000)::bigint AS updated_us";
@@ -276,6 +285,7 @@ fn merchant_row(row: &PgRow) -> anyhow::Result<MerchantRow> {
         updated_us: row.try_get("updated_us")?,
         version: row.try_get("version")?,
         token_epoch: row.try_get("token_epoch")?,
+        fee_plan: row.try_get("fee_plan")?,
     })
 }
 
@@ -309,21 +319,26 @@ fn bind_profile<'q>(q: PgQuery<'q>, profile: &'q Profile) -> PgQuery<'q> {
         .bind(profile.market_search())
 }
 
+/// A new merchant, PENDING_REVIEW; `fee_plan` is its own plan's canonical text, if any.
 pub async fn insert_merchant(
     tx: &mut PgConnection,
     id: MerchantId,
     kind: MerchantKind,
     profile: &Profile,
+    fee_plan: Option<&str>,
 ) -> Result<(), InsertError> {
     let query = sqlx::query(
         "INSERT INTO merchant.merchants (id, kind, status, business_name, trading_name, tax_code, \
          owner_citizen_id, phone, address, market_name, stall_number, mcc, biller_category, \
-         settlement_bank_bin, settlement_account_number, name_search, market_search) \
-         VALUES ($1, $2, 'PENDING_REVIEW', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+         settlement_bank_bin, settlement_account_number, name_search, market_search, fee_plan) \
+         VALUES ($1, $2, 'PENDING_REVIEW', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
     .bind(id.uuid())
     .bind(kind.as_str());
-    let result = bind_profile(query, profile).execute(&mut *tx).await;
+    let result = bind_profile(query, profile)
+        .bind(fee_plan)
+        .execute(&mut *tx)
+        .await;
     match result {
         Ok(_) => Ok(()),
         Err(sqlx::Error::Database(db)) if db.constraint() == Some("merchants_live_tax_code") => {
@@ -426,6 +441,21 @@ pub async fn activate(
     .execute(&mut *tx)
     .await
     .context("activating a merchant")?;
+    Ok(())
+}
+
+/// Sets the merchant's own fee plan (canonical text), or clears it (`None`: the default).
+pub async fn set_fee_plan(
+    tx: &mut PgConnection,
+    id: MerchantId,
+    fee_plan: Option<&str>,
+) -> anyhow::Result<()> {
+    sqlx::query("UPDATE merchant.merchants SET fee_plan = $2, updated_at = now() WHERE id = $1")
+        .bind(id.uuid())
+        .bind(fee_plan)
+        .execute(&mut *tx)
+        .await
+        .context("setting a merchant's fee plan")?;
     Ok(())
 }
 

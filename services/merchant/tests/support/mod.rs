@@ -123,6 +123,7 @@ impl Mesh {
             .onboard_merchant(keyed(pb::OnboardMerchantRequest {
                 kind: kind as i32,
                 application: Some(application),
+                ..Default::default()
             }))
             .await
             .unwrap()

@@ -5,7 +5,7 @@ use paymesh_proto::common::v1 as cpb;
 use paymesh_proto::payment::v1 as pb;
 use paymesh_proto::payment::v1::{CreditOutcome, IntentStatus};
 
-use crate::store::{CreditRow, IntentRow, PaymentRow};
+use crate::store::{CreditRow, IntentRow, PaymentRow, RefundRow};
 
 pub fn vnd(amount: i64) -> cpb::Money {
     cpb::Money {
@@ -78,12 +78,55 @@ pub fn credit(row: &CreditRow) -> pb::Credit {
         detail: row.detail.clone(),
         merchant_id: text(row.merchant_id),
         intent_id: text(row.intent_id),
-        payment_id: if outcome == CreditOutcome::Suspense {
+        payment_id: if row.merchant_id.is_none() {
             String::new()
         } else {
             row.id.to_string()
         },
+        resolution: resolution(&row.resolution.state) as i32,
+        resolved_by: row.resolution.by.clone(),
+        resolution_reason: row.resolution.reason.clone(),
+        resolve_time: row.resolution.at_us.map(timestamp_from_micros),
     }
+}
+
+pub fn resolution(name: &str) -> pb::CreditResolution {
+    pb::CreditResolution::from_str_name(&format!("CREDIT_RESOLUTION_{name}"))
+        .unwrap_or(pb::CreditResolution::Unspecified)
+}
+
+pub fn refund(row: &RefundRow) -> pb::Refund {
+    let text = |id: Option<uuid::Uuid>| id.map(|i| i.to_string()).unwrap_or_default();
+    pb::Refund {
+        id: row.id.to_string(),
+        kind: pb::RefundKind::from_str_name(&format!("REFUND_KIND_{}", row.kind))
+            .unwrap_or(pb::RefundKind::Unspecified) as i32,
+        credit_id: row.credit_id.to_string(),
+        payment_id: text(row.payment_id),
+        merchant_id: text(row.merchant_id),
+        amount: Some(vnd(row.amount)),
+        fee_returned: Some(vnd(row.fee_returned)),
+        reason: row.reason.clone(),
+        status: refund_status(&row.status) as i32,
+        failure_reason: row.failure_reason.clone(),
+        bank_bin: row.bank_bin.clone(),
+        bank_transaction_id: row.bank_transaction_id.clone(),
+        requested_by: row.requested_by.clone(),
+        create_time: Some(timestamp_from_micros(row.create_us)),
+        update_time: Some(timestamp_from_micros(row.update_us)),
+    }
+}
+
+pub fn refund_status(name: &str) -> pb::RefundStatus {
+    pb::RefundStatus::from_str_name(&format!("REFUND_STATUS_{name}"))
+        .unwrap_or(pb::RefundStatus::Unspecified)
+}
+
+/// The stored name of a refund status.
+pub fn refund_status_name(s: pb::RefundStatus) -> &'static str {
+    s.as_str_name()
+        .strip_prefix("REFUND_STATUS_")
+        .unwrap_or("UNSPECIFIED")
 }
 
 pub fn payment(row: &PaymentRow) -> pb::Payment {
@@ -105,6 +148,7 @@ pub fn payment(row: &PaymentRow) -> pb::Payment {
         value_time: Some(timestamp_from_micros(c.value_us)),
         create_time: Some(timestamp_from_micros(row.create_us)),
         order_reference: row.order_reference.clone().unwrap_or_default(),
+        amount_refunded: Some(vnd(row.amount_refunded)),
     }
 }
 
@@ -122,6 +166,7 @@ mod tests {
             CreditOutcome::AlreadyPaid,
             CreditOutcome::Static,
             CreditOutcome::Suspense,
+            CreditOutcome::Assigned,
         ] {
             assert_eq!(outcome(outcome_name(o)), o);
         }

@@ -23,7 +23,7 @@ use super::{PaymentService, convert, watch};
 use crate::matching::{AccountHolder, IntentState, decide};
 use crate::posting::{chain, credit_id};
 use crate::reference::{self, Finding};
-use crate::store::{self, CreditRow, NewPayment};
+use crate::store::{self, CreditRow, NewPayment, Resolution};
 
 const TRANSACTION_ID_CHARS_MAX: usize = 64;
 const ACCOUNT_CHARS_MAX: usize = 19;
@@ -142,13 +142,25 @@ impl PaymentService {
         &self,
         request: Request<pb::NotifyCreditRequest>,
     ) -> Result<pb::NotifyCreditResponse, ApiError> {
-        let caller = principal(&request)?;
-        let notice = parse(caller, request.get_ref())?;
+        self.notify_from(principal(&request)?, request.get_ref())
+            .await
+    }
+
+    /// A notification from `caller` (gRPC, or the banks' HTTP edge).
+    pub(super) async fn notify_from(
+        &self,
+        caller: &Principal,
+        req: &pb::NotifyCreditRequest,
+    ) -> Result<pb::NotifyCreditResponse, ApiError> {
+        let notice = parse(caller, req)?;
         let id = credit_id(&notice.bank_bin, &notice.bank_transaction_id);
         // A retry of a notification answered before costs one read.
         {
             let mut conn = self.pool().acquire().await.map_err(sql)?;
-            if let Some(stored) = store::credit(&mut conn, id).await.map_err(db)? {
+            if let Some(stored) = store::credit(&mut conn, id, RowLock::None)
+                .await
+                .map_err(db)?
+            {
                 return repeat(&stored, &notice);
             }
         }
@@ -180,9 +192,13 @@ impl PaymentService {
             received: row.amount_received,
         });
         let decision = decide(&finding, state, holder, notice.amount);
-        let fee = decision.merchant_id.map_or(0, |_| {
-            self.inner.settings.fee_plan.fee(notice.amount as u64) as i64
-        });
+        let (fee, plan) = match decision.merchant_id {
+            Some(m) => match self.inner.directory.merchant(m).await? {
+                Some(info) => self.fee(&info, notice.amount),
+                None => self.default_fee(notice.amount),
+            },
+            None => (0, String::new()),
+        };
         let credit = CreditRow {
             id,
             bank_bin: notice.bank_bin.clone(),
@@ -196,12 +212,13 @@ impl PaymentService {
             detail: decision.detail.to_owned(),
             merchant_id: decision.merchant_id,
             intent_id: decision.intent_id,
+            resolution: Resolution::none(),
         };
         if !store::claim_credit(&mut tx, &credit).await.map_err(db)? {
             // A concurrent copy of this notification committed first.
             drop(tx);
             let mut conn = self.pool().acquire().await.map_err(sql)?;
-            let stored = store::credit(&mut conn, id)
+            let stored = store::credit(&mut conn, id, RowLock::None)
                 .await
                 .map_err(db)?
                 .ok_or_else(|| ApiError::Unavailable("a concurrent notification of this transaction is still being applied; retry".into()))?;
@@ -231,7 +248,6 @@ impl PaymentService {
                 (Some(_), None) => None,
             };
             let seq = store::next_seq(&mut tx, merchant).await.map_err(db)?;
-            let plan = self.inner.settings.fee_plan.to_string();
             let payment = store::insert_payment(
                 &mut tx,
                 &NewPayment {
@@ -252,14 +268,17 @@ impl PaymentService {
                 merchant,
                 seq,
                 EventKind::PaymentReceived,
-                Some(convert::payment(&payment)),
-                intent.as_ref().map(|i| convert::intent(i, now_us)),
+                watch::Event {
+                    payment: Some(convert::payment(&payment)),
+                    intent: intent.as_ref().map(|i| convert::intent(i, now_us)),
+                    refund: None,
+                },
             )
             .await?;
         }
         tx.commit().await.map_err(sql)?;
         if let Some(merchant) = decision.merchant_id {
-            self.inner.hub.wake(merchant);
+            self.committed(merchant);
         }
         if decision.outcome == CreditOutcome::Suspense {
             tracing::info!(credit = %id, detail = decision.detail, "credit held in suspense");

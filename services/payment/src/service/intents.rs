@@ -119,20 +119,7 @@ impl PaymentService {
         else {
             return Err(ApiError::invalid("merchant_id", "required"));
         };
-        let merchant =
-            self.inner
-                .directory
-                .merchant(merchant_id)
-                .await?
-                .ok_or(ApiError::NotFound {
-                    resource: "merchant",
-                })?;
-        if !merchant.active || merchant.static_qr_payload.is_empty() {
-            return Err(ApiError::FailedPrecondition {
-                reason: "MERCHANT_NOT_ACTIVE",
-                message: format!("merchant {merchant_id} is not ACTIVE: it cannot take payments"),
-            });
-        }
+        let merchant = self.active_merchant(merchant_id).await?;
         let (render_png, render_svg) = (req.render_png, req.render_svg);
         self.inner
             .tx
@@ -246,16 +233,14 @@ impl PaymentService {
                 .await
                 .map_err(db)?;
                 let intent = convert::intent(&row, now);
-                let seq = store::next_seq(&mut work.tx, row.merchant_id)
-                    .await
-                    .map_err(db)?;
-                watch::append(
+                watch::record(
                     &mut work.tx,
                     row.merchant_id,
-                    seq,
                     EventKind::IntentCancelled,
-                    None,
-                    Some(intent.clone()),
+                    watch::Event {
+                        intent: Some(intent.clone()),
+                        ..Default::default()
+                    },
                 )
                 .await?;
                 Ok((
@@ -273,7 +258,7 @@ impl PaymentService {
             .as_ref()
             .and_then(|i| Uuid::try_parse(&i.merchant_id).ok())
         {
-            self.inner.hub.wake(m);
+            self.committed(m);
         }
         Ok(answer)
     }

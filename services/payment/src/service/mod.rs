@@ -4,21 +4,33 @@
 //! - [`intents`]: creating, reading and cancelling payment intents (dynamic VietQR);
 //! - [`credits`]: the bank's credit notifications, matched, posted and recorded once;
 //! - [`payments`]: reading and listing payments;
+//! - [`refunds`]: refunds, the payout instructions they are, and the bank's result;
+//! - [`suspense`]: credits held in suspense, assigned or returned by an operator;
 //! - [`watch`]: the merchant's live stream of events;
+//! - [`webhooks`]: the merchant's webhook endpoint (deliveries: [`crate::outbox`]);
+//! - [`bank_edge`]: the banks' signed HTTP notifications;
 //! - [`input`], [`convert`]: field checks and access; rows to messages.
 
+mod bank_edge;
 mod convert;
 mod credits;
 mod input;
 mod intents;
 mod payments;
+mod refunds;
+mod suspense;
 pub mod watch;
+mod webhooks;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+
+use anyhow::Context;
 
 use futures::future::BoxFuture;
 use paymesh_ledger::client::{BatcherConfig, LedgerClient, TransferBatcher};
 use paymesh_merchant::client::MerchantClient;
+use paymesh_platform::ApiError;
 use paymesh_platform::config::Section;
 use paymesh_platform::edge::Transactions;
 use paymesh_platform::idempotency::KeyRule;
@@ -29,10 +41,12 @@ use paymesh_proto::payment::v1::payment_service_server::{self, PaymentServiceSer
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
-use crate::directory::Directory;
+use crate::directory::{Directory, MerchantInfo};
+use crate::outbox::Outbox;
 use crate::posting::Poster;
 use crate::settings::{self, Settings};
 use crate::store;
+use paymesh_money::fees::FeePlan;
 
 /// The payment service as the service kit starts it.
 pub struct Payment;
@@ -44,6 +58,8 @@ pub static SERVICE: Payment = Payment;
 const MERCHANTS: Callers = Callers::OPERATOR.or(Callers::MERCHANT);
 /// Reads: also paymesh services (settlement, the stall page).
 const READERS: Callers = Callers::INTERNAL.or(Callers::MERCHANT);
+/// Refunds are also read by the bank that pays them out (handlers check the BIN).
+const REFUND_READERS: Callers = READERS.or(Callers::BANK);
 
 /// Who may call what.
 pub const RPCS: &[Rpc] = &[
@@ -60,6 +76,21 @@ pub const RPCS: &[Rpc] = &[
     Rpc::read("GetPayment", READERS),
     Rpc::read("ListPayments", READERS),
     Rpc::read("WatchPayments", READERS),
+    Rpc::write("RefundPayment", MERCHANTS, KeyRule::Required),
+    Rpc::read("GetRefund", REFUND_READERS),
+    Rpc::read("ListRefunds", REFUND_READERS),
+    // Idempotent by the refund's final state: the same result again answers the refund.
+    Rpc::write(
+        "SettleRefund",
+        Callers::BANK.or(Callers::OPERATOR),
+        KeyRule::Optional,
+    ),
+    Rpc::read("ListSuspenseCredits", Callers::OPERATOR),
+    Rpc::write("AssignCredit", Callers::OPERATOR, KeyRule::Required),
+    Rpc::write("ReturnCredit", Callers::OPERATOR, KeyRule::Required),
+    // The secret is shown once: a retry is answered by the service without it.
+    Rpc::write("UpdateWebhookEndpoint", MERCHANTS, KeyRule::Required).replayed_by_service(),
+    Rpc::read("GetWebhookEndpoint", READERS),
 ];
 
 impl ServiceDef for Payment {
@@ -90,6 +121,16 @@ impl ServiceDef for Payment {
             let ledger = LedgerClient::new(&ctx.peer("ledger")?, minter.clone(), "payment")?;
             let batcher = TransferBatcher::start(ledger.clone(), BatcherConfig::default())?;
             let merchants = MerchantClient::new(&ctx.peer("merchant")?, minter, "payment")?;
+            let edge = tokio::net::TcpListener::bind(settings.webhook_listen)
+                .await
+                .with_context(|| {
+                    format!(
+                        "binding the banks' webhook edge to {} (payment.webhook_listen)",
+                        settings.webhook_listen
+                    )
+                })?;
+            let edge_addr = edge.local_addr()?;
+            let outbox = Outbox::start(ctx.pool.clone(), settings.delivery, ctx.stopped());
             let service = PaymentService {
                 inner: Arc::new(Inner {
                     tx: Transactions::new(
@@ -100,9 +141,21 @@ impl ServiceDef for Payment {
                     directory: Directory::new(merchants, settings.merchant_cache),
                     poster: Poster::new(ledger, batcher),
                     hub: watch::Hub::default(),
+                    outbox,
+                    edge_addr,
                     settings,
                 }),
             };
+            let on_edge = service.clone();
+            tokio::spawn(paymesh_platform::http::serve(
+                edge,
+                move |req| {
+                    let service = on_edge.clone();
+                    async move { service.bank_webhook(req).await }
+                },
+                ctx.stopped(),
+            ));
+            tracing::info!(addr = %edge_addr, "payment: banks' webhook edge listening");
             let bytes_max = ctx.message_bytes_max();
             let server = PaymentServiceServer::new(service.clone())
                 .max_decoding_message_size(bytes_max)
@@ -123,6 +176,10 @@ struct Inner {
     poster: Poster,
     /// Wakes the streams of a merchant when this process commits one of its events.
     hub: watch::Hub,
+    /// Delivers merchants' webhooks; nudged after each commit.
+    outbox: Outbox,
+    /// Where the banks' webhook edge listens.
+    edge_addr: SocketAddr,
     settings: Settings,
 }
 
@@ -130,6 +187,57 @@ impl PaymentService {
     pub fn pool(&self) -> &PgPool {
         self.inner.tx.pool()
     }
+
+    /// Where banks POST signed credit notifications (`payment.webhook_listen`, bound).
+    pub fn bank_webhook_addr(&self) -> SocketAddr {
+        self.inner.edge_addr
+    }
+
+    /// Call after committing an event of `merchant`: its streams and the webhook worker look.
+    fn committed(&self, merchant: uuid::Uuid) {
+        self.inner.hub.wake(merchant);
+        self.inner.outbox.nudge();
+    }
+
+    /// An ACTIVE merchant (approved: it has its static QR), else NOT_FOUND or
+    /// `MERCHANT_NOT_ACTIVE`.
+    async fn active_merchant(&self, id: uuid::Uuid) -> Result<Arc<MerchantInfo>, ApiError> {
+        let merchant = self
+            .inner
+            .directory
+            .merchant(id)
+            .await?
+            .ok_or(ApiError::NotFound {
+                resource: "merchant",
+            })?;
+        if !merchant.active || merchant.static_qr_payload.is_empty() {
+            return Err(ApiError::FailedPrecondition {
+                reason: "MERCHANT_NOT_ACTIVE",
+                message: format!("merchant {id} is not ACTIVE: it cannot take payments"),
+            });
+        }
+        Ok(merchant)
+    }
+
+    /// The fee of `amount` under the merchant's own plan, else the default; and the plan.
+    fn fee(&self, merchant: &MerchantInfo, amount: i64) -> (i64, String) {
+        let plan = merchant
+            .fee_plan
+            .as_ref()
+            .unwrap_or(&self.inner.settings.fee_plan);
+        (fee_of(plan, amount), plan.to_string())
+    }
+
+    /// The fee under the default plan (a merchant the directory no longer finds).
+    fn default_fee(&self, amount: i64) -> (i64, String) {
+        let plan = &self.inner.settings.fee_plan;
+        (fee_of(plan, amount), plan.to_string())
+    }
+}
+
+fn fee_of(plan: &FeePlan, amount: i64) -> i64 {
+    // Amounts are positive; a fee is never more than the amount, so it fits back.
+    i64::try_from(plan.fee(u64::try_from(amount).unwrap_or(0))).unwrap_or(0)
 }
 
 /// A handler's answer on the wire.
@@ -179,6 +287,69 @@ impl payment_service_server::PaymentService for PaymentService {
         request: Request<pb::ListPaymentsRequest>,
     ) -> Result<Response<pb::ListPaymentsResponse>, Status> {
         answer(self.list_payments(request).await)
+    }
+
+    async fn refund_payment(
+        &self,
+        request: Request<pb::RefundPaymentRequest>,
+    ) -> Result<Response<pb::RefundPaymentResponse>, Status> {
+        answer(self.refund_payment(request).await)
+    }
+
+    async fn get_refund(
+        &self,
+        request: Request<pb::GetRefundRequest>,
+    ) -> Result<Response<pb::GetRefundResponse>, Status> {
+        answer(self.get_refund(request).await)
+    }
+
+    async fn list_refunds(
+        &self,
+        request: Request<pb::ListRefundsRequest>,
+    ) -> Result<Response<pb::ListRefundsResponse>, Status> {
+        answer(self.list_refunds(request).await)
+    }
+
+    async fn settle_refund(
+        &self,
+        request: Request<pb::SettleRefundRequest>,
+    ) -> Result<Response<pb::SettleRefundResponse>, Status> {
+        answer(self.settle_refund(request).await)
+    }
+
+    async fn list_suspense_credits(
+        &self,
+        request: Request<pb::ListSuspenseCreditsRequest>,
+    ) -> Result<Response<pb::ListSuspenseCreditsResponse>, Status> {
+        answer(self.list_suspense_credits(request).await)
+    }
+
+    async fn assign_credit(
+        &self,
+        request: Request<pb::AssignCreditRequest>,
+    ) -> Result<Response<pb::AssignCreditResponse>, Status> {
+        answer(self.assign_credit(request).await)
+    }
+
+    async fn return_credit(
+        &self,
+        request: Request<pb::ReturnCreditRequest>,
+    ) -> Result<Response<pb::ReturnCreditResponse>, Status> {
+        answer(self.return_credit(request).await)
+    }
+
+    async fn update_webhook_endpoint(
+        &self,
+        request: Request<pb::UpdateWebhookEndpointRequest>,
+    ) -> Result<Response<pb::UpdateWebhookEndpointResponse>, Status> {
+        answer(self.update_webhook_endpoint(request).await)
+    }
+
+    async fn get_webhook_endpoint(
+        &self,
+        request: Request<pb::GetWebhookEndpointRequest>,
+    ) -> Result<Response<pb::GetWebhookEndpointResponse>, Status> {
+        answer(self.get_webhook_endpoint(request).await)
     }
 
     type WatchPaymentsStream = watch::EventStream;

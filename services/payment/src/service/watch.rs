@@ -70,27 +70,51 @@ impl Hub {
     }
 }
 
-/// Writes an event of `merchant` numbered `seq` (from `store::next_seq` in this transaction).
+/// What an event carries besides its kind.
+#[derive(Debug, Clone, Default)]
+pub struct Event {
+    pub payment: Option<pb::Payment>,
+    pub intent: Option<pb::PaymentIntent>,
+    pub refund: Option<pb::Refund>,
+}
+
+/// Writes an event of `merchant` numbered `seq` (from `store::next_seq` in this transaction),
+/// and its webhook delivery when the merchant has an endpoint.
 pub async fn append(
     conn: &mut PgConnection,
     merchant: Uuid,
     seq: i64,
     kind: EventKind,
-    payment: Option<pb::Payment>,
-    intent: Option<pb::PaymentIntent>,
+    body: Event,
 ) -> Result<(), ApiError> {
     let event = pb::PaymentEvent {
         cursor: String::new(),
         kind: kind as i32,
         merchant_id: merchant.to_string(),
-        payment,
-        intent,
+        payment: body.payment,
+        intent: body.intent,
         create_time: Some(timestamp_from_ns(paymesh_platform::time::now_ns())),
+        refund: body.refund,
     };
     let name = kind.as_str_name().trim_start_matches("EVENT_KIND_");
     store::insert_event(conn, merchant, seq, name, &event.encode_to_vec())
         .await
+        .map_err(db)?;
+    crate::outbox::enqueue(conn, merchant, seq, &event)
+        .await
         .map_err(db)
+}
+
+/// Numbers and writes the next event of `merchant` (see [`append`]).
+pub async fn record(
+    conn: &mut PgConnection,
+    merchant: Uuid,
+    kind: EventKind,
+    body: Event,
+) -> Result<i64, ApiError> {
+    let seq = store::next_seq(conn, merchant).await.map_err(db)?;
+    append(conn, merchant, seq, kind, body).await?;
+    Ok(seq)
 }
 
 /// The cursor: empty is "from now on", else the number of the last event received.

@@ -107,6 +107,12 @@ impl Mesh {
 
     /// Posted (debits, credits) of a ledger account, in đồng.
     pub async fn balance(&self, account: paymesh_money::Id128) -> (i64, i64) {
+        let (posted, _) = self.balances(account).await;
+        posted
+    }
+
+    /// (posted (debits, credits), pending (debits, credits)) of a ledger account, in đồng.
+    pub async fn balances(&self, account: paymesh_money::Id128) -> ((i64, i64), (i64, i64)) {
         let mut ledger = LedgerServiceClient::new(
             self.kit
                 .channel_as("ledger", Principal::Service("settlement".into())),
@@ -119,13 +125,78 @@ impl Mesh {
             .unwrap()
             .into_inner()
             .accounts;
+        let n = |m: &Option<cpb::Money>| -> i64 { m.as_ref().unwrap().amount.parse().unwrap() };
         match accounts.first() {
-            None => (0, 0),
+            None => ((0, 0), (0, 0)),
             Some(a) => (
-                a.debits_posted.as_ref().unwrap().amount.parse().unwrap(),
-                a.credits_posted.as_ref().unwrap().amount.parse().unwrap(),
+                (n(&a.debits_posted), n(&a.credits_posted)),
+                (n(&a.debits_pending), n(&a.credits_pending)),
             ),
         }
+    }
+
+    pub async fn payable_id(&self, m: &mpb::Merchant) -> paymesh_money::Id128 {
+        chart::merchant_account(MerchantAccount::Payable, Uuid::parse_str(&m.id).unwrap())
+    }
+
+    /// Pays `amount` out of the merchant's payable to the bank, as settlement does.
+    pub async fn pay_out(&self, m: &mpb::Merchant, amount: i64) {
+        let mut ledger = LedgerServiceClient::new(
+            self.kit
+                .channel_as("ledger", Principal::Service("settlement".into())),
+        );
+        let id = paymesh_money::Id128::from_bytes(Uuid::new_v4().as_bytes()).unwrap();
+        let results = ledger
+            .create_transfers(keyed(lpb::CreateTransfersRequest {
+                transfers: vec![lpb::Transfer {
+                    id: id.to_bytes().to_vec(),
+                    debit_account_id: self.payable_id(m).await.to_bytes().to_vec(),
+                    credit_account_id: SystemAccount::BankPayout { bin: BANK }
+                        .id()
+                        .unwrap()
+                        .to_bytes()
+                        .to_vec(),
+                    amount: Some(vnd(amount)),
+                    code: lpb::TransferCode::Payout as i32,
+                    ..Default::default()
+                }],
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            results.results,
+            vec![lpb::CreateTransferResult::Ok as i32],
+            "the payout"
+        );
+    }
+
+    /// The bank's payout account (what paymesh owes it for refunds it paid out).
+    pub async fn payout(&self) -> ((i64, i64), (i64, i64)) {
+        self.balances(SystemAccount::BankPayout { bin: BANK }.id().unwrap())
+            .await
+    }
+
+    /// A paid payment of `amount` to a fresh intent of `m`.
+    pub async fn paid(&self, m: &mpb::Merchant, amount: i64, txn: &str) -> pb::Payment {
+        let intent = self.intent(m, amount).await;
+        let r = self
+            .credit(
+                txn,
+                &m.virtual_account_number,
+                amount,
+                &bank_text(&intent.reference),
+            )
+            .await
+            .unwrap();
+        let id = r.credit.unwrap().payment_id;
+        self.as_merchant(m)
+            .get_payment(pb::GetPaymentRequest { payment_id: id })
+            .await
+            .unwrap()
+            .into_inner()
+            .payment
+            .unwrap()
     }
 
     pub async fn payable(&self, m: &mpb::Merchant) -> (i64, i64) {
@@ -156,6 +227,31 @@ impl Mesh {
             .into_inner()
             .intent
             .unwrap()
+    }
+
+    /// The payment service in this process (its pool, its HTTP edge's address).
+    pub fn service(&self) -> std::sync::Arc<paymesh_payment::PaymentService> {
+        self.kit
+            .handle::<paymesh_payment::PaymentService>("payment")
+    }
+
+    /// The kinds of a merchant's events, in number order.
+    pub async fn event_kinds(&self, m: &mpb::Merchant) -> Vec<String> {
+        sqlx::query_scalar("SELECT kind FROM payment.events WHERE merchant_id = $1 ORDER BY seq")
+            .bind(Uuid::parse_str(&m.id).unwrap())
+            .fetch_all(self.service().pool())
+            .await
+            .unwrap()
+    }
+
+    /// A credit's audit: (action, actor, reason), oldest first.
+    pub async fn audit(&self, credit_id: &str) -> Vec<(String, String, String)> {
+        paymesh_payment::store::credit_actions(
+            self.service().pool(),
+            Uuid::parse_str(credit_id).unwrap(),
+        )
+        .await
+        .unwrap()
     }
 
     /// Rows in `payment.<table>`.

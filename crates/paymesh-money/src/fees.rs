@@ -1,7 +1,8 @@
 //! Fee plans: what paymesh keeps of a payment, in whole đồng.
 //!
-//! A plan is written as text, in config (`payment.fee_plan`, the default) and on a payment
-//! (the plan it was charged under):
+//! A plan is written as text: on a merchant (its own plan, set by an operator), in the payment
+//! service's config (`payment.fee_plan`, the default for merchants without one) and on a
+//! payment (the plan it was charged under):
 //! - `none`: no fee;
 //! - `flat:2000`: 2,000 đồng per payment;
 //! - `percent:0.6,min:1000,cap:50000`: 0.6 % of the amount (up to 4 decimals, at most 100),

@@ -1,0 +1,141 @@
+//! Plain HTTP/1.1 edges beside gRPC (`/metrics`, banks' signed webhooks, pages): one server
+//! loop for all of them, and the one mapping from [`ApiError`] to an HTTP answer.
+
+use std::future::Future;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+
+use crate::error::ApiError;
+
+pub type Response = http::Response<Full<Bytes>>;
+
+/// Serves `handler` on `listener` until `shutdown` resolves (connections in flight finish on
+/// their own tasks).
+pub async fn serve<H, Fut>(
+    listener: tokio::net::TcpListener,
+    handler: H,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()>
+where
+    H: Fn(http::Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response> + Send + 'static,
+{
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(error = %e, "http accept failed");
+                    continue;
+                }
+            },
+            () = &mut shutdown => return Ok(()),
+        };
+        let handler = handler.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let handler = handler.clone();
+                async move { Ok::<_, std::convert::Infallible>(handler(req).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, %peer, "http connection ended");
+            }
+        });
+    }
+}
+
+/// An answer with a body and a content type.
+pub fn respond(status: http::StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response {
+    let mut r = http::Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    if let Ok(v) = http::HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+/// A JSON answer.
+pub fn json(status: http::StatusCode, value: &serde_json::Value) -> Response {
+    respond(status, "application/json", value.to_string())
+}
+
+/// The HTTP status of a gRPC code (as google.rpc.Code documents the mapping).
+pub fn status_of(code: tonic::Code) -> http::StatusCode {
+    use http::StatusCode as S;
+    use tonic::Code as C;
+    match code {
+        C::Ok => S::OK,
+        C::InvalidArgument | C::OutOfRange | C::FailedPrecondition => S::BAD_REQUEST,
+        C::Unauthenticated => S::UNAUTHORIZED,
+        C::PermissionDenied => S::FORBIDDEN,
+        C::NotFound => S::NOT_FOUND,
+        C::AlreadyExists | C::Aborted => S::CONFLICT,
+        C::ResourceExhausted => S::TOO_MANY_REQUESTS,
+        C::Cancelled => S::from_u16(499).unwrap_or(S::BAD_REQUEST),
+        C::Unimplemented => S::NOT_IMPLEMENTED,
+        C::Unavailable => S::SERVICE_UNAVAILABLE,
+        C::DeadlineExceeded => S::GATEWAY_TIMEOUT,
+        C::Unknown | C::Internal | C::DataLoss => S::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// A refusal as JSON: `{"code": "FAILED_PRECONDITION", "reason": …, "message": …}` with the
+/// HTTP status of its gRPC code (an internal error's details are logged, not sent).
+pub fn error(e: ApiError) -> Response {
+    let reason = e.reason().to_owned();
+    let status = tonic::Status::from(e);
+    json(
+        status_of(status.code()),
+        &serde_json::json!({
+            "code": grpc_name(status.code()),
+            "reason": reason,
+            "message": status.message(),
+        }),
+    )
+}
+
+fn grpc_name(code: tonic::Code) -> String {
+    format!("{code:?}")
+        .chars()
+        .enumerate()
+        .flat_map(|(i, c)| {
+            let sep = (i > 0 && c.is_ascii_uppercase()).then_some('_');
+            sep.into_iter()
+                .chain(std::iter::once(c.to_ascii_uppercase()))
+        })
+        .collect()
+}
+
+/// The request's body, refused (`None`) when over `limit` bytes or unreadable.
+pub async fn body(
+    req: http::Request<Incoming>,
+    limit: usize,
+) -> Option<(http::request::Parts, Bytes)> {
+    let (parts, body) = req.into_parts();
+    let bytes = Limited::new(body, limit).collect().await.ok()?.to_bytes();
+    Some((parts, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_have_their_http_status_and_name() {
+        assert_eq!(status_of(tonic::Code::InvalidArgument), 400);
+        assert_eq!(status_of(tonic::Code::Unauthenticated), 401);
+        assert_eq!(status_of(tonic::Code::Unavailable), 503);
+        assert_eq!(
+            grpc_name(tonic::Code::FailedPrecondition),
+            "FAILED_PRECONDITION"
+        );
+        assert_eq!(grpc_name(tonic::Code::Ok), "OK");
+    }
+}

@@ -1,0 +1,316 @@
+//! Merchants' webhooks from a transactional outbox.
+//!
+//! Every event of a merchant with an endpoint gets a delivery row written in the event's own
+//! transaction ([`enqueue`]): it exists exactly when the event does. A worker in each process
+//! claims due rows (`FOR UPDATE SKIP LOCKED`, so several processes never send the same row at
+//! once), POSTs each body signed (see [`crate::signing`]) with `Paymesh-Event-Id`, and records
+//! the answer: a 2xx within `payment.webhook_timeout_ms` is DELIVERED; anything else is retried
+//! after a wait that starts at `payment.webhook_backoff_ms` and doubles up to
+//! `payment.webhook_backoff_max_ms` (with jitter), until `payment.webhook_retry_for_ms` after the
+//! event (three days by default), then FAILED. Delivery is at least once: a receiver that
+//! answered late may get an event again and deduplicates on its id.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use paymesh_proto::payment::v1 as pb;
+use sqlx::{PgConnection, PgPool, Row};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::settings::Delivery;
+use crate::signing;
+
+/// Deliveries claimed per round.
+const CLAIM_MAX: i64 = 64;
+/// Longest error text kept on a delivery.
+const ERROR_CHARS_MAX: usize = 200;
+
+/// Writes the delivery of `event` (number `seq` of `merchant`) if the merchant has an endpoint.
+pub async fn enqueue(
+    conn: &mut PgConnection,
+    merchant: Uuid,
+    seq: i64,
+    event: &pb::PaymentEvent,
+) -> anyhow::Result<()> {
+    let id = Uuid::new_v4();
+    let mut body = crate::json::event(event);
+    body["id"] = serde_json::json!(id.to_string());
+    body["cursor"] = serde_json::json!(seq.to_string());
+    let text = serde_json::to_string(&body).context("encoding a webhook body")?;
+    sqlx::query(
+        "INSERT INTO payment.outbox (id, merchant_id, seq, body, next_attempt_time, create_time) \
+         SELECT $1, $2, $3, $4, clock_timestamp(), clock_timestamp() \
+         FROM payment.webhook_endpoints WHERE merchant_id = $2 AND url <> ''",
+    )
+    .bind(id)
+    .bind(merchant)
+    .bind(seq)
+    .bind(text)
+    .execute(&mut *conn)
+    .await
+    .context("writing a webhook delivery")?;
+    Ok(())
+}
+
+/// A delivery claimed for one attempt.
+#[derive(Debug)]
+struct Claimed {
+    id: Uuid,
+    body: String,
+    attempts: i32,
+    age: Duration,
+    url: String,
+    secret: String,
+}
+
+async fn claim(pool: &PgPool, lease: Duration) -> anyhow::Result<Vec<Claimed>> {
+    let rows = sqlx::query(
+        "UPDATE payment.outbox o \
+         SET attempts = o.attempts + 1, \
+             next_attempt_time = clock_timestamp() + $2::int8 * interval '1 millisecond' \
+         FROM payment.webhook_endpoints w \
+         WHERE w.merchant_id = o.merchant_id AND o.id IN ( \
+             SELECT id FROM payment.outbox WHERE status = 'PENDING' \
+             AND next_attempt_time <= clock_timestamp() \
+             ORDER BY next_attempt_time LIMIT $1 FOR UPDATE SKIP LOCKED) \
+         RETURNING o.id, o.body, o.attempts, w.url, w.secret, \
+             (extract(epoch FROM clock_timestamp() - o.create_time) * 1000)::int8 AS age_ms",
+    )
+    .bind(CLAIM_MAX)
+    .bind(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await
+    .context("claiming webhook deliveries")?;
+    rows.iter()
+        .map(|r| {
+            Ok(Claimed {
+                id: r.try_get("id")?,
+                body: r.try_get("body")?,
+                attempts: r.try_get("attempts")?,
+                url: r.try_get("url")?,
+                secret: r.try_get("secret")?,
+                age: Duration::from_millis(r.try_get::<i64, _>("age_ms")?.max(0) as u64),
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// The wait after attempt `attempts` (1 = the first) failed: doubling from `first`, at most
+/// `max`, then between half and all of it (jitter, so a receiver coming back is not hit by
+/// every retry at once).
+pub fn backoff(attempts: i32, first: Duration, max: Duration, jitter: f64) -> Duration {
+    let doublings = u32::try_from(attempts.saturating_sub(1))
+        .unwrap_or(0)
+        .min(40);
+    let full = first.saturating_mul(1u32 << doublings.min(31)).min(max);
+    full.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+}
+
+/// What one attempt found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Delivered,
+    Refused(String),
+}
+
+/// POSTs `body` to `url` (http only) signed with `secret`, at `now` (Unix seconds).
+pub async fn post(
+    url: &str,
+    secret: &[u8],
+    event_id: &str,
+    body: &str,
+    now: i64,
+    timeout: Duration,
+) -> Answer {
+    match tokio::time::timeout(timeout, post_inner(url, secret, event_id, body, now)).await {
+        Ok(Ok(status)) if status.is_success() => Answer::Delivered,
+        Ok(Ok(status)) => Answer::Refused(format!("answered HTTP {}", status.as_u16())),
+        Ok(Err(e)) => Answer::Refused(format!("{e:#}")),
+        Err(_) => Answer::Refused(format!("no answer within {} ms", timeout.as_millis())),
+    }
+}
+
+async fn post_inner(
+    url: &str,
+    secret: &[u8],
+    event_id: &str,
+    body: &str,
+    now: i64,
+) -> anyhow::Result<http::StatusCode> {
+    let uri: http::Uri = url.parse().context("the endpoint URL does not parse")?;
+    let host = uri.host().context("the endpoint URL has no host")?;
+    let port = uri.port_u16().unwrap_or(80);
+    let stream = tokio::net::TcpStream::connect((host, port))
+        .await
+        .context("connecting")?;
+    let _ = stream.set_nodelay(true);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .context("HTTP handshake")?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let authority = uri
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .unwrap_or_default();
+    let request = http::Request::post(uri.path_and_query().map_or("/", |p| p.as_str()))
+        .header(http::header::HOST, authority)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::USER_AGENT, "paymesh-webhooks/1")
+        .header(signing::EVENT_ID_HEADER, event_id)
+        .header(signing::TIMESTAMP_HEADER, now.to_string())
+        .header(
+            signing::SIGNATURE_HEADER,
+            signing::sign(secret, now, body.as_bytes()),
+        )
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .context("building the request")?;
+    let response = sender.send_request(request).await.context("sending")?;
+    let status = response.status();
+    // Read (and drop) the answer so the connection ends cleanly.
+    let _ = response.into_body().collect().await;
+    Ok(status)
+}
+
+/// The delivery worker of this process.
+#[derive(Clone)]
+pub struct Outbox {
+    nudge: Arc<Notify>,
+}
+
+impl Outbox {
+    /// Starts the worker; it stops when `stop` resolves.
+    pub fn start(
+        pool: PgPool,
+        delivery: Delivery,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Outbox {
+        let nudge = Arc::new(Notify::new());
+        let worker = nudge.clone();
+        tokio::spawn(async move {
+            tokio::pin!(stop);
+            loop {
+                let busy = match round(&pool, delivery).await {
+                    Ok(n) => n as i64 == CLAIM_MAX,
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "webhook deliveries");
+                        false
+                    }
+                };
+                if busy {
+                    continue;
+                }
+                tokio::select! {
+                    () = &mut stop => return,
+                    () = worker.notified() => {}
+                    () = tokio::time::sleep(delivery.poll) => {}
+                }
+            }
+        });
+        Outbox { nudge }
+    }
+
+    /// Call after a commit that may have written deliveries.
+    pub fn nudge(&self) {
+        self.nudge.notify_one();
+    }
+}
+
+fn jitter() -> f64 {
+    let mut b = [0u8; 2];
+    let _ = getrandom::getrandom(&mut b);
+    f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX)
+}
+
+/// One round: claim what is due, attempt each, record the answers. Answers how many.
+async fn round(pool: &PgPool, d: Delivery) -> anyhow::Result<usize> {
+    // The lease: a claimed row is not claimed again before its attempt has timed out.
+    let claimed = claim(pool, d.timeout + Duration::from_secs(5)).await?;
+    let n = claimed.len();
+    let now = paymesh_platform::time::now_ns() / 1_000_000_000;
+    let attempts = claimed.into_iter().map(|c| async move {
+        let answer = post(
+            &c.url,
+            c.secret.as_bytes(),
+            &c.id.to_string(),
+            &c.body,
+            now,
+            d.timeout,
+        )
+        .await;
+        (c, answer)
+    });
+    for (c, answer) in futures::future::join_all(attempts).await {
+        let result = match answer {
+            Answer::Delivered => sqlx::query(
+                "UPDATE payment.outbox SET status = 'DELIVERED', deliver_time = clock_timestamp(), \
+                 last_error = '' WHERE id = $1",
+            )
+            .bind(c.id)
+            .execute(pool)
+            .await,
+            Answer::Refused(why) => {
+                let why: String = why.chars().take(ERROR_CHARS_MAX).collect();
+                let wait = backoff(c.attempts, d.backoff, d.backoff_max, jitter());
+                let give_up = c.age + wait > d.retry_for;
+                if give_up {
+                    tracing::warn!(delivery = %c.id, attempts = c.attempts, error = %why, "webhook delivery given up");
+                } else {
+                    tracing::debug!(delivery = %c.id, attempts = c.attempts, error = %why, "webhook delivery failed; retried");
+                }
+                sqlx::query(
+                    "UPDATE payment.outbox SET status = CASE WHEN $3 THEN 'FAILED' ELSE 'PENDING' END, \
+                     last_error = $2, \
+                     next_attempt_time = clock_timestamp() + $4::int8 * interval '1 millisecond' \
+                     WHERE id = $1",
+                )
+                .bind(c.id)
+                .bind(why)
+                .bind(give_up)
+                .bind(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX))
+                .execute(pool)
+                .await
+            }
+        };
+        result.context("recording a delivery attempt")?;
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_double_up_to_the_cap_and_jitter_keeps_at_least_half() {
+        let first = Duration::from_secs(5);
+        let max = Duration::from_secs(3600);
+        assert_eq!(backoff(1, first, max, 1.0), Duration::from_secs(5));
+        assert_eq!(backoff(2, first, max, 1.0), Duration::from_secs(10));
+        assert_eq!(backoff(3, first, max, 1.0), Duration::from_secs(20));
+        assert_eq!(backoff(20, first, max, 1.0), max);
+        assert_eq!(backoff(i32::MAX, first, max, 1.0), max);
+        assert_eq!(backoff(1, first, max, 0.0), Duration::from_millis(2500));
+        assert_eq!(backoff(0, first, max, 1.0), first);
+    }
+
+    #[test]
+    fn a_day_of_retries_is_many_attempts_not_one() {
+        // With the defaults, how many attempts fit in 24 hours: the schedule keeps trying.
+        let (first, max) = (Duration::from_secs(5), Duration::from_secs(3600));
+        let mut at = Duration::ZERO;
+        let mut attempts = 0;
+        while at < Duration::from_secs(24 * 3600) {
+            attempts += 1;
+            at += backoff(attempts, first, max, 1.0);
+        }
+        assert!((25..=40).contains(&attempts), "{attempts}");
+    }
+}
