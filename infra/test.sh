@@ -56,3 +56,9 @@ if [[ ! -x $venv/bin/pytest ]] || ! cmp -s tests/grpc/requirements.txt "$venv/re
 fi
 cargo build --locked -p paymesh
 "$venv/bin/pytest" -q -p no:cacheprovider tests/grpc
+
+step "payment load scenario, short and bounded (the full run: load-tests/payment-bench.sh)"
+# Its own PostgreSQL and Redis (the bench stack), a debug build, 3 s of load on 100 merchants;
+# it fails unless its checks hold (ledger, streams, webhooks). Numbers from it mean nothing.
+PAYMESH_BENCH_PROFILE=debug PAYMESH_BENCH_PORT=50791 load-tests/payment-bench.sh 3 100 8
+[[ ${PAYMESH_KEEP_STACK:-} == 1 ]] || infra/stack.sh down bench

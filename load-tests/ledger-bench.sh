@@ -17,37 +17,18 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 seconds=${1:-20}
 [[ $seconds =~ ^[0-9]+$ ]] && ((seconds >= 1 && seconds <= 300)) || { echo "seconds must be 1..300" >&2; exit 2; }
 
-eval "$(infra/stack.sh up bench)"
-admin=$PAYMESH_DATABASE_URL
-base=${admin%/*}
-cargo build --release --locked -p paymesh -p paymesh-load >&2
-bin=target/release
-psql -q "$admin" -c "DROP DATABASE IF EXISTS paymesh_bench" -c "CREATE DATABASE paymesh_bench" \
-    -c "DROP DATABASE IF EXISTS pgbench" -c "CREATE DATABASE pgbench"
-
-keys=.paymesh/bench/keys
-export PAYMESH_DATABASE_URL=$base/paymesh_bench
-export PAYMESH_AUTH_PRIVATE_KEY_FILE=$keys/private/mesh.pem PAYMESH_AUTH_OPERATOR_PRIVATE_KEY_FILE=$keys/private/operator.pem
-export PAYMESH_AUTH_PUBLIC_KEYS_DIR=$keys/public
+source load-tests/bench-env.sh
+bench_setup paymesh_bench
 export PAYMESH_LEDGER_LISTEN=127.0.0.1:${PAYMESH_BENCH_PORT:-50591}
 export PAYMESH_TELEMETRY_METRICS_LISTEN=127.0.0.1:${PAYMESH_BENCH_METRICS_PORT:-9591}
-export PAYMESH_TELEMETRY_LOG_LEVEL=warn
-"$bin/paymesh" token keygen >&2
 token=$("$bin/paymesh" token mint operator:bench --ttl 3600)  # it opens accounts and posts: an operator
 
 "$bin/paymesh" serve ledger 2>.paymesh/bench/ledger.log &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/${PAYMESH_LEDGER_LISTEN%:*}/${PAYMESH_LEDGER_LISTEN#*:}") 2>/dev/null && break
-    sleep 0.1
-done
+wait_port "$PAYMESH_LEDGER_LISTEN"
 
-echo "== pgbench TPC-B-like baseline, 64 clients, ${seconds}s ==" >&2
-"$PAYMESH_PG_BIN/pgbench" -q -i -s 10 "$base/pgbench" >/dev/null 2>&1
-pgbench_tps=$("$PAYMESH_PG_BIN/pgbench" -n -M prepared -c 64 -j 2 -T "$seconds" "$base/pgbench" 2>/dev/null |
-    sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1)
-echo "pgbench tps=$pgbench_tps" >&2
+pgbench_baseline "$seconds"
 
 run() { "$bin/paymesh-load" ledger --addr "$PAYMESH_LEDGER_LISTEN" --token "$token" --seconds "$seconds" "$@" | tee /dev/stderr; }
 batch=$(run --label batch --clients 8 --batch 1000 --connections 4)
@@ -89,19 +70,13 @@ echo "== COPY ceiling: $copy_rows rows, $(nproc) streams ==" >&2
 copy_random=$(copy_ceiling random); echo "COPY random ids: $copy_random rows/s" >&2
 copy_ordered=$(copy_ceiling time-ordered); echo "COPY time-ordered ids: $copy_ordered rows/s" >&2
 
-field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 stored=$(psql -qAt "$PAYMESH_DATABASE_URL" -c "SELECT count(*) FROM ledger.transfers")
 audit=$("$bin/paymesh" ledger audit)
-pgv=$(psql -qAt "$admin" -c "SHOW server_version")
-sync=$(psql -qAt "$admin" -c "SHOW synchronous_commit")
-fsync=$(psql -qAt "$admin" -c "SHOW fsync")
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "n/a" }'; }
-percent() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f %%", 100 * a / b; else print "n/a" }'; }
 
 cat <<TABLE
 
-Conditions: $(nproc) cores ($(sed -n 's/^model name\s*:\s*//p' /proc/cpuinfo | head -1)), $(free -g | awk '/Mem:/ {print $2}') GiB RAM,
-PostgreSQL $pgv on the same machine (synchronous_commit=$sync, fsync=$fsync), fresh database,
+Conditions: $(machine),
+$(postgres_conditions), fresh database,
 one hot clearing account debited by every transfer, 1000 merchant accounts credited,
 ${seconds}s per scenario after a 2s warm-up; $stored transfers stored at the end; $audit;
 COPY ceiling: $copy_rows rows per variant.

@@ -6,6 +6,9 @@
 //! a ledger that locks a row per transfer collapses. It prints its conditions (cores, data
 //! size, concurrency) with every figure, and stops by itself.
 //!
+//! `paymesh-load payments` notifies bank credits through the payment service's whole path (see
+//! [`payments`]).
+//!
 //! `paymesh-load health` calls `grpc.health.v1.Health/Check` the same way: a unary RPC that
 //! does nothing, the most one-RPC-per-transfer could ever reach on this machine (the
 //! single-transfer scenario's ceiling).
@@ -24,8 +27,10 @@ use paymesh_proto::common::v1::Money;
 use paymesh_proto::ledger::v1 as pb;
 use paymesh_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 
+mod payments;
+
 /// Longest run allowed, whatever is asked.
-const DURATION_MAX: Duration = Duration::from_secs(300);
+pub(crate) const DURATION_MAX: Duration = Duration::from_secs(300);
 /// Most transfers one run may send, whatever is asked.
 const TRANSFERS_MAX: u64 = 50_000_000;
 
@@ -42,6 +47,8 @@ enum Scenario {
     Ledger(LedgerRun),
     /// A no-op unary RPC (health Check): the ceiling of one RPC per transfer.
     Health(HealthRun),
+    /// Bank credit notifications through the payment service, with watchers and webhooks.
+    Payments(payments::PaymentsRun),
 }
 
 #[derive(clap::Args)]
@@ -101,7 +108,7 @@ struct LedgerRun {
 }
 
 /// Seconds of load before measuring starts.
-const WARM_UP: Duration = Duration::from_secs(2);
+pub(crate) const WARM_UP: Duration = Duration::from_secs(2);
 
 type Client = LedgerServiceClient<
     tonic::service::interceptor::InterceptedService<tonic::transport::Channel, CallContext>,
@@ -121,6 +128,7 @@ fn main() -> anyhow::Result<()> {
         match cli.scenario {
             Scenario::Ledger(run) => ledger(run).await,
             Scenario::Health(run) => health(run).await,
+            Scenario::Payments(run) => payments::payments(run).await,
         }
     })
 }
@@ -133,7 +141,7 @@ fn vnd(amount: u64) -> Option<Money> {
 }
 
 /// Refuses a run that is not bounded and on loopback: `bounds` are `(flag, value, max)`.
-fn check(addr: SocketAddr, bounds: &[(&str, usize, usize)]) -> anyhow::Result<()> {
+pub(crate) fn check(addr: SocketAddr, bounds: &[(&str, usize, usize)]) -> anyhow::Result<()> {
     anyhow::ensure!(
         addr.ip().is_loopback(),
         "load tests target loopback addresses only, not {addr}"
@@ -186,22 +194,22 @@ async fn open_accounts(client: &mut Client, merchants: usize) -> anyhow::Result<
 
 /// What the clients share: the counters and the two switches.
 #[derive(Default)]
-struct Shared {
-    ok: AtomicU64,
-    failed: AtomicU64,
+pub(crate) struct Shared {
+    pub(crate) ok: AtomicU64,
+    pub(crate) failed: AtomicU64,
     sent: AtomicU64,
     measuring: AtomicBool,
     stop: AtomicBool,
 }
 
 /// Latencies in µs, 1 µs … 60 s, 3 significant digits.
-fn histogram() -> anyhow::Result<Histogram<u64>> {
+pub(crate) fn histogram() -> anyhow::Result<Histogram<u64>> {
     Ok(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?)
 }
 
 /// One client: a request in flight at a time until told to stop, counting what `call` says
 /// succeeded of how many, and its latency while measuring.
-async fn drive<F, Fut>(
+pub(crate) async fn drive<F, Fut>(
     shared: Arc<Shared>,
     mut hist: Histogram<u64>,
     per_call: u64,
@@ -255,7 +263,7 @@ fn transfers(accounts: &Accounts, batch: usize, ids: Ids, n: &mut u64) -> Vec<pb
 }
 
 /// Lets the clients warm up, measures for `duration`, stops them, and merges their latencies.
-async fn measure(
+pub(crate) async fn measure(
     shared: &Shared,
     tasks: Vec<tokio::task::JoinHandle<Histogram<u64>>>,
     duration: Duration,

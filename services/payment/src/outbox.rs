@@ -1,7 +1,8 @@
 //! Merchants' webhooks from a transactional outbox.
 //!
-//! Every event of a merchant with an endpoint gets a delivery row written in the event's own
-//! transaction ([`enqueue`]): it exists exactly when the event does. A worker in each process
+//! Every event of a merchant with an endpoint gets a delivery row written with the event, in
+//! the same statement ([`delivery`], `store::append_event`): it exists exactly when the event
+//! does. A worker in each process
 //! claims due rows (`FOR UPDATE SKIP LOCKED`, so several processes never send the same row at
 //! once), POSTs each body signed (see [`crate::signing`]) with `Paymesh-Event-Id`, and records
 //! the answer: a 2xx within `payment.webhook_timeout_ms` is DELIVERED; anything else is retried
@@ -18,7 +19,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use paymesh_proto::payment::v1 as pb;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgPool, Row};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -30,31 +31,19 @@ const CLAIM_MAX: i64 = 64;
 /// Longest error text kept on a delivery.
 const ERROR_CHARS_MAX: usize = 200;
 
-/// Writes the delivery of `event` (number `seq` of `merchant`) if the merchant has an endpoint.
-pub async fn enqueue(
-    conn: &mut PgConnection,
-    merchant: Uuid,
-    seq: i64,
-    event: &pb::PaymentEvent,
-) -> anyhow::Result<()> {
+/// The delivery of `event` if its merchant has an endpoint: a fresh event id and the JSON body
+/// (the cursor is added when the event is numbered, see `store::append_event`).
+pub fn delivery(event: &pb::PaymentEvent) -> anyhow::Result<(Uuid, String)> {
     let id = Uuid::new_v4();
     let mut body = crate::json::event(event);
     body["id"] = serde_json::json!(id.to_string());
-    body["cursor"] = serde_json::json!(seq.to_string());
-    let text = serde_json::to_string(&body).context("encoding a webhook body")?;
-    sqlx::query(
-        "INSERT INTO payment.outbox (id, merchant_id, seq, body, next_attempt_time, create_time) \
-         SELECT $1, $2, $3, $4, clock_timestamp(), clock_timestamp() \
-         FROM payment.webhook_endpoints WHERE merchant_id = $2 AND url <> ''",
-    )
-    .bind(id)
-    .bind(merchant)
-    .bind(seq)
-    .bind(text)
-    .execute(&mut *conn)
-    .await
-    .context("writing a webhook delivery")?;
-    Ok(())
+    if let Some(o) = body.as_object_mut() {
+        o.remove("cursor");
+    }
+    Ok((
+        id,
+        serde_json::to_string(&body).context("encoding a webhook body")?,
+    ))
 }
 
 /// A delivery claimed for one attempt.

@@ -312,17 +312,36 @@ pub struct NewPayment<'a> {
     pub amount: i64,
     pub fee: i64,
     pub fee_plan: &'a str,
+    /// The payment's event number (from [`append_event`] in this transaction).
     pub seq: i64,
+    pub create_us: i64,
 }
 
-/// Stores a payment; answers it as stored.
-pub async fn insert_payment(
-    conn: &mut PgConnection,
-    p: &NewPayment<'_>,
-) -> anyhow::Result<PaymentRow> {
+impl NewPayment<'_> {
+    /// The payment as it will be stored, with its credit and its intent's order reference.
+    pub fn row(&self, credit: &CreditRow, order_reference: Option<String>) -> PaymentRow {
+        PaymentRow {
+            credit: credit.clone(),
+            merchant_id: self.merchant_id,
+            intent_id: self.intent_id,
+            outcome: self.outcome.to_owned(),
+            fee: self.fee,
+            fee_plan: self.fee_plan.to_owned(),
+            create_us: self.create_us,
+            seq: self.seq,
+            order_reference,
+            amount_refunded: 0,
+            fee_refunded: 0,
+        }
+    }
+}
+
+/// Stores a payment.
+pub async fn insert_payment(conn: &mut PgConnection, p: &NewPayment<'_>) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO payment.payments (id, merchant_id, intent_id, outcome, amount, fee, fee_plan, \
-         create_time, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp(), $8)",
+         create_time, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, \
+         (timestamptz 'epoch' + $9::int8 * interval '1 microsecond'), $8)",
     )
     .bind(p.id)
     .bind(p.merchant_id)
@@ -332,12 +351,11 @@ pub async fn insert_payment(
     .bind(p.fee)
     .bind(p.fee_plan)
     .bind(p.seq)
+    .bind(p.create_us)
     .execute(&mut *conn)
     .await
     .context("storing a payment")?;
-    payment(conn, p.id)
-        .await?
-        .context("the payment just stored is not there")
+    Ok(())
 }
 
 pub async fn payment(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<Option<PaymentRow>> {
@@ -402,39 +420,47 @@ pub async fn list_payments(
     Ok(rows.iter().map(payment_row).collect::<Result<_, _>>()?)
 }
 
-/// The merchant's next event number. Locks the merchant's stream row until commit, so the
-/// merchant's events commit in number order.
-pub async fn next_seq(conn: &mut PgConnection, merchant_id: Uuid) -> anyhow::Result<i64> {
-    sqlx::query_scalar(
-        "INSERT INTO payment.streams (merchant_id, last_seq) VALUES ($1, 1) \
-         ON CONFLICT (merchant_id) DO UPDATE SET last_seq = payment.streams.last_seq + 1 \
-         RETURNING last_seq",
-    )
-    .bind(merchant_id)
-    .fetch_one(&mut *conn)
-    .await
-    .context("numbering an event")
+/// A webhook delivery of an event: its id and its JSON body without the cursor (added here,
+/// once the event has its number).
+pub struct Delivery<'a> {
+    pub id: Uuid,
+    pub body: &'a str,
 }
 
-pub async fn insert_event(
+/// Numbers and stores the next event of `merchant`, and its webhook delivery when the merchant
+/// has an endpoint, in one statement; answers the event's number. Taking the number locks the
+/// merchant's stream row until commit, so the merchant's events commit in number order.
+pub async fn append_event(
     conn: &mut PgConnection,
     merchant_id: Uuid,
-    seq: i64,
     kind: &str,
     body: &[u8],
-) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO payment.events (merchant_id, seq, kind, body, create_time) \
-         VALUES ($1, $2, $3, $4, clock_timestamp())",
+    delivery: &Delivery<'_>,
+) -> anyhow::Result<i64> {
+    sqlx::query_scalar(
+        "WITH s AS ( \
+           INSERT INTO payment.streams (merchant_id, last_seq) VALUES ($1, 1) \
+           ON CONFLICT (merchant_id) DO UPDATE SET last_seq = payment.streams.last_seq + 1 \
+           RETURNING last_seq), \
+         e AS ( \
+           INSERT INTO payment.events (merchant_id, seq, kind, body, create_time) \
+           SELECT $1, s.last_seq, $2, $3, clock_timestamp() FROM s), \
+         o AS ( \
+           INSERT INTO payment.outbox (id, merchant_id, seq, body, next_attempt_time, create_time) \
+           SELECT $4, $1, s.last_seq, \
+             ($5::jsonb || jsonb_build_object('cursor', s.last_seq::text))::text, \
+             clock_timestamp(), clock_timestamp() \
+           FROM s JOIN payment.webhook_endpoints w ON w.merchant_id = $1 AND w.url <> '') \
+         SELECT last_seq FROM s",
     )
     .bind(merchant_id)
-    .bind(seq)
     .bind(kind)
     .bind(body)
-    .execute(&mut *conn)
+    .bind(delivery.id)
+    .bind(delivery.body)
+    .fetch_one(&mut *conn)
     .await
-    .context("storing an event")?;
-    Ok(())
+    .context("storing an event")
 }
 
 /// The merchant's committed events after `after_seq`, oldest first.

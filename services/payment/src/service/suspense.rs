@@ -161,32 +161,24 @@ impl PaymentService {
                 )
                 .await
                 .map_err(db)?;
-                let seq = store::next_seq(&mut work.tx, merchant_id)
-                    .await
-                    .map_err(db)?;
-                let payment = store::insert_payment(
-                    &mut work.tx,
-                    &NewPayment {
-                        id: credit_id,
-                        merchant_id,
-                        intent_id: None,
-                        outcome: convert::outcome_name(pb::CreditOutcome::Assigned),
-                        amount: credit.amount,
-                        fee,
-                        fee_plan: &plan,
-                        seq,
-                    },
-                )
-                .await
-                .map_err(db)?;
+                let mut payment = NewPayment {
+                    id: credit_id,
+                    merchant_id,
+                    intent_id: None,
+                    outcome: convert::outcome_name(pb::CreditOutcome::Assigned),
+                    amount: credit.amount,
+                    fee,
+                    fee_plan: &plan,
+                    seq: 0,
+                    create_us: paymesh_platform::time::now_ns() / 1_000,
+                };
                 let answer = pb::AssignCreditResponse {
                     credit: Some(convert::credit(&credit)),
-                    payment: Some(convert::payment(&payment)),
+                    payment: Some(convert::payment(&payment.row(&credit, None))),
                 };
-                watch::append(
+                payment.seq = watch::record(
                     &mut work.tx,
                     merchant_id,
-                    seq,
                     EventKind::PaymentReceived,
                     watch::Event {
                         payment: answer.payment.clone(),
@@ -194,6 +186,9 @@ impl PaymentService {
                     },
                 )
                 .await?;
+                store::insert_payment(&mut work.tx, &payment)
+                    .await
+                    .map_err(db)?;
                 Ok((work, answer))
             })
             .await?;

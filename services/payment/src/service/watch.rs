@@ -1,7 +1,7 @@
 //! The merchant's live stream of payment events.
 //!
 //! Each event is numbered per merchant when it is written, under the merchant's stream row
-//! lock (`store::next_seq`), in the transaction of the change it reports: the numbers of a
+//! lock (`store::append_event`), in the transaction of the change it reports: the numbers of a
 //! merchant commit in order, so "every event after N" read at any moment misses none that
 //! commits later. A stream sends what is committed after its cursor, then waits: a commit in
 //! this process wakes it at once ([`Hub`]); events committed by another process are found by
@@ -78,15 +78,14 @@ pub struct Event {
     pub refund: Option<pb::Refund>,
 }
 
-/// Writes an event of `merchant` numbered `seq` (from `store::next_seq` in this transaction),
-/// and its webhook delivery when the merchant has an endpoint.
-pub async fn append(
+/// Numbers and writes the next event of `merchant` in this transaction, with its webhook
+/// delivery when the merchant has an endpoint; answers its number.
+pub async fn record(
     conn: &mut PgConnection,
     merchant: Uuid,
-    seq: i64,
     kind: EventKind,
     body: Event,
-) -> Result<(), ApiError> {
+) -> Result<i64, ApiError> {
     let event = pb::PaymentEvent {
         cursor: String::new(),
         kind: kind as i32,
@@ -97,24 +96,16 @@ pub async fn append(
         refund: body.refund,
     };
     let name = kind.as_str_name().trim_start_matches("EVENT_KIND_");
-    store::insert_event(conn, merchant, seq, name, &event.encode_to_vec())
-        .await
-        .map_err(db)?;
-    crate::outbox::enqueue(conn, merchant, seq, &event)
-        .await
-        .map_err(db)
-}
-
-/// Numbers and writes the next event of `merchant` (see [`append`]).
-pub async fn record(
-    conn: &mut PgConnection,
-    merchant: Uuid,
-    kind: EventKind,
-    body: Event,
-) -> Result<i64, ApiError> {
-    let seq = store::next_seq(conn, merchant).await.map_err(db)?;
-    append(conn, merchant, seq, kind, body).await?;
-    Ok(seq)
+    let (id, json) = crate::outbox::delivery(&event).map_err(db)?;
+    store::append_event(
+        conn,
+        merchant,
+        name,
+        &event.encode_to_vec(),
+        &store::Delivery { id, body: &json },
+    )
+    .await
+    .map_err(db)
 }
 
 /// The cursor: empty is "from now on", else the number of the last event received.

@@ -1,0 +1,54 @@
+# What the benchmark scripts share (sourced, not run): the private `bench` stack, a release
+# (or PAYMESH_BENCH_PROFILE=debug) build, fresh databases, dev keys, pgbench's TPC-B-like
+# baseline, and the table helpers. Loopback only.
+
+# bench_setup DATABASE: sets admin, base, bin; exports PAYMESH_DATABASE_URL (fresh) and keys.
+bench_setup() {
+    eval "$(infra/stack.sh up bench)"
+    admin=$PAYMESH_DATABASE_URL
+    base=${admin%/*}
+    local profile=${PAYMESH_BENCH_PROFILE:-release}
+    if [[ $profile == release ]]; then
+        cargo build --release --locked -p paymesh -p paymesh-load >&2
+    else
+        cargo build --locked -p paymesh -p paymesh-load >&2
+    fi
+    bin=target/$profile
+    psql -q "$admin" -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" \
+        -c "DROP DATABASE IF EXISTS pgbench" -c "CREATE DATABASE pgbench"
+    local keys=.paymesh/bench/keys
+    export PAYMESH_DATABASE_URL=$base/$1
+    export PAYMESH_AUTH_PRIVATE_KEY_FILE=$keys/private/mesh.pem PAYMESH_AUTH_OPERATOR_PRIVATE_KEY_FILE=$keys/private/operator.pem
+    export PAYMESH_AUTH_PUBLIC_KEYS_DIR=$keys/public
+    export PAYMESH_TELEMETRY_LOG_LEVEL=warn
+    "$bin/paymesh" token keygen >&2
+}
+
+# wait_port HOST:PORT: until something listens there (10 s at most).
+wait_port() {
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "nothing listens on $1" >&2
+    return 1
+}
+
+# pgbench_baseline SECONDS: sets pgbench_tps (64 clients, scale 10, prepared statements).
+pgbench_baseline() {
+    echo "== pgbench TPC-B-like baseline, 64 clients, ${1}s ==" >&2
+    "$PAYMESH_PG_BIN/pgbench" -q -i -s 10 "$base/pgbench" >/dev/null 2>&1
+    pgbench_tps=$("$PAYMESH_PG_BIN/pgbench" -n -M prepared -c 64 -j 2 -T "$1" "$base/pgbench" 2>/dev/null |
+        sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1)
+    echo "pgbench tps=$pgbench_tps" >&2
+}
+
+field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "n/a" }'; }
+percent() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f %%", 100 * a / b; else print "n/a" }'; }
+machine() {
+    echo "$(nproc) cores ($(sed -n 's/^model name\s*:\s*//p' /proc/cpuinfo | head -1)), $(free -g | awk '/Mem:/ {print $2}') GiB RAM"
+}
+postgres_conditions() {
+    echo "PostgreSQL $(psql -qAt "$admin" -c "SHOW server_version") on the same machine (synchronous_commit=$(psql -qAt "$admin" -c "SHOW synchronous_commit"), fsync=$(psql -qAt "$admin" -c "SHOW fsync"))"
+}
