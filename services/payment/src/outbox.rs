@@ -236,39 +236,46 @@ async fn round(pool: &PgPool, d: Delivery) -> anyhow::Result<usize> {
         .await;
         (c, answer)
     });
+    let mut delivered = Vec::new();
     for (c, answer) in futures::future::join_all(attempts).await {
-        let result = match answer {
-            Answer::Delivered => sqlx::query(
-                "UPDATE payment.outbox SET status = 'DELIVERED', deliver_time = clock_timestamp(), \
-                 last_error = '' WHERE id = $1",
-            )
-            .bind(c.id)
-            .execute(pool)
-            .await,
-            Answer::Refused(why) => {
-                let why: String = why.chars().take(ERROR_CHARS_MAX).collect();
-                let wait = backoff(c.attempts, d.backoff, d.backoff_max, jitter());
-                let give_up = c.age + wait > d.retry_for;
-                if give_up {
-                    tracing::warn!(delivery = %c.id, attempts = c.attempts, error = %why, "webhook delivery given up");
-                } else {
-                    tracing::debug!(delivery = %c.id, attempts = c.attempts, error = %why, "webhook delivery failed; retried");
-                }
-                sqlx::query(
-                    "UPDATE payment.outbox SET status = CASE WHEN $3 THEN 'FAILED' ELSE 'PENDING' END, \
-                     last_error = $2, \
-                     next_attempt_time = clock_timestamp() + $4::int8 * interval '1 millisecond' \
-                     WHERE id = $1",
-                )
-                .bind(c.id)
-                .bind(why)
-                .bind(give_up)
-                .bind(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX))
-                .execute(pool)
-                .await
+        let why = match answer {
+            Answer::Delivered => {
+                delivered.push(c.id);
+                continue;
             }
+            Answer::Refused(why) => why.chars().take(ERROR_CHARS_MAX).collect::<String>(),
         };
-        result.context("recording a delivery attempt")?;
+        let wait = backoff(c.attempts, d.backoff, d.backoff_max, jitter());
+        let give_up = c.age + wait > d.retry_for;
+        if give_up {
+            tracing::warn!(delivery = %c.id, attempts = c.attempts, error = %why, "webhook delivery given up");
+        } else {
+            tracing::debug!(delivery = %c.id, attempts = c.attempts, error = %why, "webhook delivery failed; retried");
+        }
+        sqlx::query(
+            "UPDATE payment.outbox SET status = CASE WHEN $3 THEN 'FAILED' ELSE 'PENDING' END, \
+             last_error = $2, \
+             next_attempt_time = clock_timestamp() + $4::int8 * interval '1 millisecond' \
+             WHERE id = $1",
+        )
+        .bind(c.id)
+        .bind(why)
+        .bind(give_up)
+        .bind(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX))
+        .execute(pool)
+        .await
+        .context("recording a failed delivery")?;
+    }
+    // What was delivered, in one statement for the round.
+    if !delivered.is_empty() {
+        sqlx::query(
+            "UPDATE payment.outbox SET status = 'DELIVERED', deliver_time = clock_timestamp(), \
+             last_error = '' WHERE id = ANY($1)",
+        )
+        .bind(&delivered)
+        .execute(pool)
+        .await
+        .context("recording deliveries")?;
     }
     Ok(n)
 }
