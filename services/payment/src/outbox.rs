@@ -1,7 +1,7 @@
 //! Merchants' webhooks from a transactional outbox.
 //!
 //! Every event of a merchant with an endpoint gets a delivery row written with the event, in
-//! the same statement ([`delivery`], `store::append_event`): it exists exactly when the event
+//! the same statement ([`delivery`], `store::insert_events`): it exists exactly when the event
 //! does. A worker in each process
 //! claims due rows (`FOR UPDATE SKIP LOCKED`, so several processes never send the same row at
 //! once), POSTs each body signed (see [`crate::signing`]) with `Paymesh-Event-Id`, and records
@@ -31,15 +31,12 @@ const CLAIM_MAX: i64 = 64;
 /// Longest error text kept on a delivery.
 const ERROR_CHARS_MAX: usize = 200;
 
-/// The delivery of `event` if its merchant has an endpoint: a fresh event id and the JSON body
-/// (the cursor is added when the event is numbered, see `store::append_event`).
-pub fn delivery(event: &pb::PaymentEvent) -> anyhow::Result<(Uuid, String)> {
+/// The webhook delivery of `event`, numbered `seq`: a fresh event id and the JSON body.
+pub fn delivery(event: &pb::PaymentEvent, seq: i64) -> anyhow::Result<(Uuid, String)> {
     let id = Uuid::new_v4();
     let mut body = crate::json::event(event);
     body["id"] = serde_json::json!(id.to_string());
-    if let Some(o) = body.as_object_mut() {
-        o.remove("cursor");
-    }
+    body["cursor"] = serde_json::json!(seq.to_string());
     Ok((
         id,
         serde_json::to_string(&body).context("encoding a webhook body")?,

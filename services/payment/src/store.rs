@@ -312,7 +312,7 @@ pub struct NewPayment<'a> {
     pub amount: i64,
     pub fee: i64,
     pub fee_plan: &'a str,
-    /// The payment's event number (from [`append_event`] in this transaction).
+    /// The payment's event number (from [`take_seqs`] in this transaction).
     pub seq: i64,
     pub create_us: i64,
 }
@@ -334,28 +334,6 @@ impl NewPayment<'_> {
             fee_refunded: 0,
         }
     }
-}
-
-/// Stores a payment.
-pub async fn insert_payment(conn: &mut PgConnection, p: &NewPayment<'_>) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO payment.payments (id, merchant_id, intent_id, outcome, amount, fee, fee_plan, \
-         create_time, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, \
-         (timestamptz 'epoch' + $9::int8 * interval '1 microsecond'), $8)",
-    )
-    .bind(p.id)
-    .bind(p.merchant_id)
-    .bind(p.intent_id)
-    .bind(p.outcome)
-    .bind(p.amount)
-    .bind(p.fee)
-    .bind(p.fee_plan)
-    .bind(p.seq)
-    .bind(p.create_us)
-    .execute(&mut *conn)
-    .await
-    .context("storing a payment")?;
-    Ok(())
 }
 
 pub async fn payment(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<Option<PaymentRow>> {
@@ -418,49 +396,6 @@ pub async fn list_payments(
         .await
         .context("listing payments")?;
     Ok(rows.iter().map(payment_row).collect::<Result<_, _>>()?)
-}
-
-/// A webhook delivery of an event: its id and its JSON body without the cursor (added here,
-/// once the event has its number).
-pub struct Delivery<'a> {
-    pub id: Uuid,
-    pub body: &'a str,
-}
-
-/// Numbers and stores the next event of `merchant`, and its webhook delivery when the merchant
-/// has an endpoint, in one statement; answers the event's number. Taking the number locks the
-/// merchant's stream row until commit, so the merchant's events commit in number order.
-pub async fn append_event(
-    conn: &mut PgConnection,
-    merchant_id: Uuid,
-    kind: &str,
-    body: &[u8],
-    delivery: &Delivery<'_>,
-) -> anyhow::Result<i64> {
-    sqlx::query_scalar(
-        "WITH s AS ( \
-           INSERT INTO payment.streams (merchant_id, last_seq) VALUES ($1, 1) \
-           ON CONFLICT (merchant_id) DO UPDATE SET last_seq = payment.streams.last_seq + 1 \
-           RETURNING last_seq), \
-         e AS ( \
-           INSERT INTO payment.events (merchant_id, seq, kind, body, create_time) \
-           SELECT $1, s.last_seq, $2, $3, clock_timestamp() FROM s), \
-         o AS ( \
-           INSERT INTO payment.outbox (id, merchant_id, seq, body, next_attempt_time, create_time) \
-           SELECT $4, $1, s.last_seq, \
-             ($5::jsonb || jsonb_build_object('cursor', s.last_seq::text))::text, \
-             clock_timestamp(), clock_timestamp() \
-           FROM s JOIN payment.webhook_endpoints w ON w.merchant_id = $1 AND w.url <> '') \
-         SELECT last_seq FROM s",
-    )
-    .bind(merchant_id)
-    .bind(kind)
-    .bind(body)
-    .bind(delivery.id)
-    .bind(delivery.body)
-    .fetch_one(&mut *conn)
-    .await
-    .context("storing an event")
 }
 
 /// The merchant's committed events after `after_seq`, oldest first.
@@ -784,4 +719,182 @@ pub async fn unresolved_credits(
         .await
         .context("listing credits in suspense")?;
     Ok(rows.iter().map(credit_row).collect::<Result<_, _>>()?)
+}
+
+/// The credits among `ids` stored already.
+pub async fn stored_credits(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> anyhow::Result<std::collections::HashSet<Uuid>> {
+    let rows: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM payment.credits WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(&mut *conn)
+        .await
+        .context("looking for stored credits")?;
+    Ok(rows.into_iter().collect())
+}
+
+/// The intents with these references, locked in id order (concurrent batches lock in the
+/// same order and never deadlock).
+pub async fn intents_by_references_locked(
+    conn: &mut PgConnection,
+    references: &[String],
+) -> anyhow::Result<Vec<IntentRow>> {
+    let sql = format!(
+        "SELECT {INTENT_COLUMNS} FROM payment.intents WHERE reference = ANY($1) \
+         ORDER BY id FOR UPDATE"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(references)
+        .fetch_all(&mut *conn)
+        .await
+        .context("locking intents")?;
+    Ok(rows.iter().map(intent_row).collect::<Result<_, _>>()?)
+}
+
+/// Stores credits, in id order (concurrent batches claim in the same order and never
+/// deadlock); answers how many were new (a credit stored already is left as it is).
+pub async fn claim_credits(conn: &mut PgConnection, c: &[CreditRow]) -> anyhow::Result<u64> {
+    let col = |f: fn(&CreditRow) -> String| c.iter().map(f).collect::<Vec<_>>();
+    let done = sqlx::query(
+        "INSERT INTO payment.credits (id, bank_bin, bank_transaction_id, account_number, amount, \
+         description, value_time, receive_time, outcome, detail, merchant_id, intent_id) \
+         SELECT id, bin, txn, account, amount, description, \
+           timestamptz 'epoch' + value_us * interval '1 microsecond', \
+           timestamptz 'epoch' + receive_us * interval '1 microsecond', \
+           outcome, detail, merchant_id, intent_id \
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[], \
+           $7::int8[], $8::int8[], $9::text[], $10::text[], $11::uuid[], $12::uuid[]) \
+           AS u(id, bin, txn, account, amount, description, value_us, receive_us, outcome, \
+                detail, merchant_id, intent_id) \
+         ORDER BY id \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(c.iter().map(|r| r.id).collect::<Vec<_>>())
+    .bind(col(|r| r.bank_bin.clone()))
+    .bind(col(|r| r.bank_transaction_id.clone()))
+    .bind(col(|r| r.account_number.clone()))
+    .bind(c.iter().map(|r| r.amount).collect::<Vec<_>>())
+    .bind(col(|r| r.description.clone()))
+    .bind(c.iter().map(|r| r.value_us).collect::<Vec<_>>())
+    .bind(c.iter().map(|r| r.receive_us).collect::<Vec<_>>())
+    .bind(col(|r| r.outcome.clone()))
+    .bind(col(|r| r.detail.clone()))
+    .bind(c.iter().map(|r| r.merchant_id).collect::<Vec<_>>())
+    .bind(c.iter().map(|r| r.intent_id).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await
+    .context("storing credits")?;
+    Ok(done.rows_affected())
+}
+
+/// Sets intents' status and amount received: `(id, status, received)`.
+pub async fn update_intents(
+    conn: &mut PgConnection,
+    changes: &[(Uuid, &str, i64)],
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE payment.intents i SET status = u.status, amount_received = u.received, \
+         update_time = clock_timestamp() \
+         FROM unnest($1::uuid[], $2::text[], $3::int8[]) AS u(id, status, received) \
+         WHERE i.id = u.id",
+    )
+    .bind(changes.iter().map(|c| c.0).collect::<Vec<_>>())
+    .bind(changes.iter().map(|c| c.1.to_owned()).collect::<Vec<_>>())
+    .bind(changes.iter().map(|c| c.2).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await
+    .context("updating intents")?;
+    Ok(())
+}
+
+/// Takes `count` event numbers for each merchant (locking its stream row until commit, in
+/// merchant order); answers the first number of each.
+pub async fn take_seqs(
+    conn: &mut PgConnection,
+    counts: &std::collections::BTreeMap<Uuid, i64>,
+) -> anyhow::Result<std::collections::HashMap<Uuid, i64>> {
+    let rows = sqlx::query(
+        "INSERT INTO payment.streams (merchant_id, last_seq) \
+         SELECT * FROM unnest($1::uuid[], $2::int8[]) ORDER BY 1 \
+         ON CONFLICT (merchant_id) DO UPDATE SET last_seq = payment.streams.last_seq + excluded.last_seq \
+         RETURNING merchant_id, last_seq",
+    )
+    .bind(counts.keys().copied().collect::<Vec<_>>())
+    .bind(counts.values().copied().collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await
+    .context("numbering events")?;
+    rows.iter()
+        .map(|r| {
+            let merchant: Uuid = r.try_get("merchant_id")?;
+            let last: i64 = r.try_get("last_seq")?;
+            Ok((
+                merchant,
+                last - counts.get(&merchant).copied().unwrap_or(1) + 1,
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// An event to store, with its webhook delivery (stored when the merchant has an endpoint).
+pub struct NewEvent {
+    pub merchant_id: Uuid,
+    pub seq: i64,
+    pub kind: String,
+    pub body: Vec<u8>,
+    pub delivery_id: Uuid,
+    pub delivery_body: String,
+}
+
+/// Stores events and, for merchants with an endpoint, their deliveries, in one statement.
+pub async fn insert_events(conn: &mut PgConnection, events: &[NewEvent]) -> anyhow::Result<()> {
+    sqlx::query(
+        "WITH u AS ( \
+           SELECT * FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::bytea[], $5::uuid[], $6::text[]) \
+           AS u(merchant_id, seq, kind, body, delivery_id, delivery_body)), \
+         e AS ( \
+           INSERT INTO payment.events (merchant_id, seq, kind, body, create_time) \
+           SELECT merchant_id, seq, kind, body, clock_timestamp() FROM u) \
+         INSERT INTO payment.outbox (id, merchant_id, seq, body, next_attempt_time, create_time) \
+         SELECT u.delivery_id, u.merchant_id, u.seq, u.delivery_body, clock_timestamp(), clock_timestamp() \
+         FROM u JOIN payment.webhook_endpoints w ON w.merchant_id = u.merchant_id AND w.url <> ''",
+    )
+    .bind(events.iter().map(|e| e.merchant_id).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.seq).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.kind.clone()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.body.clone()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.delivery_id).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.delivery_body.clone()).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await
+    .context("storing events")?;
+    Ok(())
+}
+
+/// Stores payments.
+pub async fn insert_payments(conn: &mut PgConnection, p: &[NewPayment<'_>]) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO payment.payments (id, merchant_id, intent_id, outcome, amount, fee, fee_plan, \
+         create_time, seq) \
+         SELECT id, merchant_id, intent_id, outcome, amount, fee, fee_plan, \
+           timestamptz 'epoch' + create_us * interval '1 microsecond', seq \
+         FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int8[], $6::int8[], \
+           $7::text[], $8::int8[], $9::int8[]) \
+           AS u(id, merchant_id, intent_id, outcome, amount, fee, fee_plan, create_us, seq)",
+    )
+    .bind(p.iter().map(|x| x.id).collect::<Vec<_>>())
+    .bind(p.iter().map(|x| x.merchant_id).collect::<Vec<_>>())
+    .bind(p.iter().map(|x| x.intent_id).collect::<Vec<_>>())
+    .bind(p.iter().map(|x| x.outcome.to_owned()).collect::<Vec<_>>())
+    .bind(p.iter().map(|x| x.amount).collect::<Vec<_>>())
+    .bind(p.iter().map(|x| x.fee).collect::<Vec<_>>())
+    .bind(p.iter().map(|x| x.fee_plan.to_owned()).collect::<Vec<_>>())
+    .bind(p.iter().map(|x| x.create_us).collect::<Vec<_>>())
+    .bind(p.iter().map(|x| x.seq).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await
+    .context("storing payments")?;
+    Ok(())
 }

@@ -1,13 +1,22 @@
 //! The acquiring bank's credit notifications: matched, posted to the ledger and recorded
 //! once per bank transaction.
 //!
-//! One transaction per credit: lock the intent the reference names (if any), decide
-//! ([`crate::matching::decide`]), claim the bank transaction (the credit row, unique per
-//! bank and transaction: a concurrent copy of the same notification waits here and then finds
-//! it taken), post the ledger chain (ids derived from the transaction, so a retry after a
-//! crash posts nothing twice), then the intent, the payment and its event, and commit. The
-//! bank is answered after the commit; a failure anywhere before rolls everything back but the
-//! ledger posting, which the bank's retry finds applied (EXISTS).
+//! Group commit: a handler checks the notification, looks up the merchant whose account was
+//! credited and its fee, and hands it to the service's one combiner, which applies whatever
+//! notifications are waiting together, in arrival order, in one transaction: find which bank
+//! transactions are stored already (those are answered with their first outcome), lock the
+//! intents the references name (in id order), decide each credit
+//! ([`crate::matching::decide`]) seeing the ones before it in the batch, claim the credits (the
+//! row is unique per bank and transaction: a copy being applied by another process makes the
+//! claim wait, then fail), post every ledger chain through the `TransferBatcher` (ids derived
+//! from the transaction, so a retry after a crash posts nothing twice), write the intents, event
+//! numbers, payments, events and webhook deliveries in a few statements, and commit; then
+//! answer every bank. If anything in a batch fails, its notifications are applied one by one
+//! instead, so one bad notification fails alone; a failure before the commit rolls back all
+//! but the ledger postings, which a retry finds applied (EXISTS).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use paymesh_platform::ApiError;
 use paymesh_platform::auth::{Principal, principal};
@@ -16,14 +25,22 @@ use paymesh_platform::migrate::RowLock;
 use paymesh_platform::time::{now_ns, ns_from_timestamp};
 use paymesh_proto::payment::v1 as pb;
 use paymesh_proto::payment::v1::{CreditOutcome, EventKind};
+use tokio::sync::{mpsc, oneshot};
 use tonic::Request;
+use uuid::Uuid;
 
 use super::input::{db, sql, vnd_field};
 use super::{PaymentService, convert, watch};
-use crate::matching::{AccountHolder, IntentState, decide};
+use crate::directory::MerchantInfo;
+use crate::matching::{AccountHolder, Decision, IntentState, decide};
 use crate::posting::{chain, credit_id};
 use crate::reference::{self, Finding};
-use crate::store::{self, CreditRow, NewPayment, Resolution};
+use crate::store::{self, CreditRow, IntentRow, NewPayment, Resolution};
+
+/// Notifications applied together at most.
+const BATCH_MAX: usize = 256;
+/// Notifications waiting for the combiner at most (then handlers wait to hand theirs over).
+pub const QUEUE_MAX: usize = 4096;
 
 const TRANSACTION_ID_CHARS_MAX: usize = 64;
 const ACCOUNT_CHARS_MAX: usize = 19;
@@ -137,6 +154,70 @@ fn repeat(stored: &CreditRow, notice: &Notice) -> Result<pb::NotifyCreditRespons
     })
 }
 
+/// A notification checked and looked up, waiting for its batch.
+pub struct Item {
+    notice: Notice,
+    id: Uuid,
+    finding: Finding,
+    holder: Option<Arc<MerchantInfo>>,
+    /// The fee and plan if it is credited to the holder (the only merchant it can be).
+    fee: (i64, String),
+    reply: oneshot::Sender<Result<pb::NotifyCreditResponse, ApiError>>,
+}
+
+/// Why a batch was not applied.
+enum Refused {
+    /// A credit of the batch was claimed by another process meanwhile.
+    Claimed,
+    Error(ApiError),
+}
+
+impl From<ApiError> for Refused {
+    fn from(e: ApiError) -> Refused {
+        Refused::Error(e)
+    }
+}
+
+/// What a batch does with one of its notifications (a batch's steps live for one
+/// transaction: the size of a repeat does not matter).
+#[allow(clippy::large_enum_variant)]
+enum Step {
+    /// Stored before (or earlier in this batch): answered with the stored outcome.
+    Repeat,
+    New {
+        credit: CreditRow,
+        decision: Decision,
+        /// The intent the reference named, as it is after this credit.
+        intent: Option<IntentRow>,
+    },
+}
+
+/// Runs a combiner until every handler is gone. Several may share one queue: each takes what
+/// is waiting and applies it while the others take the next batch (their locks are taken in
+/// one global order — intents, credits, event streams, each sorted — so they never deadlock).
+pub async fn combine(
+    service: PaymentService,
+    queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Item>>>,
+) {
+    loop {
+        let batch = {
+            let mut queue = queue.lock().await;
+            let Some(first) = queue.recv().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < BATCH_MAX {
+                match queue.try_recv() {
+                    Ok(item) => batch.push(item),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        service.apply(batch).await;
+    }
+}
+
 impl PaymentService {
     pub(super) async fn notify(
         &self,
@@ -154,133 +235,314 @@ impl PaymentService {
     ) -> Result<pb::NotifyCreditResponse, ApiError> {
         let notice = parse(caller, req)?;
         let id = credit_id(&notice.bank_bin, &notice.bank_transaction_id);
-        // A notification seen before is found by its claim below (the credits row's key), not
-        // by a read first: the first notification of a transaction, the common case, costs one
-        // statement less.
         let finding = reference::find(&notice.description);
         let holder = self
             .inner
             .directory
             .by_account(&notice.account_number)
-            .await?
-            .map(|m| AccountHolder {
-                merchant_id: m.id,
-                active: m.active,
-            });
+            .await?;
+        let fee = holder
+            .as_ref()
+            .map_or((0, String::new()), |h| self.fee(h, notice.amount));
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .credits
+            .send(Item {
+                notice,
+                id,
+                finding,
+                holder,
+                fee,
+                reply,
+            })
+            .await
+            .map_err(|_| ApiError::Unavailable("the payment service is stopping; retry".into()))?;
+        answer.await.map_err(|_| {
+            ApiError::Internal(anyhow::anyhow!(
+                "a notification's batch ended without an answer"
+            ))
+        })?
+    }
+
+    /// Applies a batch and answers each of its notifications.
+    async fn apply(&self, batch: Vec<Item>) {
+        if batch.len() == 1 {
+            for item in batch {
+                let answer = match self.try_batch(std::slice::from_ref(&item)).await {
+                    Ok(mut answers) => answers.pop().unwrap_or_else(|| {
+                        Err(ApiError::Internal(anyhow::anyhow!(
+                            "a batch of one had no answer"
+                        )))
+                    }),
+                    Err(Refused::Claimed) => self.repeat_stored(&item).await,
+                    Err(Refused::Error(e)) => Err(e),
+                };
+                let _ = item.reply.send(answer);
+            }
+            return;
+        }
+        match self.try_batch(&batch).await {
+            Ok(answers) => {
+                for (item, answer) in batch.into_iter().zip(answers) {
+                    let _ = item.reply.send(answer);
+                }
+            }
+            Err(why) => {
+                if let Refused::Error(e) = &why {
+                    tracing::warn!(error = %e, size = batch.len(), "a batch of credits failed; applying them one by one");
+                }
+                for item in batch {
+                    Box::pin(self.apply(vec![item])).await;
+                }
+            }
+        }
+    }
+
+    /// The answer to a notification whose transaction was stored by someone else.
+    async fn repeat_stored(&self, item: &Item) -> Result<pb::NotifyCreditResponse, ApiError> {
+        let mut conn = self.pool().acquire().await.map_err(sql)?;
+        let stored = store::credit(&mut conn, item.id, RowLock::None)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| {
+                ApiError::Unavailable(
+                    "a concurrent notification of this transaction is still being applied; retry"
+                        .into(),
+                )
+            })?;
+        repeat(&stored, &item.notice)
+    }
+
+    /// One transaction for `items`; their answers in order, or why nothing was applied.
+    async fn try_batch(
+        &self,
+        items: &[Item],
+    ) -> Result<Vec<Result<pb::NotifyCreditResponse, ApiError>>, Refused> {
         let now_us = now_ns() / 1_000;
         let mut tx = self.pool().begin().await.map_err(sql)?;
-        let intent_row = match &finding {
-            Finding::Found(r) => {
-                store::intent_by_reference(&mut tx, r.as_str(), RowLock::ForUpdate)
-                    .await
-                    .map_err(db)?
-            }
-            _ => None,
-        };
-        let state = intent_row.as_ref().map(|row| IntentState {
-            id: row.id,
-            merchant_id: row.merchant_id,
-            status: convert::intent_status(row, now_us),
-            amount: row.amount,
-            received: row.amount_received,
-        });
-        let decision = decide(&finding, state, holder, notice.amount);
-        let (fee, plan) = match decision.merchant_id {
-            Some(m) => match self.inner.directory.merchant(m).await? {
-                Some(info) => self.fee(&info, notice.amount),
-                None => self.default_fee(notice.amount),
-            },
-            None => (0, String::new()),
-        };
-        let credit = CreditRow {
-            id,
-            bank_bin: notice.bank_bin.clone(),
-            bank_transaction_id: notice.bank_transaction_id.clone(),
-            account_number: notice.account_number.clone(),
-            amount: notice.amount,
-            description: notice.description.clone(),
-            value_us: notice.value_us,
-            receive_us: now_us,
-            outcome: convert::outcome_name(decision.outcome).to_owned(),
-            detail: decision.detail.to_owned(),
-            merchant_id: decision.merchant_id,
-            intent_id: decision.intent_id,
-            resolution: Resolution::none(),
-        };
-        if !store::claim_credit(&mut tx, &credit).await.map_err(db)? {
-            // A concurrent copy of this notification committed first.
-            drop(tx);
-            let mut conn = self.pool().acquire().await.map_err(sql)?;
-            let stored = store::credit(&mut conn, id, RowLock::None)
+        let ids: Vec<Uuid> = items.iter().map(|i| i.id).collect();
+        let stored = store::stored_credits(&mut tx, &ids).await.map_err(db)?;
+        let mut references: Vec<String> = items
+            .iter()
+            .filter(|i| !stored.contains(&i.id))
+            .filter_map(|i| match &i.finding {
+                Finding::Found(r) => Some(r.to_string()),
+                _ => None,
+            })
+            .collect();
+        references.sort();
+        references.dedup();
+        let mut intents: HashMap<String, IntentRow> = if references.is_empty() {
+            HashMap::new()
+        } else {
+            store::intents_by_references_locked(&mut tx, &references)
                 .await
                 .map_err(db)?
-                .ok_or_else(|| ApiError::Unavailable("a concurrent notification of this transaction is still being applied; retry".into()))?;
-            return repeat(&stored, &notice);
+                .into_iter()
+                .map(|row| (row.reference.clone(), row))
+                .collect()
+        };
+
+        // Decide each in arrival order, each seeing the intents as the ones before left them.
+        let mut seen = HashSet::new();
+        let mut changed = BTreeMap::new();
+        let steps: Vec<Step> = items
+            .iter()
+            .map(|item| {
+                if stored.contains(&item.id) || !seen.insert(item.id) {
+                    return Step::Repeat;
+                }
+                let notice = &item.notice;
+                let row = match &item.finding {
+                    Finding::Found(r) => intents.get_mut(r.as_str()),
+                    _ => None,
+                };
+                let state = row.as_ref().map(|row| IntentState {
+                    id: row.id,
+                    merchant_id: row.merchant_id,
+                    status: convert::intent_status(row, now_us),
+                    amount: row.amount,
+                    received: row.amount_received,
+                });
+                let holder = item.holder.as_ref().map(|m| AccountHolder {
+                    merchant_id: m.id,
+                    active: m.active,
+                });
+                let decision = decide(&item.finding, state, holder, notice.amount);
+                let intent = row.map(|row| {
+                    if let Some(change) = decision.intent_change {
+                        row.status = convert::stored_status(change.status).to_owned();
+                        row.amount_received = change.received;
+                        row.update_us = now_us;
+                        changed.insert(row.id, (row.status.clone(), row.amount_received));
+                    }
+                    row.clone()
+                });
+                let credit = CreditRow {
+                    id: item.id,
+                    bank_bin: notice.bank_bin.clone(),
+                    bank_transaction_id: notice.bank_transaction_id.clone(),
+                    account_number: notice.account_number.clone(),
+                    amount: notice.amount,
+                    description: notice.description.clone(),
+                    value_us: notice.value_us,
+                    receive_us: now_us,
+                    outcome: convert::outcome_name(decision.outcome).to_owned(),
+                    detail: decision.detail.to_owned(),
+                    merchant_id: decision.merchant_id,
+                    intent_id: decision.intent_id,
+                    resolution: Resolution::none(),
+                };
+                Step::New {
+                    credit,
+                    decision,
+                    intent,
+                }
+            })
+            .collect();
+
+        let claims: Vec<CreditRow> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::New { credit, .. } => Some(credit.clone()),
+                Step::Repeat => None,
+            })
+            .collect();
+        if !claims.is_empty()
+            && store::claim_credits(&mut tx, &claims).await.map_err(db)? != claims.len() as u64
+        {
+            return Err(Refused::Claimed);
         }
-        let legs = chain(
-            id,
-            &notice.bank_bin,
-            decision.merchant_id,
-            notice.amount,
-            fee,
-        )?;
-        self.inner.poster.post(&notice.bank_bin, legs).await?;
-        if let Some(merchant) = decision.merchant_id {
-            let intent = match (decision.intent_change, intent_row) {
-                (Some(change), Some(row)) => Some(
-                    store::update_intent(
-                        &mut tx,
-                        row.id,
-                        convert::stored_status(change.status),
-                        change.received,
-                    )
-                    .await
-                    .map_err(db)?,
-                ),
-                (None, row) => row,
-                (Some(_), None) => None,
-            };
-            let mut payment = NewPayment {
-                id,
-                merchant_id: merchant,
-                intent_id: decision.intent_id,
-                outcome: &credit.outcome,
-                amount: notice.amount,
-                fee,
-                fee_plan: &plan,
-                seq: 0,
-                // As late as the payment can be stamped: after the ledger posted, just before
-                // the commit (what "notified within N ms of the commit" is measured from).
-                create_us: now_ns() / 1_000,
-            };
-            let order_reference = intent
-                .as_ref()
-                .filter(|i| Some(i.id) == decision.intent_id)
-                .map(|i| i.order_reference.clone());
-            let row = payment.row(&credit, order_reference);
-            payment.seq = watch::record(
-                &mut tx,
-                merchant,
-                EventKind::PaymentReceived,
-                watch::Event {
-                    payment: Some(convert::payment(&row)),
-                    intent: intent.as_ref().map(|i| convert::intent(i, now_us)),
-                    refund: None,
-                },
-            )
-            .await?;
-            store::insert_payment(&mut tx, &payment).await.map_err(db)?;
+
+        // Every chain at once: the batcher sends them to the ledger together.
+        let postings = items
+            .iter()
+            .zip(&steps)
+            .filter_map(|(item, step)| match step {
+                Step::New {
+                    credit, decision, ..
+                } => Some((item, credit, decision)),
+                Step::Repeat => None,
+            });
+        let posted =
+            futures::future::join_all(postings.map(|(item, credit, decision)| async move {
+                let fee = decision.merchant_id.map_or(0, |_| item.fee.0);
+                let legs = chain(
+                    credit.id,
+                    &credit.bank_bin,
+                    decision.merchant_id,
+                    credit.amount,
+                    fee,
+                )?;
+                self.inner.poster.post(&credit.bank_bin, legs).await
+            }))
+            .await;
+        for result in posted {
+            result?;
+        }
+
+        if !changed.is_empty() {
+            let changes: Vec<(Uuid, &str, i64)> = changed
+                .iter()
+                .map(|(id, (status, received))| (*id, status.as_str(), *received))
+                .collect();
+            store::update_intents(&mut tx, &changes).await.map_err(db)?;
+        }
+
+        // Event numbers, payments, events and deliveries of the credited ones.
+        let mut counts: BTreeMap<Uuid, i64> = BTreeMap::new();
+        for step in &steps {
+            if let Step::New {
+                decision:
+                    Decision {
+                        merchant_id: Some(m),
+                        ..
+                    },
+                ..
+            } = step
+            {
+                *counts.entry(*m).or_default() += 1;
+            }
+        }
+        let mut payments = Vec::new();
+        let mut events = Vec::new();
+        if !counts.is_empty() {
+            let mut next = store::take_seqs(&mut tx, &counts).await.map_err(db)?;
+            let create_us = now_ns() / 1_000;
+            for (item, step) in items.iter().zip(&steps) {
+                let Step::New {
+                    credit,
+                    decision,
+                    intent,
+                } = step
+                else {
+                    continue;
+                };
+                let Some(merchant) = decision.merchant_id else {
+                    continue;
+                };
+                let seq = next.get(&merchant).copied().ok_or_else(|| {
+                    ApiError::Internal(anyhow::anyhow!("no event number for {merchant}"))
+                })?;
+                next.insert(merchant, seq + 1);
+                let payment = NewPayment {
+                    id: credit.id,
+                    merchant_id: merchant,
+                    intent_id: decision.intent_id,
+                    outcome: &credit.outcome,
+                    amount: credit.amount,
+                    fee: item.fee.0,
+                    fee_plan: &item.fee.1,
+                    seq,
+                    // As late as the payment can be stamped: after the ledger posted, just
+                    // before the commit (what "notified within N ms of the commit" is
+                    // measured from).
+                    create_us,
+                };
+                let order_reference = intent
+                    .as_ref()
+                    .filter(|i| Some(i.id) == decision.intent_id)
+                    .map(|i| i.order_reference.clone());
+                let row = payment.row(credit, order_reference);
+                events.push(watch::stored(
+                    merchant,
+                    seq,
+                    EventKind::PaymentReceived,
+                    watch::Event {
+                        payment: Some(convert::payment(&row)),
+                        intent: intent.as_ref().map(|i| convert::intent(i, now_us)),
+                        refund: None,
+                    },
+                )?);
+                payments.push(payment);
+            }
+            store::insert_payments(&mut tx, &payments)
+                .await
+                .map_err(db)?;
+            store::insert_events(&mut tx, &events).await.map_err(db)?;
         }
         tx.commit().await.map_err(sql)?;
-        if let Some(merchant) = decision.merchant_id {
-            self.committed(merchant);
+        for merchant in counts.keys() {
+            self.committed(*merchant);
         }
-        if decision.outcome == CreditOutcome::Suspense {
-            tracing::info!(credit = %id, detail = decision.detail, "credit held in suspense");
+
+        let mut answers = Vec::with_capacity(items.len());
+        for (item, step) in items.iter().zip(&steps) {
+            answers.push(match step {
+                Step::New {
+                    credit, decision, ..
+                } => {
+                    if decision.outcome == CreditOutcome::Suspense {
+                        tracing::info!(credit = %credit.id, detail = decision.detail, "credit held in suspense");
+                    }
+                    Ok(pb::NotifyCreditResponse {
+                        credit: Some(convert::credit(credit)),
+                        duplicate: false,
+                    })
+                }
+                Step::Repeat => self.repeat_stored(item).await,
+            });
         }
-        Ok(pb::NotifyCreditResponse {
-            credit: Some(convert::credit(&credit)),
-            duplicate: false,
-        })
+        Ok(answers)
     }
 }

@@ -131,6 +131,7 @@ impl ServiceDef for Payment {
                 })?;
             let edge_addr = edge.local_addr()?;
             let outbox = Outbox::start(ctx.pool.clone(), settings.delivery, ctx.stopped());
+            let (credits, queue) = tokio::sync::mpsc::channel(credits::QUEUE_MAX);
             let service = PaymentService {
                 inner: Arc::new(Inner {
                     tx: Transactions::new(
@@ -142,10 +143,17 @@ impl ServiceDef for Payment {
                     poster: Poster::new(ledger, batcher),
                     hub: watch::Hub::default(),
                     outbox,
+                    credits,
                     edge_addr,
                     settings,
                 }),
             };
+            // The combiners apply credit notifications in batches (group commit); they run for
+            // the life of the process.
+            let queue = Arc::new(tokio::sync::Mutex::new(queue));
+            for _ in 0..service.inner.settings.credit_batches {
+                tokio::spawn(credits::combine(service.clone(), queue.clone()));
+            }
             let on_edge = service.clone();
             tokio::spawn(paymesh_platform::http::serve(
                 edge,
@@ -178,6 +186,8 @@ struct Inner {
     hub: watch::Hub,
     /// Delivers merchants' webhooks; nudged after each commit.
     outbox: Outbox,
+    /// Credit notifications waiting for the combiner.
+    credits: tokio::sync::mpsc::Sender<credits::Item>,
     /// Where the banks' webhook edge listens.
     edge_addr: SocketAddr,
     settings: Settings,
@@ -225,12 +235,6 @@ impl PaymentService {
             .fee_plan
             .as_ref()
             .unwrap_or(&self.inner.settings.fee_plan);
-        (fee_of(plan, amount), plan.to_string())
-    }
-
-    /// The fee under the default plan (a merchant the directory no longer finds).
-    fn default_fee(&self, amount: i64) -> (i64, String) {
-        let plan = &self.inner.settings.fee_plan;
         (fee_of(plan, amount), plan.to_string())
     }
 }

@@ -186,7 +186,7 @@ impl PaymentService {
                     },
                 )
                 .await?;
-                store::insert_payment(&mut work.tx, &payment)
+                store::insert_payments(&mut work.tx, &[payment])
                     .await
                     .map_err(db)?;
                 Ok((work, answer))

@@ -1,7 +1,7 @@
 //! The merchant's live stream of payment events.
 //!
 //! Each event is numbered per merchant when it is written, under the merchant's stream row
-//! lock (`store::append_event`), in the transaction of the change it reports: the numbers of a
+//! lock (`store::take_seqs`), in the transaction of the change it reports: the numbers of a
 //! merchant commit in order, so "every event after N" read at any moment misses none that
 //! commits later. A stream sends what is committed after its cursor, then waits: a commit in
 //! this process wakes it at once ([`Hub`]); events committed by another process are found by
@@ -78,14 +78,13 @@ pub struct Event {
     pub refund: Option<pb::Refund>,
 }
 
-/// Numbers and writes the next event of `merchant` in this transaction, with its webhook
-/// delivery when the merchant has an endpoint; answers its number.
-pub async fn record(
-    conn: &mut PgConnection,
+/// The stored form of an event of `merchant` numbered `seq`, with its webhook delivery.
+pub fn stored(
     merchant: Uuid,
+    seq: i64,
     kind: EventKind,
     body: Event,
-) -> Result<i64, ApiError> {
+) -> Result<store::NewEvent, ApiError> {
     let event = pb::PaymentEvent {
         cursor: String::new(),
         kind: kind as i32,
@@ -95,17 +94,39 @@ pub async fn record(
         create_time: Some(timestamp_from_ns(paymesh_platform::time::now_ns())),
         refund: body.refund,
     };
-    let name = kind.as_str_name().trim_start_matches("EVENT_KIND_");
-    let (id, json) = crate::outbox::delivery(&event).map_err(db)?;
-    store::append_event(
-        conn,
-        merchant,
-        name,
-        &event.encode_to_vec(),
-        &store::Delivery { id, body: &json },
-    )
-    .await
-    .map_err(db)
+    let (delivery_id, delivery_body) = crate::outbox::delivery(&event, seq).map_err(db)?;
+    Ok(store::NewEvent {
+        merchant_id: merchant,
+        seq,
+        kind: kind
+            .as_str_name()
+            .trim_start_matches("EVENT_KIND_")
+            .to_owned(),
+        body: event.encode_to_vec(),
+        delivery_id,
+        delivery_body,
+    })
+}
+
+/// Numbers and writes the next event of `merchant` in this transaction, with its webhook
+/// delivery when the merchant has an endpoint; answers its number.
+pub async fn record(
+    conn: &mut PgConnection,
+    merchant: Uuid,
+    kind: EventKind,
+    body: Event,
+) -> Result<i64, ApiError> {
+    let firsts = store::take_seqs(conn, &std::collections::BTreeMap::from([(merchant, 1)]))
+        .await
+        .map_err(db)?;
+    let seq = firsts
+        .get(&merchant)
+        .copied()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no event number for {merchant}")))?;
+    store::insert_events(conn, &[stored(merchant, seq, kind, body)?])
+        .await
+        .map_err(db)?;
+    Ok(seq)
 }
 
 /// The cursor: empty is "from now on", else the number of the last event received.
