@@ -186,9 +186,11 @@ lock_state() {
     done
 }
 
+# Busy: something listens there, or any TCP socket holds it as its local port (a client's
+# ephemeral port, or one in TIME-WAIT: the server could not bind it either).
 port_busy() {
     if command -v ss >/dev/null; then
-        [[ -n $(ss -Hltn "sport = :$1") ]]
+        [[ -n $(ss -Htan "sport = :$1") ]]
     else
         (: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null
     fi

@@ -22,7 +22,9 @@ buf_installed() { [[ -x $buf ]] && cmp -s infra/tools/package-lock.json "$tools/
 if ! buf_installed && ! command -v npm >/dev/null; then
     PAYMESH_APT_EXTRA+=" nodejs npm"
 fi
-eval "$(infra/stack.sh up test)"
+# (Not `eval "$(…)"` alone: a failed substitution inside eval would not stop the script.)
+stack_env=$(infra/stack.sh up test) || { echo "test.sh: the test stack did not start" >&2; exit 1; }
+eval "$stack_env"
 if [[ ${PAYMESH_KEEP_STACK:-0} != 1 ]]; then
     trap 'infra/stack.sh down test >/dev/null 2>&1 || true' EXIT
 fi

@@ -4,7 +4,9 @@
 
 # bench_setup DATABASE: sets admin, base, bin; exports PAYMESH_DATABASE_URL (fresh) and keys.
 bench_setup() {
-    eval "$(infra/stack.sh up bench)"
+    local stack_env
+    stack_env=$(infra/stack.sh up bench) || { echo "the bench stack did not start" >&2; return 1; }
+    eval "$stack_env"
     admin=$PAYMESH_DATABASE_URL
     base=${admin%/*}
     local profile=${PAYMESH_BENCH_PROFILE:-release}

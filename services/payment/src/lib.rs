@@ -5,6 +5,7 @@
 //! - [`matching`]: the one decision of what an incoming credit becomes;
 //! - [`posting`]: the ledger chain of a credit, with ids derived from the bank transaction;
 //! - [`directory`]: the merchants, from the merchant service, cached briefly;
+//! - [`metrics`]: batch sizes and times of credit notifications, webhook attempts;
 //! - [`outbox`]: merchants' webhooks, written with their events and delivered with retries;
 //! - [`signing`]: HMAC-SHA256 signatures of webhooks, both ways;
 //! - [`json`]: the messages as JSON (webhook bodies, the CLI);
@@ -14,6 +15,7 @@
 pub mod directory;
 pub mod json;
 pub mod matching;
+pub mod metrics;
 pub mod outbox;
 pub mod posting;
 pub mod reference;

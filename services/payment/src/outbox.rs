@@ -237,11 +237,13 @@ async fn round(pool: &PgPool, d: Delivery) -> anyhow::Result<usize> {
     for (c, answer) in futures::future::join_all(attempts).await {
         let why = match answer {
             Answer::Delivered => {
+                crate::metrics::metrics().webhooks_delivered.inc();
                 delivered.push(c.id);
                 continue;
             }
             Answer::Refused(why) => why.chars().take(ERROR_CHARS_MAX).collect::<String>(),
         };
+        crate::metrics::metrics().webhook_attempts_failed.inc();
         let wait = backoff(c.attempts, d.backoff, d.backoff_max, jitter());
         let give_up = c.age + wait > d.retry_for;
         if give_up {

@@ -288,6 +288,7 @@ impl PaymentService {
                 }
             }
             Err(why) => {
+                crate::metrics::metrics().batch_fallbacks.inc();
                 if let Refused::Error(e) = &why {
                     tracing::warn!(error = %e, size = batch.len(), "a batch of credits failed; applying them one by one");
                 }
@@ -318,6 +319,7 @@ impl PaymentService {
         &self,
         items: &[Item],
     ) -> Result<Vec<Result<pb::NotifyCreditResponse, ApiError>>, Refused> {
+        let started = std::time::Instant::now();
         let now_us = now_ns() / 1_000;
         let mut tx = self.pool().begin().await.map_err(sql)?;
         let ids: Vec<Uuid> = items.iter().map(|i| i.id).collect();
@@ -424,6 +426,7 @@ impl PaymentService {
                 } => Some((item, credit, decision)),
                 Step::Repeat => None,
             });
+        let ledger_started = std::time::Instant::now();
         let posted =
             futures::future::join_all(postings.map(|(item, credit, decision)| async move {
                 let fee = decision.merchant_id.map_or(0, |_| item.fee.0);
@@ -437,6 +440,9 @@ impl PaymentService {
                 self.inner.poster.post(&credit.bank_bin, legs).await
             }))
             .await;
+        crate::metrics::metrics()
+            .batch_ledger_seconds
+            .observe(ledger_started.elapsed().as_secs_f64());
         for result in posted {
             result?;
         }
@@ -522,6 +528,9 @@ impl PaymentService {
             store::insert_events(&mut tx, &events).await.map_err(db)?;
         }
         tx.commit().await.map_err(sql)?;
+        let m = crate::metrics::metrics();
+        m.batch_credits.observe(items.len() as f64);
+        m.batch_seconds.observe(started.elapsed().as_secs_f64());
         for merchant in counts.keys() {
             self.committed(*merchant);
         }
