@@ -45,6 +45,10 @@ pgbench_baseline() {
     echo "pgbench tps=$pgbench_tps" >&2
 }
 
+# Copies standard input to standard error as well (not `tee /dev/stderr`: reopening stderr
+# truncates a log file it is redirected to).
+echo_err() { local line; while IFS= read -r line; do printf '%s\n' "$line"; printf '%s\n' "$line" >&2; done; }
+
 field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "n/a" }'; }
 percent() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f %%", 100 * a / b; else print "n/a" }'; }

@@ -30,11 +30,11 @@ wait_port "$PAYMESH_LEDGER_LISTEN"
 
 pgbench_baseline "$seconds"
 
-run() { "$bin/paymesh-load" ledger --addr "$PAYMESH_LEDGER_LISTEN" --token "$token" --seconds "$seconds" "$@" | tee /dev/stderr; }
+run() { "$bin/paymesh-load" ledger --addr "$PAYMESH_LEDGER_LISTEN" --token "$token" --seconds "$seconds" "$@" | echo_err; }
 batch=$(run --label batch --clients 8 --batch 1000 --connections 4)
 batch_ordered=$(run --label batch-time-ordered --clients 8 --batch 1000 --connections 4 --ids time-ordered)
 single=$(run --label single --clients 64 --batch 1 --connections 8)
-health=$("$bin/paymesh-load" health --addr "$PAYMESH_LEDGER_LISTEN" --clients 64 --connections 8 --seconds "$seconds" | tee /dev/stderr)
+health=$("$bin/paymesh-load" health --addr "$PAYMESH_LEDGER_LISTEN" --clients 64 --connections 8 --seconds "$seconds" | echo_err)
 
 # The COPY ceiling: the transfer rows the load generator sends (one clearing account, 1000
 # merchants, VND, increasing ts), written to files first, then loaded by one psql \copy per

@@ -44,7 +44,7 @@ echo "== payments: $merchants merchants, $clients clients, ${seconds}s ==" >&2
 result=$(timeout $((seconds + 900)) "$bin/paymesh-load" payments \
     --ledger-addr "$PAYMESH_LEDGER_LISTEN" --merchant-addr "$PAYMESH_MERCHANT_LISTEN" \
     --payment-addr "$PAYMESH_PAYMENT_LISTEN" --operator-token "$operator" --bank-token "$bank" \
-    --merchants "$merchants" --clients "$clients" --seconds "$seconds" | tee /dev/stderr)
+    --merchants "$merchants" --clients "$clients" --seconds "$seconds" | echo_err)
 run=$(grep '^RESULT' <<<"$result")
 checks=$(grep '^CHECK' <<<"$result")
 audit=$("$bin/paymesh" ledger audit)
