@@ -113,4 +113,14 @@ impl RowLock {
             RowLock::ForUpdate => " FOR UPDATE",
         }
     }
+
+    /// The clause for a `SELECT` over a join that locks only the rows of `table` (its name or
+    /// alias in the query): PostgreSQL refuses `FOR UPDATE` on the nullable side of an outer
+    /// join, and the other tables' rows need no lock.
+    pub fn sql_of(self, table: &str) -> String {
+        match self {
+            RowLock::None => String::new(),
+            RowLock::ForUpdate => format!(" FOR UPDATE OF {table}"),
+        }
+    }
 }

@@ -58,12 +58,9 @@ impl Mesh<'_> {
     }
 }
 
-fn keyed<T>(message: T) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(message);
-    if let Ok(key) = Id128::random().to_string().parse() {
-        r.metadata_mut().insert("idempotency-key", key);
-    }
-    r
+/// A request with a fresh idempotency key (the verbs' helper, given the key: it prints none).
+fn keyed<T>(message: T) -> anyhow::Result<tonic::Request<T>> {
+    crate::verbs::keyed(message, Some(Id128::random().to_string()))
 }
 
 fn vnd(amount: i64) -> cpb::Money {
@@ -153,7 +150,7 @@ pub async fn run(mesh: &Mesh<'_>) -> anyhow::Result<()> {
             kind: mpb::MerchantKind::Vendor as i32,
             application: Some(vendor_application()),
             ..Default::default()
-        }))
+        })?)
         .await?
         .into_inner();
     let vendor = merchants
@@ -161,7 +158,7 @@ pub async fn run(mesh: &Mesh<'_>) -> anyhow::Result<()> {
             merchant_id: applied.id.clone(),
             reason: "CCCD and household business licence checked".into(),
             etag: applied.etag,
-        }))
+        })?)
         .await?
         .into_inner();
     println!(
@@ -187,7 +184,7 @@ pub async fn run(mesh: &Mesh<'_>) -> anyhow::Result<()> {
             amount: Some(vnd(150_000)),
             order_reference: "2 kg tôm sú".into(),
             ..Default::default()
-        }))
+        })?)
         .await?
         .into_inner()
         .intent
@@ -259,7 +256,7 @@ pub async fn run(mesh: &Mesh<'_>) -> anyhow::Result<()> {
             payment_id: credit.payment_id.clone(),
             amount: Some(vnd(50_000)),
             reason: "1 kg returned".into(),
-        }))
+        })?)
         .await?
         .into_inner()
         .refund

@@ -94,38 +94,21 @@ pub async fn insert_intent(conn: &mut PgConnection, i: &IntentRow) -> anyhow::Re
     Ok(done.rows_affected() == 1)
 }
 
-async fn intent_where(
-    conn: &mut PgConnection,
-    column: &str,
-    value: impl for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
-    lock: RowLock,
-) -> anyhow::Result<Option<IntentRow>> {
-    let sql = format!(
-        "SELECT {INTENT_COLUMNS} FROM payment.intents WHERE {column} = $1{}",
-        lock.sql()
-    );
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(value)
-        .fetch_optional(&mut *conn)
-        .await
-        .context("reading an intent")?;
-    Ok(row.as_ref().map(intent_row).transpose()?)
-}
-
 pub async fn intent(
     conn: &mut PgConnection,
     id: Uuid,
     lock: RowLock,
 ) -> anyhow::Result<Option<IntentRow>> {
-    intent_where(conn, "id", id, lock).await
-}
-
-pub async fn intent_by_reference(
-    conn: &mut PgConnection,
-    reference: &str,
-    lock: RowLock,
-) -> anyhow::Result<Option<IntentRow>> {
-    intent_where(conn, "reference", reference.to_owned(), lock).await
+    let sql = format!(
+        "SELECT {INTENT_COLUMNS} FROM payment.intents WHERE id = $1{}",
+        lock.sql()
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .context("reading an intent")?;
+    Ok(row.as_ref().map(intent_row).transpose()?)
 }
 
 /// Sets an intent's status and amount received; answers it as stored.
@@ -214,35 +197,6 @@ fn credit_row(row: &PgRow) -> Result<CreditRow, sqlx::Error> {
             at_us: row.try_get("resolve_us")?,
         },
     })
-}
-
-/// Claims a bank transaction: stores its credit, or answers `false` if it is stored already.
-/// A concurrent claim of the same transaction waits here until the first commits (then gets
-/// `false`) or rolls back (then stores it).
-pub async fn claim_credit(conn: &mut PgConnection, c: &CreditRow) -> anyhow::Result<bool> {
-    let done = sqlx::query(
-        "INSERT INTO payment.credits (id, bank_bin, bank_transaction_id, account_number, amount, \
-         description, value_time, receive_time, outcome, detail, merchant_id, intent_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, (timestamptz 'epoch' + $7::int8 * interval '1 microsecond'), \
-         (timestamptz 'epoch' + $8::int8 * interval '1 microsecond'), $9, $10, $11, $12) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(c.id)
-    .bind(&c.bank_bin)
-    .bind(&c.bank_transaction_id)
-    .bind(&c.account_number)
-    .bind(c.amount)
-    .bind(&c.description)
-    .bind(c.value_us)
-    .bind(c.receive_us)
-    .bind(&c.outcome)
-    .bind(&c.detail)
-    .bind(c.merchant_id)
-    .bind(c.intent_id)
-    .execute(&mut *conn)
-    .await
-    .context("storing a credit")?;
-    Ok(done.rows_affected() == 1)
 }
 
 pub async fn credit(
@@ -340,18 +294,15 @@ pub async fn payment(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<Option
     payment_locked(conn, id, RowLock::None).await
 }
 
-/// A payment, its row locked as asked (`FOR UPDATE OF p`: the payment, not its credit).
+/// A payment, its row locked as asked (the payment's row, not its credit's).
 pub async fn payment_locked(
     conn: &mut PgConnection,
     id: Uuid,
     lock: RowLock,
 ) -> anyhow::Result<Option<PaymentRow>> {
-    let lock_sql = match lock {
-        RowLock::None => "",
-        _ => " FOR UPDATE OF p",
-    };
     let sql = format!(
-        "SELECT {CREDIT_COLUMNS}, {PAYMENT_COLUMNS} FROM {PAYMENT_FROM} WHERE p.id = $1{lock_sql}"
+        "SELECT {CREDIT_COLUMNS}, {PAYMENT_COLUMNS} FROM {PAYMENT_FROM} WHERE p.id = $1{}",
+        lock.sql_of("p")
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id)
@@ -552,11 +503,10 @@ pub async fn refund(
     id: Uuid,
     lock: RowLock,
 ) -> anyhow::Result<Option<RefundRow>> {
-    let lock_sql = match lock {
-        RowLock::None => "",
-        _ => " FOR UPDATE OF r",
-    };
-    let sql = format!("SELECT {REFUND_COLUMNS} FROM {REFUND_FROM} WHERE r.id = $1{lock_sql}");
+    let sql = format!(
+        "SELECT {REFUND_COLUMNS} FROM {REFUND_FROM} WHERE r.id = $1{}",
+        lock.sql_of("r")
+    );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .fetch_optional(&mut *conn)

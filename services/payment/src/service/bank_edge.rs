@@ -20,6 +20,7 @@ use paymesh_proto::payment::v1 as pb;
 use serde_json::{Value, json};
 
 use super::PaymentService;
+use super::input::sql;
 use crate::signing::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
 /// The largest body accepted (a notification is a few hundred bytes).
@@ -150,7 +151,6 @@ impl PaymentService {
 
     /// Records a signature; `false` if it was seen before (a replay).
     async fn first_sight(&self, bin: &str, signature: &str) -> Result<bool, ApiError> {
-        let sql = |e: sqlx::Error| ApiError::Internal(e.into());
         if ACCEPTED.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == 0 {
             sqlx::query(
                 "DELETE FROM payment.bank_webhook_seen \

@@ -10,7 +10,7 @@ use sqlx::Row;
 use tonic::Request;
 
 use super::PaymentService;
-use super::input::{db, may_read, require_acting_for, sql, uuid_field};
+use super::input::{may_read, require_acting_for, sql, uuid_field};
 
 const URL_CHARS_MAX: usize = 500;
 /// Random bytes in a signing secret.
@@ -155,17 +155,16 @@ impl PaymentService {
         .ok_or(ApiError::NotFound {
             resource: "webhook endpoint",
         })?;
-        let read = |e: sqlx::Error| db(e.into());
         Ok(pb::GetWebhookEndpointResponse {
             endpoint: Some(pb::WebhookEndpoint {
                 merchant_id: merchant.to_string(),
-                url: row.try_get("url").map_err(read)?,
+                url: row.try_get("url").map_err(sql)?,
                 update_time: Some(timestamp_from_micros(
-                    row.try_get("update_us").map_err(read)?,
+                    row.try_get("update_us").map_err(sql)?,
                 )),
             }),
-            pending_deliveries: row.try_get("pending").map_err(read)?,
-            failed_deliveries: row.try_get("failed").map_err(read)?,
+            pending_deliveries: row.try_get("pending").map_err(sql)?,
+            failed_deliveries: row.try_get("failed").map_err(sql)?,
         })
     }
 }
