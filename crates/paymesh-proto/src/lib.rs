@@ -34,3 +34,9 @@ pub mod payment {
         tonic::include_proto!("paymesh.payment.v1");
     }
 }
+
+pub mod billing {
+    pub mod v1 {
+        tonic::include_proto!("paymesh.billing.v1");
+    }
+}

@@ -10,6 +10,7 @@
 //! | [`account_number`] | [`BankAccountNumber`] | a bank account number, 1-19 ASCII letters and digits |
 //! | [`text`] | [`TextRule`], [`text_type!`] | bounded free text typed by people (names, addresses) |
 //! | [`fold`] | [`fold::search_key`], [`fold::qr_text`] | Vietnamese text without diacritics, for search keys and VietQR fields |
+//! | [`reference`] | [`reference::Reference`] | the payment reference (`PM…` intents, `PB…` bills) a payer's bank carries into the transfer description |
 //! | [`mask`], [`table`] | | masking personal data; reading the compiled-in tab-separated lists |
 //!
 //! The rules every type here keeps:
@@ -34,6 +35,7 @@ pub mod citizen_id;
 pub mod fold;
 pub mod mask;
 pub mod phone;
+pub mod reference;
 pub mod table;
 pub mod tax_code;
 pub mod text;

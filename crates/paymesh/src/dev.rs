@@ -15,6 +15,7 @@ use tokio::sync::watch;
 pub const SERVICES: &[&dyn ServiceDef] = &[
     &paymesh_ledger::SERVICE,
     &paymesh_merchant::SERVICE,
+    &paymesh_billing::SERVICE,
     &paymesh_payment::SERVICE,
 ];
 

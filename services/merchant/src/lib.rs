@@ -7,6 +7,8 @@
 //! - [`ids`], [`static_qr`], [`credential`]: merchant ids and their ledger accounts (from the
 //!   ledger's chart, opened with the ledger's client: `paymesh_ledger`), virtual account
 //!   numbers, the static VietQR, API credentials;
+//! - [`client`], [`directory`]: how other services read merchants (a typed client, and a
+//!   short-lived cache of what they need);
 //! - [`fold`]: Vietnamese text without diacritics, from the shared Vietnamese domain types of
 //!   [`paymesh_vn`] (as are the BIN, tax code, citizen id, phone and account number types that
 //!   [`domain`] re-exports).
@@ -14,6 +16,7 @@
 pub mod client;
 pub mod convert;
 pub mod credential;
+pub mod directory;
 pub mod domain;
 pub mod ids;
 pub mod service;

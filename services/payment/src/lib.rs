@@ -1,10 +1,8 @@
 //! The payment service of paymesh (`paymesh.payment.v1.PaymentService`).
 //!
-//! - [`reference`]: the payment reference (format, check character, finding it in a bank's
-//!   transfer description);
+//! - the payment reference is `paymesh_vn::reference` (shared with the billing service's bills);
 //! - [`matching`]: the one decision of what an incoming credit becomes;
 //! - [`posting`]: the ledger chain of a credit, with ids derived from the bank transaction;
-//! - [`directory`]: the merchants, from the merchant service, cached briefly;
 //! - [`metrics`]: batch sizes and times of credit notifications, webhook attempts;
 //! - [`outbox`]: merchants' webhooks, written with their events and delivered with retries;
 //! - [`signing`]: HMAC-SHA256 signatures of webhooks, both ways;
@@ -12,13 +10,11 @@
 //! - [`service`]: the gRPC surface and the banks' HTTP edge; [`store`]: the SQL (schema
 //!   `payment`); [`settings`]: the config section.
 
-pub mod directory;
 pub mod json;
 pub mod matching;
 pub mod metrics;
 pub mod outbox;
 pub mod posting;
-pub mod reference;
 pub mod service;
 pub mod settings;
 pub mod signing;

@@ -19,7 +19,7 @@
 use paymesh_proto::payment::v1::{CreditOutcome, IntentStatus};
 use uuid::Uuid;
 
-use crate::reference::Finding;
+use paymesh_vn::reference::Finding;
 
 /// The intent a reference named, as locked for the decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +58,8 @@ pub struct IntentChange {
     pub received: i64,
 }
 
-fn suspense(detail: &'static str) -> Decision {
+/// Held in suspense, for `detail`.
+pub fn suspense(detail: &'static str) -> Decision {
     Decision {
         outcome: CreditOutcome::Suspense,
         detail,
@@ -130,7 +131,7 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reference::Reference;
+    use paymesh_vn::reference::{Kind, Reference};
 
     fn ids() -> (Uuid, Uuid, Uuid) {
         (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4())
@@ -156,7 +157,7 @@ mod tests {
     #[test]
     fn every_outcome_of_a_named_intent() {
         let (i, m, _) = ids();
-        let found = Finding::Found(Reference::random());
+        let found = Finding::Found(Reference::random(Kind::Intent).unwrap());
         let cases = [
             (
                 IntentStatus::Active,
@@ -231,7 +232,7 @@ mod tests {
     #[test]
     fn a_named_intent_of_another_account_or_an_inactive_merchant_waits_in_suspense() {
         let (i, m, other) = ids();
-        let found = Finding::Found(Reference::random());
+        let found = Finding::Found(Reference::random(Kind::Intent).unwrap());
         let open = Some(intent(i, m, IntentStatus::Active, 0));
         let d = decide(&found, open, active(other), 150_000);
         assert_eq!(
@@ -265,7 +266,10 @@ mod tests {
                 Finding::CheckFailed("PM0000000000Z".into()),
                 "REFERENCE_CHECK_FAILED",
             ),
-            (Finding::Found(Reference::random()), "REFERENCE_UNKNOWN"),
+            (
+                Finding::Found(Reference::random(Kind::Intent).unwrap()),
+                "REFERENCE_UNKNOWN",
+            ),
         ] {
             let d = decide(&finding, None, active(m), 20_000);
             assert_eq!((d.outcome, d.detail), (CreditOutcome::Static, detail));

@@ -7,31 +7,16 @@
 //!   is not zero. One chain: both or neither.
 //! - Suspense: `QR_PAYMENT` bank clearing → suspense.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, PoisonError};
-
 use paymesh_ledger::chart::{self, MerchantAccount, SystemAccount};
-use paymesh_ledger::client::{LedgerClient, TransferBatcher};
-use paymesh_money::{Currency, Id128, Money};
+use paymesh_ledger::client::chain::{
+    self, derived_uuid as derived, leg, linked, system as chart_id,
+};
+use paymesh_money::Id128;
 use paymesh_platform::ApiError;
-use paymesh_proto::common::v1 as cpb;
 use paymesh_proto::ledger::v1 as lpb;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-/// A UUID derived from `parts` under `domain`: the same parts always give the same id.
-fn derived(domain: &str, parts: &[&str]) -> Uuid {
-    let mut h = Sha256::new();
-    h.update(domain.as_bytes());
-    for p in parts {
-        h.update(b"\0");
-        h.update(p.as_bytes());
-    }
-    let d = h.finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&d[..16]);
-    uuid::Builder::from_random_bytes(bytes).into_uuid()
-}
+pub use paymesh_ledger::client::chain::Poster;
 
 /// The id of the credit of a bank transaction: the same transaction always has the same id.
 pub fn credit_id(bank_bin: &str, bank_transaction_id: &str) -> Uuid {
@@ -49,67 +34,7 @@ pub fn refund_id(key_scope: &str) -> Uuid {
 
 /// The id of leg `leg` of a credit's ledger chain.
 fn transfer_id(credit: Uuid, leg: &str) -> Result<Id128, ApiError> {
-    let mut h = Sha256::new();
-    h.update(b"paymesh.payment.transfer.v1\0");
-    h.update(credit.as_bytes());
-    h.update(leg.as_bytes());
-    let d = h.finalize();
-    Id128::from_bytes(&d[..16]).map_err(|e| ApiError::Internal(anyhow::anyhow!("transfer id: {e}")))
-}
-
-fn vnd(amount: i64) -> cpb::Money {
-    let money = Money::from_minor(amount, vnd_currency());
-    cpb::Money {
-        amount: money.amount_string(),
-        currency_code: chart::CURRENCY_CODE.to_owned(),
-    }
-}
-
-fn vnd_currency() -> Currency {
-    // The chart's currency is in the ISO 4217 table compiled into paymesh-money.
-    Currency::parse(chart::CURRENCY_CODE).unwrap_or_else(|_| unreachable_vnd())
-}
-
-#[allow(clippy::panic)]
-fn unreachable_vnd() -> Currency {
-    panic!("VND is missing from the compiled ISO 4217 table")
-}
-
-fn chart_id(account: SystemAccount<'_>) -> Result<Id128, ApiError> {
-    account
-        .id()
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))
-}
-
-/// One transfer of a chain (`linked` is set by [`linked`]).
-fn leg(
-    id: Id128,
-    debit: Id128,
-    credit: Id128,
-    amount: i64,
-    code: lpb::TransferCode,
-    reference: &Uuid,
-) -> lpb::Transfer {
-    lpb::Transfer {
-        id: id.to_bytes().to_vec(),
-        debit_account_id: debit.to_bytes().to_vec(),
-        credit_account_id: credit.to_bytes().to_vec(),
-        amount: Some(vnd(amount)),
-        code: code as i32,
-        reference: reference.to_string(),
-        ..Default::default()
-    }
-}
-
-/// Links every transfer to the next: the chain commits whole or not at all.
-fn linked(mut legs: Vec<lpb::Transfer>) -> Vec<lpb::Transfer> {
-    let last = legs.len().saturating_sub(1);
-    for (i, t) in legs.iter_mut().enumerate() {
-        if i < last {
-            t.flags.get_or_insert_with(Default::default).linked = true;
-        }
-    }
-    legs
+    chain::transfer_id("paymesh.payment.transfer.v1", credit, leg)
 }
 
 /// A merchant's share of a credit: the whole amount to its payable, then the fee from it.
@@ -317,79 +242,12 @@ mod tests {
     }
 }
 
-/// Posts through the batcher, opening paymesh's own accounts for a bank the first time it
-/// is seen by this process.
-#[derive(Clone)]
-pub struct Poster {
-    ledger: LedgerClient,
-    batcher: TransferBatcher,
-    opened_banks: Arc<Mutex<HashSet<String>>>,
-}
-
-impl Poster {
-    pub fn new(ledger: LedgerClient, batcher: TransferBatcher) -> Poster {
-        Poster {
-            ledger,
-            batcher,
-            opened_banks: Arc::default(),
-        }
-    }
-
-    async fn open_for_bank(&self, bin: &str) -> Result<(), ApiError> {
-        let known = self
-            .opened_banks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(bin);
-        if known {
-            return Ok(());
-        }
-        let accounts = [
-            SystemAccount::BankClearing { bin },
-            SystemAccount::BankPayout { bin },
-            SystemAccount::FeeRevenue,
-            SystemAccount::Suspense,
-        ]
-        .iter()
-        .map(|a| {
-            a.new_account()
-                .map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-        self.ledger.open_accounts(&accounts).await?;
-        self.opened_banks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(bin.to_owned());
-        Ok(())
-    }
-
-    /// Posts a credit's chain; done when every transfer is applied now or was before.
-    pub async fn post(&self, bank_bin: &str, legs: Vec<lpb::Transfer>) -> Result<(), ApiError> {
-        self.open_for_bank(bank_bin).await?;
-        let results = self.batcher.submit_chain(legs).await?;
-        let applied = |r: &lpb::CreateTransferResult| {
-            matches!(
-                r,
-                lpb::CreateTransferResult::Ok | lpb::CreateTransferResult::Exists
-            )
-        };
-        if results.iter().all(applied) {
-            return Ok(());
-        }
-        if results.contains(&lpb::CreateTransferResult::ExceedsCredits) {
-            return Err(ApiError::FailedPrecondition {
-                reason: "INSUFFICIENT_BALANCE",
-                message: "the account it is paid from does not hold enough (paid out already?)"
-                    .into(),
-            });
-        }
-        // A retry whose decision differs from a first attempt that the ledger applied (a
-        // merchant suspended in between, another fee plan) finds other fields under the same
-        // ids: the ledger keeps the first posting and an operator reconciles.
-        Err(ApiError::Internal(anyhow::anyhow!(
-            "the ledger refused a credit's posting: {:?}",
-            results.iter().map(|r| r.as_str_name()).collect::<Vec<_>>()
-        )))
-    }
+/// The accounts a credit from the bank with this BIN may touch (opened once per process).
+pub fn bank_accounts(bin: &str) -> [SystemAccount<'_>; 4] {
+    [
+        SystemAccount::BankClearing { bin },
+        SystemAccount::BankPayout { bin },
+        SystemAccount::FeeRevenue,
+        SystemAccount::Suspense,
+    ]
 }

@@ -28,6 +28,12 @@ pub const SECTION: Section = Section {
             "the merchant service merchants are looked up in (host:port or http://host:port)",
         ),
         Key::new(
+            "billing_addr",
+            Kind::Str,
+            "127.0.0.1:50054",
+            "the billing service that bank credits quoting a bill's reference are handed to (host:port or http://host:port)",
+        ),
+        Key::new(
             "fee_plan",
             Kind::Str,
             "percent:0.5,cap:50000",

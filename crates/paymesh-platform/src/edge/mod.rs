@@ -1,7 +1,8 @@
 //! What every handler does at the edge, done one way: collect every bad field of a request
-//! ([`Violations`]), page a listing ([`Paging`], AIP-158), and make an effect exactly once
+//! ([`Violations`], with the common field checks of [`fields`]), page a listing ([`Paging`], AIP-158), and make an effect exactly once
 //! under an idempotency key ([`Transactions`]).
 
+pub mod fields;
 mod paging;
 mod transactions;
 mod violations;

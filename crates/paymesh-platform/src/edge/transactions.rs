@@ -96,22 +96,44 @@ impl Transactions {
         }
     }
 
+    /// Runs `body` once per idempotency key for a client stream (an RPC marked
+    /// `Rpc::streamed`): `body` reads the stream, makes its effect in `work.tx` and hands back
+    /// the SHA-256 of what it read with its answer; the key is claimed then, in the same
+    /// transaction. A concurrent retry blocks on the first's claim until it commits, then gets
+    /// the stored answer (its own effect rolled back); the same key with other messages is
+    /// `IDEMPOTENCY_KEY_REUSED`.
+    pub async fn once_streamed<M, T, F, Fut>(
+        &self,
+        req: &tonic::Request<T>,
+        body: F,
+    ) -> Result<M, ApiError>
+    where
+        M: Message + Default,
+        F: FnOnce(Work) -> Fut,
+        Fut: Future<Output = Result<(Work, [u8; 32], M), ApiError>>,
+    {
+        let ctx = key_context(req)?;
+        let tx = self.pool.begin().await.map_err(internal)?;
+        let (mut work, fingerprint, answer) = body(Work { tx, ctx }).await?;
+        work.ctx.fingerprint = fingerprint;
+        match pg::claim(&mut work.tx, self.schema, &work.ctx, self.retention).await? {
+            pg::Claim::New => {
+                self.commit(work.tx, &work.ctx, &answer).await?;
+                Ok(answer)
+            }
+            // Dropping the transaction rolls this attempt's effect back.
+            pg::Claim::Replay(bytes) => M::decode(bytes.as_slice())
+                .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored idempotent answer: {e}"))),
+        }
+    }
+
     /// Opens the transaction and claims the request's key in it (the idempotency layer put the
     /// key on the request; a mutating RPC without one is refused).
     pub async fn begin<M: Message + Default, T>(
         &self,
         req: &tonic::Request<T>,
     ) -> Result<Begun<M>, ApiError> {
-        let ctx = req
-            .extensions()
-            .get::<IdempotencyContext>()
-            .cloned()
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    KEY_METADATA,
-                    "required on this RPC: send idempotency-key metadata",
-                )
-            })?;
+        let ctx = key_context(req)?;
         let mut tx = self.pool.begin().await.map_err(internal)?;
         match pg::claim(&mut tx, self.schema, &ctx, self.retention).await? {
             pg::Claim::New => Ok(Begun::Fresh(tx, ctx)),
@@ -131,6 +153,19 @@ impl Transactions {
         pg::finish(&mut tx, self.schema, ctx, &answer.encode_to_vec()).await?;
         tx.commit().await.map_err(internal)
     }
+}
+
+/// The key the idempotency layer put on the request; a mutating RPC without one is refused.
+fn key_context<T>(req: &tonic::Request<T>) -> Result<IdempotencyContext, ApiError> {
+    req.extensions()
+        .get::<IdempotencyContext>()
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::invalid(
+                KEY_METADATA,
+                "required on this RPC: send idempotency-key metadata",
+            )
+        })
 }
 
 fn internal(e: sqlx::Error) -> ApiError {

@@ -263,6 +263,8 @@ struct Shared {
     rules: HashMap<String, KeyRule>,
     /// RPCs whose answers the layer never keeps (the service replays them).
     replayed_by_service: HashSet<String>,
+    /// Client streams, passed on unread (the service fingerprints and claims them).
+    streamed: HashSet<String>,
     lease: Duration,
     retention: Duration,
 }
@@ -286,6 +288,7 @@ impl IdempotencyLayer {
                 key_prefix: key_prefix.to_string(),
                 rules: rules.into_iter().collect(),
                 replayed_by_service: HashSet::new(),
+                streamed: HashSet::new(),
                 lease: cfg.lease,
                 retention: cfg.retention,
             }),
@@ -310,6 +313,14 @@ impl IdempotencyLayer {
         Arc::make_mut(&mut self.inner)
             .replayed_by_service
             .extend(paths);
+        self
+    }
+
+    /// Client-streaming RPC paths: the layer checks the key's form and hands the service the
+    /// key's scope (fingerprint all zeros) without reading the stream; the service
+    /// fingerprints the messages and claims the key in PostgreSQL when it has read them all.
+    pub fn streamed(mut self, paths: impl IntoIterator<Item = String>) -> IdempotencyLayer {
+        Arc::make_mut(&mut self.inner).streamed.extend(paths);
         self
     }
 }
@@ -468,6 +479,14 @@ where
                 // Only authenticated calls reach here; without a principal there is no scope.
                 return inner.call(req).await;
             };
+            if shared.streamed.contains(&path) {
+                let mut req = req;
+                req.extensions_mut().insert(IdempotencyContext {
+                    scope_key: scope_key(&principal, &path, &key),
+                    fingerprint: [0; 32],
+                });
+                return inner.call(req).await;
+            }
             let (parts, body) = req.into_parts();
             let bytes = match http_body_util::Limited::new(body, BODY_BYTES_MAX)
                 .collect()

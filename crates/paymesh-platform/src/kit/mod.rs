@@ -243,7 +243,8 @@ impl Mesh {
             &cfg.idempotency,
         )
         .with_command_timeout(cfg.redis.command_timeout)
-        .replayed_by_service(policy.replayed_by_service());
+        .replayed_by_service(policy.replayed_by_service())
+        .streamed(policy.streamed());
         let server = crate::server::Server {
             grpc_service: def.grpc_service(),
             policy: Arc::new(policy),

@@ -98,6 +98,8 @@ pub struct Rpc {
     /// Whether the idempotency layer keeps the answer in Redis to replay it (see
     /// [`Rpc::replayed_by_service`]).
     pub layer_keeps_answer: bool,
+    /// A client stream: the layer passes it on unread (see [`Rpc::streamed`]).
+    pub streamed: bool,
 }
 
 impl Rpc {
@@ -108,6 +110,7 @@ impl Rpc {
             callers,
             key: None,
             layer_keeps_answer: true,
+            streamed: false,
         }
     }
 
@@ -118,6 +121,7 @@ impl Rpc {
             callers,
             key: Some(key),
             layer_keeps_answer: true,
+            streamed: false,
         }
     }
 
@@ -127,6 +131,16 @@ impl Rpc {
     /// that must not be kept anywhere.
     pub const fn replayed_by_service(mut self) -> Rpc {
         self.layer_keeps_answer = false;
+        self
+    }
+
+    /// A client-streaming write (a bulk load): the idempotency layer does not read the
+    /// stream (it may be far larger than a message), keeps no answer, and hands the handler
+    /// the key's scope alone; the handler fingerprints the messages as it reads them and
+    /// claims the key at the end, in its own transaction (`Transactions::once_streamed`).
+    pub const fn streamed(mut self) -> Rpc {
+        self.layer_keeps_answer = false;
+        self.streamed = true;
         self
     }
 }
@@ -197,6 +211,15 @@ impl Policy {
         self.by_path
             .iter()
             .filter(|(_, rpc)| rpc.key.is_some() && !rpc.layer_keeps_answer)
+            .map(|(path, _)| path.clone())
+            .collect()
+    }
+
+    /// The client-streaming writes, which the idempotency layer passes on unread.
+    pub fn streamed(&self) -> Vec<String> {
+        self.by_path
+            .iter()
+            .filter(|(_, rpc)| rpc.key.is_some() && rpc.streamed)
             .map(|(path, _)| path.clone())
             .collect()
     }

@@ -28,6 +28,7 @@ use tonic::transport::Channel;
 pub use crate::chart::NewAccount;
 
 mod batcher;
+pub mod chain;
 use crate::validate::{BALANCE_IDS_MAX, BATCH_ITEMS_MAX};
 pub use batcher::{BatcherConfig, BatcherStats, TransferBatcher};
 

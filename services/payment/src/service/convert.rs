@@ -167,6 +167,7 @@ mod tests {
             CreditOutcome::Static,
             CreditOutcome::Suspense,
             CreditOutcome::Assigned,
+            CreditOutcome::Bill,
         ] {
             assert_eq!(outcome(outcome_name(o)), o);
         }

@@ -29,13 +29,14 @@ use tokio::sync::{mpsc, oneshot};
 use tonic::Request;
 use uuid::Uuid;
 
-use super::input::{db, sql, vnd_field};
 use super::{PaymentService, convert, watch};
-use crate::directory::MerchantInfo;
-use crate::matching::{AccountHolder, Decision, IntentState, decide};
+use crate::matching::{AccountHolder, Decision, IntentState, decide, suspense};
 use crate::posting::{chain, credit_id};
-use crate::reference::{self, Finding};
 use crate::store::{self, CreditRow, IntentRow, NewPayment, Resolution};
+use paymesh_billing::client::Applied;
+use paymesh_merchant::directory::MerchantInfo;
+use paymesh_platform::edge::fields::{db, sql, vnd_field};
+use paymesh_vn::reference::{self, Finding, Kind, Reference};
 
 /// Notifications applied together at most.
 const BATCH_MAX: usize = 256;
@@ -162,6 +163,8 @@ pub struct Item {
     holder: Option<Arc<MerchantInfo>>,
     /// The fee and plan if it is credited to the holder (the only merchant it can be).
     fee: (i64, String),
+    /// A bill's reference the billing service refused (why): the credit waits in suspense.
+    bill_refused: Option<&'static str>,
     reply: oneshot::Sender<Result<pb::NotifyCreditResponse, ApiError>>,
 }
 
@@ -236,6 +239,15 @@ impl PaymentService {
         let notice = parse(caller, req)?;
         let id = credit_id(&notice.bank_bin, &notice.bank_transaction_id);
         let finding = reference::find(&notice.description);
+        let mut bill_refused = None;
+        if let Finding::Found(r) = &finding
+            && r.kind() == Kind::Bill
+        {
+            match self.bill_credit(&notice, id, r).await? {
+                Ok(answer) => return Ok(answer),
+                Err(why) => bill_refused = Some(why),
+            }
+        }
         let holder = self
             .inner
             .directory
@@ -253,6 +265,7 @@ impl PaymentService {
                 finding,
                 holder,
                 fee,
+                bill_refused,
                 reply,
             })
             .await
@@ -262,6 +275,88 @@ impl PaymentService {
                 "a notification's batch ended without an answer"
             ))
         })?
+    }
+
+    /// A credit quoting a bill's reference (a paper bill's QR): handed to the billing service,
+    /// which posts it to the biller and marks the bill; recorded here with outcome BILL (no
+    /// posting of this service's own). `Err`: why the bill cannot take it (the credit then
+    /// waits in suspense like any unmatched credit).
+    async fn bill_credit(
+        &self,
+        notice: &Notice,
+        id: Uuid,
+        bill: &Reference,
+    ) -> Result<Result<pb::NotifyCreditResponse, &'static str>, ApiError> {
+        let mut conn = self.pool().acquire().await.map_err(sql)?;
+        if let Some(stored) = store::credit(&mut conn, id, RowLock::None)
+            .await
+            .map_err(db)?
+        {
+            return repeat(&stored, notice).map(Ok);
+        }
+        drop(conn);
+        let applied = self
+            .inner
+            .billing
+            .apply_bank_credit(
+                bill.as_str(),
+                &notice.bank_bin,
+                &notice.bank_transaction_id,
+                paymesh_ledger::client::chain::vnd(notice.amount),
+            )
+            .await?;
+        let payment = match applied {
+            Applied::Paid(p) => p,
+            Applied::Refused { reason, message } => {
+                tracing::info!(credit = %id, %reason, %message, "a bill's credit was refused: suspense");
+                return Ok(Err(bill_refusal(&reason)));
+            }
+        };
+        let biller = Uuid::try_parse(&payment.biller_id).map_err(|e| {
+            ApiError::Internal(anyhow::anyhow!(
+                "billing sent biller {:?}: {e}",
+                payment.biller_id
+            ))
+        })?;
+        let credit = CreditRow {
+            id,
+            bank_bin: notice.bank_bin.clone(),
+            bank_transaction_id: notice.bank_transaction_id.clone(),
+            account_number: notice.account_number.clone(),
+            amount: notice.amount,
+            description: notice.description.clone(),
+            value_us: notice.value_us,
+            receive_us: now_ns() / 1_000,
+            outcome: convert::outcome_name(CreditOutcome::Bill).to_owned(),
+            detail: "BILL_MATCHED".to_owned(),
+            merchant_id: Some(biller),
+            intent_id: None,
+            resolution: Resolution::none(),
+        };
+        let mut tx = self.pool().begin().await.map_err(sql)?;
+        if store::claim_credits(&mut tx, std::slice::from_ref(&credit))
+            .await
+            .map_err(db)?
+            != 1
+        {
+            // A copy (the webhook and gRPC at once) recorded it first.
+            drop(tx);
+            let mut conn = self.pool().acquire().await.map_err(sql)?;
+            let stored = store::credit(&mut conn, id, RowLock::None)
+                .await
+                .map_err(db)?
+                .ok_or_else(|| {
+                    ApiError::Unavailable(
+                        "a copy of this notification is being applied; retry".into(),
+                    )
+                })?;
+            return repeat(&stored, notice).map(Ok);
+        }
+        tx.commit().await.map_err(sql)?;
+        Ok(Ok(pb::NotifyCreditResponse {
+            credit: Some(convert::credit(&credit)),
+            duplicate: false,
+        }))
     }
 
     /// Applies a batch and answers each of its notifications.
@@ -370,7 +465,10 @@ impl PaymentService {
                     merchant_id: m.id,
                     active: m.active,
                 });
-                let decision = decide(&item.finding, state, holder, notice.amount);
+                let decision = match item.bill_refused {
+                    Some(why) => suspense(why),
+                    None => decide(&item.finding, state, holder, notice.amount),
+                };
                 let intent = row.map(|row| {
                     if let Some(change) = decision.intent_change {
                         row.status = convert::stored_status(change.status).to_owned();
@@ -437,7 +535,7 @@ impl PaymentService {
                     credit.amount,
                     fee,
                 )?;
-                self.inner.poster.post(&credit.bank_bin, legs).await
+                self.post(&credit.bank_bin, legs).await
             }))
             .await;
         crate::metrics::metrics()
@@ -554,4 +652,26 @@ impl PaymentService {
         }
         Ok(answers)
     }
+}
+
+/// The detail a suspended bill credit records: the billing service's reason, when it is one
+/// of its known ones.
+fn bill_refusal(reason: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "BILL_PAID",
+        "BILL_CANCELLED",
+        "BILL_EXPIRED",
+        "AMOUNT_NOT_EXACT",
+        "AMOUNT_ABOVE_DUE",
+        "AMOUNT_BELOW_MINIMUM",
+        "AMOUNT_BELOW_DUE",
+        "BILLER_NOT_ACTIVE",
+        "BILLER_POLICY_MISSING",
+        "BANK_TRANSACTION_CONFLICT",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| **k == reason)
+        .copied()
+        .unwrap_or("BILL_UNKNOWN")
 }

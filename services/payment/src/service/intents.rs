@@ -10,10 +10,12 @@ use paymesh_proto::payment::v1::{EventKind, IntentStatus};
 use tonic::Request;
 use uuid::Uuid;
 
-use super::input::{db, may_read, require_acting_for, sql, text_field, uuid_field, vnd_field};
 use super::{PaymentService, convert, watch};
-use crate::reference::Reference;
 use crate::store::{self, IntentRow};
+use paymesh_platform::edge::fields::{
+    db, may_read, require_acting_for, sql, text_field, uuid_field, vnd_field,
+};
+use paymesh_vn::reference::{Kind, Reference};
 
 /// Expiry when the request does not say, and its bounds.
 const EXPIRES_IN_DEFAULT_SECONDS: u32 = 900;
@@ -127,7 +129,9 @@ impl PaymentService {
                 let now = now_us();
                 let mut stored = None;
                 for _ in 0..REFERENCE_DRAWS_MAX {
-                    let reference = Reference::random();
+                    let reference = Reference::random(Kind::Intent).map_err(|e| {
+                        ApiError::Internal(anyhow::anyhow!("drawing a payment reference: {e}"))
+                    })?;
                     let row = IntentRow {
                         id: Uuid::new_v4(),
                         merchant_id,

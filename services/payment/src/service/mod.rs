@@ -9,12 +9,11 @@
 //! - [`watch`]: the merchant's live stream of events;
 //! - [`webhooks`]: the merchant's webhook endpoint (deliveries: [`crate::outbox`]);
 //! - [`bank_edge`]: the banks' signed HTTP notifications;
-//! - [`input`], [`convert`]: field checks and access; rows to messages.
+//! - [`convert`]: rows to messages (field checks and access: `paymesh_platform::edge::fields`).
 
 mod bank_edge;
 mod convert;
 mod credits;
-mod input;
 mod intents;
 mod payments;
 mod refunds;
@@ -28,6 +27,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use futures::future::BoxFuture;
+use paymesh_billing::client::BillingClient;
 use paymesh_ledger::client::{BatcherConfig, LedgerClient, TransferBatcher};
 use paymesh_merchant::client::MerchantClient;
 use paymesh_platform::ApiError;
@@ -41,11 +41,11 @@ use paymesh_proto::payment::v1::payment_service_server::{self, PaymentServiceSer
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
-use crate::directory::{Directory, MerchantInfo};
 use crate::outbox::Outbox;
 use crate::posting::Poster;
 use crate::settings::{self, Settings};
 use crate::store;
+use paymesh_merchant::directory::{Directory, MerchantInfo};
 use paymesh_money::fees::FeePlan;
 
 /// The payment service as the service kit starts it.
@@ -120,7 +120,8 @@ impl ServiceDef for Payment {
             let minter = ctx.minter()?.clone();
             let ledger = LedgerClient::new(&ctx.peer("ledger")?, minter.clone(), "payment")?;
             let batcher = TransferBatcher::start(ledger.clone(), BatcherConfig::default())?;
-            let merchants = MerchantClient::new(&ctx.peer("merchant")?, minter, "payment")?;
+            let merchants = MerchantClient::new(&ctx.peer("merchant")?, minter.clone(), "payment")?;
+            let billing = BillingClient::new(&ctx.peer("billing")?, minter, "payment")?;
             let edge = tokio::net::TcpListener::bind(settings.webhook_listen)
                 .await
                 .with_context(|| {
@@ -141,6 +142,7 @@ impl ServiceDef for Payment {
                     ),
                     directory: Directory::new(merchants, settings.merchant_cache),
                     poster: Poster::new(ledger, batcher),
+                    billing,
                     hub: watch::Hub::default(),
                     outbox,
                     credits,
@@ -182,6 +184,8 @@ struct Inner {
     tx: Transactions,
     directory: Directory,
     poster: Poster,
+    /// Takes bank credits that quote a bill's reference.
+    billing: BillingClient,
     /// Wakes the streams of a merchant when this process commits one of its events.
     hub: watch::Hub,
     /// Delivers merchants' webhooks; nudged after each commit.
@@ -201,6 +205,21 @@ impl PaymentService {
     /// Where banks POST signed credit notifications (`payment.webhook_listen`, bound).
     pub fn bank_webhook_addr(&self) -> SocketAddr {
         self.inner.edge_addr
+    }
+
+    /// Posts a chain touching the accounts of the bank with this BIN.
+    async fn post(
+        &self,
+        bank_bin: &str,
+        legs: Vec<paymesh_proto::ledger::v1::Transfer>,
+    ) -> Result<(), ApiError> {
+        let poster = &self.inner.poster;
+        poster
+            .open(&paymesh_ledger::client::chain::system_accounts(
+                &crate::posting::bank_accounts(bank_bin),
+            )?)
+            .await?;
+        poster.post(legs).await
     }
 
     /// Call after committing an event of `merchant`: its streams and the webhook worker look.

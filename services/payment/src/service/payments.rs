@@ -9,9 +9,9 @@ use paymesh_proto::payment::v1::CreditOutcome;
 use tonic::Request;
 use uuid::Uuid;
 
-use super::input::{db, may_read, sql, uuid_field};
 use super::{PaymentService, convert};
 use crate::store::{self, PaymentFilter};
+use paymesh_platform::edge::fields::{db, may_read, sql, uuid_field};
 
 const PAGE: PageLimits = PageLimits {
     size_default: 50,

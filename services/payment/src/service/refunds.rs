@@ -19,10 +19,10 @@ use paymesh_proto::payment::v1::{EventKind, RefundStatus};
 use tonic::Request;
 use uuid::Uuid;
 
-use super::input::{db, may_read, sql, text_field, uuid_field, vnd_field};
 use super::{PaymentService, convert, watch};
 use crate::posting::{RefundSource, fee_share, refund_id, refund_reserve, refund_settle};
 use crate::store::{self, CreditAction, NewRefund, RefundFilter, RefundRow};
+use paymesh_platform::edge::fields::{db, may_read, sql, text_field, uuid_field, vnd_field};
 
 pub(super) const REASON_CHARS_MAX: usize = 200;
 
@@ -65,7 +65,7 @@ impl PaymentService {
             r.amount,
             r.fee_returned,
         )?;
-        self.inner.poster.post(r.bank_bin, legs).await?;
+        self.post(r.bank_bin, legs).await?;
         store::insert_refund(conn, &r).await.map_err(db)
     }
 
@@ -340,13 +340,11 @@ impl PaymentService {
             });
         }
         let completed = status == RefundStatus::Completed;
-        self.inner
-            .poster
-            .post(
-                &row.bank_bin,
-                refund_settle(id, source_of(row.merchant_id), completed, row.fee_returned)?,
-            )
-            .await?;
+        self.post(
+            &row.bank_bin,
+            refund_settle(id, source_of(row.merchant_id), completed, row.fee_returned)?,
+        )
+        .await?;
         let refund = store::finish_refund(&mut tx, id, target, &failure_reason)
             .await
             .map_err(db)?;

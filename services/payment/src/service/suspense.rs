@@ -12,11 +12,11 @@ use paymesh_proto::payment::v1::EventKind;
 use tonic::Request;
 use uuid::Uuid;
 
-use super::input::{db, text_field, uuid_field};
 use super::refunds::REASON_CHARS_MAX;
 use super::{PaymentService, convert, watch};
 use crate::posting::{assignment, refund_id};
 use crate::store::{self, CreditAction, CreditRow, NewPayment, NewRefund};
+use paymesh_platform::edge::fields::{db, text_field, uuid_field};
 
 const PAGE: PageLimits = PageLimits {
     size_default: 50,
@@ -140,13 +140,11 @@ impl PaymentService {
                         .map_err(db)?,
                 )?;
                 let (fee, plan) = self.fee(&merchant, credit.amount);
-                self.inner
-                    .poster
-                    .post(
-                        &credit.bank_bin,
-                        assignment(credit_id, merchant_id, credit.amount, fee)?,
-                    )
-                    .await?;
+                self.post(
+                    &credit.bank_bin,
+                    assignment(credit_id, merchant_id, credit.amount, fee)?,
+                )
+                .await?;
                 let credit = store::resolve_credit(
                     &mut work.tx,
                     &CreditAction {

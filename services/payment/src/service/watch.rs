@@ -26,8 +26,8 @@ use tonic::{Request, Status};
 use uuid::Uuid;
 
 use super::PaymentService;
-use super::input::{db, may_read, uuid_field};
 use crate::store;
+use paymesh_platform::edge::fields::{db, may_read, uuid_field};
 
 /// Events read per query.
 const EVENTS_PER_READ: i64 = 256;

@@ -10,7 +10,7 @@ use sqlx::Row;
 use tonic::Request;
 
 use super::PaymentService;
-use super::input::{may_read, require_acting_for, sql, uuid_field};
+use paymesh_platform::edge::fields::{may_read, require_acting_for, sql, uuid_field};
 
 const URL_CHARS_MAX: usize = 500;
 /// Random bytes in a signing secret.

@@ -1,13 +1,17 @@
-//! Field checks and access rules shared by the handlers.
+//! Field checks and access rules every service's handlers share: ids, VND amounts, bounded
+//! text, who may act for or read a merchant's (or biller's) objects, and storage errors.
 
-use paymesh_ledger::chart::CURRENCY_CODE;
 use paymesh_money::Money;
-use paymesh_platform::ApiError;
-use paymesh_platform::auth::Principal;
-use paymesh_platform::edge::Violations;
-use paymesh_platform::kit::is_owner;
 use paymesh_proto::common::v1 as cpb;
 use uuid::Uuid;
+
+use super::Violations;
+use crate::ApiError;
+use crate::auth::Principal;
+use crate::kit::is_owner;
+
+/// The currency of QR and bill payments.
+const VND: &str = "VND";
 
 /// A UUID in its canonical lower-case hyphenated form (one spelling per object).
 pub fn uuid_field(v: &mut Violations, field: &str, text: &str) -> Option<Uuid> {
@@ -24,14 +28,14 @@ pub fn uuid_field(v: &mut Violations, field: &str, text: &str) -> Option<Uuid> {
     }
 }
 
-/// A positive VND amount in whole đồng (the only currency of QR payments).
+/// A positive VND amount in whole đồng (the only currency of QR and bill payments).
 pub fn vnd_field(v: &mut Violations, field: &str, money: Option<&cpb::Money>) -> Option<i64> {
     let Some(money) = money else {
         v.add(field, "required");
         return None;
     };
     match Money::parse(&money.amount, &money.currency_code) {
-        Ok(m) if m.currency().code() == CURRENCY_CODE => Some(m.minor_units()),
+        Ok(m) if m.currency().code() == VND => Some(m.minor_units()),
         Ok(_) => {
             v.add(format!("{field}.currency_code"), "must be VND");
             None
@@ -57,7 +61,7 @@ pub fn text_field(v: &mut Violations, field: &str, text: &str, max: usize) -> Op
     Some(t.to_owned())
 }
 
-/// The merchant itself or an operator (for changes to a merchant's intents).
+/// The merchant (or biller) itself or an operator (for changes to its objects).
 pub fn require_acting_for(p: &Principal, merchant: Uuid) -> Result<(), ApiError> {
     if p.is_operator() || is_owner(p, &merchant.to_string()) {
         Ok(())
@@ -68,7 +72,7 @@ pub fn require_acting_for(p: &Principal, merchant: Uuid) -> Result<(), ApiError>
     }
 }
 
-/// The merchant itself, an operator or a paymesh service (for reads).
+/// The merchant (or biller) itself, an operator or a paymesh service (for reads).
 pub fn may_read(p: &Principal, merchant: Uuid) -> bool {
     p.is_internal() || is_owner(p, &merchant.to_string())
 }

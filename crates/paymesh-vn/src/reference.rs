@@ -1,13 +1,17 @@
-//! The payment reference: what a buyer's bank carries from the dynamic VietQR (field 62/08)
-//! into the transfer description, and how it is found there again.
+//! The payment reference: what a payer's bank carries from a VietQR's purpose (field 62/08)
+//! into the transfer description, and how it is found there again. The payment service puts
+//! one on every payment intent (`PM…`), the billing service on every bill (`PB…`, the paper
+//! bill's QR), and a credit quoting either is matched to its intent or bill.
 //!
 //! # Format
 //!
-//! `PM`, then 10 characters of Crockford's base32 (`0-9A-Z` without `I L O U`: 50 random
-//! bits), then 1 check character: 13 characters in all, e.g. `PM7K3QW9ZT2BX`. The check character is
-//! ISO 7064 MOD 37,36 (the hybrid system) over the 12 characters before it, with `0-9A-Z` as
-//! values 0..35: it catches every single wrong character and every swap of two neighbours, so
-//! a mistyped reference is not matched to another intent.
+//! A 2-letter prefix naming what it refers to ([`Kind`]: `PM` an intent, `PB` a bill), then 10
+//! characters of Crockford's base32 (`0-9A-Z` without `I L O U`: 50 bits; random for an intent,
+//! the bill's number in the billing service for a bill), then 1 check character: 13 characters
+//! in all, e.g. `PM7K3QW9ZT2BX`. The check character is ISO 7064 MOD 37,36 (the hybrid system)
+//! over the 12 characters before it, with `0-9A-Z` as values 0..35: it catches every single
+//! wrong character and every swap of two neighbours, so a mistyped reference is not matched to
+//! another intent or bill.
 //!
 //! # Why
 //!
@@ -20,19 +24,47 @@
 //! # Finding it
 //!
 //! The description is folded (no diacritics, upper case) and split into runs of letters and
-//! digits. In each run, every `PM` followed by 11 more letters or digits is a candidate; the
+//! digits. In each run, every prefix followed by 11 more letters or digits is a candidate; the
 //! first whose check character holds is the reference ([`Finding::Found`]). A run that is
-//! exactly 13 characters, starts with `PM` and is made of the base32 alphabet but fails the
+//! exactly 13 characters, starts with a prefix and is made of the base32 alphabet but fails the
 //! check is reported as [`Finding::CheckFailed`]: someone meant a reference and got it wrong.
 
 use std::fmt;
 
-/// The fixed prefix.
-pub const PREFIX: &str = "PM";
-/// Random characters after the prefix.
+/// What a reference refers to, by its prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// `PM`: a payment intent (random bits).
+    Intent,
+    /// `PB`: a bill (the billing service's number of the bill).
+    Bill,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 2] = [Kind::Intent, Kind::Bill];
+
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Kind::Intent => "PM",
+            Kind::Bill => "PB",
+        }
+    }
+
+    fn of(candidate: &str) -> Option<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| candidate.starts_with(k.prefix()))
+    }
+}
+
+/// Characters of a prefix.
+const PREFIX_CHARS: usize = 2;
+/// Base32 characters after the prefix (5 bits each).
 const BODY_CHARS: usize = 10;
+/// The largest number a reference carries: 50 bits.
+pub const BITS_MAX: u64 = (1 << (5 * BODY_CHARS)) - 1;
 /// All characters of a reference.
-pub const REFERENCE_CHARS: usize = PREFIX.len() + BODY_CHARS + 1;
+pub const REFERENCE_CHARS: usize = PREFIX_CHARS + BODY_CHARS + 1;
 /// Crockford's base32 alphabet.
 const BASE32: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 /// ISO 7064 MOD 37,36: M = 36 characters.
@@ -43,18 +75,40 @@ const M: u32 = 36;
 pub struct Reference(String);
 
 impl Reference {
-    /// A new random reference.
-    pub fn random() -> Reference {
-        // A v4 UUID's bytes: the low 5 bits of each are random (version and variant bits
-        // are higher up).
-        let random = uuid::Uuid::new_v4();
+    /// The reference of `kind` carrying `bits` (at most [`BITS_MAX`]; higher bits are dropped).
+    pub fn new(kind: Kind, bits: u64) -> Reference {
+        let bits = bits & BITS_MAX;
         let mut text = String::with_capacity(REFERENCE_CHARS);
-        text.push_str(PREFIX);
-        for &b in &random.as_bytes()[..BODY_CHARS] {
-            text.push(char::from(BASE32[usize::from(b & 31)]));
+        text.push_str(kind.prefix());
+        for i in (0..BODY_CHARS).rev() {
+            let digit = (bits >> (5 * i)) & 31;
+            text.push(char::from(BASE32[digit as usize]));
         }
         text.push(check_char(&text));
         Reference(text)
+    }
+
+    /// A new reference of `kind` with random bits (from the operating system).
+    pub fn random(kind: Kind) -> Result<Reference, getrandom::Error> {
+        let mut bytes = [0u8; 8];
+        getrandom::getrandom(&mut bytes)?;
+        Ok(Reference::new(kind, u64::from_be_bytes(bytes)))
+    }
+
+    /// What it refers to.
+    pub fn kind(&self) -> Kind {
+        // Only built from a known prefix.
+        Kind::of(&self.0).unwrap_or(Kind::Intent)
+    }
+
+    /// The number it carries.
+    pub fn bits(&self) -> u64 {
+        self.0.as_bytes()[PREFIX_CHARS..PREFIX_CHARS + BODY_CHARS]
+            .iter()
+            .fold(0u64, |acc, b| {
+                let digit = BASE32.iter().position(|c| c == b).unwrap_or(0) as u64;
+                (acc << 5) | digit
+            })
     }
 
     /// Parses a reference as a person might write it: case and surrounding spaces ignored.
@@ -124,15 +178,15 @@ fn check_char(body: &str) -> char {
     char::from(digits[c as usize])
 }
 
-/// For a 13-character upper-case candidate starting with the prefix: `Some(true)` if it is a
+/// For a 13-character upper-case candidate starting with a prefix: `Some(true)` if it is a
 /// reference, `Some(false)` if it is shaped like one (base32 body) but its check fails, `None`
 /// if it is not shaped like one.
 fn classify(candidate: &str) -> Option<bool> {
     let bytes = candidate.as_bytes();
-    if bytes.len() != REFERENCE_CHARS || !candidate.starts_with(PREFIX) {
+    if bytes.len() != REFERENCE_CHARS || Kind::of(candidate).is_none() {
         return None;
     }
-    let body = &bytes[PREFIX.len()..REFERENCE_CHARS - 1];
+    let body = &bytes[PREFIX_CHARS..REFERENCE_CHARS - 1];
     if !body.iter().all(|b| BASE32.contains(b)) || value(bytes[REFERENCE_CHARS - 1]).is_none() {
         return None;
     }
@@ -145,7 +199,7 @@ fn classify(candidate: &str) -> Option<bool> {
 pub fn find(description: &str) -> Finding {
     let folded: String = description
         .chars()
-        .map(paymesh_vn::fold::fold_char)
+        .map(crate::fold::fold_char)
         .collect::<String>()
         .to_ascii_uppercase();
     let mut check_failed = None;
@@ -155,7 +209,7 @@ pub fn find(description: &str) -> Finding {
     {
         let bytes = run.as_bytes();
         for start in 0..=bytes.len() - REFERENCE_CHARS {
-            if &bytes[start..start + PREFIX.len()] != PREFIX.as_bytes() {
+            if Kind::of(&run[start..start + PREFIX_CHARS]).is_none() {
                 continue;
             }
             let candidate = &run[start..start + REFERENCE_CHARS];
@@ -180,9 +234,10 @@ mod tests {
     #[test]
     fn a_random_reference_is_well_formed() {
         for _ in 0..1000 {
-            let r = Reference::random();
+            let r = Reference::random(Kind::Intent).unwrap();
             assert_eq!(r.as_str().len(), REFERENCE_CHARS);
-            assert!(r.as_str().starts_with(PREFIX));
+            assert!(r.as_str().starts_with("PM"));
+            assert_eq!(r.kind(), Kind::Intent);
             assert_eq!(Reference::parse(r.as_str()), Some(r.clone()));
             assert_eq!(
                 Reference::parse(&r.as_str().to_ascii_lowercase()),
@@ -193,7 +248,7 @@ mod tests {
 
     #[test]
     fn it_is_found_in_what_banks_write() {
-        let r = Reference::random();
+        let r = Reference::random(Kind::Intent).unwrap();
         let s = r.as_str();
         for description in [
             s.to_owned(),
@@ -215,6 +270,26 @@ mod tests {
     }
 
     #[test]
+    fn a_bill_reference_carries_its_number_back() {
+        for n in [0, 1, 31, 32, 1_000_000, BITS_MAX] {
+            let r = Reference::new(Kind::Bill, n);
+            assert_eq!(r.kind(), Kind::Bill);
+            assert_eq!(r.bits(), n);
+            assert!(r.as_str().starts_with("PB"));
+            let d = format!(
+                "MBVCB.123.{}.CT tu 0123 TRAN THI B",
+                r.as_str().to_ascii_lowercase()
+            );
+            assert_eq!(find(&d), Finding::Found(r.clone()));
+        }
+        // The same number under the other prefix is another reference.
+        assert_ne!(
+            Reference::new(Kind::Bill, 7),
+            Reference::new(Kind::Intent, 7)
+        );
+    }
+
+    #[test]
     fn nothing_there_is_none() {
         for description in [
             "",
@@ -230,9 +305,9 @@ mod tests {
 
     #[test]
     fn one_wrong_character_is_a_failed_check_never_another_reference() {
-        let r = Reference::random();
+        let r = Reference::random(Kind::Intent).unwrap();
         let bytes = r.as_str().as_bytes().to_vec();
-        for i in PREFIX.len()..REFERENCE_CHARS {
+        for i in PREFIX_CHARS..REFERENCE_CHARS {
             for &c in b"0123456789ABCDEFGHJKMNPQRSTVWXYZ" {
                 if c == bytes[i] {
                     continue;
@@ -248,9 +323,9 @@ mod tests {
 
     #[test]
     fn a_swap_of_neighbours_is_caught() {
-        let r = Reference::random();
+        let r = Reference::random(Kind::Intent).unwrap();
         let bytes = r.as_str().as_bytes().to_vec();
-        for i in PREFIX.len()..REFERENCE_CHARS - 1 {
+        for i in PREFIX_CHARS..REFERENCE_CHARS - 1 {
             if bytes[i] == bytes[i + 1] {
                 continue;
             }
@@ -267,7 +342,7 @@ mod tests {
     proptest! {
         #[test]
         fn any_text_around_it_is_fine(before in "[ -~]{0,40}", after in "[ -~]{0,40}") {
-            let r = Reference::random();
+            let r = Reference::random(Kind::Intent).unwrap();
             // Text glued to the reference on both sides may hide it only if it is itself
             // alphanumeric and makes an earlier valid candidate: require a separator.
             let d = format!("{before} {} {after}", r.as_str().to_ascii_lowercase());

@@ -1,13 +1,15 @@
-//! The merchants the payment service needs to know, from the merchant service (its RPCs are
-//! the only way to its data), kept for `payment.merchant_cache_ms` so a busy stall does not
-//! cost a merchant call per payment. A merchant suspended or closed is seen as such within
-//! that time; until then its credits are still matched to it (its money, on its account).
+//! The merchants another service needs to know, read with [`MerchantClient`] (the merchant
+//! service's RPCs are the only way to its data) and kept for a while (the payment service's
+//! `payment.merchant_cache_ms`, the billing service's `billing.biller_cache_ms`), so a busy
+//! stall or biller does not cost a merchant call per payment. A merchant suspended or closed
+//! is seen as such within that time; until then its credits are still matched to it (its
+//! money, on its account).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use paymesh_merchant::client::MerchantClient;
+use crate::client::MerchantClient;
 use paymesh_money::fees::FeePlan;
 use paymesh_platform::ApiError;
 use paymesh_proto::merchant::v1 as mpb;
@@ -17,11 +19,17 @@ use uuid::Uuid;
 /// numbers cannot grow memory).
 const ENTRIES_MAX: usize = 100_000;
 
-/// What matching and intents need of a merchant.
+/// What other services need of a merchant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MerchantInfo {
     pub id: Uuid,
     pub active: bool,
+    /// A biller (utility, school, hospital, office) rather than a vendor.
+    pub biller: bool,
+    /// A biller's category as its enum name without the prefix (`ELECTRICITY`); empty for
+    /// vendors.
+    pub biller_category: String,
+    pub business_name: String,
     pub virtual_account_number: String,
     /// Empty before the first approval.
     pub static_qr_payload: String,
@@ -37,9 +45,20 @@ impl MerchantInfo {
         Ok(MerchantInfo {
             id,
             active: m.status == mpb::MerchantStatus::Active as i32,
+            biller: m.kind == mpb::MerchantKind::Biller as i32,
+            biller_category: mpb::BillerCategory::try_from(m.biller_category)
+                .ok()
+                .filter(|c| *c != mpb::BillerCategory::Unspecified)
+                .map(|c| {
+                    c.as_str_name()
+                        .trim_start_matches("BILLER_CATEGORY_")
+                        .to_owned()
+                })
+                .unwrap_or_default(),
+            business_name: m.business_name.clone(),
             virtual_account_number: m.virtual_account_number.clone(),
             static_qr_payload: m.static_qr_payload.clone(),
-            fee_plan: paymesh_merchant::client::fee_plan(m).map_err(|e| {
+            fee_plan: crate::client::fee_plan(m).map_err(|e| {
                 ApiError::Internal(anyhow::anyhow!(
                     "merchant {id} has a fee plan this service cannot read ({:?}): {e}",
                     m.fee_plan

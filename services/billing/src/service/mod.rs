@@ -1,0 +1,366 @@
+//! The gRPC surface, `paymesh.billing.v1.BillingService`, and its description for the
+//! platform's service kit ([`SERVICE`]).
+//!
+//! - [`policies`]: a biller's policy;
+//! - [`upload`]: bulk loads (a stream of bills, or the CSV), one transaction per load;
+//! - [`bills`]: reading, listing and cancelling bills, and the paper bill's VietQR;
+//! - [`paying`]: lookups, payments from channels and from bank credits, the payments list;
+//! - [`report`]: the daily collection report;
+//! - [`convert`]: rows to messages.
+
+mod bills;
+mod convert;
+mod paying;
+mod policies;
+mod report;
+mod upload;
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use paymesh_ledger::chart::{MerchantAccount, SystemAccount};
+use paymesh_ledger::client::chain::{self, Poster, leg, linked, system_accounts};
+use paymesh_ledger::client::{BatcherConfig, LedgerClient, TransferBatcher};
+use paymesh_merchant::client::MerchantClient;
+use paymesh_merchant::directory::{Directory, MerchantInfo};
+use paymesh_money::fees::FeePlan;
+use paymesh_platform::ApiError;
+use paymesh_platform::config::Section;
+use paymesh_platform::edge::Transactions;
+use paymesh_platform::edge::fields::sql;
+use paymesh_platform::idempotency::KeyRule;
+use paymesh_platform::kit::{Callers, Rpc, ServiceDef, StartContext, Started};
+use paymesh_platform::migrate::Migration;
+use paymesh_proto::billing::v1 as pb;
+use paymesh_proto::billing::v1::billing_service_server::{self, BillingServiceServer};
+use paymesh_proto::ledger::v1 as lpb;
+use sqlx::PgPool;
+use tonic::{Request, Response, Status, Streaming};
+use uuid::Uuid;
+
+use crate::lookup::LookupKey;
+use crate::settings::{self, Settings};
+use crate::store::{self, PolicyRow};
+
+/// The billing service as the service kit starts it.
+pub struct Billing;
+
+/// The billing service's description: list it where the binary lists its services.
+pub static SERVICE: Billing = Billing;
+
+/// A biller on its own policy and bills (handlers check the owner), and operators.
+const BILLERS: Callers = Callers::OPERATOR.or(Callers::BILLER);
+/// Reads: also paymesh services (settlement).
+const READERS: Callers = Callers::INTERNAL.or(Callers::BILLER);
+
+/// Who may call what.
+pub const RPCS: &[Rpc] = &[
+    Rpc::write("SetBillerPolicy", BILLERS, KeyRule::Required),
+    Rpc::read("GetBillerPolicy", READERS),
+    Rpc::write("UpsertBills", BILLERS, KeyRule::Required).streamed(),
+    Rpc::write("UploadBillsCsv", BILLERS, KeyRule::Required).streamed(),
+    Rpc::write("CancelBill", BILLERS, KeyRule::Required),
+    Rpc::read("GetBill", READERS),
+    Rpc::read("ListBills", READERS),
+    Rpc::read("GetBillQr", READERS),
+    Rpc::read("LookupBills", Callers::CHANNEL.or(Callers::OPERATOR)),
+    Rpc::write("PayBill", Callers::CHANNEL, KeyRule::Required),
+    // Idempotent by the bank transaction, which the payment's id and transfers derive from.
+    Rpc::write(
+        "ApplyBankCredit",
+        Callers::services(&["payment"]),
+        KeyRule::Optional,
+    ),
+    Rpc::read("ListBillPayments", READERS),
+    Rpc::read("GetCollectionReport", READERS),
+];
+
+impl ServiceDef for Billing {
+    fn name(&self) -> &'static str {
+        store::SCHEMA
+    }
+
+    fn grpc_service(&self) -> &'static str {
+        <BillingServiceServer<BillingService> as tonic::server::NamedService>::NAME
+    }
+
+    fn rpcs(&self) -> &'static [Rpc] {
+        RPCS
+    }
+
+    fn config(&self) -> Section {
+        settings::SECTION
+    }
+
+    fn migrations(&self) -> Vec<Migration> {
+        store::migrations()
+    }
+
+    fn start<'a>(&'a self, ctx: StartContext<'a>) -> BoxFuture<'a, anyhow::Result<Started>> {
+        Box::pin(async move {
+            let settings = Settings::from_section(ctx.section)?;
+            let minter = ctx.minter()?.clone();
+            let ledger = LedgerClient::new(&ctx.peer("ledger")?, minter.clone(), "billing")?;
+            let batcher = TransferBatcher::start(ledger.clone(), BatcherConfig::default())?;
+            let merchants = MerchantClient::new(&ctx.peer("merchant")?, minter, "billing")?;
+            let service = BillingService {
+                inner: Arc::new(Inner {
+                    tx: Transactions::new(
+                        ctx.pool.clone(),
+                        store::SCHEMA,
+                        ctx.config.idempotency.retention,
+                    ),
+                    directory: Directory::new(merchants, settings.biller_cache),
+                    poster: Poster::new(ledger, batcher),
+                    lookup_key: LookupKey::new(&settings.lookup_key),
+                    settings,
+                }),
+            };
+            let bytes_max = ctx.message_bytes_max();
+            let server = BillingServiceServer::new(service.clone())
+                .max_decoding_message_size(bytes_max)
+                .max_encoding_message_size(bytes_max);
+            Ok(Started::new(server).with_handle(service))
+        })
+    }
+}
+
+#[derive(Clone)]
+pub struct BillingService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tx: Transactions,
+    directory: Directory,
+    poster: Poster,
+    lookup_key: LookupKey,
+    settings: Settings,
+}
+
+/// Where a payment's money comes from.
+#[derive(Debug, Clone)]
+pub(crate) enum Payer {
+    /// A payer channel's clearing account.
+    Channel(String),
+    /// The bank's clearing account (a paper bill's QR paid by bank transfer).
+    Bank(String),
+}
+
+impl Payer {
+    /// `channel:{id}` or `bank:{bin}`.
+    fn name(&self) -> String {
+        match self {
+            Payer::Channel(c) => format!("channel:{c}"),
+            Payer::Bank(b) => format!("bank:{b}"),
+        }
+    }
+
+    fn account(&self) -> SystemAccount<'_> {
+        match self {
+            Payer::Channel(channel) => SystemAccount::ChannelClearing { channel },
+            Payer::Bank(bin) => SystemAccount::BankClearing { bin },
+        }
+    }
+}
+
+/// One bill's share of a payment's chain.
+pub(crate) struct Leg {
+    pub payment: Uuid,
+    pub amount: i64,
+    pub fee: i64,
+}
+
+/// Transfer ids of bill payments.
+const TRANSFER_NAMESPACE: &str = "paymesh.billing.transfer.v1";
+
+impl BillingService {
+    pub fn pool(&self) -> &PgPool {
+        self.inner.tx.pool()
+    }
+
+    /// An ACTIVE biller, else NOT_FOUND (a vendor is no biller) or `BILLER_NOT_ACTIVE`.
+    async fn active_biller(&self, id: Uuid) -> Result<Arc<MerchantInfo>, ApiError> {
+        let biller = self
+            .inner
+            .directory
+            .merchant(id)
+            .await?
+            .filter(|m| m.biller)
+            .ok_or(ApiError::NotFound { resource: "biller" })?;
+        if !biller.active {
+            return Err(ApiError::FailedPrecondition {
+                reason: "BILLER_NOT_ACTIVE",
+                message: format!("biller {id} is not ACTIVE: it cannot take bills or payments"),
+            });
+        }
+        Ok(biller)
+    }
+
+    /// The biller's policy, else `BILLER_POLICY_MISSING`.
+    async fn policy_of(&self, biller: Uuid) -> Result<PolicyRow, ApiError> {
+        let mut conn = self.pool().acquire().await.map_err(sql)?;
+        store::policy(&mut conn, biller)
+            .await
+            .map_err(ApiError::Internal)?
+            .ok_or_else(|| ApiError::FailedPrecondition {
+                reason: "BILLER_POLICY_MISSING",
+                message: format!(
+                    "biller {biller} has no policy yet: set it with SetBillerPolicy first"
+                ),
+            })
+    }
+
+    /// The biller's fee of `amount` under its own plan, else the default; and the plan.
+    fn fee(&self, biller: &MerchantInfo, amount: i64) -> (i64, String) {
+        let plan: &FeePlan = biller
+            .fee_plan
+            .as_ref()
+            .unwrap_or(&self.inner.settings.fee_plan);
+        let fee = i64::try_from(plan.fee(u64::try_from(amount).unwrap_or(0))).unwrap_or(0);
+        (fee, plan.to_string())
+    }
+
+    /// Posts one linked chain for the bills of a payment: payer clearing → biller payable for
+    /// each, then biller payable → fee revenue for each fee. All or nothing.
+    async fn post(&self, payer: &Payer, biller: Uuid, legs: &[Leg]) -> Result<(), ApiError> {
+        let payable_account = MerchantAccount::BillerPayable;
+        let mut accounts = system_accounts(&[payer.account(), SystemAccount::FeeRevenue])?;
+        accounts.push(payable_account.new_account(biller));
+        self.inner.poster.open(&accounts).await?;
+        let from = chain::system(payer.account())?;
+        let payable = payable_account.id(biller);
+        let revenue = chain::system(SystemAccount::FeeRevenue)?;
+        let mut transfers: Vec<lpb::Transfer> = Vec::with_capacity(legs.len() * 2);
+        for l in legs {
+            transfers.push(leg(
+                chain::transfer_id(TRANSFER_NAMESPACE, l.payment, "bill")?,
+                from,
+                payable,
+                l.amount,
+                lpb::TransferCode::BillPayment,
+                &l.payment,
+            ));
+            if l.fee > 0 {
+                transfers.push(leg(
+                    chain::transfer_id(TRANSFER_NAMESPACE, l.payment, "fee")?,
+                    payable,
+                    revenue,
+                    l.fee,
+                    lpb::TransferCode::Fee,
+                    &l.payment,
+                ));
+            }
+        }
+        self.inner.poster.post(linked(transfers)).await
+    }
+}
+
+/// A handler's answer on the wire.
+fn answer<T>(result: Result<T, ApiError>) -> Result<Response<T>, Status> {
+    result.map(Response::new).map_err(Status::from)
+}
+
+#[tonic::async_trait]
+impl billing_service_server::BillingService for BillingService {
+    async fn set_biller_policy(
+        &self,
+        request: Request<pb::SetBillerPolicyRequest>,
+    ) -> Result<Response<pb::SetBillerPolicyResponse>, Status> {
+        answer(self.set_policy(request).await)
+    }
+
+    async fn get_biller_policy(
+        &self,
+        request: Request<pb::GetBillerPolicyRequest>,
+    ) -> Result<Response<pb::GetBillerPolicyResponse>, Status> {
+        answer(self.get_policy(request).await)
+    }
+
+    async fn upsert_bills(
+        &self,
+        request: Request<Streaming<pb::UpsertBillsRequest>>,
+    ) -> Result<Response<pb::UpsertBillsResponse>, Status> {
+        answer(self.upsert_bills(request).await)
+    }
+
+    async fn upload_bills_csv(
+        &self,
+        request: Request<Streaming<pb::UploadBillsCsvRequest>>,
+    ) -> Result<Response<pb::UpsertBillsResponse>, Status> {
+        answer(self.upload_csv(request).await)
+    }
+
+    async fn cancel_bill(
+        &self,
+        request: Request<pb::CancelBillRequest>,
+    ) -> Result<Response<pb::CancelBillResponse>, Status> {
+        answer(self.cancel_bill(request).await)
+    }
+
+    async fn get_bill(
+        &self,
+        request: Request<pb::GetBillRequest>,
+    ) -> Result<Response<pb::GetBillResponse>, Status> {
+        answer(self.get_bill(request).await)
+    }
+
+    async fn list_bills(
+        &self,
+        request: Request<pb::ListBillsRequest>,
+    ) -> Result<Response<pb::ListBillsResponse>, Status> {
+        answer(self.list_bills(request).await)
+    }
+
+    async fn get_bill_qr(
+        &self,
+        request: Request<pb::GetBillQrRequest>,
+    ) -> Result<Response<pb::GetBillQrResponse>, Status> {
+        answer(self.bill_qr(request).await)
+    }
+
+    async fn lookup_bills(
+        &self,
+        request: Request<pb::LookupBillsRequest>,
+    ) -> Result<Response<pb::LookupBillsResponse>, Status> {
+        answer(self.lookup(request).await)
+    }
+
+    async fn pay_bill(
+        &self,
+        request: Request<pb::PayBillRequest>,
+    ) -> Result<Response<pb::PayBillResponse>, Status> {
+        answer(self.pay(request).await)
+    }
+
+    async fn apply_bank_credit(
+        &self,
+        request: Request<pb::ApplyBankCreditRequest>,
+    ) -> Result<Response<pb::ApplyBankCreditResponse>, Status> {
+        answer(self.apply_bank_credit(request).await)
+    }
+
+    async fn list_bill_payments(
+        &self,
+        request: Request<pb::ListBillPaymentsRequest>,
+    ) -> Result<Response<pb::ListBillPaymentsResponse>, Status> {
+        answer(self.list_payments(request).await)
+    }
+
+    async fn get_collection_report(
+        &self,
+        request: Request<pb::GetCollectionReportRequest>,
+    ) -> Result<Response<pb::GetCollectionReportResponse>, Status> {
+        answer(self.report(request).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_matches_the_proto() {
+        paymesh_platform::kit::checked_policy(&SERVICE).unwrap();
+    }
+}

@@ -1,0 +1,86 @@
+//! The billing service's configuration section (`billing.*`), read into typed settings.
+
+use std::time::Duration;
+
+use paymesh_money::fees::FeePlan;
+use paymesh_platform::config::{ConfigError, Key, Kind, Section, ServiceSection};
+
+pub const SECTION: Section = Section {
+    name: "billing",
+    keys: &[
+        Key::new(
+            "listen",
+            Kind::Addr,
+            "127.0.0.1:50054",
+            "billing gRPC address",
+        ),
+        Key::new(
+            "ledger_addr",
+            Kind::Str,
+            "127.0.0.1:50051",
+            "the ledger bill payments are posted to (host:port or http://host:port)",
+        ),
+        Key::new(
+            "merchant_addr",
+            Kind::Str,
+            "127.0.0.1:50052",
+            "the merchant service billers are looked up in (host:port or http://host:port)",
+        ),
+        Key::new(
+            "fee_plan",
+            Kind::Str,
+            "none",
+            "the fee plan of billers without their own: none, flat:AMOUNT or percent:RATE[,min:AMOUNT][,cap:AMOUNT] (whole đồng, rate in %)",
+        ),
+        Key::new(
+            "biller_cache_ms",
+            Kind::Uint(0, 60_000),
+            "5000",
+            "how long a biller looked up (status, category, fee plan) is reused; a suspension takes effect within it",
+        ),
+        Key::new(
+            "lookup_ttl_ms",
+            Kind::Uint(10_000, 86_400_000),
+            "900000",
+            "how long a lookup reference may be quoted by the payment",
+        ),
+        Key::new(
+            "lookup_key",
+            Kind::Secret,
+            "",
+            "the HMAC key lookup references are signed with (at least 16 characters); empty: a random key per process, so set it when several billing processes serve one channel",
+        ),
+    ],
+};
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub fee_plan: FeePlan,
+    pub biller_cache: Duration,
+    pub lookup_ttl: Duration,
+    pub lookup_key: Vec<u8>,
+}
+
+impl Settings {
+    pub fn from_section(s: &ServiceSection) -> Result<Settings, ConfigError> {
+        let fee_plan = FeePlan::parse(s.text("fee_plan")?)
+            .map_err(|e| s.invalid("fee_plan", e.to_string()))?;
+        let key = s.text("lookup_key")?.trim();
+        let lookup_key = if key.is_empty() {
+            let mut random = vec![0u8; 32];
+            getrandom::getrandom(&mut random)
+                .map_err(|e| s.invalid("lookup_key", format!("no random key: {e}")))?;
+            random
+        } else if key.len() < 16 {
+            return Err(s.invalid("lookup_key", "must have at least 16 characters"));
+        } else {
+            key.as_bytes().to_vec()
+        };
+        Ok(Settings {
+            fee_plan,
+            biller_cache: s.millis("biller_cache_ms")?,
+            lookup_ttl: s.millis("lookup_ttl_ms")?,
+            lookup_key,
+        })
+    }
+}
