@@ -1,5 +1,5 @@
 //! What several services' tests need of the merchant service: applications of a vendor and a
-//! biller with fresh tax codes, an ACTIVE vendor made through the real merchant RPCs, and
+//! biller with fresh tax codes, an ACTIVE vendor or biller made through the real merchant RPCs, and
 //! `zbarimg` (a QR decoder nobody here wrote) reading a PNG.
 
 use paymesh_platform::auth::Principal;
@@ -60,12 +60,25 @@ pub fn biller() -> pb::MerchantApplication {
 /// A vendor onboarded and approved by an operator through the mesh's merchant service: its
 /// ledger accounts open, its virtual account and static QR issued.
 pub async fn active_vendor(mesh: &TestMesh) -> pb::Merchant {
+    approved(mesh, pb::MerchantKind::Vendor, vendor()).await
+}
+
+/// A biller (a water company) onboarded and approved the same way.
+pub async fn active_biller(mesh: &TestMesh) -> pb::Merchant {
+    approved(mesh, pb::MerchantKind::Biller, biller()).await
+}
+
+async fn approved(
+    mesh: &TestMesh,
+    kind: pb::MerchantKind,
+    application: pb::MerchantApplication,
+) -> pb::Merchant {
     let mut merchants =
         MerchantServiceClient::new(mesh.channel_as("merchant", Principal::Operator("test".into())));
     let m = merchants
         .onboard_merchant(keyed(pb::OnboardMerchantRequest {
-            kind: pb::MerchantKind::Vendor as i32,
-            application: Some(vendor()),
+            kind: kind as i32,
+            application: Some(application),
             ..Default::default()
         }))
         .await

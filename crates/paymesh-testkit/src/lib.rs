@@ -64,6 +64,14 @@ impl TestMesh {
         services: &[&'static dyn ServiceDef],
         overrides: &[(&str, &str)],
     ) -> TestMesh {
+        // `PAYMESH_TEST_LOG=warn cargo test … -- --nocapture` shows the services' logs (an
+        // INTERNAL answer's cause is only there).
+        if let Ok(filter) = std::env::var("PAYMESH_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
         let (url, pool) = fresh_database("paymesh_test").await.unwrap();
         let redis_prefix = format!("test:{}:", storage::uuid_hex());
         let mut values: BTreeMap<String, String> = [

@@ -1,7 +1,7 @@
 //! `paymesh payment …` (an operator's or a merchant's verbs on the payment service) and
 //! `paymesh bank credit` (the acquiring bank's notification, as a simulator for demos and
 //! tests), over gRPC. Output is JSON on stdout (one line per event for `watch`); a refused
-//! call prints the gRPC code and message on stderr and exits 1.
+//! call prints the gRPC code, its reason and message on one line on stderr and exits 1.
 //!
 //! Tokens are minted from `auth.operator_private_key_file` unless `--token` is given:
 //! `operator:{--operator}` for the payment verbs, `bank:{--bin}` for `bank credit`.
@@ -11,10 +11,8 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use paymesh_platform::auth::{Minter, Principal};
 use paymesh_platform::client::{CallContext, channel};
 use paymesh_platform::config::Config;
-use paymesh_proto::common::v1 as cpb;
 use paymesh_proto::payment::v1 as pb;
 use paymesh_proto::payment::v1::payment_service_client::PaymentServiceClient;
 use serde_json::{Value, json};
@@ -23,11 +21,9 @@ use tonic::transport::Channel;
 
 use paymesh_payment::json;
 
-use crate::verbs::{keyed, operator_name, print, refused};
+use crate::verbs::{finish, keyed, operator, principal, refused, token, vnd};
 
 type Client = PaymentServiceClient<InterceptedService<Channel, CallContext>>;
-
-const TOKEN_TTL_SECONDS: u64 = 300;
 
 #[derive(clap::Args)]
 pub struct PaymentArgs {
@@ -199,19 +195,6 @@ enum BankCommand {
     },
 }
 
-fn operator_token(
-    cfg: &Config,
-    given: Option<&str>,
-    principal: &Principal,
-) -> anyhow::Result<String> {
-    if let Some(t) = given {
-        return Ok(t.to_owned());
-    }
-    Minter::operator_from_config(&cfg.auth)
-        .context("minting a token (or pass --token)")?
-        .mint(principal, TOKEN_TTL_SECONDS)
-}
-
 fn client(cfg: &Config, addr: Option<&str>, token: &str) -> anyhow::Result<Client> {
     let addr = match addr {
         Some(a) => a.to_owned(),
@@ -221,13 +204,6 @@ fn client(cfg: &Config, addr: Option<&str>, token: &str) -> anyhow::Result<Clien
         channel(&addr)?,
         CallContext::with_token(token)?,
     ))
-}
-
-fn vnd(amount: &str) -> cpb::Money {
-    cpb::Money {
-        amount: amount.to_owned(),
-        currency_code: "VND".into(),
-    }
 }
 
 /// `15m`, `900s`, `900`, `1h` → seconds.
@@ -255,23 +231,9 @@ pub fn credit_json(r: &pb::NotifyCreditResponse) -> Value {
     v
 }
 
-fn finish(result: Result<Value, tonic::Status>) -> anyhow::Result<ExitCode> {
-    match result {
-        Ok(value) => {
-            print(&value)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(status) => Ok(refused(&status)),
-    }
-}
-
 pub async fn run(args: PaymentArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
-    let operator = Principal::parse(&format!(
-        "operator:{}",
-        operator_name(args.operator.as_deref())
-    ))
-    .map_err(|e| anyhow::anyhow!("--operator: {e}"))?;
-    let token = operator_token(cfg, args.token.as_deref(), &operator)?;
+    let operator = operator(args.operator.as_deref())?;
+    let token = token(cfg, args.token.as_deref(), &operator)?;
     let mut client = client(cfg, args.addr.as_deref(), &token)?;
     let result = match args.command {
         PaymentCommand::Intent {
@@ -530,9 +492,8 @@ pub async fn run_bank(args: BankArgs, cfg: &Config) -> anyhow::Result<ExitCode> 
             reason,
             bin,
         } => {
-            let bank = Principal::parse(&format!("bank:{bin}"))
-                .map_err(|e| anyhow::anyhow!("--bin: {e}"))?;
-            let token = operator_token(cfg, args.token.as_deref(), &bank)?;
+            let bank = principal("bank", &bin, "--bin")?;
+            let token = token(cfg, args.token.as_deref(), &bank)?;
             let mut client = client(cfg, args.addr.as_deref(), &token)?;
             let request = pb::SettleRefundRequest {
                 refund_id: refund,
@@ -547,9 +508,8 @@ pub async fn run_bank(args: BankArgs, cfg: &Config) -> anyhow::Result<ExitCode> 
             }));
         }
     };
-    let bank =
-        Principal::parse(&format!("bank:{bin}")).map_err(|e| anyhow::anyhow!("--bin: {e}"))?;
-    let token = operator_token(cfg, args.token.as_deref(), &bank)?;
+    let bank = principal("bank", &bin, "--bin")?;
+    let token = token(cfg, args.token.as_deref(), &bank)?;
     let mut client = client(cfg, args.addr.as_deref(), &token)?;
     let value_time = match value_time {
         Some(t) => t.parse::<prost_types::Timestamp>().map_err(|e| {

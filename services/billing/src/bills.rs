@@ -202,7 +202,16 @@ pub fn read_csv(bytes: &[u8]) -> Result<Vec<CsvRow>, String> {
                 return Err(format!("line {at}: not CSV: {e}"));
             }
         }
-        let line = record.position().map_or(line, csv::Position::line);
+        // The line the record starts on, counted from its byte offset (the reader's own line
+        // numbers lag behind after CRLF line ends).
+        let line = record.position().map_or(line, |p| {
+            let mut at = usize::try_from(p.byte()).unwrap_or(usize::MAX).min(bytes.len());
+            // A record's position may be the line break before it (after a CR, the LF).
+            while at < bytes.len() && matches!(bytes[at], b'\r' | b'\n') {
+                at += 1;
+            }
+            1 + bytes[..at].iter().filter(|b| **b == b'\n').count() as u64
+        });
         if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
             continue;
         }
@@ -261,7 +270,8 @@ fn row(record: &csv::ByteRecord) -> Result<pb::BillInput, String> {
 }
 
 /// The name as a payer channel shows it: upper case without diacritics, the first word whole,
-/// each other word its first letter and `*` for the rest (`Nguyễn Văn An` → `NGUYEN V** A*`).
+/// each other word its first letter and `*` for its other letters and digits (`Nguyễn Văn An`
+/// → `NGUYEN V** A*`).
 pub fn mask_name(name: &str) -> String {
     let plain = paymesh_vn::fold::qr_text(name, NAME_CHARS_MAX * 2);
     plain
@@ -271,9 +281,11 @@ pub fn mask_name(name: &str) -> String {
             if i == 0 {
                 w.to_owned()
             } else {
-                let mut chars = w.chars();
-                let first = chars.next().map(String::from).unwrap_or_default();
-                first + &"*".repeat(chars.count())
+                // Letters and digits after the first hidden; punctuation kept.
+                w.chars()
+                    .enumerate()
+                    .map(|(j, c)| if j > 0 && c.is_alphanumeric() { '*' } else { c })
+                    .collect()
             }
         })
         .collect::<Vec<_>>()

@@ -10,6 +10,7 @@
 
 pub mod bills;
 pub mod client;
+pub mod json;
 pub mod lookup;
 pub mod policy;
 pub mod service;

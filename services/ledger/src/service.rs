@@ -42,9 +42,11 @@ pub static SERVICE: Ledger = Ledger;
 /// so an idempotency key is optional; with one, the first answer is replayed byte for byte
 /// (while Redis keeps it; after that a retry answers EXISTS, never a second transfer).
 /// The payment service opens paymesh's own accounts of a bank (clearing, fees, suspense) the
-/// first time that bank notifies a credit.
-const ACCOUNT_OPENERS: Callers =
-    Callers::OPERATOR.or(Callers::services(&["merchant", "payment", "demo"]));
+/// first time that bank notifies a credit; the billing service a channel's clearing account
+/// and a biller's payable the first time it posts to them.
+const ACCOUNT_OPENERS: Callers = Callers::OPERATOR.or(Callers::services(&[
+    "merchant", "payment", "billing", "demo",
+]));
 /// Who posts transfers and reads balances and history.
 const MONEY_MOVERS: Callers = Callers::OPERATOR.or(Callers::services(&[
     "payment",
