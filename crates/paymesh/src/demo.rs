@@ -3,7 +3,8 @@
 //! watches her payment stream and asks for 150,000 đồng (a dynamic VietQR with a payment
 //! reference); the buyer's bank pays with a realistic transfer description and notifies
 //! paymesh (and retries: applied once); the stream announces the payment; the vendor refunds
-//! part of it and the bank reports the payout; the balances that result are printed.
+//! part of it and the bank reports the payout; the balances that result are printed. Then
+//! the bill-payment story ([`crate::demo_bills`]).
 
 use std::time::{Duration, Instant};
 
@@ -22,10 +23,10 @@ use paymesh_proto::payment::v1::payment_service_client::PaymentServiceClient;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-type Authed = InterceptedService<Channel, CallContext>;
+pub(crate) type Authed = InterceptedService<Channel, CallContext>;
 
 /// The acquiring bank of the demo (the merchant service's collection bank).
-const BANK_BIN: &str = "970436";
+pub(crate) const BANK_BIN: &str = "970436";
 const TOKEN_TTL_SECONDS: u64 = 600;
 
 /// Where the demo reaches the mesh, and who signs its callers' tokens.
@@ -33,6 +34,7 @@ pub struct Mesh<'a> {
     pub ledger: String,
     pub merchant: String,
     pub payment: String,
+    pub billing: String,
     /// Signs service tokens (the demo reads balances as `service:demo`).
     pub services: &'a Minter,
     /// Signs operator, merchant and bank tokens (the dev operator key).
@@ -40,7 +42,7 @@ pub struct Mesh<'a> {
 }
 
 impl Mesh<'_> {
-    fn channel(&self, addr: &str, minter: &Minter, who: &str) -> anyhow::Result<Authed> {
+    pub(crate) fn channel(&self, addr: &str, minter: &Minter, who: &str) -> anyhow::Result<Authed> {
         let principal = Principal::parse(who).map_err(|e| anyhow::anyhow!("{who}: {e}"))?;
         let token = minter.mint(&principal, TOKEN_TTL_SECONDS)?;
         Ok(InterceptedService::new(
@@ -49,7 +51,7 @@ impl Mesh<'_> {
         ))
     }
 
-    fn payment(&self, who: &str) -> anyhow::Result<PaymentServiceClient<Authed>> {
+    pub(crate) fn payment(&self, who: &str) -> anyhow::Result<PaymentServiceClient<Authed>> {
         Ok(PaymentServiceClient::new(self.channel(
             &self.payment,
             &self.people,
@@ -59,11 +61,11 @@ impl Mesh<'_> {
 }
 
 /// A request with a fresh idempotency key (the verbs' helper, given the key: it prints none).
-fn keyed<T>(message: T) -> anyhow::Result<tonic::Request<T>> {
+pub(crate) fn keyed<T>(message: T) -> anyhow::Result<tonic::Request<T>> {
     crate::verbs::keyed(message, Some(Id128::random().to_string()))
 }
 
-fn vnd(amount: i64) -> cpb::Money {
+pub(crate) fn vnd(amount: i64) -> cpb::Money {
     cpb::Money {
         amount: amount.to_string(),
         currency_code: "VND".into(),
@@ -71,7 +73,7 @@ fn vnd(amount: i64) -> cpb::Money {
 }
 
 /// A tax code not used before (a dev database keeps earlier demos' vendors).
-fn fresh_tax_code() -> String {
+pub(crate) fn fresh_tax_code() -> String {
     loop {
         let n = u128::from_be_bytes(Id128::random().to_bytes()) % 10_000_000;
         let first_nine = format!("03{n:07}");
@@ -100,7 +102,7 @@ fn vendor_application() -> mpb::MerchantApplication {
     }
 }
 
-fn now() -> prost_types::Timestamp {
+pub(crate) fn now() -> prost_types::Timestamp {
     let ns = paymesh_platform::time::now_ns();
     paymesh_platform::time::timestamp_from_ns(ns)
 }
@@ -116,7 +118,7 @@ fn vietnam_clock(t: &prost_types::Timestamp) -> String {
 }
 
 /// Posted and pending balances of an account, as one line.
-async fn balance_line(
+pub(crate) async fn balance_line(
     ledger: &mut LedgerServiceClient<Authed>,
     name: &str,
     id: Id128,
@@ -311,6 +313,7 @@ pub async fn run(mesh: &Mesh<'_>) -> anyhow::Result<()> {
     ] {
         println!("  {}", balance_line(&mut ledger, name, id).await?);
     }
+    crate::demo_bills::run(mesh).await?;
     println!("== demo done ==");
     Ok(())
 }

@@ -140,6 +140,7 @@ pub async fn run(
             ledger: addr("ledger")?,
             merchant: addr("merchant")?,
             payment: addr("payment")?,
+            billing: addr("billing")?,
             services: env
                 .minter
                 .as_ref()

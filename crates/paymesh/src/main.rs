@@ -1,7 +1,9 @@
 //! The one paymesh binary. Everything lives in the library modules; `main` only dispatches.
 
+mod bills_cli;
 mod cli;
 mod demo;
+mod demo_bills;
 mod dev;
 mod merchant_cli;
 mod payment_cli;

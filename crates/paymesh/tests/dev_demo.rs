@@ -27,6 +27,7 @@ async fn dev_runs_the_demo_and_exits() {
         .env("PAYMESH_LEDGER_LISTEN", "127.0.0.1:0")
         .env("PAYMESH_MERCHANT_LISTEN", "127.0.0.1:0")
         .env("PAYMESH_PAYMENT_LISTEN", "127.0.0.1:0")
+        .env("PAYMESH_BILLING_LISTEN", "127.0.0.1:0")
         .env("PAYMESH_PAYMENT_WEBHOOK_LISTEN", "127.0.0.1:0")
         .env("PAYMESH_TELEMETRY_METRICS_LISTEN", "127.0.0.1:0")
         .output()
@@ -45,6 +46,13 @@ async fn dev_runs_the_demo_and_exits() {
         "vendor's stream: PAYMENT_RECEIVED 150000 đồng (fee 750 under percent:0.5,cap:50000)",
         "vendor refunds 50000 đồng: PENDING (fee given back 250)",
         "bank pays it back to the buyer: COMPLETED",
+        "water company uploads its CSV: loaded 2, unchanged 0, rejected 1",
+        ": amount_due: must be whole đồng, digits only",
+        "bank app pays 186000 đồng: bill PAID",
+        "second app pays the same bill: refused (bill ",
+        "outcome BILL, bill PAID",
+        "TOTAL,,2,280500,0,280500",
+        "== bills demo done ==",
         "== demo done ==",
     ] {
         assert!(
@@ -67,5 +75,9 @@ async fn dev_runs_the_demo_and_exits() {
     };
     assert_eq!(line("vendor payable"), vec!["50750", "150250"]);
     assert_eq!(line("bank 970436 payout")[..2], ["0", "50000"]);
+    // The water company is owed both bills (no fee under the default plan).
+    assert_eq!(line("biller payable"), vec!["0", "280500"]);
+    let rejected = stdout.lines().find(|l| l.contains("line 4 (")).unwrap();
+    assert!(rejected.contains("amount_due"), "{rejected}");
     let _ = std::fs::remove_dir_all(&dir);
 }
