@@ -205,7 +205,9 @@ pub fn read_csv(bytes: &[u8]) -> Result<Vec<CsvRow>, String> {
         // The line the record starts on, counted from its byte offset (the reader's own line
         // numbers lag behind after CRLF line ends).
         let line = record.position().map_or(line, |p| {
-            let mut at = usize::try_from(p.byte()).unwrap_or(usize::MAX).min(bytes.len());
+            let mut at = usize::try_from(p.byte())
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
             // A record's position may be the line break before it (after a CR, the LF).
             while at < bytes.len() && matches!(bytes[at], b'\r' | b'\n') {
                 at += 1;

@@ -20,7 +20,7 @@ type Grpc = BillingServiceClient<InterceptedService<Channel, CallContext>>;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Applied {
     /// The bill took it (now, or before for the same bank transaction).
-    Paid(pb::BillPayment),
+    Paid(Box<pb::BillPayment>),
     /// The bill cannot take it (unknown, paid, cancelled, expired, wrong amount): the reason,
     /// and the credit stays with the payment service (suspense).
     Refused { reason: String, message: String },
@@ -70,7 +70,7 @@ impl BillingClient {
         {
             Ok(answer) => answer
                 .payment
-                .map(Applied::Paid)
+                .map(|p| Applied::Paid(Box::new(p)))
                 .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("ApplyBankCredit: no payment"))),
             Err(status)
                 if matches!(

@@ -20,11 +20,7 @@ fn time(t: &Option<prost_types::Timestamp>) -> Value {
 
 /// An empty string as `null` (an unset optional field).
 fn text(s: &str) -> Value {
-    if s.is_empty() {
-        Value::Null
-    } else {
-        json!(s)
-    }
+    if s.is_empty() { Value::Null } else { json!(s) }
 }
 
 fn rule(r: pb::AmountRule) -> String {

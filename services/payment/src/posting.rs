@@ -221,6 +221,16 @@ pub fn refund_settle(
     Ok(linked(legs))
 }
 
+/// The accounts a credit from the bank with this BIN may touch (opened once per process).
+pub fn bank_accounts(bin: &str) -> [SystemAccount<'_>; 4] {
+    [
+        SystemAccount::BankClearing { bin },
+        SystemAccount::BankPayout { bin },
+        SystemAccount::FeeRevenue,
+        SystemAccount::Suspense,
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,14 +250,4 @@ mod tests {
         assert_eq!(fee_share(100, 0, 0, 50, 0), 0);
         assert_eq!(fee_share(100, 10, 90, 5, 10), 0);
     }
-}
-
-/// The accounts a credit from the bank with this BIN may touch (opened once per process).
-pub fn bank_accounts(bin: &str) -> [SystemAccount<'_>; 4] {
-    [
-        SystemAccount::BankClearing { bin },
-        SystemAccount::BankPayout { bin },
-        SystemAccount::FeeRevenue,
-        SystemAccount::Suspense,
-    ]
 }
