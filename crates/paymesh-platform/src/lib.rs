@@ -9,6 +9,7 @@ pub mod config;
 mod descriptor;
 pub mod edge;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod idempotency;
 pub mod kit;

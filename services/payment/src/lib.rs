@@ -4,8 +4,8 @@
 //! - [`matching`]: the one decision of what an incoming credit becomes;
 //! - [`posting`]: the ledger chain of a credit, with ids derived from the bank transaction;
 //! - [`metrics`]: batch sizes and times of credit notifications, webhook attempts;
-//! - [`outbox`]: merchants' webhooks, written with their events and delivered with retries;
-//! - [`signing`]: HMAC-SHA256 signatures of webhooks, both ways;
+//! - merchants' event streams and webhooks (the outbox, signatures both ways) are the service
+//!   kit's `paymesh_platform::events`;
 //! - [`json`]: the messages as JSON (webhook bodies, the CLI);
 //! - [`service`]: the gRPC surface and the banks' HTTP edge; [`store`]: the SQL (schema
 //!   `payment`); [`settings`]: the config section.
@@ -13,11 +13,9 @@
 pub mod json;
 pub mod matching;
 pub mod metrics;
-pub mod outbox;
 pub mod posting;
 pub mod service;
 pub mod settings;
-pub mod signing;
 pub mod store;
 
 pub use service::{PaymentService, SERVICE};

@@ -1,6 +1,7 @@
 //! The payment service's own metrics (registered with the platform's registry on first use):
 //! how big each batch of credit notifications is, how long it takes and how much of it is the
-//! ledger's round trip, how often a batch falls back to one at a time; webhook attempts.
+//! ledger's round trip, how often a batch falls back to one at a time. (Webhook attempts are
+//! counted by the kit's event log: `paymesh_webhooks_delivered{service}`.)
 
 use std::sync::OnceLock;
 
@@ -13,8 +14,6 @@ pub struct PaymentMetrics {
     pub batch_seconds: Histogram,
     pub batch_ledger_seconds: Histogram,
     pub batch_fallbacks: Counter,
-    pub webhooks_delivered: Counter,
-    pub webhook_attempts_failed: Counter,
 }
 
 pub fn metrics() -> &'static PaymentMetrics {
@@ -26,8 +25,6 @@ pub fn metrics() -> &'static PaymentMetrics {
             batch_seconds: latency_buckets(),
             batch_ledger_seconds: latency_buckets(),
             batch_fallbacks: Counter::default(),
-            webhooks_delivered: Counter::default(),
-            webhook_attempts_failed: Counter::default(),
         };
         register(
             "payment_credit_batch_credits",
@@ -48,16 +45,6 @@ pub fn metrics() -> &'static PaymentMetrics {
             "payment_credit_batch_fallbacks",
             "batches that failed and were applied one notification at a time",
             m.batch_fallbacks.clone(),
-        );
-        register(
-            "payment_webhooks_delivered",
-            "webhook deliveries answered 2xx",
-            m.webhooks_delivered.clone(),
-        );
-        register(
-            "payment_webhook_attempts_failed",
-            "webhook attempts that failed (retried or given up)",
-            m.webhook_attempts_failed.clone(),
         );
         m
     })

@@ -102,15 +102,7 @@ pub const SECTION: Section = Section {
     ],
 };
 
-/// How merchants' webhooks are delivered.
-#[derive(Debug, Clone, Copy)]
-pub struct Delivery {
-    pub timeout: Duration,
-    pub backoff: Duration,
-    pub backoff_max: Duration,
-    pub retry_for: Duration,
-    pub poll: Duration,
-}
+pub use paymesh_platform::events::Delivery;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -164,13 +156,7 @@ impl Settings {
             credit_batches: usize::try_from(s.uint("credit_batches")?).unwrap_or(1),
             webhook_listen: s.addr("webhook_listen")?,
             bank_secrets,
-            delivery: Delivery {
-                timeout: s.millis("webhook_timeout_ms")?,
-                backoff: s.millis("webhook_backoff_ms")?,
-                backoff_max: s.millis("webhook_backoff_max_ms")?,
-                retry_for: s.millis("webhook_retry_for_ms")?,
-                poll: s.millis("webhook_poll_ms")?,
-            },
+            delivery: Delivery::from_section(s)?,
         })
     }
 }

@@ -266,7 +266,8 @@ pub struct NewPayment<'a> {
     pub amount: i64,
     pub fee: i64,
     pub fee_plan: &'a str,
-    /// The payment's event number (from [`take_seqs`] in this transaction).
+    /// The payment's event number (from `paymesh_platform::events::take_seqs` in this
+    /// transaction).
     pub seq: i64,
     pub create_us: i64,
 }
@@ -350,39 +351,6 @@ pub async fn list_payments(
 }
 
 /// The merchant's committed events after `after_seq`, oldest first.
-pub async fn events_after(
-    pool: &PgPool,
-    merchant_id: Uuid,
-    after_seq: i64,
-    limit: i64,
-) -> anyhow::Result<Vec<(i64, Vec<u8>)>> {
-    let rows = sqlx::query(
-        "SELECT seq, body FROM payment.events WHERE merchant_id = $1 AND seq > $2 \
-         ORDER BY seq LIMIT $3",
-    )
-    .bind(merchant_id)
-    .bind(after_seq)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-    .context("reading events")?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("seq")?, r.try_get("body")?)))
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(Into::into)
-}
-
-/// The merchant's last committed event number (0 before the first).
-pub async fn last_seq(pool: &PgPool, merchant_id: Uuid) -> anyhow::Result<i64> {
-    let seq: Option<i64> =
-        sqlx::query_scalar("SELECT max(seq) FROM payment.events WHERE merchant_id = $1")
-            .bind(merchant_id)
-            .fetch_one(pool)
-            .await
-            .context("reading the last event")?;
-    Ok(seq.unwrap_or(0))
-}
-
 /// Adds `delta` (negative: gives back) to what a payment has refunded.
 pub async fn add_refunded(
     conn: &mut PgConnection,
@@ -755,71 +723,6 @@ pub async fn update_intents(
     .execute(&mut *conn)
     .await
     .context("updating intents")?;
-    Ok(())
-}
-
-/// Takes `count` event numbers for each merchant (locking its stream row until commit, in
-/// merchant order); answers the first number of each.
-pub async fn take_seqs(
-    conn: &mut PgConnection,
-    counts: &std::collections::BTreeMap<Uuid, i64>,
-) -> anyhow::Result<std::collections::HashMap<Uuid, i64>> {
-    let rows = sqlx::query(
-        "INSERT INTO payment.streams (merchant_id, last_seq) \
-         SELECT * FROM unnest($1::uuid[], $2::int8[]) ORDER BY 1 \
-         ON CONFLICT (merchant_id) DO UPDATE SET last_seq = payment.streams.last_seq + excluded.last_seq \
-         RETURNING merchant_id, last_seq",
-    )
-    .bind(counts.keys().copied().collect::<Vec<_>>())
-    .bind(counts.values().copied().collect::<Vec<_>>())
-    .fetch_all(&mut *conn)
-    .await
-    .context("numbering events")?;
-    rows.iter()
-        .map(|r| {
-            let merchant: Uuid = r.try_get("merchant_id")?;
-            let last: i64 = r.try_get("last_seq")?;
-            Ok((
-                merchant,
-                last - counts.get(&merchant).copied().unwrap_or(1) + 1,
-            ))
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(Into::into)
-}
-
-/// An event to store, with its webhook delivery (stored when the merchant has an endpoint).
-pub struct NewEvent {
-    pub merchant_id: Uuid,
-    pub seq: i64,
-    pub kind: String,
-    pub body: Vec<u8>,
-    pub delivery_id: Uuid,
-    pub delivery_body: String,
-}
-
-/// Stores events and, for merchants with an endpoint, their deliveries, in one statement.
-pub async fn insert_events(conn: &mut PgConnection, events: &[NewEvent]) -> anyhow::Result<()> {
-    sqlx::query(
-        "WITH u AS ( \
-           SELECT * FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::bytea[], $5::uuid[], $6::text[]) \
-           AS u(merchant_id, seq, kind, body, delivery_id, delivery_body)), \
-         e AS ( \
-           INSERT INTO payment.events (merchant_id, seq, kind, body, create_time) \
-           SELECT merchant_id, seq, kind, body, clock_timestamp() FROM u) \
-         INSERT INTO payment.outbox (id, merchant_id, seq, body, next_attempt_time, create_time) \
-         SELECT u.delivery_id, u.merchant_id, u.seq, u.delivery_body, clock_timestamp(), clock_timestamp() \
-         FROM u JOIN payment.webhook_endpoints w ON w.merchant_id = u.merchant_id AND w.url <> ''",
-    )
-    .bind(events.iter().map(|e| e.merchant_id).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.seq).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.kind.clone()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.body.clone()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.delivery_id).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.delivery_body.clone()).collect::<Vec<_>>())
-    .execute(&mut *conn)
-    .await
-    .context("storing events")?;
     Ok(())
 }
 

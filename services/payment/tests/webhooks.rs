@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use paymesh_payment::signing;
+use paymesh_platform::events::signing;
 use paymesh_proto::payment::v1 as pb;
 use serde_json::Value;
 use support::*;

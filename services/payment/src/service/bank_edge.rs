@@ -20,8 +20,8 @@ use paymesh_proto::payment::v1 as pb;
 use serde_json::{Value, json};
 
 use super::PaymentService;
-use crate::signing::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use paymesh_platform::edge::fields::sql;
+use paymesh_platform::events::signing::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
 /// The largest body accepted (a notification is a few hundred bytes).
 const BODY_BYTES_MAX: usize = 16 * 1024;

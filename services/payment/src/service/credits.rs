@@ -571,7 +571,9 @@ impl PaymentService {
         let mut payments = Vec::new();
         let mut events = Vec::new();
         if !counts.is_empty() {
-            let mut next = store::take_seqs(&mut tx, &counts).await.map_err(db)?;
+            let mut next = paymesh_platform::events::take_seqs(&mut tx, store::SCHEMA, &counts)
+                .await
+                .map_err(db)?;
             let create_us = now_ns() / 1_000;
             for (item, step) in items.iter().zip(&steps) {
                 let Step::New {
@@ -623,7 +625,9 @@ impl PaymentService {
             store::insert_payments(&mut tx, &payments)
                 .await
                 .map_err(db)?;
-            store::insert_events(&mut tx, &events).await.map_err(db)?;
+            paymesh_platform::events::insert(&mut tx, store::SCHEMA, &events)
+                .await
+                .map_err(db)?;
         }
         tx.commit().await.map_err(sql)?;
         let m = crate::metrics::metrics();

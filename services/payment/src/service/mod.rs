@@ -7,7 +7,7 @@
 //! - [`refunds`]: refunds, the payout instructions they are, and the bank's result;
 //! - [`suspense`]: credits held in suspense, assigned or returned by an operator;
 //! - [`watch`]: the merchant's live stream of events;
-//! - [`webhooks`]: the merchant's webhook endpoint (deliveries: [`crate::outbox`]);
+//! - [`webhooks`]: the merchant's webhook endpoint (deliveries: `paymesh_platform::events`);
 //! - [`bank_edge`]: the banks' signed HTTP notifications;
 //! - [`convert`]: rows to messages (field checks and access: `paymesh_platform::edge::fields`).
 
@@ -41,7 +41,6 @@ use paymesh_proto::payment::v1::payment_service_server::{self, PaymentServiceSer
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
-use crate::outbox::Outbox;
 use crate::posting::Poster;
 use crate::settings::{self, Settings};
 use crate::store;
@@ -131,7 +130,13 @@ impl ServiceDef for Payment {
                     )
                 })?;
             let edge_addr = edge.local_addr()?;
-            let outbox = Outbox::start(ctx.pool.clone(), settings.delivery, ctx.stopped());
+            let events = paymesh_platform::events::Events::start(
+                ctx.pool.clone(),
+                store::SCHEMA,
+                settings.delivery,
+                settings.watch_poll,
+                ctx.stopped(),
+            );
             let (credits, queue) = tokio::sync::mpsc::channel(credits::QUEUE_MAX);
             let service = PaymentService {
                 inner: Arc::new(Inner {
@@ -143,8 +148,7 @@ impl ServiceDef for Payment {
                     directory: Directory::new(merchants, settings.merchant_cache),
                     poster: Poster::new(ledger, batcher),
                     billing,
-                    hub: watch::Hub::default(),
-                    outbox,
+                    events,
                     credits,
                     edge_addr,
                     settings,
@@ -186,10 +190,8 @@ struct Inner {
     poster: Poster,
     /// Takes bank credits that quote a bill's reference.
     billing: BillingClient,
-    /// Wakes the streams of a merchant when this process commits one of its events.
-    hub: watch::Hub,
-    /// Delivers merchants' webhooks; nudged after each commit.
-    outbox: Outbox,
+    /// Merchants' event streams and webhooks (woken after each commit).
+    events: paymesh_platform::events::Events,
     /// Credit notifications waiting for the combiner.
     credits: tokio::sync::mpsc::Sender<credits::Item>,
     /// Where the banks' webhook edge listens.
@@ -224,8 +226,7 @@ impl PaymentService {
 
     /// Call after committing an event of `merchant`: its streams and the webhook worker look.
     fn committed(&self, merchant: uuid::Uuid) {
-        self.inner.hub.wake(merchant);
-        self.inner.outbox.nudge();
+        self.inner.events.committed(merchant);
     }
 
     /// An ACTIVE merchant (approved: it has its static QR), else NOT_FOUND or
@@ -375,7 +376,7 @@ impl payment_service_server::PaymentService for PaymentService {
         answer(self.get_webhook_endpoint(request).await)
     }
 
-    type WatchPaymentsStream = watch::EventStream;
+    type WatchPaymentsStream = watch::PaymentEvents;
 
     async fn watch_payments(
         &self,

@@ -1,15 +1,15 @@
-//! Merchants' webhooks from a transactional outbox.
+//! Owners' webhooks from a transactional outbox (`<schema>.outbox`).
 //!
-//! Every event of a merchant with an endpoint gets a delivery row written with the event, in
-//! the same statement ([`delivery`], `store::insert_events`): it exists exactly when the event
-//! does. A worker in each process
-//! claims due rows (`FOR UPDATE SKIP LOCKED`, so several processes never send the same row at
-//! once), POSTs each body signed (see [`crate::signing`]) with `Paymesh-Event-Id`, and records
-//! the answer: a 2xx within `payment.webhook_timeout_ms` is DELIVERED; anything else is retried
-//! after a wait that starts at `payment.webhook_backoff_ms` and doubles up to
-//! `payment.webhook_backoff_max_ms` (with jitter), until `payment.webhook_retry_for_ms` after the
-//! event (three days by default), then FAILED. Delivery is at least once: a receiver that
-//! answered late may get an event again and deduplicates on its id.
+//! Every event of an owner with an endpoint gets a delivery row written with the event, in the
+//! same statement ([`super::delivery`], [`super::insert`]): it exists exactly when the event
+//! does. A worker in each process claims due rows (`FOR UPDATE SKIP LOCKED`, so several
+//! processes never send the same row at once), POSTs each body signed (see [`super::signing`])
+//! with `Paymesh-Event-Id`, and records the answer: a 2xx within `<service>.webhook_timeout_ms`
+//! is DELIVERED; anything else is retried after a wait that starts at
+//! `<service>.webhook_backoff_ms` and doubles up to `<service>.webhook_backoff_max_ms` (with
+//! jitter), until `<service>.webhook_retry_for_ms` after the event (three days by default),
+//! then FAILED. Delivery is at least once: a receiver that answered late may get an event again
+//! and deduplicates on its id.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,29 +18,40 @@ use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use paymesh_proto::payment::v1 as pb;
 use sqlx::{PgPool, Row};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::settings::Delivery;
-use crate::signing;
+use super::signing;
+use crate::config::{ConfigError, ServiceSection};
 
 /// Deliveries claimed per round.
 const CLAIM_MAX: i64 = 64;
 /// Longest error text kept on a delivery.
 const ERROR_CHARS_MAX: usize = 200;
 
-/// The webhook delivery of `event`, numbered `seq`: a fresh event id and the JSON body.
-pub fn delivery(event: &pb::PaymentEvent, seq: i64) -> anyhow::Result<(Uuid, String)> {
-    let id = Uuid::new_v4();
-    let mut body = crate::json::event(event);
-    body["id"] = serde_json::json!(id.to_string());
-    body["cursor"] = serde_json::json!(seq.to_string());
-    Ok((
-        id,
-        serde_json::to_string(&body).context("encoding a webhook body")?,
-    ))
+/// How webhooks are delivered: a service's `webhook_*` config keys (see
+/// [`super::WEBHOOK_KEYS`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery {
+    pub timeout: Duration,
+    pub backoff: Duration,
+    pub backoff_max: Duration,
+    pub retry_for: Duration,
+    pub poll: Duration,
+}
+
+impl Delivery {
+    /// Reads the `webhook_*` keys of a service's section.
+    pub fn from_section(s: &ServiceSection) -> Result<Delivery, ConfigError> {
+        Ok(Delivery {
+            timeout: s.millis("webhook_timeout_ms")?,
+            backoff: s.millis("webhook_backoff_ms")?,
+            backoff_max: s.millis("webhook_backoff_max_ms")?,
+            retry_for: s.millis("webhook_retry_for_ms")?,
+            poll: s.millis("webhook_poll_ms")?,
+        })
+    }
 }
 
 /// A delivery claimed for one attempt.
@@ -54,19 +65,19 @@ struct Claimed {
     secret: String,
 }
 
-async fn claim(pool: &PgPool, lease: Duration) -> anyhow::Result<Vec<Claimed>> {
-    let rows = sqlx::query(
-        "UPDATE payment.outbox o \
+async fn claim(pool: &PgPool, schema: &str, lease: Duration) -> anyhow::Result<Vec<Claimed>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE {schema}.outbox o \
          SET attempts = o.attempts + 1, \
              next_attempt_time = clock_timestamp() + $2::int8 * interval '1 millisecond' \
-         FROM payment.webhook_endpoints w \
+         FROM {schema}.webhook_endpoints w \
          WHERE w.merchant_id = o.merchant_id AND o.id IN ( \
-             SELECT id FROM payment.outbox WHERE status = 'PENDING' \
+             SELECT id FROM {schema}.outbox WHERE status = 'PENDING' \
              AND next_attempt_time <= clock_timestamp() \
              ORDER BY next_attempt_time LIMIT $1 FOR UPDATE SKIP LOCKED) \
          RETURNING o.id, o.body, o.attempts, w.url, w.secret, \
-             (extract(epoch FROM clock_timestamp() - o.create_time) * 1000)::int8 AS age_ms",
-    )
+             (extract(epoch FROM clock_timestamp() - o.create_time) * 1000)::int8 AS age_ms"
+    )))
     .bind(CLAIM_MAX)
     .bind(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
     .fetch_all(pool)
@@ -165,16 +176,17 @@ async fn post_inner(
     Ok(status)
 }
 
-/// The delivery worker of this process.
+/// The delivery worker of this process for one service's outbox.
 #[derive(Clone)]
 pub struct Outbox {
     nudge: Arc<Notify>,
 }
 
 impl Outbox {
-    /// Starts the worker; it stops when `stop` resolves.
+    /// Starts the worker of `schema`'s outbox; it stops when `stop` resolves.
     pub fn start(
         pool: PgPool,
+        schema: &'static str,
         delivery: Delivery,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Outbox {
@@ -183,10 +195,10 @@ impl Outbox {
         tokio::spawn(async move {
             tokio::pin!(stop);
             loop {
-                let busy = match round(&pool, delivery).await {
+                let busy = match round(&pool, schema, delivery).await {
                     Ok(n) => n as i64 == CLAIM_MAX,
                     Err(e) => {
-                        tracing::warn!(error = %format!("{e:#}"), "webhook deliveries");
+                        tracing::warn!(schema, error = %format!("{e:#}"), "webhook deliveries");
                         false
                     }
                 };
@@ -216,11 +228,12 @@ fn jitter() -> f64 {
 }
 
 /// One round: claim what is due, attempt each, record the answers. Answers how many.
-async fn round(pool: &PgPool, d: Delivery) -> anyhow::Result<usize> {
+async fn round(pool: &PgPool, schema: &'static str, d: Delivery) -> anyhow::Result<usize> {
     // The lease: a claimed row is not claimed again before its attempt has timed out.
-    let claimed = claim(pool, d.timeout + Duration::from_secs(5)).await?;
+    let claimed = claim(pool, schema, d.timeout + Duration::from_secs(5)).await?;
     let n = claimed.len();
-    let now = paymesh_platform::time::now_ns() / 1_000_000_000;
+    let now = crate::time::now_ns() / 1_000_000_000;
+    let counters = super::counters();
     let attempts = claimed.into_iter().map(|c| async move {
         let answer = post(
             &c.url,
@@ -237,13 +250,13 @@ async fn round(pool: &PgPool, d: Delivery) -> anyhow::Result<usize> {
     for (c, answer) in futures::future::join_all(attempts).await {
         let why = match answer {
             Answer::Delivered => {
-                crate::metrics::metrics().webhooks_delivered.inc();
+                counters.delivered(schema).inc();
                 delivered.push(c.id);
                 continue;
             }
             Answer::Refused(why) => why.chars().take(ERROR_CHARS_MAX).collect::<String>(),
         };
-        crate::metrics::metrics().webhook_attempts_failed.inc();
+        counters.failed(schema).inc();
         let wait = backoff(c.attempts, d.backoff, d.backoff_max, jitter());
         let give_up = c.age + wait > d.retry_for;
         if give_up {
@@ -251,12 +264,12 @@ async fn round(pool: &PgPool, d: Delivery) -> anyhow::Result<usize> {
         } else {
             tracing::debug!(delivery = %c.id, attempts = c.attempts, error = %why, "webhook delivery failed; retried");
         }
-        sqlx::query(
-            "UPDATE payment.outbox SET status = CASE WHEN $3 THEN 'FAILED' ELSE 'PENDING' END, \
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {schema}.outbox SET status = CASE WHEN $3 THEN 'FAILED' ELSE 'PENDING' END, \
              last_error = $2, \
              next_attempt_time = clock_timestamp() + $4::int8 * interval '1 millisecond' \
-             WHERE id = $1",
-        )
+             WHERE id = $1"
+        )))
         .bind(c.id)
         .bind(why)
         .bind(give_up)
@@ -267,10 +280,10 @@ async fn round(pool: &PgPool, d: Delivery) -> anyhow::Result<usize> {
     }
     // What was delivered, in one statement for the round.
     if !delivered.is_empty() {
-        sqlx::query(
-            "UPDATE payment.outbox SET status = 'DELIVERED', deliver_time = clock_timestamp(), \
-             last_error = '' WHERE id = ANY($1)",
-        )
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {schema}.outbox SET status = 'DELIVERED', deliver_time = clock_timestamp(), \
+             last_error = '' WHERE id = ANY($1)"
+        )))
         .bind(&delivered)
         .execute(pool)
         .await

@@ -1,5 +1,5 @@
 //! HMAC-SHA256 signatures over `timestamp + "." + raw body`, for the webhooks paymesh sends to
-//! merchants and the ones acquiring banks send to paymesh.
+//! merchants and billers and the ones acquiring banks send to paymesh.
 //!
 //! Headers: `Paymesh-Timestamp` (Unix seconds) and `Paymesh-Signature` (`v1=` and the
 //! lower-case hex MAC); deliveries also carry `Paymesh-Event-Id`. A receiver recomputes the MAC
