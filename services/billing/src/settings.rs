@@ -50,6 +50,43 @@ pub const SECTION: Section = Section {
             "",
             "the HMAC key lookup references are signed with (at least 16 characters); empty: a random key per process, so set it when several billing processes serve one channel",
         ),
+        Key::new(
+            "watch_poll_ms",
+            Kind::Uint(50, 5_000),
+            "500",
+            "how often a biller's event stream looks for events committed by other processes (events of this process wake it at once)",
+        ),
+        // Webhooks, as the payment service's (`paymesh_platform::events::Delivery`).
+        Key::new(
+            "webhook_timeout_ms",
+            Kind::Uint(100, 60_000),
+            "10000",
+            "how long a biller's endpoint has to answer a delivery",
+        ),
+        Key::new(
+            "webhook_backoff_ms",
+            Kind::Uint(10, 3_600_000),
+            "5000",
+            "the wait before the first retry of a failed delivery; each later wait doubles",
+        ),
+        Key::new(
+            "webhook_backoff_max_ms",
+            Kind::Uint(10, 86_400_000),
+            "3600000",
+            "the longest wait between two attempts of a delivery",
+        ),
+        Key::new(
+            "webhook_retry_for_ms",
+            Kind::Uint(1_000, 2_592_000_000),
+            "259200000",
+            "how long a delivery is retried before it is given up (FAILED); at least a day in production",
+        ),
+        Key::new(
+            "webhook_poll_ms",
+            Kind::Uint(10, 60_000),
+            "1000",
+            "how often the delivery worker looks for deliveries due (a commit in this process wakes it at once)",
+        ),
     ],
 };
 
@@ -59,6 +96,8 @@ pub struct Settings {
     pub biller_cache: Duration,
     pub lookup_ttl: Duration,
     pub lookup_key: Vec<u8>,
+    pub watch_poll: Duration,
+    pub delivery: paymesh_platform::events::Delivery,
 }
 
 impl Settings {
@@ -81,6 +120,8 @@ impl Settings {
             biller_cache: s.millis("biller_cache_ms")?,
             lookup_ttl: s.millis("lookup_ttl_ms")?,
             lookup_key,
+            watch_poll: s.millis("watch_poll_ms")?,
+            delivery: paymesh_platform::events::Delivery::from_section(s)?,
         })
     }
 }

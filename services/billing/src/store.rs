@@ -17,6 +17,9 @@ pub const SCHEMA: &str = "billing";
 static IDEMPOTENCY_SQL: LazyLock<String> =
     LazyLock::new(|| paymesh_platform::idempotency::pg::migration_sql(SCHEMA));
 
+static EVENTS_SQL: LazyLock<String> =
+    LazyLock::new(|| paymesh_platform::events::migration_sql(SCHEMA));
+
 pub fn migrations() -> Vec<Migration> {
     vec![
         Migration {
@@ -28,6 +31,11 @@ pub fn migrations() -> Vec<Migration> {
             version: 2,
             name: "idempotency keys",
             sql: IDEMPOTENCY_SQL.as_str(),
+        },
+        Migration {
+            version: 3,
+            name: "billers' event streams, webhook endpoints and outbox",
+            sql: EVENTS_SQL.as_str(),
         },
     ]
 }
@@ -180,6 +188,17 @@ impl BillRow {
             discount_given: self.discount_given,
             issue_date: self.issue_date,
             due_date: self.due_date,
+        }
+    }
+
+    /// The bill with `m`'s money (as a payment leaves it).
+    pub fn with_money(&self, m: &BillMoney) -> BillRow {
+        BillRow {
+            status: m.status,
+            amount_paid: m.amount_paid,
+            late_fee_paid: m.late_fee_paid,
+            discount_given: m.discount_given,
+            ..self.clone()
         }
     }
 

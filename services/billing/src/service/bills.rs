@@ -12,7 +12,7 @@ use paymesh_proto::billing::v1 as pb;
 use tonic::Request;
 use uuid::Uuid;
 
-use super::{BillingService, convert};
+use super::{BillingService, convert, events};
 use crate::bills::bill_number;
 use crate::policy::{AmountRule, Stored};
 use crate::store;
@@ -72,19 +72,22 @@ impl BillingService {
             return Err(ApiError::invalid("bill_number", "required"));
         };
         let policy = self.policy_of(biller).await.ok().map(|p| p.policy);
-        self.inner
+        let cancelled = self
+            .inner
             .tx
             .once(&request, |mut work| async move {
                 let row = store::bill(&mut work.tx, biller, &number, RowLock::ForUpdate)
                     .await
                     .map_err(db)?
                     .ok_or_else(not_found)?;
+                let mut cancelled_now = false;
                 match row.status {
                     Stored::Cancelled => {}
                     Stored::Open if row.amount_paid == 0 => {
                         store::cancel(&mut work.tx, row.id, &reason)
                             .await
                             .map_err(db)?;
+                        cancelled_now = true;
                     }
                     _ => {
                         return Err(ApiError::FailedPrecondition {
@@ -100,16 +103,23 @@ impl BillingService {
                     .await
                     .map_err(db)?
                     .ok_or_else(not_found)?;
-                let answer = pb::CancelBillResponse {
-                    bill: Some(convert::bill(
-                        &row,
-                        policy.as_ref(),
-                        Date::today_in_vietnam(),
-                    )),
-                };
+                let bill = convert::bill(&row, policy.as_ref(), Date::today_in_vietnam());
+                if cancelled_now {
+                    events::record(
+                        &mut work.tx,
+                        biller,
+                        pb::BillEventKind::BillCancelled,
+                        None,
+                        Some(bill.clone()),
+                    )
+                    .await?;
+                }
+                let answer = pb::CancelBillResponse { bill: Some(bill) };
                 Ok((work, answer))
             })
-            .await
+            .await?;
+        self.committed(biller);
+        Ok(cancelled)
     }
 
     pub(super) async fn get_bill(

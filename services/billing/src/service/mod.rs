@@ -6,10 +6,12 @@
 //! - [`bills`]: reading, listing and cancelling bills, and the paper bill's VietQR;
 //! - [`paying`]: lookups, payments from channels and from bank credits, the payments list;
 //! - [`report`]: the daily collection report;
+//! - [`events`]: the biller's event stream and webhooks (the kit's event log);
 //! - [`convert`]: rows to messages.
 
 mod bills;
 mod convert;
+mod events;
 mod paying;
 mod policies;
 mod report;
@@ -73,6 +75,10 @@ pub const RPCS: &[Rpc] = &[
     ),
     Rpc::read("ListBillPayments", READERS),
     Rpc::read("GetCollectionReport", READERS),
+    Rpc::read("WatchBillEvents", READERS),
+    // The secret is shown once: a retry is answered by the service without it.
+    Rpc::write("UpdateWebhookEndpoint", BILLERS, KeyRule::Required).replayed_by_service(),
+    Rpc::read("GetWebhookEndpoint", READERS),
 ];
 
 impl ServiceDef for Billing {
@@ -103,6 +109,13 @@ impl ServiceDef for Billing {
             let ledger = LedgerClient::new(&ctx.peer("ledger")?, minter.clone(), "billing")?;
             let batcher = TransferBatcher::start(ledger.clone(), BatcherConfig::default())?;
             let merchants = MerchantClient::new(&ctx.peer("merchant")?, minter, "billing")?;
+            let events = paymesh_platform::events::Events::start(
+                ctx.pool.clone(),
+                store::SCHEMA,
+                settings.delivery,
+                settings.watch_poll,
+                ctx.stopped(),
+            );
             let service = BillingService {
                 inner: Arc::new(Inner {
                     tx: Transactions::new(
@@ -113,6 +126,7 @@ impl ServiceDef for Billing {
                     directory: Directory::new(merchants, settings.biller_cache),
                     poster: Poster::new(ledger, batcher),
                     lookup_key: LookupKey::new(&settings.lookup_key),
+                    events,
                     settings,
                 }),
             };
@@ -135,6 +149,8 @@ struct Inner {
     directory: Directory,
     poster: Poster,
     lookup_key: LookupKey,
+    /// Billers' event streams and webhooks (woken after each commit).
+    events: paymesh_platform::events::Events,
     settings: Settings,
 }
 
@@ -345,6 +361,29 @@ impl billing_service_server::BillingService for BillingService {
         request: Request<pb::ListBillPaymentsRequest>,
     ) -> Result<Response<pb::ListBillPaymentsResponse>, Status> {
         answer(self.list_payments(request).await)
+    }
+
+    type WatchBillEventsStream = events::BillEvents;
+
+    async fn watch_bill_events(
+        &self,
+        request: Request<pb::WatchBillEventsRequest>,
+    ) -> Result<Response<Self::WatchBillEventsStream>, Status> {
+        answer(self.watch(request).await)
+    }
+
+    async fn update_webhook_endpoint(
+        &self,
+        request: Request<pb::UpdateWebhookEndpointRequest>,
+    ) -> Result<Response<pb::UpdateWebhookEndpointResponse>, Status> {
+        answer(self.update_endpoint(request).await)
+    }
+
+    async fn get_webhook_endpoint(
+        &self,
+        request: Request<pb::GetWebhookEndpointRequest>,
+    ) -> Result<Response<pb::GetWebhookEndpointResponse>, Status> {
+        answer(self.get_endpoint(request).await)
     }
 
     async fn get_collection_report(

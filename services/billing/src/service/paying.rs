@@ -19,7 +19,7 @@ use paymesh_vn::reference::{Kind, Reference};
 use tonic::Request;
 use uuid::Uuid;
 
-use super::{BillingService, Leg, Payer, convert};
+use super::{BillingService, Leg, Payer, convert, events};
 use crate::bills::{bill_number, mask_name};
 use crate::lookup::{Lookup, LookupError};
 use crate::policy::Refusal;
@@ -188,7 +188,8 @@ impl BillingService {
         let info = self.active_biller(biller).await?;
         let policy = self.policy_of(biller).await?.policy;
         let payer = Payer::Channel(channel);
-        self.inner
+        let paid = self
+            .inner
             .tx
             .once(&request, |mut work| async move {
                 let customer = &lookup.customer_code;
@@ -256,7 +257,7 @@ impl BillingService {
                         amount,
                         fee,
                     });
-                    after.push((r.id, applied.bill));
+                    after.push(r.with_money(&applied.bill));
                     payments.push(PaymentRow {
                         id,
                         bill_id: r.id,
@@ -276,14 +277,24 @@ impl BillingService {
                     });
                 }
                 self.post(&payer, biller, &legs).await?;
-                for (id, money) in &after {
-                    store::update_paid(&mut work.tx, *id, money)
+                for bill in &after {
+                    store::update_paid(&mut work.tx, bill.id, &bill.money())
                         .await
                         .map_err(db)?;
                 }
                 store::insert_payments(&mut work.tx, &payments)
                     .await
                     .map_err(db)?;
+                for (bill, payment) in after.iter().zip(&payments) {
+                    events::record(
+                        &mut work.tx,
+                        biller,
+                        pb::BillEventKind::PaymentReceived,
+                        Some(convert::payment(payment)),
+                        Some(convert::bill(bill, Some(&policy), today)),
+                    )
+                    .await?;
+                }
                 let total: i64 = payments.iter().map(|p| p.amount).sum();
                 let answer = pb::PayBillResponse {
                     payments: payments.iter().map(convert::payment).collect(),
@@ -291,7 +302,9 @@ impl BillingService {
                 };
                 Ok((work, answer))
             })
-            .await
+            .await?;
+        self.committed(biller);
+        Ok(paid)
     }
 
     pub(super) async fn apply_bank_credit(
@@ -393,7 +406,20 @@ impl BillingService {
         store::insert_payments(&mut tx, std::slice::from_ref(&row))
             .await
             .map_err(db)?;
+        events::record(
+            &mut tx,
+            bill.biller_id,
+            pb::BillEventKind::PaymentReceived,
+            Some(convert::payment(&row)),
+            Some(convert::bill(
+                &bill.with_money(&applied.bill),
+                Some(&policy),
+                today,
+            )),
+        )
+        .await?;
         tx.commit().await.map_err(sql)?;
+        self.committed(bill.biller_id);
         Ok(pb::ApplyBankCreditResponse {
             payment: Some(convert::payment(&row)),
             duplicate: false,

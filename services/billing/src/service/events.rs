@@ -1,0 +1,175 @@
+//! A biller's events — each payment of one of its bills, each cancellation — numbered in the
+//! transaction of the change, streamed live (`WatchBillEvents`) and POSTed to its webhook
+//! endpoint, signed: the service kit's event log (`paymesh_platform::events`), the same code
+//! and the same headers as the payment service's merchants' webhooks.
+
+use paymesh_platform::ApiError;
+use paymesh_platform::auth::principal;
+use paymesh_platform::edge::Violations;
+use paymesh_platform::edge::fields::{db, may_read, require_acting_for, uuid_field};
+use paymesh_platform::events::{self, EventStream, NewEvent, endpoints};
+use paymesh_platform::time::{now_ns, timestamp_from_micros, timestamp_from_ns};
+use paymesh_proto::billing::v1 as pb;
+use prost::Message;
+use serde_json::json;
+use sqlx::PgConnection;
+use tonic::Request;
+use uuid::Uuid;
+
+use super::BillingService;
+use crate::store::SCHEMA;
+
+pub type BillEvents = EventStream<pb::WatchBillEventsResponse>;
+
+/// The webhook body of an event (its `id` and `cursor` are added by the kit).
+fn body(e: &pb::BillEvent) -> serde_json::Value {
+    json!({
+        "kind": e.kind().as_str_name().trim_start_matches("BILL_EVENT_KIND_"),
+        "biller_id": e.biller_id,
+        "payment": e.payment.as_ref().map(crate::json::payment),
+        "bill": e.bill.as_ref().map(crate::json::bill),
+        "create_time": e.create_time.as_ref().map(ToString::to_string),
+    })
+}
+
+/// Numbers and writes an event of `biller` in this transaction, with its webhook delivery
+/// when the biller has an endpoint. Call [`BillingService::committed`] after the commit.
+pub(super) async fn record(
+    conn: &mut PgConnection,
+    biller: Uuid,
+    kind: pb::BillEventKind,
+    payment: Option<pb::BillPayment>,
+    bill: Option<pb::Bill>,
+) -> Result<i64, ApiError> {
+    let event = pb::BillEvent {
+        cursor: String::new(),
+        kind: kind as i32,
+        biller_id: biller.to_string(),
+        payment,
+        bill,
+        create_time: Some(timestamp_from_ns(now_ns())),
+    };
+    events::record(conn, SCHEMA, biller, |seq| {
+        let (delivery_id, delivery_body) = events::delivery(body(&event), seq)?;
+        Ok(NewEvent {
+            owner: biller,
+            seq,
+            kind: kind
+                .as_str_name()
+                .trim_start_matches("BILL_EVENT_KIND_")
+                .to_owned(),
+            body: event.encode_to_vec(),
+            delivery_id,
+            delivery_body,
+        })
+    })
+    .await
+    .map_err(db)
+}
+
+impl BillingService {
+    /// Call after committing an event of `biller`: its streams and the webhook worker look.
+    pub(super) fn committed(&self, biller: Uuid) {
+        self.inner.events.committed(biller);
+    }
+
+    pub(super) async fn watch(
+        &self,
+        request: Request<pb::WatchBillEventsRequest>,
+    ) -> Result<BillEvents, ApiError> {
+        let caller = principal(&request)?;
+        let req = request.get_ref();
+        let mut v = Violations::default();
+        let biller = uuid_field(&mut v, "biller_id", &req.biller_id);
+        let cursor = events::parse_cursor(&mut v, "after_cursor", &req.after_cursor);
+        if let Some(b) = biller
+            && !may_read(caller, b)
+        {
+            return Err(ApiError::PermissionDenied(format!(
+                "{caller} may not watch biller {b}"
+            )));
+        }
+        v.into_result()?;
+        let (Some(biller), Some(cursor)) = (biller, cursor) else {
+            return Err(ApiError::invalid("biller_id", "required"));
+        };
+        self.inner
+            .events
+            .watch(biller, cursor, |seq, body| {
+                let mut event = pb::BillEvent::decode(body)?;
+                event.cursor = seq.to_string();
+                Ok(pb::WatchBillEventsResponse { event: Some(event) })
+            })
+            .await
+    }
+
+    pub(super) async fn update_endpoint(
+        &self,
+        request: Request<pb::UpdateWebhookEndpointRequest>,
+    ) -> Result<pb::UpdateWebhookEndpointResponse, ApiError> {
+        let caller = principal(&request)?.clone();
+        let req = request.get_ref();
+        let mut v = Violations::default();
+        let biller = uuid_field(&mut v, "biller_id", &req.biller_id);
+        let url = endpoints::url_field(&mut v, &req.url);
+        if let Some(b) = biller {
+            require_acting_for(&caller, b)?;
+        }
+        v.into_result()?;
+        let (Some(biller), Some(url)) = (biller, url) else {
+            return Err(ApiError::invalid("biller_id", "required"));
+        };
+        self.inner
+            .tx
+            .once_storing(&request, |mut work| async move {
+                let set = endpoints::set(&mut work.tx, SCHEMA, biller, url).await?;
+                let endpoint = pb::WebhookEndpoint {
+                    biller_id: biller.to_string(),
+                    url: set.url,
+                    update_time: Some(timestamp_from_micros(set.update_us)),
+                };
+                // The secret is shown once: a retry of this request gets the endpoint only.
+                let kept = pb::UpdateWebhookEndpointResponse {
+                    endpoint: Some(endpoint.clone()),
+                    signing_secret: String::new(),
+                };
+                let answer = pb::UpdateWebhookEndpointResponse {
+                    endpoint: Some(endpoint),
+                    signing_secret: set.secret,
+                };
+                Ok((work, Some(kept), answer))
+            })
+            .await
+    }
+
+    pub(super) async fn get_endpoint(
+        &self,
+        request: Request<pb::GetWebhookEndpointRequest>,
+    ) -> Result<pb::GetWebhookEndpointResponse, ApiError> {
+        let caller = principal(&request)?;
+        let mut v = Violations::default();
+        let biller = uuid_field(&mut v, "biller_id", &request.get_ref().biller_id);
+        v.into_result()?;
+        let biller = biller.ok_or_else(|| ApiError::invalid("biller_id", "required"))?;
+        if !may_read(caller, biller) {
+            return Err(ApiError::PermissionDenied(format!(
+                "{caller} may not read biller {biller}'s endpoint"
+            )));
+        }
+        let current =
+            endpoints::get(self.pool(), SCHEMA, biller)
+                .await?
+                .ok_or(ApiError::NotFound {
+                    resource: "webhook endpoint",
+                })?;
+        Ok(pb::GetWebhookEndpointResponse {
+            endpoint: Some(pb::WebhookEndpoint {
+                biller_id: biller.to_string(),
+                url: current.url,
+                update_time: Some(timestamp_from_micros(current.update_us)),
+            }),
+            pending_deliveries: current.pending,
+            failed_deliveries: current.failed,
+        })
+    }
+}
