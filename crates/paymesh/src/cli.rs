@@ -1,4 +1,5 @@
-//! Command line: `serve`, `dev`, `token`, `config`, `ledger`, `merchant`.
+//! Command line: `serve`, `dev`, `token`, `config`, `qr`, `ledger`, `merchant`, `payment`,
+//! `bank`, `bills`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,6 +66,9 @@ enum Command {
     Payment(crate::payment_cli::PaymentArgs),
     /// The acquiring bank's side, as a simulator: notify a credit.
     Bank(crate::payment_cli::BankArgs),
+    /// Bill payment: billers' policies, CSV loads, bills and their VietQR, the daily report;
+    /// a payer channel's lookup and payment (calls the billing service).
+    Bills(crate::bills_cli::BillsArgs),
 }
 
 #[derive(Subcommand)]
@@ -188,6 +192,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bank(args) => {
             let cfg = load(config_file)?;
             return crate::payment_cli::run_bank(args, &cfg).await;
+        }
+        Command::Bills(args) => {
+            let cfg = load(config_file)?;
+            return crate::bills_cli::run(args, &cfg).await;
         }
         Command::Ledger {
             command: LedgerCommand::Audit,

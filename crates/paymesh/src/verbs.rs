@@ -133,7 +133,8 @@ mod tests {
             "refused: FailedPrecondition (BILL_PAID): bill HD-1: the bill is paid already"
         );
         // The reason that only repeats the code is left out.
-        let status: tonic::Status = paymesh_platform::ApiError::NotFound { resource: "bill" }.into();
+        let status: tonic::Status =
+            paymesh_platform::ApiError::NotFound { resource: "bill" }.into();
         assert_eq!(refusal(&status), "refused: NotFound: bill not found");
         assert_eq!(
             refusal(&tonic::Status::unavailable("connection refused\nretry")),
