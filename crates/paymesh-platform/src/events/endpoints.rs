@@ -108,6 +108,33 @@ pub async fn set(
     })
 }
 
+/// Sets `owner`'s endpoint once per idempotency key of `request` (an RPC marked
+/// `replayed_by_service`): `answer` makes the RPC's answer from what was set, with the new
+/// secret the first time and without it for what is kept (a retry gets the endpoint only: the
+/// secret is shown once).
+pub async fn update<M, T>(
+    tx: &crate::edge::Transactions,
+    request: &tonic::Request<T>,
+    schema: &'static str,
+    owner: Uuid,
+    url: String,
+    answer: impl Fn(&Set) -> M + Send,
+) -> Result<M, ApiError>
+where
+    M: prost::Message + Default,
+{
+    tx.once_storing(request, |mut work| async move {
+        let set = self::set(&mut work.tx, schema, owner, url).await?;
+        let kept = answer(&Set {
+            secret: String::new(),
+            url: set.url.clone(),
+            update_us: set.update_us,
+        });
+        Ok((work, Some(kept), answer(&set)))
+    })
+    .await
+}
+
 /// An endpoint and its deliveries waiting and given up.
 pub struct Current {
     pub url: String,

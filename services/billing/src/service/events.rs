@@ -119,27 +119,17 @@ impl BillingService {
         let (Some(biller), Some(url)) = (biller, url) else {
             return Err(ApiError::invalid("biller_id", "required"));
         };
-        self.inner
-            .tx
-            .once_storing(&request, |mut work| async move {
-                let set = endpoints::set(&mut work.tx, SCHEMA, biller, url).await?;
-                let endpoint = pb::WebhookEndpoint {
+        endpoints::update(&self.inner.tx, &request, SCHEMA, biller, url, |set| {
+            pb::UpdateWebhookEndpointResponse {
+                endpoint: Some(pb::WebhookEndpoint {
                     biller_id: biller.to_string(),
-                    url: set.url,
+                    url: set.url.clone(),
                     update_time: Some(timestamp_from_micros(set.update_us)),
-                };
-                // The secret is shown once: a retry of this request gets the endpoint only.
-                let kept = pb::UpdateWebhookEndpointResponse {
-                    endpoint: Some(endpoint.clone()),
-                    signing_secret: String::new(),
-                };
-                let answer = pb::UpdateWebhookEndpointResponse {
-                    endpoint: Some(endpoint),
-                    signing_secret: set.secret,
-                };
-                Ok((work, Some(kept), answer))
-            })
-            .await
+                }),
+                signing_secret: set.secret.clone(),
+            }
+        })
+        .await
     }
 
     pub(super) async fn get_endpoint(

@@ -30,27 +30,17 @@ impl PaymentService {
         let (Some(merchant), Some(url)) = (merchant, url) else {
             return Err(ApiError::invalid("merchant_id", "required"));
         };
-        self.inner
-            .tx
-            .once_storing(&request, |mut work| async move {
-                let set = endpoints::set(&mut work.tx, SCHEMA, merchant, url).await?;
-                let endpoint = pb::WebhookEndpoint {
+        endpoints::update(&self.inner.tx, &request, SCHEMA, merchant, url, |set| {
+            pb::UpdateWebhookEndpointResponse {
+                endpoint: Some(pb::WebhookEndpoint {
                     merchant_id: merchant.to_string(),
-                    url: set.url,
+                    url: set.url.clone(),
                     update_time: Some(timestamp_from_micros(set.update_us)),
-                };
-                // The secret is shown once: a retry of this request gets the endpoint only.
-                let kept = pb::UpdateWebhookEndpointResponse {
-                    endpoint: Some(endpoint.clone()),
-                    signing_secret: String::new(),
-                };
-                let answer = pb::UpdateWebhookEndpointResponse {
-                    endpoint: Some(endpoint),
-                    signing_secret: set.secret,
-                };
-                Ok((work, Some(kept), answer))
-            })
-            .await
+                }),
+                signing_secret: set.secret.clone(),
+            }
+        })
+        .await
     }
 
     pub(super) async fn get_webhook_endpoint(
