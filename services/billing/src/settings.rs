@@ -7,6 +7,7 @@ use paymesh_platform::config::{ConfigError, Key, Kind, Section, ServiceSection};
 
 pub const SECTION: Section = Section {
     name: "billing",
+    shared: &[paymesh_platform::events::WEBHOOK_KEYS],
     keys: &[
         Key::new(
             "listen",
@@ -55,37 +56,6 @@ pub const SECTION: Section = Section {
             Kind::Uint(50, 5_000),
             "500",
             "how often a biller's event stream looks for events committed by other processes (events of this process wake it at once)",
-        ),
-        // Webhooks, as the payment service's (`paymesh_platform::events::Delivery`).
-        Key::new(
-            "webhook_timeout_ms",
-            Kind::Uint(100, 60_000),
-            "10000",
-            "how long a biller's endpoint has to answer a delivery",
-        ),
-        Key::new(
-            "webhook_backoff_ms",
-            Kind::Uint(10, 3_600_000),
-            "5000",
-            "the wait before the first retry of a failed delivery; each later wait doubles",
-        ),
-        Key::new(
-            "webhook_backoff_max_ms",
-            Kind::Uint(10, 86_400_000),
-            "3600000",
-            "the longest wait between two attempts of a delivery",
-        ),
-        Key::new(
-            "webhook_retry_for_ms",
-            Kind::Uint(1_000, 2_592_000_000),
-            "259200000",
-            "how long a delivery is retried before it is given up (FAILED); at least a day in production",
-        ),
-        Key::new(
-            "webhook_poll_ms",
-            Kind::Uint(10, 60_000),
-            "1000",
-            "how often the delivery worker looks for deliveries due (a commit in this process wakes it at once)",
         ),
     ],
 };

@@ -6,6 +6,7 @@ use paymesh_platform::config::{ConfigError, Key, Kind, Section, ServiceSection};
 
 pub const SECTION: Section = Section {
     name: "ledger",
+    shared: &[],
     keys: &[
         Key::new(
             "listen",

@@ -8,6 +8,7 @@ use paymesh_platform::config::{ConfigError, Key, Kind, Section, ServiceSection};
 
 pub const SECTION: Section = Section {
     name: "payment",
+    shared: &[paymesh_platform::events::WEBHOOK_KEYS],
     keys: &[
         Key::new(
             "listen",
@@ -68,36 +69,6 @@ pub const SECTION: Section = Section {
             Kind::Secret,
             "",
             "the HMAC-SHA256 key of each bank's webhooks: BIN=SECRET pairs separated by commas (a bank not listed is refused)",
-        ),
-        Key::new(
-            "webhook_timeout_ms",
-            Kind::Uint(100, 60_000),
-            "10000",
-            "how long a merchant's endpoint has to answer a delivery",
-        ),
-        Key::new(
-            "webhook_backoff_ms",
-            Kind::Uint(10, 3_600_000),
-            "5000",
-            "the wait before the first retry of a failed delivery; each later wait doubles",
-        ),
-        Key::new(
-            "webhook_backoff_max_ms",
-            Kind::Uint(10, 86_400_000),
-            "3600000",
-            "the longest wait between two attempts of a delivery",
-        ),
-        Key::new(
-            "webhook_retry_for_ms",
-            Kind::Uint(1_000, 2_592_000_000),
-            "259200000",
-            "how long a delivery is retried before it is given up (FAILED); at least a day in production",
-        ),
-        Key::new(
-            "webhook_poll_ms",
-            Kind::Uint(10, 60_000),
-            "1000",
-            "how often the delivery worker looks for deliveries due (a commit in this process wakes it at once)",
         ),
     ],
 };

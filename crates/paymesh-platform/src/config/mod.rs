@@ -89,6 +89,17 @@ impl Key {
 pub struct Section {
     pub name: &'static str,
     pub keys: &'static [Key],
+    /// Groups of keys several services declare alike (e.g. `paymesh_platform::events::
+    /// WEBHOOK_KEYS`), after `keys`.
+    pub shared: &'static [&'static [Key]],
+}
+
+impl Section {
+    /// Every key of the section: its own, then the shared groups'.
+    pub fn all_keys(&self) -> impl Iterator<Item = &'static Key> + use<> {
+        let (keys, shared) = (self.keys, self.shared);
+        keys.iter().chain(shared.iter().flat_map(|g| g.iter()))
+    }
 }
 
 mod platform;
@@ -223,7 +234,7 @@ fn check(dotted: &str, kind: Kind, text: &str) -> Result<(), ConfigError> {
 impl ServiceSection {
     fn new(section: Section, raw: &Raw) -> Result<ServiceSection, ConfigError> {
         let mut values = BTreeMap::new();
-        for key in section.keys {
+        for key in section.all_keys() {
             let dotted = format!("{}.{}", section.name, key.name);
             let text = raw.text(&dotted).to_string();
             check(&dotted, key.kind, &text)?;
@@ -238,8 +249,7 @@ impl ServiceSection {
 
     fn key(&self, name: &str) -> Result<&Key, ConfigError> {
         self.section
-            .keys
-            .iter()
+            .all_keys()
             .find(|k| k.name == name)
             .ok_or_else(|| ConfigError::Unknown(format!("{}.{name}", self.section.name)))
     }
@@ -372,8 +382,7 @@ fn find_key<'a>(sections: &'a [Section], dotted: &str) -> Option<&'a Key> {
     sections
         .iter()
         .find(|s| s.name == section)?
-        .keys
-        .iter()
+        .all_keys()
         .find(|k| k.name == name)
 }
 
@@ -399,7 +408,7 @@ impl Config {
         let sections = all_sections(services);
         let mut values = BTreeMap::new();
         for section in &sections {
-            for key in section.keys {
+            for key in section.all_keys() {
                 values.insert(
                     format!("{}.{}", section.name, key.name),
                     key.default.to_string(),
@@ -505,7 +514,7 @@ impl Config {
         all_sections(services)
             .iter()
             .flat_map(|s| {
-                s.keys.iter().map(move |k| {
+                s.all_keys().map(move |k| {
                     let dotted = format!("{}.{}", s.name, k.name);
                     let env = env_name(&dotted);
                     (dotted, env, k.default, k.help)
@@ -589,6 +598,7 @@ mod tests {
     /// A service section as a service crate declares one.
     const DEMO: Section = Section {
         name: "demo",
+        shared: &[],
         keys: &[
             Key::new("listen", Kind::Addr, "127.0.0.1:50051", "gRPC address"),
             Key::new(

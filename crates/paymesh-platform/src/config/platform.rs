@@ -6,6 +6,7 @@ use super::{Key, Kind, Section};
 pub(super) const PLATFORM: &[Section] = &[
     Section {
         name: "database",
+        shared: &[],
         keys: &[
             Key::new(
                 "url",
@@ -29,6 +30,7 @@ pub(super) const PLATFORM: &[Section] = &[
     },
     Section {
         name: "redis",
+        shared: &[],
         keys: &[
             Key::new("url", Kind::Secret, "redis://127.0.0.1:63799/", "Redis URL"),
             Key::new(
@@ -47,6 +49,7 @@ pub(super) const PLATFORM: &[Section] = &[
     },
     Section {
         name: "auth",
+        shared: &[],
         keys: &[
             Key::new(
                 "issuer",
@@ -94,6 +97,7 @@ pub(super) const PLATFORM: &[Section] = &[
     },
     Section {
         name: "server",
+        shared: &[],
         keys: &[
             Key::new(
                 "message_bytes_max",
@@ -123,6 +127,7 @@ pub(super) const PLATFORM: &[Section] = &[
     },
     Section {
         name: "idempotency",
+        shared: &[],
         keys: &[
             Key::new(
                 "lease_ms",
@@ -146,6 +151,7 @@ pub(super) const PLATFORM: &[Section] = &[
     },
     Section {
         name: "telemetry",
+        shared: &[],
         keys: &[
             Key::new("log_format", Kind::Str, "json", "json or text"),
             Key::new(

@@ -37,7 +37,43 @@ use uuid::Uuid;
 pub use outbox::{Answer, Delivery, Outbox, backoff, post};
 
 use crate::ApiError;
+use crate::config::{Key, Kind};
 use crate::edge::Violations;
+
+/// The config keys of a service's webhooks (list them in its section's `shared`), read by
+/// [`Delivery::from_section`].
+pub const WEBHOOK_KEYS: &[Key] = &[
+    Key::new(
+        "webhook_timeout_ms",
+        Kind::Uint(100, 60_000),
+        "10000",
+        "how long an owner's endpoint has to answer a delivery",
+    ),
+    Key::new(
+        "webhook_backoff_ms",
+        Kind::Uint(10, 3_600_000),
+        "5000",
+        "the wait before the first retry of a failed delivery; each later wait doubles",
+    ),
+    Key::new(
+        "webhook_backoff_max_ms",
+        Kind::Uint(10, 86_400_000),
+        "3600000",
+        "the longest wait between two attempts of a delivery",
+    ),
+    Key::new(
+        "webhook_retry_for_ms",
+        Kind::Uint(1_000, 2_592_000_000),
+        "259200000",
+        "how long a delivery is retried before it is given up (FAILED); at least a day in production",
+    ),
+    Key::new(
+        "webhook_poll_ms",
+        Kind::Uint(10, 60_000),
+        "1000",
+        "how often the delivery worker looks for deliveries due (a commit in this process wakes it at once)",
+    ),
+];
 
 /// Events read per query.
 const EVENTS_PER_READ: i64 = 256;

@@ -9,6 +9,7 @@ use crate::ids::virtual_account_number;
 
 pub const SECTION: Section = Section {
     name: "merchant",
+    shared: &[],
     keys: &[
         Key::new(
             "listen",
