@@ -464,7 +464,7 @@ async fn upload(
     Ok(client
         .upload_bills_csv(request)
         .await
-        .map(|r| json::load(&r.into_inner())))
+        .map(|r| json::uploaded(&r.into_inner())))
 }
 
 /// A page of bills, or every page with `all`.

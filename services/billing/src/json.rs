@@ -89,6 +89,17 @@ pub fn load(r: &pb::UpsertBillsResponse) -> Value {
     })
 }
 
+/// A CSV load's outcome (as [`load`]).
+pub fn uploaded(r: &pb::UploadBillsCsvResponse) -> Value {
+    load(&pb::UpsertBillsResponse {
+        loaded: r.loaded,
+        unchanged: r.unchanged,
+        adjusted: r.adjusted,
+        rejected: r.rejected.clone(),
+        rejected_count: r.rejected_count,
+    })
+}
+
 pub fn rejected(r: &pb::RejectedBill) -> Value {
     json!({
         "line": r.line,

@@ -303,7 +303,7 @@ impl billing_service_server::BillingService for BillingService {
     async fn upload_bills_csv(
         &self,
         request: Request<Streaming<pb::UploadBillsCsvRequest>>,
-    ) -> Result<Response<pb::UpsertBillsResponse>, Status> {
+    ) -> Result<Response<pb::UploadBillsCsvResponse>, Status> {
         answer(self.upload_csv(request).await)
     }
 

@@ -224,7 +224,7 @@ impl BillingService {
     pub(super) async fn upload_csv(
         &self,
         request: Request<Streaming<pb::UploadBillsCsvRequest>>,
-    ) -> Result<pb::UpsertBillsResponse, ApiError> {
+    ) -> Result<pb::UploadBillsCsvResponse, ApiError> {
         let caller = principal(&request)?.clone();
         let (meta, ext, mut stream) = request.into_parts();
         let first = stream
@@ -260,8 +260,19 @@ impl BillingService {
                         .await?;
                 }
                 loader.flush(&mut work.tx).await?;
-                Ok((work, digest.finalize().into(), loader.answer))
+                Ok((work, digest.finalize().into(), uploaded(loader.answer)))
             })
             .await
+    }
+}
+
+/// A CSV load's answer: the stream's, under the RPC's own type.
+pub fn uploaded(r: pb::UpsertBillsResponse) -> pb::UploadBillsCsvResponse {
+    pb::UploadBillsCsvResponse {
+        loaded: r.loaded,
+        unchanged: r.unchanged,
+        adjusted: r.adjusted,
+        rejected: r.rejected,
+        rejected_count: r.rejected_count,
     }
 }
