@@ -9,6 +9,10 @@
 //! `paymesh-load payments` notifies bank credits through the payment service's whole path (see
 //! [`payments`]).
 //!
+//! `paymesh-load bills` loads bills in bulk, looks them up open-loop and pays them from payer
+//! channels, some racing for the same bill, then checks that no bill was paid twice (see
+//! [`bills`]).
+//!
 //! `paymesh-load health` calls `grpc.health.v1.Health/Check` the same way: a unary RPC that
 //! does nothing, the most one-RPC-per-transfer could ever reach on this machine (the
 //! single-transfer scenario's ceiling).
@@ -27,6 +31,7 @@ use paymesh_proto::common::v1::Money;
 use paymesh_proto::ledger::v1 as pb;
 use paymesh_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 
+mod bills;
 mod payments;
 
 /// Longest run allowed, whatever is asked.
@@ -49,6 +54,9 @@ enum Scenario {
     Health(HealthRun),
     /// Bank credit notifications through the payment service, with watchers and webhooks.
     Payments(payments::PaymentsRun),
+    /// Bill payment: bulk loads, open-loop lookups, payments from channels (some racing), and
+    /// the no-double-pay check.
+    Bills(bills::BillsRun),
 }
 
 #[derive(clap::Args)]
@@ -129,6 +137,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Ledger(run) => ledger(run).await,
             Scenario::Health(run) => health(run).await,
             Scenario::Payments(run) => payments::payments(run).await,
+            Scenario::Bills(run) => bills::bills(run).await,
         }
     })
 }
