@@ -63,4 +63,9 @@ step "payment load scenario, short and bounded (the full run: load-tests/payment
 # Its own PostgreSQL and Redis (the bench stack), a debug build, 3 s of load on 100 merchants;
 # it fails unless its checks hold (ledger, streams, webhooks). Numbers from it mean nothing.
 PAYMESH_BENCH_PROFILE=debug PAYMESH_BENCH_PORT=50791 load-tests/payment-bench.sh 3 100 8
+
+step "bill-payment load scenario, short and bounded (the full run: load-tests/billing-bench.sh)"
+# 20,000 bills, 3 s of lookups and of payments (5 % racing for the same bill) in a debug build;
+# it fails unless every bill loads and no bill is paid twice. Numbers from it mean nothing.
+PAYMESH_BENCH_PROFILE=debug PAYMESH_BENCH_PORT=50801 load-tests/billing-bench.sh 20000 3 8
 [[ ${PAYMESH_KEEP_STACK:-} == 1 ]] || infra/stack.sh down bench

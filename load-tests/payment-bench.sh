@@ -28,6 +28,7 @@ export PAYMESH_MERCHANT_LISTEN=127.0.0.1:$((port + 1))
 export PAYMESH_PAYMENT_LISTEN=127.0.0.1:$((port + 2))
 export PAYMESH_PAYMENT_WEBHOOK_LISTEN=127.0.0.1:$((port + 3))
 export PAYMESH_TELEMETRY_METRICS_LISTEN=127.0.0.1:$((port + 4))
+export PAYMESH_BILLING_LISTEN=127.0.0.1:$((port + 5))
 export PAYMESH_TELEMETRY_LOG_FORMAT=text
 operator=$("$bin/paymesh" token mint operator:bench --ttl 3600)
 bank=$("$bin/paymesh" token mint bank:970436 --ttl 3600)

@@ -64,8 +64,13 @@ impl Server {
         // (labelled by the table's RPCs, health and reflection; any other path is `unknown`).
         // Innermost, DecodeErrorLayer turns what tonic's decoder answers for bad bytes into
         // the caller's fault (INVALID_ARGUMENT, RESOURCE_EXHAUSTED), before anything records it.
+        let deadlines = DeadlineLayer {
+            unary: self.config.request_timeout,
+            streamed: Arc::new(self.policy.streamed().into_iter().collect()),
+        };
         let stack = tower::ServiceBuilder::new()
             .layer(ObserveLayer::new(self.policy.clone()))
+            .layer(deadlines)
             .layer(AuthLayer::new(self.verifier, self.policy))
             .layer(self.idempotency)
             .layer(DecodeErrorLayer)
@@ -83,7 +88,9 @@ impl Server {
         };
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let server = tonic::transport::Server::builder()
-            .timeout(self.config.request_timeout)
+            // The longest deadline of any RPC (a client's grpc-timeout shortens it); the
+            // DeadlineLayer gives every RPC but the bulk loads the request timeout.
+            .timeout(self.config.request_timeout.max(self.config.load_timeout))
             .concurrency_limit_per_connection(self.config.concurrency_per_connection_max)
             .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
@@ -104,6 +111,65 @@ impl Server {
             }
         }
         Ok(())
+    }
+}
+
+/// The request timeout (`server.request_timeout_ms`) for every RPC but the client streams of
+/// `Rpc::streamed` (bulk loads), whose handlers run until the last message is read: those get
+/// `server.load_timeout_ms` (the server's own timeout, set to the longer of the two). Answered
+/// as tonic answers its own timeout: CANCELLED "Timeout expired".
+#[derive(Clone, Debug)]
+pub struct DeadlineLayer {
+    unary: Duration,
+    streamed: Arc<std::collections::HashSet<String>>,
+}
+
+impl<S> tower::Layer<S> for DeadlineLayer {
+    type Service = DeadlineService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        DeadlineService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct DeadlineService<S> {
+    inner: S,
+    layer: DeadlineLayer,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for DeadlineService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, S::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let streamed = self.layer.streamed.contains(req.uri().path());
+        let unary = self.layer.unary;
+        let call = self.inner.call(req);
+        if streamed {
+            return Box::pin(call);
+        }
+        Box::pin(async move {
+            match tokio::time::timeout(unary, call).await {
+                Ok(answer) => answer,
+                Err(_) => Ok(tonic::Status::cancelled("Timeout expired").into_http()),
+            }
+        })
     }
 }
 

@@ -542,3 +542,39 @@ async fn the_collection_report_adds_up_to_the_ledger() {
     assert_eq!(rest.payments.len(), 2);
     assert!(rest.next_page_token.is_empty());
 }
+
+#[tokio::test]
+async fn a_bulk_load_may_take_longer_than_one_rpc() {
+    // A load is one request, however long: the request timeout (100 ms here) is not its
+    // deadline (server.load_timeout_ms is). Found by the load scenario: a stream of a million
+    // bills was cancelled at the 10 s request timeout and loaded nothing.
+    let mesh = start_with(&[("server.request_timeout_ms", "100")]).await;
+    let b = mesh.biller(water()).await;
+    let messages: Vec<pb::UpsertBillsRequest> = (0..20)
+        .map(|m| pb::UpsertBillsRequest {
+            biller_id: if m == 0 { b.id.clone() } else { String::new() },
+            bills: (0..1_000)
+                .map(|i| {
+                    bill(
+                        &format!("{:08}", m * 1_000 + i),
+                        &format!("L-{m}-{i}"),
+                        50_000,
+                        5,
+                    )
+                })
+                .collect(),
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let loaded = mesh
+        .as_biller(&b)
+        .upsert_bills(with_key(tokio_stream::iter(messages), &unique_key("big")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(loaded.loaded, 20_000);
+    assert!(
+        started.elapsed() > std::time::Duration::from_millis(100),
+        "the load was too quick to prove anything"
+    );
+}

@@ -132,6 +132,8 @@ pub struct ServerConfig {
     pub message_bytes_max: usize,
     pub concurrency_per_connection_max: usize,
     pub request_timeout: Duration,
+    /// Client streams (`Rpc::streamed`): a bulk load is one request however long it is.
+    pub load_timeout: Duration,
     pub shutdown_grace: Duration,
 }
 
@@ -485,6 +487,7 @@ impl Config {
                 concurrency_per_connection_max: raw.uint("server.concurrency_per_connection_max")?
                     as usize,
                 request_timeout: raw.ms("server.request_timeout_ms")?,
+                load_timeout: raw.ms("server.load_timeout_ms")?,
                 shutdown_grace: raw.ms("server.shutdown_grace_ms")?,
             },
             idempotency: IdempotencyConfig {

@@ -118,6 +118,12 @@ pub(super) const PLATFORM: &[Section] = &[
                 "deadline for one RPC",
             ),
             Key::new(
+                "load_timeout_ms",
+                Kind::Uint(1_000, 3_600_000),
+                "600000",
+                "deadline for one client-streaming bulk load (UpsertBills, UploadBillsCsv: one transaction however many bills)",
+            ),
+            Key::new(
                 "shutdown_grace_ms",
                 Kind::Uint(0, 600_000),
                 "15000",

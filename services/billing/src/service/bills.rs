@@ -71,7 +71,7 @@ impl BillingService {
         let (Some(biller), Some(number), Some(reason)) = (biller, number, reason) else {
             return Err(ApiError::invalid("bill_number", "required"));
         };
-        let policy = self.policy_of(biller).await.ok().map(|p| p.policy);
+        let policy = self.policy_of(biller).await.ok().map(|p| p.policy.clone());
         let cancelled = self
             .inner
             .tx
@@ -255,7 +255,7 @@ impl BillingService {
         };
         v.into_result()?;
         let info = self.active_biller(biller).await?;
-        let policy = self.policy_of(biller).await?.policy;
+        let policy = self.policy_of(biller).await?.policy.clone();
         let mut conn = self.pool().acquire().await.map_err(sql)?;
         let row = store::bill(&mut conn, biller, &number, RowLock::None)
             .await

@@ -126,6 +126,7 @@ impl ServiceDef for Billing {
                     directory: Directory::new(merchants, settings.biller_cache),
                     poster: Poster::new(ledger, batcher),
                     lookup_key: LookupKey::new(&settings.lookup_key),
+                    policies: Default::default(),
                     events,
                     settings,
                 }),
@@ -149,6 +150,9 @@ struct Inner {
     directory: Directory,
     poster: Poster,
     lookup_key: LookupKey,
+    /// Billers' policies, briefly (see `policy_of`).
+    policies:
+        std::sync::Mutex<std::collections::HashMap<Uuid, (std::time::Instant, Arc<PolicyRow>)>>,
     /// Billers' event streams and webhooks (woken after each commit).
     events: paymesh_platform::events::Events,
     settings: Settings,
@@ -187,6 +191,9 @@ pub(crate) struct Leg {
     pub fee: i64,
 }
 
+/// Policies kept at most; beyond it the cache starts over.
+const POLICIES_CACHED_MAX: usize = 100_000;
+
 /// Transfer ids of bill payments.
 const TRANSFER_NAMESPACE: &str = "paymesh.billing.transfer.v1";
 
@@ -213,10 +220,18 @@ impl BillingService {
         Ok(biller)
     }
 
-    /// The biller's policy, else `BILLER_POLICY_MISSING`.
-    async fn policy_of(&self, biller: Uuid) -> Result<PolicyRow, ApiError> {
+    /// The biller's policy, else `BILLER_POLICY_MISSING`. Kept for `billing.biller_cache_ms`
+    /// (lookups and payments would otherwise read it and compile its pattern every time); a
+    /// change made in this process is seen at once, one made in another within that time.
+    async fn policy_of(&self, biller: Uuid) -> Result<Arc<PolicyRow>, ApiError> {
+        let ttl = self.inner.settings.biller_cache;
+        if let Some((at, row)) = self.cached_policy(biller)
+            && at.elapsed() < ttl
+        {
+            return Ok(row);
+        }
         let mut conn = self.pool().acquire().await.map_err(sql)?;
-        store::policy(&mut conn, biller)
+        let row = store::policy(&mut conn, biller)
             .await
             .map_err(ApiError::Internal)?
             .ok_or_else(|| ApiError::FailedPrecondition {
@@ -224,7 +239,40 @@ impl BillingService {
                 message: format!(
                     "biller {biller} has no policy yet: set it with SetBillerPolicy first"
                 ),
-            })
+            })?;
+        Ok(self.keep_policy(row))
+    }
+
+    fn cached_policy(&self, biller: Uuid) -> Option<(std::time::Instant, Arc<PolicyRow>)> {
+        let map = self
+            .inner
+            .policies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(&biller).cloned()
+    }
+
+    fn forget_policy(&self, biller: Uuid) {
+        self.inner
+            .policies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&biller);
+    }
+
+    /// Keeps `row` as its biller's policy (after reading it, or after setting it).
+    fn keep_policy(&self, row: PolicyRow) -> Arc<PolicyRow> {
+        let row = Arc::new(row);
+        let mut map = self
+            .inner
+            .policies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= POLICIES_CACHED_MAX {
+            map.clear();
+        }
+        map.insert(row.biller_id, (std::time::Instant::now(), row.clone()));
+        row
     }
 
     /// The biller's fee of `amount` under its own plan, else the default; and the plan.

@@ -60,7 +60,7 @@ impl BillingService {
         v.into_result()?;
         let biller = biller.ok_or_else(|| ApiError::invalid("biller_id", "required"))?;
         let info = self.active_biller(biller).await?;
-        let policy = self.policy_of(biller).await?.policy;
+        let policy = self.policy_of(biller).await?.policy.clone();
         let customer = policy
             .customer_code(&req.customer_code)
             .map_err(|why| ApiError::invalid("customer_code", why))?;
@@ -186,7 +186,7 @@ impl BillingService {
         };
         let biller = lookup.biller;
         let info = self.active_biller(biller).await?;
-        let policy = self.policy_of(biller).await?.policy;
+        let policy = self.policy_of(biller).await?.policy.clone();
         let payer = Payer::Channel(channel);
         let paid = self
             .inner
@@ -365,7 +365,7 @@ impl BillingService {
             return same(&p);
         }
         let info = self.active_biller(bill.biller_id).await?;
-        let policy = self.policy_of(bill.biller_id).await?.policy;
+        let policy = self.policy_of(bill.biller_id).await?.policy.clone();
         let created = now_us();
         let today = Date::in_vietnam_at(created / 1_000_000);
         let applied = policy

@@ -96,7 +96,8 @@ impl BillingService {
             expires_after_days,
         };
         let by = caller.to_string();
-        self.inner
+        let answer = self
+            .inner
             .tx
             .once(&request, |mut work| async move {
                 let row = store::put_policy(&mut work.tx, biller, &policy, &by)
@@ -107,7 +108,10 @@ impl BillingService {
                 };
                 Ok((work, answer))
             })
-            .await
+            .await?;
+        // This process sees the new policy at once.
+        self.forget_policy(biller);
+        Ok(answer)
     }
 
     pub(super) async fn get_policy(

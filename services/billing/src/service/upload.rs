@@ -163,7 +163,7 @@ impl BillingService {
         let biller = biller.ok_or_else(|| ApiError::invalid("biller_id", "required"))?;
         require_acting_for(caller, biller)?;
         self.active_biller(biller).await?;
-        let policy = self.policy_of(biller).await?.policy;
+        let policy = self.policy_of(biller).await?.policy.clone();
         Ok(Loader {
             biller,
             policy,

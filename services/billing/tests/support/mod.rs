@@ -28,6 +28,17 @@ pub struct Mesh {
 }
 
 pub async fn start() -> Mesh {
+    start_with(&[]).await
+}
+
+pub async fn start_with(extra: &[(&str, &str)]) -> Mesh {
+    let mut overrides = vec![
+        ("ledger.writers", "1"),
+        ("billing.biller_cache_ms", "0"),
+        ("payment.merchant_cache_ms", "0"),
+        ("billing.fee_plan", "flat:1100"),
+    ];
+    overrides.extend_from_slice(extra);
     let kit = TestMesh::start_with(
         &[
             &paymesh_ledger::SERVICE as &dyn ServiceDef,
@@ -35,12 +46,7 @@ pub async fn start() -> Mesh {
             &paymesh_billing::SERVICE,
             &paymesh_payment::SERVICE,
         ],
-        &[
-            ("ledger.writers", "1"),
-            ("billing.biller_cache_ms", "0"),
-            ("payment.merchant_cache_ms", "0"),
-            ("billing.fee_plan", "flat:1100"),
-        ],
+        &overrides,
     )
     .await;
     Mesh { kit }
