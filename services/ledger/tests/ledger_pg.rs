@@ -549,9 +549,9 @@ async fn each_service_calls_only_the_rpcs_it_needs() {
     let accounts = || pb::CreateAccountsRequest {
         accounts: vec![account(Id128::random(), (false, false))],
     };
-    // Billing posts but opens nothing (the accounts it posts to exist already).
+    // Settlement posts but opens nothing (the accounts it posts to exist already).
     let err = ledger
-        .client_as(Principal::Service("billing".into()))
+        .client_as(Principal::Service("settlement".into()))
         .create_accounts(accounts())
         .await
         .unwrap_err();
@@ -567,10 +567,12 @@ async fn each_service_calls_only_the_rpcs_it_needs() {
             .is_ok()
     );
     // The merchant service opens merchants' accounts, the payment service a bank's clearing
-    // account, fee revenue and suspense the first time that bank notifies a credit.
+    // account, fee revenue and suspense the first time that bank notifies a credit, the billing
+    // service a channel's clearing account and a biller's payable the first time it posts there.
     for p in [
         Principal::Service("merchant".into()),
         Principal::Service("payment".into()),
+        Principal::Service("billing".into()),
         Principal::Operator("lan".into()),
     ] {
         let r = ledger.client_as(p).create_accounts(accounts()).await;
