@@ -135,6 +135,51 @@ where
     .await
 }
 
+/// The owner (field `owner_field`, e.g. `merchant_id`) and URL of a request to set an endpoint:
+/// checked, and the caller allowed to act for the owner.
+pub fn checked_update(
+    caller: &crate::auth::Principal,
+    owner_field: &str,
+    owner: &str,
+    url: &str,
+) -> Result<(Uuid, String), ApiError> {
+    let mut v = Violations::default();
+    let owner_id = crate::edge::fields::uuid_field(&mut v, owner_field, owner);
+    let url = url_field(&mut v, url);
+    if let Some(o) = owner_id {
+        crate::edge::fields::require_acting_for(caller, o)?;
+    }
+    v.into_result()?;
+    match (owner_id, url) {
+        (Some(o), Some(u)) => Ok((o, u)),
+        _ => Err(ApiError::invalid(owner_field, "required")),
+    }
+}
+
+/// The endpoint of the owner named in field `owner_field` of a read, if `caller` may read it;
+/// NOT_FOUND when it set none.
+pub async fn checked_get(
+    pool: &PgPool,
+    schema: &str,
+    caller: &crate::auth::Principal,
+    owner_field: &str,
+    owner: &str,
+) -> Result<(Uuid, Current), ApiError> {
+    let mut v = Violations::default();
+    let owner_id = crate::edge::fields::uuid_field(&mut v, owner_field, owner);
+    v.into_result()?;
+    let owner = owner_id.ok_or_else(|| ApiError::invalid(owner_field, "required"))?;
+    if !crate::edge::fields::may_read(caller, owner) {
+        return Err(ApiError::PermissionDenied(format!(
+            "{caller} may not read {owner}'s webhook endpoint"
+        )));
+    }
+    let current = get(pool, schema, owner).await?.ok_or(ApiError::NotFound {
+        resource: "webhook endpoint",
+    })?;
+    Ok((owner, current))
+}
+
 /// An endpoint and its deliveries waiting and given up.
 pub struct Current {
     pub url: String,

@@ -6,7 +6,7 @@
 use paymesh_platform::ApiError;
 use paymesh_platform::auth::principal;
 use paymesh_platform::edge::Violations;
-use paymesh_platform::edge::fields::{db, may_read, require_acting_for, uuid_field};
+use paymesh_platform::edge::fields::{db, may_read, uuid_field};
 use paymesh_platform::events::{self, EventStream, NewEvent, endpoints};
 use paymesh_platform::time::{now_ns, timestamp_from_micros, timestamp_from_ns};
 use paymesh_proto::billing::v1 as pb;
@@ -107,18 +107,10 @@ impl BillingService {
         &self,
         request: Request<pb::UpdateWebhookEndpointRequest>,
     ) -> Result<pb::UpdateWebhookEndpointResponse, ApiError> {
-        let caller = principal(&request)?.clone();
+        let caller = principal(&request)?;
         let req = request.get_ref();
-        let mut v = Violations::default();
-        let biller = uuid_field(&mut v, "biller_id", &req.biller_id);
-        let url = endpoints::url_field(&mut v, &req.url);
-        if let Some(b) = biller {
-            require_acting_for(&caller, b)?;
-        }
-        v.into_result()?;
-        let (Some(biller), Some(url)) = (biller, url) else {
-            return Err(ApiError::invalid("biller_id", "required"));
-        };
+        let (biller, url) =
+            endpoints::checked_update(caller, "biller_id", &req.biller_id, &req.url)?;
         endpoints::update(&self.inner.tx, &request, SCHEMA, biller, url, |set| {
             pb::UpdateWebhookEndpointResponse {
                 endpoint: Some(pb::WebhookEndpoint {
@@ -137,21 +129,14 @@ impl BillingService {
         request: Request<pb::GetWebhookEndpointRequest>,
     ) -> Result<pb::GetWebhookEndpointResponse, ApiError> {
         let caller = principal(&request)?;
-        let mut v = Violations::default();
-        let biller = uuid_field(&mut v, "biller_id", &request.get_ref().biller_id);
-        v.into_result()?;
-        let biller = biller.ok_or_else(|| ApiError::invalid("biller_id", "required"))?;
-        if !may_read(caller, biller) {
-            return Err(ApiError::PermissionDenied(format!(
-                "{caller} may not read biller {biller}'s endpoint"
-            )));
-        }
-        let current =
-            endpoints::get(self.pool(), SCHEMA, biller)
-                .await?
-                .ok_or(ApiError::NotFound {
-                    resource: "webhook endpoint",
-                })?;
+        let (biller, current) = endpoints::checked_get(
+            self.pool(),
+            SCHEMA,
+            caller,
+            "biller_id",
+            &request.get_ref().biller_id,
+        )
+        .await?;
         Ok(pb::GetWebhookEndpointResponse {
             endpoint: Some(pb::WebhookEndpoint {
                 biller_id: biller.to_string(),

@@ -3,8 +3,6 @@
 
 use paymesh_platform::ApiError;
 use paymesh_platform::auth::principal;
-use paymesh_platform::edge::Violations;
-use paymesh_platform::edge::fields::{may_read, require_acting_for, uuid_field};
 use paymesh_platform::events::endpoints;
 use paymesh_platform::time::timestamp_from_micros;
 use paymesh_proto::payment::v1 as pb;
@@ -18,18 +16,10 @@ impl PaymentService {
         &self,
         request: Request<pb::UpdateWebhookEndpointRequest>,
     ) -> Result<pb::UpdateWebhookEndpointResponse, ApiError> {
-        let caller = principal(&request)?.clone();
+        let caller = principal(&request)?;
         let req = request.get_ref();
-        let mut v = Violations::default();
-        let merchant = uuid_field(&mut v, "merchant_id", &req.merchant_id);
-        let url = endpoints::url_field(&mut v, &req.url);
-        if let Some(m) = merchant {
-            require_acting_for(&caller, m)?;
-        }
-        v.into_result()?;
-        let (Some(merchant), Some(url)) = (merchant, url) else {
-            return Err(ApiError::invalid("merchant_id", "required"));
-        };
+        let (merchant, url) =
+            endpoints::checked_update(caller, "merchant_id", &req.merchant_id, &req.url)?;
         endpoints::update(&self.inner.tx, &request, SCHEMA, merchant, url, |set| {
             pb::UpdateWebhookEndpointResponse {
                 endpoint: Some(pb::WebhookEndpoint {
@@ -48,21 +38,14 @@ impl PaymentService {
         request: Request<pb::GetWebhookEndpointRequest>,
     ) -> Result<pb::GetWebhookEndpointResponse, ApiError> {
         let caller = principal(&request)?;
-        let mut v = Violations::default();
-        let merchant = uuid_field(&mut v, "merchant_id", &request.get_ref().merchant_id);
-        v.into_result()?;
-        let merchant = merchant.ok_or_else(|| ApiError::invalid("merchant_id", "required"))?;
-        if !may_read(caller, merchant) {
-            return Err(ApiError::PermissionDenied(format!(
-                "{caller} may not read merchant {merchant}'s endpoint"
-            )));
-        }
-        let current =
-            endpoints::get(self.pool(), SCHEMA, merchant)
-                .await?
-                .ok_or(ApiError::NotFound {
-                    resource: "webhook endpoint",
-                })?;
+        let (merchant, current) = endpoints::checked_get(
+            self.pool(),
+            SCHEMA,
+            caller,
+            "merchant_id",
+            &request.get_ref().merchant_id,
+        )
+        .await?;
         Ok(pb::GetWebhookEndpointResponse {
             endpoint: Some(pb::WebhookEndpoint {
                 merchant_id: merchant.to_string(),
