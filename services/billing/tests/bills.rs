@@ -578,3 +578,83 @@ async fn a_bulk_load_may_take_longer_than_one_rpc() {
         "the load was too quick to prove anything"
     );
 }
+
+#[tokio::test]
+async fn deposits_take_more_and_early_payers_get_their_discount() {
+    let mesh = start().await;
+    let b = mesh
+        .biller(pb::BillerPolicy {
+            customer_code_pattern: "BV[0-9]{6}".into(),
+            amount_rule: pb::AmountRule::ExactAndAbove as i32,
+            early_discount: Some(pb::Charge {
+                fixed: "5000".into(),
+                percent: String::new(),
+                // Issued 10 days before the due date: the discount lasts 30 days from it.
+                days: 30,
+            }),
+            ..Default::default()
+        })
+        .await;
+    let mut next_month = bill("BV000001", "DEP-2", 300_000, 35);
+    // A period no other bill of the test has (a due date 35 days on may share DEP-1's month).
+    next_month.period = "2031-07".into();
+    mesh.upsert(
+        &b,
+        vec![bill("BV000001", "DEP-1", 300_000, 5), next_month.clone()],
+        &unique_key("u"),
+    )
+    .await
+    .unwrap();
+    let found = mesh.lookup("hospital-kiosk", &b, "BV000001").await;
+    let first = found
+        .bills
+        .iter()
+        .find(|x| x.bill_number == "DEP-1")
+        .unwrap();
+    assert_eq!(first.discount.as_ref().unwrap().amount, "5000");
+    assert_eq!(first.amount_due_now.as_ref().unwrap().amount, "295000");
+    let e = mesh
+        .pay("hospital-kiosk", &b, "BV000001", "DEP-1", Some(294_999))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e), "AMOUNT_BELOW_DUE");
+    // A deposit above the amount due: the bill is paid, the discount given, all of it posted.
+    let paid = mesh
+        .pay("hospital-kiosk", &b, "BV000001", "DEP-1", Some(400_000))
+        .await
+        .unwrap();
+    let p = &paid.payments[0];
+    assert_eq!(p.bill_status, pb::BillStatus::Paid as i32);
+    assert_eq!(p.discount.as_ref().unwrap().amount, "5000");
+    let bill = mesh.get_bill(&b, "DEP-1").await;
+    assert_eq!(bill.amount_paid.as_ref().unwrap().amount, "400000");
+    assert_eq!(bill.discount_given.as_ref().unwrap().amount, "5000");
+    assert_eq!(mesh.payable(&b).await, 400_000 - 1_100);
+    // Listing by status and by period.
+    let list = |status: pb::BillStatus, period: &str| {
+        let mut client = mesh.as_biller(&b);
+        let request = pb::ListBillsRequest {
+            biller_id: b.id.clone(),
+            status: status as i32,
+            period: period.to_owned(),
+            ..Default::default()
+        };
+        async move {
+            client
+                .list_bills(request)
+                .await
+                .unwrap()
+                .into_inner()
+                .bills
+                .into_iter()
+                .map(|x| x.bill_number)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(list(pb::BillStatus::Paid, "").await, vec!["DEP-1"]);
+    assert_eq!(list(pb::BillStatus::Open, "").await, vec!["DEP-2"]);
+    assert_eq!(
+        list(pb::BillStatus::Unspecified, &next_month.period).await,
+        vec!["DEP-2"]
+    );
+}
