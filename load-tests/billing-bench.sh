@@ -12,6 +12,7 @@
 # Targets (issue): load >= 16x pgbench bills/s; lookup p99 <= 5 ms at 5,000/s offered;
 # payments >= 1x pgbench.
 #
+# PAYMESH_BENCH_BILLERS (default 2) spreads the bills over that many billers.
 # PAYMESH_BENCH_PROFILE=debug runs a debug build (the test command's short, bounded run; it
 # offers 500 lookups/s unless PAYMESH_BENCH_LOOKUP_RATE says otherwise). PAYMESH_BENCH_PORT
 # (default 50891) is the first of six loopback ports. Every step is bounded in time and stops
@@ -63,7 +64,8 @@ echo "== bills: $bills bills, lookups at ${lookup_rate}/s and $clients paying cl
 result=$(PAYMESH_LOAD_OPERATOR_TOKEN=$operator PAYMESH_LOAD_CHANNEL_TOKENS=$channel_tokens \
     timeout $((2 * seconds + 900)) "$bin/paymesh-load" bills \
     --billing-addr "$PAYMESH_BILLING_LISTEN" --merchant-addr "$PAYMESH_MERCHANT_LISTEN" \
-    --bills "$bills" --lookup-rate "$lookup_rate" --seconds "$seconds" --clients "$clients" | echo_err)
+    --bills "$bills" --billers "${PAYMESH_BENCH_BILLERS:-2}" \
+    --lookup-rate "$lookup_rate" --seconds "$seconds" --clients "$clients" | echo_err)
 loaded=$(grep '^RESULT label=bills-load ' <<<"$result")
 looked=$(grep '^RESULT label=bills-lookup ' <<<"$result")
 paid=$(grep '^RESULT label=bills-pay ' <<<"$result")
