@@ -191,6 +191,9 @@ pub fn read_csv(bytes: &[u8]) -> Result<Vec<CsvRow>, String> {
     let mut rows = Vec::new();
     let mut header_seen = false;
     let mut record = csv::ByteRecord::new();
+    // Line breaks counted so far, up to `counted` bytes: records come in order, so each line
+    // break is counted once (the file may hold hundreds of thousands of rows).
+    let (mut counted, mut breaks) = (0usize, 0u64);
     loop {
         let line = reader.position().line();
         match reader.read_byte_record(&mut record) {
@@ -212,7 +215,10 @@ pub fn read_csv(bytes: &[u8]) -> Result<Vec<CsvRow>, String> {
             while at < bytes.len() && matches!(bytes[at], b'\r' | b'\n') {
                 at += 1;
             }
-            1 + bytes[..at].iter().filter(|b| **b == b'\n').count() as u64
+            let at = at.max(counted);
+            breaks += bytes[counted..at].iter().filter(|b| **b == b'\n').count() as u64;
+            counted = at;
+            1 + breaks
         });
         if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
             continue;

@@ -80,23 +80,39 @@ pub fn bill(b: &pb::Bill) -> Value {
 /// A bulk load's outcome: counts, and the rejected bills with their line (CSV, 1-based) or
 /// index (stream, 0-based).
 pub fn load(r: &pb::UpsertBillsResponse) -> Value {
-    json!({
-        "loaded": r.loaded,
-        "unchanged": r.unchanged,
-        "adjusted": r.adjusted,
-        "rejected": r.rejected.iter().map(rejected).collect::<Vec<_>>(),
-        "rejected_count": r.rejected_count,
-    })
+    outcome(
+        r.loaded,
+        r.unchanged,
+        r.adjusted,
+        &r.rejected,
+        r.rejected_count,
+    )
 }
 
 /// A CSV load's outcome (as [`load`]).
 pub fn uploaded(r: &pb::UploadBillsCsvResponse) -> Value {
-    load(&pb::UpsertBillsResponse {
-        loaded: r.loaded,
-        unchanged: r.unchanged,
-        adjusted: r.adjusted,
-        rejected: r.rejected.clone(),
-        rejected_count: r.rejected_count,
+    outcome(
+        r.loaded,
+        r.unchanged,
+        r.adjusted,
+        &r.rejected,
+        r.rejected_count,
+    )
+}
+
+fn outcome(
+    loaded: u64,
+    unchanged: u64,
+    adjusted: u64,
+    rejected_bills: &[pb::RejectedBill],
+    rejected_count: u64,
+) -> Value {
+    json!({
+        "loaded": loaded,
+        "unchanged": unchanged,
+        "adjusted": adjusted,
+        "rejected": rejected_bills.iter().map(rejected).collect::<Vec<_>>(),
+        "rejected_count": rejected_count,
     })
 }
 

@@ -556,32 +556,37 @@ const PAYMENT_COLUMNS: &str = "p.id, p.bill_id, p.biller_id, b.bill_number, b.cu
     p.bill_status, (p.business_date - date '1970-01-01') AS business_days, \
     (extract(epoch FROM p.create_time) * 1000000)::int8 AS create_us";
 
-/// Inserts payments (their create time is `now()`, their day `business_date`).
+/// Inserts payments (at their `create_us`, on their `business_date`), in one statement.
 pub async fn insert_payments(conn: &mut PgConnection, rows: &[PaymentRow]) -> anyhow::Result<()> {
-    for p in rows {
-        sqlx::query(
-            "INSERT INTO billing.payments (id, bill_id, biller_id, payer, channel_reference, amount, \
-               late_fee, discount, fee, fee_plan, bill_status, business_date, create_time) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, date '1970-01-01' + $12, \
-                     timestamptz 'epoch' + $13::int8 * interval '1 microsecond')",
-        )
-        .bind(p.id)
-        .bind(p.bill_id)
-        .bind(p.biller_id)
-        .bind(&p.payer)
-        .bind(&p.channel_reference)
-        .bind(p.amount)
-        .bind(p.late_fee)
-        .bind(p.discount)
-        .bind(p.fee)
-        .bind(&p.fee_plan)
-        .bind(p.bill_status.name())
-        .bind(p.business_date.days())
-        .bind(p.create_us)
-        .execute(&mut *conn)
-        .await
-        .context("recording a bill payment")?;
-    }
+    let text =
+        |f: fn(&PaymentRow) -> &str| rows.iter().map(|p| f(p).to_owned()).collect::<Vec<_>>();
+    let int = |f: fn(&PaymentRow) -> i64| rows.iter().map(f).collect::<Vec<_>>();
+    sqlx::query(
+        "INSERT INTO billing.payments (id, bill_id, biller_id, payer, channel_reference, amount, \
+           late_fee, discount, fee, fee_plan, bill_status, business_date, create_time) \
+         SELECT id, bill_id, biller_id, payer, reference, amount, late_fee, discount, fee, plan, \
+           status, date '1970-01-01' + day, timestamptz 'epoch' + created * interval '1 microsecond' \
+         FROM unnest($1::uuid[], $2::int8[], $3::uuid[], $4::text[], $5::text[], $6::int8[], \
+           $7::int8[], $8::int8[], $9::int8[], $10::text[], $11::text[], $12::int4[], $13::int8[]) \
+           AS u(id, bill_id, biller_id, payer, reference, amount, late_fee, discount, fee, plan, \
+                status, day, created)",
+    )
+    .bind(rows.iter().map(|p| p.id).collect::<Vec<_>>())
+    .bind(int(|p| p.bill_id))
+    .bind(rows.iter().map(|p| p.biller_id).collect::<Vec<_>>())
+    .bind(text(|p| &p.payer))
+    .bind(text(|p| &p.channel_reference))
+    .bind(int(|p| p.amount))
+    .bind(int(|p| p.late_fee))
+    .bind(int(|p| p.discount))
+    .bind(int(|p| p.fee))
+    .bind(text(|p| &p.fee_plan))
+    .bind(text(|p| p.bill_status.name()))
+    .bind(rows.iter().map(|p| p.business_date.days()).collect::<Vec<_>>())
+    .bind(int(|p| p.create_us))
+    .execute(conn)
+    .await
+    .context("recording bill payments")?;
     Ok(())
 }
 

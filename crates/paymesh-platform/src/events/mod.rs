@@ -198,21 +198,28 @@ pub async fn insert(
     Ok(())
 }
 
-/// Numbers and writes one event of `owner` in this transaction (see [`take_seqs`]); `make`
-/// builds it from its number. Answers the number.
+/// Numbers and writes `count` events of `owner` in this transaction (see [`take_seqs`]), in
+/// two statements however many; `make(i, seq)` builds the `i`-th from its number. Answers the
+/// first number.
 pub async fn record(
     conn: &mut PgConnection,
     schema: &str,
     owner: Uuid,
-    make: impl FnOnce(i64) -> anyhow::Result<NewEvent>,
+    count: usize,
+    mut make: impl FnMut(usize, i64) -> anyhow::Result<NewEvent>,
 ) -> anyhow::Result<i64> {
-    let firsts = take_seqs(conn, schema, &BTreeMap::from([(owner, 1)])).await?;
-    let seq = firsts
+    let n = i64::try_from(count).context("too many events")?;
+    let firsts = take_seqs(conn, schema, &BTreeMap::from([(owner, n)])).await?;
+    let first = firsts
         .get(&owner)
         .copied()
         .with_context(|| format!("no event number for {owner}"))?;
-    insert(conn, schema, &[make(seq)?]).await?;
-    Ok(seq)
+    let events = (0..count)
+        .zip(first..)
+        .map(|(i, seq)| make(i, seq))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    insert(conn, schema, &events).await?;
+    Ok(first)
 }
 
 async fn events_after(

@@ -71,7 +71,7 @@ impl BillingService {
         let (Some(biller), Some(number), Some(reason)) = (biller, number, reason) else {
             return Err(ApiError::invalid("bill_number", "required"));
         };
-        let policy = self.policy_of(biller).await.ok().map(|p| p.policy.clone());
+        let policy = self.policy_of(biller).await.ok();
         let cancelled = self
             .inner
             .tx
@@ -103,14 +103,16 @@ impl BillingService {
                     .await
                     .map_err(db)?
                     .ok_or_else(not_found)?;
-                let bill = convert::bill(&row, policy.as_ref(), Date::today_in_vietnam());
+                let bill = convert::bill(
+                    &row,
+                    policy.as_ref().map(|p| &p.policy),
+                    Date::today_in_vietnam(),
+                );
                 if cancelled_now {
                     events::record(
                         &mut work.tx,
                         biller,
-                        pb::BillEventKind::BillCancelled,
-                        None,
-                        Some(bill.clone()),
+                        vec![(pb::BillEventKind::BillCancelled, None, Some(bill.clone()))],
                     )
                     .await?;
                 }
@@ -255,7 +257,8 @@ impl BillingService {
         };
         v.into_result()?;
         let info = self.active_biller(biller).await?;
-        let policy = self.policy_of(biller).await?.policy.clone();
+        let row = self.policy_of(biller).await?;
+        let policy = &row.policy;
         let mut conn = self.pool().acquire().await.map_err(sql)?;
         let row = store::bill(&mut conn, biller, &number, RowLock::None)
             .await

@@ -3,6 +3,7 @@
 //! endpoint, signed: the service kit's event log (`paymesh_platform::events`), the same code
 //! and the same headers as the payment service's merchants' webhooks.
 
+use anyhow::Context;
 use paymesh_platform::ApiError;
 use paymesh_platform::auth::principal;
 use paymesh_platform::edge::Violations;
@@ -32,29 +33,37 @@ fn body(e: &pb::BillEvent) -> serde_json::Value {
     })
 }
 
-/// Numbers and writes an event of `biller` in this transaction, with its webhook delivery
-/// when the biller has an endpoint. Call [`BillingService::committed`] after the commit.
+/// One event of a biller: its kind, and the payment and bill it reports.
+pub(super) type Happened = (pb::BillEventKind, Option<pb::BillPayment>, Option<pb::Bill>);
+
+/// Numbers and writes events of `biller` in this transaction (two statements however many),
+/// each with its webhook delivery when the biller has an endpoint. Call
+/// [`BillingService::committed`] after the commit.
 pub(super) async fn record(
     conn: &mut PgConnection,
     biller: Uuid,
-    kind: pb::BillEventKind,
-    payment: Option<pb::BillPayment>,
-    bill: Option<pb::Bill>,
-) -> Result<i64, ApiError> {
-    let event = pb::BillEvent {
-        cursor: String::new(),
-        kind: kind as i32,
-        biller_id: biller.to_string(),
-        payment,
-        bill,
-        create_time: Some(timestamp_from_ns(now_ns())),
-    };
-    events::record(conn, SCHEMA, biller, |seq| {
-        let (delivery_id, delivery_body) = events::delivery(body(&event), seq)?;
+    happened: Vec<Happened>,
+) -> Result<(), ApiError> {
+    let now = Some(timestamp_from_ns(now_ns()));
+    let events: Vec<pb::BillEvent> = happened
+        .into_iter()
+        .map(|(kind, payment, bill)| pb::BillEvent {
+            cursor: String::new(),
+            kind: kind as i32,
+            biller_id: biller.to_string(),
+            payment,
+            bill,
+            create_time: now,
+        })
+        .collect();
+    events::record(conn, SCHEMA, biller, events.len(), |i, seq| {
+        let event = events.get(i).context("an event out of range")?;
+        let (delivery_id, delivery_body) = events::delivery(body(event), seq)?;
         Ok(NewEvent {
             owner: biller,
             seq,
-            kind: kind
+            kind: event
+                .kind()
                 .as_str_name()
                 .trim_start_matches("BILL_EVENT_KIND_")
                 .to_owned(),
@@ -64,7 +73,8 @@ pub(super) async fn record(
         })
     })
     .await
-    .map_err(db)
+    .map_err(db)?;
+    Ok(())
 }
 
 impl BillingService {

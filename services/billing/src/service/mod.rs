@@ -289,9 +289,14 @@ impl BillingService {
     /// each, then biller payable → fee revenue for each fee. All or nothing.
     async fn post(&self, payer: &Payer, biller: Uuid, legs: &[Leg]) -> Result<(), ApiError> {
         let payable_account = MerchantAccount::BillerPayable;
-        let mut accounts = system_accounts(&[payer.account(), SystemAccount::FeeRevenue])?;
-        accounts.push(payable_account.new_account(biller));
-        self.inner.poster.open(&accounts).await?;
+        self.inner
+            .poster
+            .open_once(&format!("{}|{biller}", payer.name()), || {
+                let mut accounts = system_accounts(&[payer.account(), SystemAccount::FeeRevenue])?;
+                accounts.push(payable_account.new_account(biller));
+                Ok(accounts)
+            })
+            .await?;
         let from = chain::system(payer.account())?;
         let payable = payable_account.id(biller);
         let revenue = chain::system(SystemAccount::FeeRevenue)?;

@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 
-use paymesh_ledger::client::chain::derived_uuid;
+use paymesh_ledger::client::chain::{derived_uuid, vnd};
 use paymesh_platform::ApiError;
 use paymesh_platform::auth::{Principal, principal};
 use paymesh_platform::edge::fields::{db, may_read, sql, text_field, uuid_field, vnd_field};
@@ -60,7 +60,8 @@ impl BillingService {
         v.into_result()?;
         let biller = biller.ok_or_else(|| ApiError::invalid("biller_id", "required"))?;
         let info = self.active_biller(biller).await?;
-        let policy = self.policy_of(biller).await?.policy.clone();
+        let row = self.policy_of(biller).await?;
+        let policy = &row.policy;
         let customer = policy
             .customer_code(&req.customer_code)
             .map_err(|why| ApiError::invalid("customer_code", why))?;
@@ -81,13 +82,13 @@ impl BillingService {
                     description: r.description.clone(),
                     due_date: r.due_date.to_string(),
                     status: convert::stored_status(r.status) as i32,
-                    amount_due: Some(paymesh_ledger::client::chain::vnd(r.amount_due)),
-                    amount_paid: Some(paymesh_ledger::client::chain::vnd(r.amount_paid)),
-                    late_fee: Some(paymesh_ledger::client::chain::vnd(q.late_fee)),
-                    discount: Some(paymesh_ledger::client::chain::vnd(q.discount)),
-                    amount_due_now: Some(paymesh_ledger::client::chain::vnd(q.due_now)),
+                    amount_due: Some(vnd(r.amount_due)),
+                    amount_paid: Some(vnd(r.amount_paid)),
+                    late_fee: Some(vnd(q.late_fee)),
+                    discount: Some(vnd(q.discount)),
+                    amount_due_now: Some(vnd(q.due_now)),
                     amount_rule: policy.rule.to_pb() as i32,
-                    minimum_now: Some(paymesh_ledger::client::chain::vnd(q.minimum_now)),
+                    minimum_now: Some(vnd(q.minimum_now)),
                 })
             })
             .collect();
@@ -186,7 +187,8 @@ impl BillingService {
         };
         let biller = lookup.biller;
         let info = self.active_biller(biller).await?;
-        let policy = self.policy_of(biller).await?.policy.clone();
+        let row = self.policy_of(biller).await?;
+        let policy = &row.policy;
         let payer = Payer::Channel(channel);
         let paid = self
             .inner
@@ -285,20 +287,23 @@ impl BillingService {
                 store::insert_payments(&mut work.tx, &payments)
                     .await
                     .map_err(db)?;
-                for (bill, payment) in after.iter().zip(&payments) {
-                    events::record(
-                        &mut work.tx,
-                        biller,
-                        pb::BillEventKind::PaymentReceived,
-                        Some(convert::payment(payment)),
-                        Some(convert::bill(bill, Some(&policy), today)),
-                    )
-                    .await?;
-                }
+                let paid: Vec<pb::BillPayment> = payments.iter().map(convert::payment).collect();
+                let happened = after
+                    .iter()
+                    .zip(&paid)
+                    .map(|(bill, payment)| {
+                        (
+                            pb::BillEventKind::PaymentReceived,
+                            Some(payment.clone()),
+                            Some(convert::bill(bill, Some(policy), today)),
+                        )
+                    })
+                    .collect();
+                events::record(&mut work.tx, biller, happened).await?;
                 let total: i64 = payments.iter().map(|p| p.amount).sum();
                 let answer = pb::PayBillResponse {
-                    payments: payments.iter().map(convert::payment).collect(),
-                    total: Some(paymesh_ledger::client::chain::vnd(total)),
+                    payments: paid,
+                    total: Some(vnd(total)),
                 };
                 Ok((work, answer))
             })
@@ -365,7 +370,8 @@ impl BillingService {
             return same(&p);
         }
         let info = self.active_biller(bill.biller_id).await?;
-        let policy = self.policy_of(bill.biller_id).await?.policy.clone();
+        let row = self.policy_of(bill.biller_id).await?;
+        let policy = &row.policy;
         let created = now_us();
         let today = Date::in_vietnam_at(created / 1_000_000);
         let applied = policy
@@ -406,22 +412,25 @@ impl BillingService {
         store::insert_payments(&mut tx, std::slice::from_ref(&row))
             .await
             .map_err(db)?;
+        let payment = convert::payment(&row);
         events::record(
             &mut tx,
             bill.biller_id,
-            pb::BillEventKind::PaymentReceived,
-            Some(convert::payment(&row)),
-            Some(convert::bill(
-                &bill.with_money(&applied.bill),
-                Some(&policy),
-                today,
-            )),
+            vec![(
+                pb::BillEventKind::PaymentReceived,
+                Some(payment.clone()),
+                Some(convert::bill(
+                    &bill.with_money(&applied.bill),
+                    Some(policy),
+                    today,
+                )),
+            )],
         )
         .await?;
         tx.commit().await.map_err(sql)?;
         self.committed(bill.biller_id);
         Ok(pb::ApplyBankCreditResponse {
-            payment: Some(convert::payment(&row)),
+            payment: Some(payment),
             duplicate: false,
         })
     }

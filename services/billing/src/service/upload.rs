@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::BillingService;
 use crate::bills::{NewBill, check, read_csv};
-use crate::policy::{Policy, Stored};
+use crate::policy::Stored;
 use crate::store::{self, BillRow};
 
 /// Bills written per statement.
@@ -33,7 +33,7 @@ pub const CSV_BYTES_MAX: usize = 64 << 20;
 /// A load in progress.
 struct Loader {
     biller: Uuid,
-    policy: Policy,
+    policy: std::sync::Arc<crate::store::PolicyRow>,
     by: String,
     pending: Vec<(u64, NewBill)>,
     numbers: HashSet<String>,
@@ -58,7 +58,7 @@ impl Loader {
         line: u64,
         input: Result<&pb::BillInput, String>,
     ) -> Result<(), ApiError> {
-        let bill = match input.map(|i| (i, check(&self.policy, i))) {
+        let bill = match input.map(|i| (i, check(&self.policy.policy, i))) {
             Err(why) => {
                 self.reject(line, "", why);
                 return Ok(());
@@ -163,7 +163,7 @@ impl BillingService {
         let biller = biller.ok_or_else(|| ApiError::invalid("biller_id", "required"))?;
         require_acting_for(caller, biller)?;
         self.active_biller(biller).await?;
-        let policy = self.policy_of(biller).await?.policy.clone();
+        let policy = self.policy_of(biller).await?;
         Ok(Loader {
             biller,
             policy,

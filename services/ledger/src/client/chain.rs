@@ -111,13 +111,17 @@ pub fn linked(mut legs: Vec<pb::Transfer>) -> Vec<pb::Transfer> {
     legs
 }
 
+/// Account sets remembered as opened at most; beyond it the set starts over.
+const OPENED_KEYS_MAX: usize = 100_000;
+
 /// Posts chains through a [`TransferBatcher`], opening the system accounts they need once
 /// per process.
 #[derive(Clone)]
 pub struct Poster {
     ledger: LedgerClient,
     batcher: TransferBatcher,
-    opened: Arc<Mutex<HashSet<Id128>>>,
+    /// Keys of the account sets opened by this process.
+    opened: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Poster {
@@ -129,23 +133,29 @@ impl Poster {
         }
     }
 
-    /// Opens those of `accounts` this process has not opened yet (opening an open account
-    /// is harmless).
-    pub async fn open(&self, accounts: &[NewAccount]) -> Result<(), ApiError> {
-        let missing: Vec<NewAccount> = {
-            let opened = self.opened.lock().unwrap_or_else(PoisonError::into_inner);
-            accounts
-                .iter()
-                .filter(|a| !opened.contains(&a.id))
-                .cloned()
-                .collect()
-        };
-        if missing.is_empty() {
+    /// Opens the accounts `accounts` makes, once per `key` in this process (a name the caller
+    /// gives the set, e.g. `bank:970436`): the hot path checks the key and derives nothing.
+    /// Opening an open account is harmless, so a set opened again after the cache starts over
+    /// costs a call, nothing more.
+    pub async fn open_once(
+        &self,
+        key: &str,
+        accounts: impl FnOnce() -> Result<Vec<NewAccount>, ApiError>,
+    ) -> Result<(), ApiError> {
+        let known = self
+            .opened
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(key);
+        if known {
             return Ok(());
         }
-        self.ledger.open_accounts(&missing).await?;
+        self.ledger.open_accounts(&accounts()?).await?;
         let mut opened = self.opened.lock().unwrap_or_else(PoisonError::into_inner);
-        opened.extend(missing.into_iter().map(|a| a.id));
+        if opened.len() >= OPENED_KEYS_MAX {
+            opened.clear();
+        }
+        opened.insert(key.to_owned());
         Ok(())
     }
 

@@ -341,16 +341,7 @@ impl PaymentService {
         {
             // A copy (the webhook and gRPC at once) recorded it first.
             drop(tx);
-            let mut conn = self.pool().acquire().await.map_err(sql)?;
-            let stored = store::credit(&mut conn, id, RowLock::None)
-                .await
-                .map_err(db)?
-                .ok_or_else(|| {
-                    ApiError::Unavailable(
-                        "a copy of this notification is being applied; retry".into(),
-                    )
-                })?;
-            return repeat(&stored, notice).map(Ok);
+            return self.repeat_stored(id, notice).await.map(Ok);
         }
         tx.commit().await.map_err(sql)?;
         Ok(Ok(pb::NotifyCreditResponse {
@@ -369,7 +360,7 @@ impl PaymentService {
                             "a batch of one had no answer"
                         )))
                     }),
-                    Err(Refused::Claimed) => self.repeat_stored(&item).await,
+                    Err(Refused::Claimed) => self.repeat_stored(item.id, &item.notice).await,
                     Err(Refused::Error(e)) => Err(e),
                 };
                 let _ = item.reply.send(answer);
@@ -395,9 +386,13 @@ impl PaymentService {
     }
 
     /// The answer to a notification whose transaction was stored by someone else.
-    async fn repeat_stored(&self, item: &Item) -> Result<pb::NotifyCreditResponse, ApiError> {
+    async fn repeat_stored(
+        &self,
+        id: Uuid,
+        notice: &Notice,
+    ) -> Result<pb::NotifyCreditResponse, ApiError> {
         let mut conn = self.pool().acquire().await.map_err(sql)?;
-        let stored = store::credit(&mut conn, item.id, RowLock::None)
+        let stored = store::credit(&mut conn, id, RowLock::None)
             .await
             .map_err(db)?
             .ok_or_else(|| {
@@ -406,7 +401,7 @@ impl PaymentService {
                         .into(),
                 )
             })?;
-        repeat(&stored, &item.notice)
+        repeat(&stored, notice)
     }
 
     /// One transaction for `items`; their answers in order, or why nothing was applied.
@@ -651,7 +646,7 @@ impl PaymentService {
                         duplicate: false,
                     })
                 }
-                Step::Repeat => self.repeat_stored(item).await,
+                Step::Repeat => self.repeat_stored(item.id, &item.notice).await,
             });
         }
         Ok(answers)

@@ -217,9 +217,11 @@ impl PaymentService {
     ) -> Result<(), ApiError> {
         let poster = &self.inner.poster;
         poster
-            .open(&paymesh_ledger::client::chain::system_accounts(
-                &crate::posting::bank_accounts(bank_bin),
-            )?)
+            .open_once(&format!("bank:{bank_bin}"), || {
+                paymesh_ledger::client::chain::system_accounts(&crate::posting::bank_accounts(
+                    bank_bin,
+                ))
+            })
             .await?;
         poster.post(legs).await
     }

@@ -69,7 +69,9 @@ pub async fn record(
     kind: EventKind,
     body: Event,
 ) -> Result<i64, ApiError> {
-    events::record(conn, SCHEMA, merchant, |seq| {
+    let mut body = Some(body);
+    events::record(conn, SCHEMA, merchant, 1, |_, seq| {
+        let body = body.take().unwrap_or_default();
         stored(merchant, seq, kind, body).map_err(|e| anyhow::anyhow!("{e}"))
     })
     .await
