@@ -186,15 +186,8 @@ lock_state() {
     done
 }
 
-# Busy: something listens there, or any TCP socket holds it as its local port (a client's
-# ephemeral port, or one in TIME-WAIT: the server could not bind it either).
-port_busy() {
-    if command -v ss >/dev/null; then
-        [[ -n $(ss -Htan "sport = :$1") ]]
-    else
-        (: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-    fi
-}
+# shellcheck source=infra/ports.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/ports.sh"
 
 free_port_from() {
     local port=$1 i

@@ -26,6 +26,24 @@ bench_setup() {
     "$bin/paymesh" token keygen >&2
 }
 
+# shellcheck source=infra/ports.sh
+source infra/ports.sh
+
+# bench_listen FIRST VAR...: exports each VAR as 127.0.0.1:PORT, taking free ports from FIRST
+# on. Fixed ports are not enough: the benches' ports lie in the kernel's ephemeral range, so a
+# client's connection (the load generator's, a webhook's) may hold one when the mesh starts.
+bench_listen() {
+    local port=$1 var
+    shift
+    for var in "$@"; do
+        while port_busy "$port"; do
+            port=$((port + 1))
+        done
+        export "$var=127.0.0.1:$port"
+        port=$((port + 1))
+    done
+}
+
 # wait_port HOST:PORT: until something listens there (10 s at most).
 wait_port() {
     for _ in $(seq 100); do

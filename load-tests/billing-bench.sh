@@ -15,8 +15,8 @@
 # PAYMESH_BENCH_BILLERS (default 2) spreads the bills over that many billers.
 # PAYMESH_BENCH_PROFILE=debug runs a debug build (the test command's short, bounded run; it
 # offers 500 lookups/s unless PAYMESH_BENCH_LOOKUP_RATE says otherwise). PAYMESH_BENCH_PORT
-# (default 50891) is the first of six loopback ports. Every step is bounded in time and stops
-# by itself. The run fails unless every bill loads, no lookup or payment fails, each race ends
+# (default 50891) is where the search for six free loopback ports starts. Every step is bounded
+# in time and stops by itself. The run fails unless every bill loads, no lookup or payment fails, each race ends
 # with one payment and one BILL_PAID refusal, and the database shows no bill paid twice.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -34,13 +34,9 @@ channels=8
 
 source load-tests/bench-env.sh
 bench_setup paymesh_billing_bench
-port=${PAYMESH_BENCH_PORT:-50891}
-export PAYMESH_LEDGER_LISTEN=127.0.0.1:$port
-export PAYMESH_MERCHANT_LISTEN=127.0.0.1:$((port + 1))
-export PAYMESH_PAYMENT_LISTEN=127.0.0.1:$((port + 2))
-export PAYMESH_PAYMENT_WEBHOOK_LISTEN=127.0.0.1:$((port + 3))
-export PAYMESH_BILLING_LISTEN=127.0.0.1:$((port + 4))
-export PAYMESH_TELEMETRY_METRICS_LISTEN=127.0.0.1:$((port + 5))
+bench_listen "${PAYMESH_BENCH_PORT:-50891}" PAYMESH_LEDGER_LISTEN PAYMESH_MERCHANT_LISTEN \
+    PAYMESH_PAYMENT_LISTEN PAYMESH_PAYMENT_WEBHOOK_LISTEN PAYMESH_BILLING_LISTEN \
+    PAYMESH_TELEMETRY_METRICS_LISTEN
 export PAYMESH_TELEMETRY_LOG_FORMAT=text
 # The load generator reads the operator's and the channels' tokens from its environment (not
 # its command line); they are given to it alone.

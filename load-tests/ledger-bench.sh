@@ -19,7 +19,7 @@ seconds=${1:-20}
 
 source load-tests/bench-env.sh
 bench_setup paymesh_bench
-export PAYMESH_LEDGER_LISTEN=127.0.0.1:${PAYMESH_BENCH_PORT:-50591}
+bench_listen "${PAYMESH_BENCH_PORT:-50591}" PAYMESH_LEDGER_LISTEN
 export PAYMESH_TELEMETRY_METRICS_LISTEN=127.0.0.1:${PAYMESH_BENCH_METRICS_PORT:-9591}
 token=$("$bin/paymesh" token mint operator:bench --ttl 3600)  # it opens accounts and posts: an operator
 

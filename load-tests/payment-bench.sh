@@ -22,13 +22,9 @@ clients=${3:-64}
 
 source load-tests/bench-env.sh
 bench_setup paymesh_payment_bench
-port=${PAYMESH_BENCH_PORT:-50691}
-export PAYMESH_LEDGER_LISTEN=127.0.0.1:$port
-export PAYMESH_MERCHANT_LISTEN=127.0.0.1:$((port + 1))
-export PAYMESH_PAYMENT_LISTEN=127.0.0.1:$((port + 2))
-export PAYMESH_PAYMENT_WEBHOOK_LISTEN=127.0.0.1:$((port + 3))
-export PAYMESH_TELEMETRY_METRICS_LISTEN=127.0.0.1:$((port + 4))
-export PAYMESH_BILLING_LISTEN=127.0.0.1:$((port + 5))
+bench_listen "${PAYMESH_BENCH_PORT:-50691}" PAYMESH_LEDGER_LISTEN PAYMESH_MERCHANT_LISTEN \
+    PAYMESH_PAYMENT_LISTEN PAYMESH_PAYMENT_WEBHOOK_LISTEN PAYMESH_TELEMETRY_METRICS_LISTEN \
+    PAYMESH_BILLING_LISTEN
 export PAYMESH_TELEMETRY_LOG_FORMAT=text
 operator=$("$bin/paymesh" token mint operator:bench --ttl 3600)
 bank=$("$bin/paymesh" token mint bank:970436 --ttl 3600)
