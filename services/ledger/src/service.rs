@@ -60,6 +60,12 @@ const RPCS: &[Rpc] = &[
     Rpc::write("CreateTransfers", MONEY_MOVERS, KeyRule::Optional),
     Rpc::read("GetBalances", MONEY_MOVERS),
     Rpc::read("ListTransfers", MONEY_MOVERS),
+    // Idempotent by nature: sealing a time again changes nothing.
+    Rpc::write(
+        "SealCommitOrder",
+        Callers::OPERATOR.or(Callers::services(&["settlement"])),
+        KeyRule::Optional,
+    ),
 ];
 
 impl ServiceDef for Ledger {
@@ -122,7 +128,7 @@ fn money(minor: i64, currency: paymesh_money::Currency) -> Option<common::Money>
     })
 }
 
-fn transfer_record(row: &TransferRow) -> pb::TransferRecord {
+fn transfer_record(row: &TransferRow, seq: i64) -> pb::TransferRecord {
     // A post/void record shows the accounts and amount that moved, even where they were
     // taken from the pending transfer.
     let flags = row.flags;
@@ -148,6 +154,7 @@ fn transfer_record(row: &TransferRow) -> pb::TransferRecord {
         }),
         create_time: Some(timestamp_from_ns(row.ts)),
         expire_time: row.expires_at().map(timestamp_from_ns),
+        commit_position: seq,
     }
 }
 
@@ -268,10 +275,21 @@ impl ledger_service_server::LedgerService for LedgerService {
         };
         let start = time("start_time", &req.start_time, 0);
         let end = time("end_time", &req.end_time, i64::MAX);
+        let commit_start = time("commit_start_time", &req.commit_start_time, i64::MIN);
+        let commit_end = time("commit_end_time", &req.commit_end_time, i64::MAX);
         if start >= end {
             v.add("end_time", "must be after start_time");
         }
-        let filters: [&[u8]; 3] = [&req.account_id, &start.to_be_bytes(), &end.to_be_bytes()];
+        if commit_start >= commit_end {
+            v.add("commit_end_time", "must be after commit_start_time");
+        }
+        let filters: [&[u8]; 5] = [
+            &req.account_id,
+            &start.to_be_bytes(),
+            &end.to_be_bytes(),
+            &commit_start.to_be_bytes(),
+            &commit_end.to_be_bytes(),
+        ];
         // Paged in commit order (`seq`): a page token never passes a transfer that commits
         // later. Tokens of the earlier (create time, id) order are not tokens of this listing.
         let paging = Paging::parse(
@@ -294,14 +312,45 @@ impl ledger_service_server::LedgerService for LedgerService {
         let Some(account) = account else {
             return Err(ApiError::invalid("account_id", "required").into());
         };
-        let rows =
-            store::list_transfers(&self.pool, account, start, end, after, paging.fetch_limit())
-                .await
-                .map_err(ApiError::from)?;
+        let window = store::ListWindow {
+            start_ts: start,
+            end_ts: end,
+            // The cursor and the commit window both bound `seq` from below.
+            after: after
+                .map_or(commit_start.saturating_sub(1), |a| a.max(commit_start.saturating_sub(1))),
+            seq_end: commit_end,
+        };
+        let rows = store::list_transfers(&self.pool, account, &window, paging.fetch_limit())
+            .await
+            .map_err(ApiError::from)?;
         let (rows, next_page_token) = paging.finish(rows, |(_, seq)| i64_cursor(*seq));
         Ok(Response::new(pb::ListTransfersResponse {
-            transfers: rows.iter().map(|(row, _)| transfer_record(row)).collect(),
+            transfers: rows
+                .iter()
+                .map(|(row, seq)| transfer_record(row, *seq))
+                .collect(),
             next_page_token,
+        }))
+    }
+
+    async fn seal_commit_order(
+        &self,
+        request: Request<pb::SealCommitOrderRequest>,
+    ) -> Result<Response<pb::SealCommitOrderResponse>, Status> {
+        let before = match &request.get_ref().before {
+            None => return Err(ApiError::invalid("before", "required").into()),
+            Some(t) => ns_from_timestamp(t).map_err(|why| ApiError::invalid("before", why))?,
+        };
+        // A time ahead of the clock would move every later batch's rows up (a full rewrite
+        // of each batch, see store::shift_seq) until the clock caught up.
+        if before > paymesh_platform::time::now_ns() {
+            return Err(ApiError::invalid("before", "must not be in the future").into());
+        }
+        let sealed = store::seal_commit_order(&self.pool, before)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::SealCommitOrderResponse {
+            sealed_position: sealed,
         }))
     }
 }

@@ -642,3 +642,87 @@ async fn calls_to_unknown_paths_share_one_metrics_series() {
         "{text}"
     );
 }
+
+/// A sealed time closes the commit window before it: transfers committed after the seal list
+/// after it, the window's listing never changes, and the future cannot be sealed.
+#[tokio::test]
+async fn a_sealed_commit_window_is_final() {
+    let (ledger, mut c, a, b) = with_two_accounts().await;
+    let first = Id128::random();
+    assert_eq!(send(&mut c, vec![plain(first, a, b, "7")]).await, vec![R::Ok]);
+    let mut settlement = ledger.client_as(Principal::Service("settlement".into()));
+    let now = std::time::SystemTime::now();
+    let sealed = settlement
+        .seal_commit_order(pb::SealCommitOrderRequest {
+            before: Some(now.into()),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .sealed_position;
+    let before_ns = i64::try_from(
+        now.duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    )
+    .unwrap();
+    assert!(sealed >= before_ns);
+    // Committed after the seal: at or after the sealed time, whatever its create time.
+    let second = Id128::random();
+    assert_eq!(send(&mut c, vec![plain(second, a, b, "8")]).await, vec![R::Ok]);
+    let window = |start: Option<prost_types::Timestamp>, end: Option<prost_types::Timestamp>| {
+        pb::ListTransfersRequest {
+            account_id: a.to_bytes().to_vec(),
+            commit_start_time: start,
+            commit_end_time: end,
+            page_size: 100,
+            ..Default::default()
+        }
+    };
+    let ids = |r: pb::ListTransfersResponse| -> Vec<Id128> {
+        r.transfers
+            .iter()
+            .map(|t| Id128::from_bytes(&t.transfer.as_ref().unwrap().id).unwrap())
+            .collect()
+    };
+    let up_to = c
+        .list_transfers(window(None, Some(now.into())))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(up_to.transfers.iter().all(|t| t.commit_position < before_ns));
+    assert_eq!(ids(up_to), vec![first]);
+    let after = c
+        .list_transfers(window(Some(now.into()), None))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(after.transfers.iter().all(|t| t.commit_position >= before_ns));
+    assert_eq!(ids(after), vec![second]);
+    // Sealing again (or earlier) changes nothing; the future is refused; only settlement or
+    // an operator may seal.
+    let again = settlement
+        .seal_commit_order(pb::SealCommitOrderRequest {
+            before: Some(now.into()),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .sealed_position;
+    assert!(again >= sealed);
+    let future = settlement
+        .seal_commit_order(pb::SealCommitOrderRequest {
+            before: Some((std::time::SystemTime::now() + Duration::from_secs(3600)).into()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(future.code(), tonic::Code::InvalidArgument);
+    let denied = c
+        .seal_commit_order(pb::SealCommitOrderRequest {
+            before: Some(now.into()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+    ledger.audit().await;
+}

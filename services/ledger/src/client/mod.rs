@@ -20,6 +20,7 @@ use paymesh_platform::ApiError;
 use paymesh_platform::auth::Minter;
 use paymesh_platform::client::{CallContext, ServiceCaller, within};
 use paymesh_proto::ledger::v1 as pb;
+use paymesh_platform::time::timestamp_from_ns;
 use paymesh_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 
 use tonic::service::interceptor::InterceptedService;
@@ -66,6 +67,9 @@ pub struct TransferQuery {
     pub start_time: Option<SystemTime>,
     /// Exclusive upper bound on the create time (`None`: up to now).
     pub end_time: Option<SystemTime>,
+    /// Commit positions (ns since the epoch, see `SealCommitOrder`) in `[start, end)`;
+    /// `None`: no bound.
+    pub commit_window: Option<(i64, i64)>,
     /// 1..=1000; 0 means the ledger's default (100).
     pub page_size: u32,
     /// From the previous page; empty for the first.
@@ -79,6 +83,7 @@ impl TransferQuery {
             account,
             start_time: None,
             end_time: None,
+            commit_window: None,
             page_size: 0,
             page_token: String::new(),
         }
@@ -253,6 +258,8 @@ impl LedgerClient {
             end_time: query.end_time.map(prost_types::Timestamp::from),
             page_size,
             page_token: query.page_token.clone(),
+            commit_start_time: query.commit_window.map(|(s, _)| timestamp_from_ns(s)),
+            commit_end_time: query.commit_window.map(|(_, e)| timestamp_from_ns(e)),
         });
         let mut grpc = self.grpc()?;
         let response = self
@@ -262,6 +269,41 @@ impl LedgerClient {
             transfers: response.transfers,
             next_page_token: Some(response.next_page_token).filter(|t| !t.is_empty()),
         })
+    }
+}
+
+impl LedgerClient {
+    /// Every transfer committed after this call has a commit position at or after `before`
+    /// (ns since the epoch, not in the future); returns the sealed position.
+    pub async fn seal_commit_order(&self, before: i64) -> Result<i64, ApiError> {
+        let request = self.request(pb::SealCommitOrderRequest {
+            before: Some(timestamp_from_ns(before)),
+        });
+        let mut grpc = self.grpc()?;
+        let response = self
+            .within("SealCommitOrder", grpc.seal_commit_order(request))
+            .await?;
+        Ok(response.sealed_position)
+    }
+
+    /// Every transfer touching `account` with a commit position in `[start, end)`, all pages.
+    pub async fn transfers_committed(
+        &self,
+        account: Id128,
+        (start, end): (i64, i64),
+    ) -> Result<Vec<pb::TransferRecord>, ApiError> {
+        let mut query = TransferQuery::account(account);
+        query.commit_window = Some((start, end));
+        query.page_size = 1000;
+        let mut all = Vec::new();
+        loop {
+            let page = self.list_transfers(&query).await?;
+            all.extend(page.transfers);
+            match page.next_page_token {
+                Some(token) => query.page_token = token,
+                None => return Ok(all),
+            }
+        }
     }
 }
 

@@ -85,15 +85,23 @@ pub async fn insert_accounts(pool: &PgPool, accounts: &[NewAccount]) -> anyhow::
     inserted.into_iter().map(id).collect()
 }
 
-/// A page of an account's transfers with create time in `[start_ts, end_ts)`, in commit
-/// order (`seq`, see [`finish_batch`]), after the `after` cursor (a `seq`); each row with its
-/// `seq`.
+/// What [`list_transfers`] lists: create time in `[start_ts, end_ts)` and commit position
+/// (`seq`) in `(after, seq_end)`.
+#[derive(Debug, Clone, Copy)]
+pub struct ListWindow {
+    pub start_ts: i64,
+    pub end_ts: i64,
+    /// Exclusive: the page cursor, or just before the commit window's start.
+    pub after: i64,
+    pub seq_end: i64,
+}
+
+/// A page of an account's transfers in `window`, in commit order (`seq`, see
+/// [`finish_batch`](super::batch::finish_batch)); each row with its `seq`.
 pub async fn list_transfers(
     pool: &PgPool,
     account: Id128,
-    start_ts: i64,
-    end_ts: i64,
-    after: Option<i64>,
+    window: &ListWindow,
     limit: i64,
 ) -> anyhow::Result<Vec<(TransferRow, i64)>> {
     // Two index range scans (debit side, credit side), merged: no bitmap OR over a hot
@@ -101,21 +109,22 @@ pub async fn list_transfers(
     let rows: Vec<ListedTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {TRANSFER_COLUMNS}, seq FROM ( \
                (SELECT {TRANSFER_COLUMNS}, seq FROM ledger.transfers \
-                 WHERE debit_account_id = $1 AND seq > $2 AND seq >= $3 \
+                 WHERE debit_account_id = $1 AND seq > $2 AND seq >= $3 AND seq < $6 \
                    AND ts >= $3 AND ts < $4 \
                  ORDER BY seq LIMIT $5) \
                UNION ALL \
                (SELECT {TRANSFER_COLUMNS}, seq FROM ledger.transfers \
-                 WHERE credit_account_id = $1 AND seq > $2 AND seq >= $3 \
+                 WHERE credit_account_id = $1 AND seq > $2 AND seq >= $3 AND seq < $6 \
                    AND ts >= $3 AND ts < $4 \
                  ORDER BY seq LIMIT $5) \
              ) t ORDER BY seq LIMIT $5"
     )))
     .bind(account.to_uuid())
-    .bind(after.unwrap_or(i64::MIN))
-    .bind(start_ts)
-    .bind(end_ts)
+    .bind(window.after)
+    .bind(window.start_ts)
+    .bind(window.end_ts)
     .bind(limit)
+    .bind(window.seq_end)
     .fetch_all(pool)
     .await
     .context("listing transfers")?;
@@ -124,4 +133,19 @@ pub async fn list_transfers(
             transfer_row((i, d, c, a, cur, code, r, f, p, tmo, ts)).map(|row| (row, seq))
         })
         .collect()
+}
+
+/// Raises the commit-order counter to `before` (never lowers it): a batch that commits after
+/// this takes its place above the counter (see [`finish_batch`](super::batch::finish_batch)),
+/// so its rows' `seq` are at or after `before`. Returns the counter. Waits for a batch that
+/// holds the counter's row to commit first, as every batch does.
+pub async fn seal_commit_order(pool: &PgPool, before: i64) -> anyhow::Result<i64> {
+    let n: Option<i64> = sqlx::query_scalar(
+        "UPDATE ledger.commit_seq SET n = greatest(n, $1) RETURNING n",
+    )
+    .bind(before)
+    .fetch_optional(pool)
+    .await
+    .context("sealing the commit order")?;
+    n.context("ledger.commit_seq has no row")
 }
