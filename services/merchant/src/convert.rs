@@ -147,6 +147,8 @@ pub fn merchant_to_pb(m: &MerchantRow) -> pb::Merchant {
         activate_time: a.map(|a| timestamp(a.activated_us)),
         etag: m.etag(),
         fee_plan: m.fee_plan.clone().unwrap_or_default(),
+        // Whole only for the settlement service (see the RPC).
+        settlement_account_number: String::new(),
     }
 }
 

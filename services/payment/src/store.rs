@@ -30,6 +30,11 @@ pub fn migrations() -> Vec<Migration> {
             name: "refunds, suspense resolutions, webhook endpoints and outbox",
             sql: include_str!("../migrations/0003_refunds_suspense_webhooks.sql"),
         },
+        Migration {
+            version: 4,
+            name: "credits by bank and receive time",
+            sql: include_str!("../migrations/0004_credits_by_bank.sql"),
+        },
     ]
 }
 
@@ -636,6 +641,39 @@ pub async fn unresolved_credits(
         .fetch_all(pool)
         .await
         .context("listing credits in suspense")?;
+    Ok(rows.iter().map(credit_row).collect::<Result<_, _>>()?)
+}
+
+/// The credits the bank `bin` notified, received in `[start_us, end_us)`, oldest first, after
+/// `(receive_us, id)`.
+pub async fn bank_credits(
+    pool: &PgPool,
+    bin: &str,
+    (start_us, end_us): (i64, i64),
+    after: Option<(i64, Uuid)>,
+    limit: i64,
+) -> anyhow::Result<Vec<CreditRow>> {
+    let sql = format!(
+        "SELECT {CREDIT_COLUMNS} FROM payment.credits c \
+         WHERE c.bank_bin = $1 \
+         AND c.receive_time >= timestamptz 'epoch' + $2::int8 * interval '1 microsecond' \
+         AND c.receive_time < timestamptz 'epoch' + $3::int8 * interval '1 microsecond' \
+         AND ($4::int8 IS NULL OR (c.receive_time, c.id) > \
+              ((timestamptz 'epoch' + $4::int8 * interval '1 microsecond'), $5::uuid)) \
+         ORDER BY c.receive_time, c.id LIMIT $6"
+    );
+    // Between the epoch and the year 9999: inside timestamptz's range whatever the caller sent.
+    let clamp = |us: i64| us.clamp(0, 253_402_300_799_000_000);
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(bin)
+        .bind(clamp(start_us))
+        .bind(clamp(end_us))
+        .bind(after.map(|a| a.0))
+        .bind(after.map(|a| a.1))
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .context("listing a bank's credits")?;
     Ok(rows.iter().map(credit_row).collect::<Result<_, _>>()?)
 }
 

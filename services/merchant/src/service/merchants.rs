@@ -179,8 +179,19 @@ impl MerchantService {
         let after = paging.after().and_then(cursor_i64).unwrap_or(0);
         let rows = store::list_merchants(self.pool(), &filter, after, paging.fetch_limit()).await?;
         let (rows, next_page_token) = paging.finish(rows, |r| i64_cursor(r.seq));
+        // Settlement pays merchants out: it alone reads the whole account number.
+        let pays_out = matches!(principal(&request)?, Principal::Service(s) if s == "settlement");
         Ok(pb::ListMerchantsResponse {
-            merchants: rows.iter().map(convert::merchant_to_pb).collect(),
+            merchants: rows
+                .iter()
+                .map(|row| {
+                    let mut m = convert::merchant_to_pb(row);
+                    if pays_out {
+                        m.settlement_account_number = row.profile.settlement_account_number.clone();
+                    }
+                    m
+                })
+                .collect(),
             next_page_token,
         })
     }

@@ -84,6 +84,7 @@ pub const RPCS: &[Rpc] = &[
         Callers::BANK.or(Callers::OPERATOR),
         KeyRule::Optional,
     ),
+    Rpc::read("ListCredits", READERS.or(Callers::BANK)),
     Rpc::read("ListSuspenseCredits", Callers::OPERATOR),
     Rpc::write("AssignCredit", Callers::OPERATOR, KeyRule::Required),
     Rpc::write("ReturnCredit", Callers::OPERATOR, KeyRule::Required),
@@ -341,6 +342,13 @@ impl payment_service_server::PaymentService for PaymentService {
         request: Request<pb::SettleRefundRequest>,
     ) -> Result<Response<pb::SettleRefundResponse>, Status> {
         answer(self.settle_refund(request).await)
+    }
+
+    async fn list_credits(
+        &self,
+        request: Request<pb::ListCreditsRequest>,
+    ) -> Result<Response<pb::ListCreditsResponse>, Status> {
+        answer(self.list_credits(request).await)
     }
 
     async fn list_suspense_credits(

@@ -4,7 +4,7 @@
 //! with the operator and the reason, and shown on the credit.
 
 use paymesh_platform::ApiError;
-use paymesh_platform::auth::principal;
+use paymesh_platform::auth::{Principal, principal};
 use paymesh_platform::edge::{PageLimits, Paging, Violations};
 use paymesh_platform::migrate::RowLock;
 use paymesh_proto::payment::v1 as pb;
@@ -75,6 +75,56 @@ fn from_cursor(c: &[u8]) -> Option<(i64, Uuid)> {
 }
 
 impl PaymentService {
+    pub(super) async fn list_credits(
+        &self,
+        request: Request<pb::ListCreditsRequest>,
+    ) -> Result<pb::ListCreditsResponse, ApiError> {
+        let req = request.get_ref();
+        let bin = req.bank_bin.as_str();
+        let mut v = Violations::default();
+        if bin.len() != 6 || !bin.bytes().all(|b| b.is_ascii_digit()) {
+            v.add("bank_bin", "must be a 6-digit BIN");
+        } else if let Principal::Bank(own) = principal(&request)?
+            && own != bin
+        {
+            return Err(ApiError::PermissionDenied(format!(
+                "bank:{own} may list the credits of its own BIN only, not {bin}"
+            )));
+        }
+        let mut micros = |field: &str, t: &Option<prost_types::Timestamp>, default: i64| {
+            t.as_ref().map_or(default, |t| {
+                paymesh_platform::time::ns_from_timestamp(t).map_or_else(
+                    |why| {
+                        v.add(field, why);
+                        default
+                    },
+                    |ns| ns.div_euclid(1000),
+                )
+            })
+        };
+        let start = micros("start_time", &req.start_time, i64::MIN);
+        let end = micros("end_time", &req.end_time, i64::MAX);
+        let filters: [&[u8]; 3] = [bin.as_bytes(), &start.to_be_bytes(), &end.to_be_bytes()];
+        let paging = Paging::parse(
+            &mut v,
+            "payment.ListCredits",
+            &filters,
+            req.page_size,
+            &req.page_token,
+            PAGE,
+        );
+        v.into_result()?;
+        let after = paging.after().and_then(from_cursor);
+        let rows = store::bank_credits(self.pool(), bin, (start, end), after, paging.fetch_limit())
+            .await
+            .map_err(db)?;
+        let (rows, next_page_token) = paging.finish(rows, |r| cursor(r.receive_us, r.id));
+        Ok(pb::ListCreditsResponse {
+            credits: rows.iter().map(convert::credit).collect(),
+            next_page_token,
+        })
+    }
+
     pub(super) async fn list_suspense_credits(
         &self,
         request: Request<pb::ListSuspenseCreditsRequest>,
