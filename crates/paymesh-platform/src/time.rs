@@ -195,6 +195,40 @@ impl std::fmt::Display for Date {
     }
 }
 
+/// `unix_seconds` as RFC 3339 at `offset_seconds` from UTC, to the second
+/// (`2026-12-01T16:00:05Z`, `2026-12-01T23:00:05+07:00`).
+fn rfc3339_at(unix_seconds: i64, offset_seconds: i64) -> String {
+    let local = unix_seconds + offset_seconds;
+    let day = Date(i32::try_from(local.div_euclid(86_400)).unwrap_or(i32::MAX));
+    let (y, m, d) = day.civil();
+    let secs = local.rem_euclid(86_400);
+    let zone = match offset_seconds {
+        0 => "Z".to_owned(),
+        o => format!(
+            "{}{:02}:{:02}",
+            if o < 0 { '-' } else { '+' },
+            o.abs() / 3600,
+            o.abs() % 3600 / 60
+        ),
+    };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}{zone}",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// RFC 3339 in UTC, to the second: what goes on the wire.
+pub fn rfc3339_from_ns(ns: i64) -> String {
+    rfc3339_at(ns.div_euclid(1_000_000_000), 0)
+}
+
+/// RFC 3339 in Asia/Ho_Chi_Minh (`+07:00`), to the second: what a person reads.
+pub fn vietnam_rfc3339_from_ns(ns: i64) -> String {
+    rfc3339_at(ns.div_euclid(1_000_000_000), VIETNAM_OFFSET_SECONDS)
+}
+
 /// `YYYY-MM` (a billing period), years 2000-2999.
 pub fn parse_period(text: &str) -> Result<String, DateError> {
     let t = text.trim();
@@ -245,6 +279,15 @@ mod date_tests {
         }
         assert_eq!(parse_period("2026-11"), Ok("2026-11".into()));
         assert!(parse_period("2026-11-01").is_err());
+    }
+
+    #[test]
+    fn times_are_written_in_utc_and_in_vietnam() {
+        // 2026-12-01T16:00:05Z is 23:00:05 in Hanoi.
+        let ns = 1_796_140_805 * 1_000_000_000 + 999;
+        assert_eq!(rfc3339_from_ns(ns), "2026-12-01T16:00:05Z");
+        assert_eq!(vietnam_rfc3339_from_ns(ns), "2026-12-01T23:00:05+07:00");
+        assert_eq!(rfc3339_from_ns(0), "1970-01-01T00:00:00Z");
     }
 
     #[test]

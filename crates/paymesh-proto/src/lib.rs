@@ -40,3 +40,9 @@ pub mod billing {
         tonic::include_proto!("paymesh.billing.v1");
     }
 }
+
+pub mod settlement {
+    pub mod v1 {
+        tonic::include_proto!("paymesh.settlement.v1");
+    }
+}

@@ -16,6 +16,16 @@ pub const CALL_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
 
 type Grpc = BillingServiceClient<InterceptedService<Channel, CallContext>>;
 
+/// The id of the bill payment a bank transaction made (the reference of its ledger transfers):
+/// the same transaction always makes the same one. Settlement joins a bank's ledger
+/// movements to the credits it notified by it.
+pub fn bank_credit_payment_id(bank_bin: &str, bank_transaction_id: &str) -> uuid::Uuid {
+    paymesh_ledger::client::chain::derived_uuid(
+        "paymesh.billing.bank-credit.v1",
+        &[bank_bin, bank_transaction_id],
+    )
+}
+
 /// What the billing service made of a bank credit.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Applied {

@@ -90,6 +90,43 @@ impl MerchantClient {
     }
 }
 
+impl MerchantClient {
+    /// One page of merchants (as the settlement service lists them, with the whole
+    /// settlement account number).
+    pub async fn list(
+        &self,
+        request: pb::ListMerchantsRequest,
+    ) -> Result<pb::ListMerchantsResponse, ApiError> {
+        let request = within::request(request, self.timeout);
+        let mut grpc = self.grpc()?;
+        within::call(
+            "merchant service",
+            "ListMerchants",
+            self.timeout,
+            grpc.list_merchants(request),
+        )
+        .await?
+        .map_err(|status| from_status("ListMerchants", &status))
+    }
+
+    /// Every merchant, all pages.
+    pub async fn list_all(&self) -> Result<Vec<pb::Merchant>, ApiError> {
+        let mut all = Vec::new();
+        let mut request = pb::ListMerchantsRequest {
+            page_size: 100,
+            ..Default::default()
+        };
+        loop {
+            let page = self.list(request.clone()).await?;
+            all.extend(page.merchants);
+            if page.next_page_token.is_empty() {
+                return Ok(all);
+            }
+            request.page_token = page.next_page_token;
+        }
+    }
+}
+
 /// The merchant's own fee plan, parsed from `Merchant.fee_plan`; `None` when it has none (the
 /// caller's default plan, `payment.fee_plan`, applies). The merchant service stores only plans
 /// that parse, in canonical form, so an error means a merchant service of another version.

@@ -10,6 +10,7 @@
 //! - [`service`]: the gRPC surface and the banks' HTTP edge; [`store`]: the SQL (schema
 //!   `payment`); [`settings`]: the config section.
 
+pub mod client;
 pub mod json;
 pub mod matching;
 pub mod metrics;

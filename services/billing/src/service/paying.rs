@@ -341,7 +341,7 @@ impl BillingService {
             return Err(ApiError::invalid("bill_reference", "required"));
         };
         let bin = bin.to_owned();
-        let id = derived_uuid("paymesh.billing.bank-credit.v1", &[&bin, &txn]);
+        let id = crate::client::bank_credit_payment_id(&bin, &txn);
         let bill_id = i64::try_from(reference.bits()).unwrap_or(0);
         let same = |p: &PaymentRow| -> Result<pb::ApplyBankCreditResponse, ApiError> {
             if p.amount != amount || p.bill_id != bill_id {

@@ -67,9 +67,12 @@ pub const RPCS: &[Rpc] = &[
     Rpc::write("CancelPaymentIntent", MERCHANTS, KeyRule::Required),
     // Idempotent by the bank's transaction id, which the credit's id and its ledger transfer
     // ids are derived from; a key is optional.
+    // Settlement notifies a credit an operator creates from a bank statement's line.
     Rpc::write(
         "NotifyCredit",
-        Callers::BANK.or(Callers::OPERATOR),
+        Callers::BANK
+            .or(Callers::OPERATOR)
+            .or(Callers::services(&["settlement"])),
         KeyRule::Optional,
     ),
     Rpc::read("GetPayment", READERS),

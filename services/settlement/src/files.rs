@@ -1,0 +1,419 @@
+//! The files banks pull, written when a window closes: per bank and business day its
+//! statement in four formats (camt.053, camt.054, MT940, paymesh's statement CSV), and per
+//! settlement bank the payout file.
+//!
+//! A file is rendered by streaming: the day's bookings are read a page at a time in commit
+//! order, each written through the format's writer into a buffer that is cut into 1 MiB
+//! chunks as it fills and stored, with the SHA-256 taken over the chunks as they go. Memory
+//! stays bounded however large the day. Everything a file says comes from stored rows and the
+//! window's close time, so rendering it again gives the same bytes.
+//!
+//! The statement is of paymesh's position with the bank: money in (`CRDT`) is what the bank
+//! received for paymesh (its clearing account debited in the ledger), money out (`DBIT`) the
+//! payouts and refunds paymesh instructed (its payout account credited). Opening balance =
+//! the previous day's closing; closing = opening + credits − debits.
+//!
+//! # Payout file (`FILE_FORMAT_PAYOUT_CSV`)
+//!
+//! UTF-8, LF, RFC 4180 quoting, this header, one row per payout posted in the window, then a
+//! trailer `TRAILER,{rows},{sum of amount}`:
+//!
+//! `payout_id,business_date,batch_reference,merchant_id,beneficiary_name,bank_bin,account_number,amount,currency`
+//!
+//! The bank books the whole file as one debit of the sum with `batch_reference`
+//! (`PO{YYYYMMDD}{BIN}`) in its description; reconciliation matches that one line to every
+//! payout of the batch.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use paymesh_formats::{Account, Day, Entry, StatementHeader};
+use paymesh_platform::time::{Date, rfc3339_from_ns, vietnam_rfc3339_from_ns};
+use sha2::{Digest, Sha256};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::close::payout_batch;
+use crate::settings::Settings;
+use crate::store::{self, BankDay, Booking, Direction, FileRow, WindowRow};
+
+/// Bytes per stored chunk (and per GetReconFile message).
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// Bookings read per page while rendering.
+const PAGE: i64 = 5_000;
+
+/// The statement formats, by their names on the wire and in storage.
+pub const STATEMENT_FORMATS: [&str; 4] = ["CAMT053", "CAMT054", "MT940", "CSV"];
+pub const PAYOUT_FORMAT: &str = "PAYOUT_CSV";
+
+pub const PAYOUT_HEADER: &str = "payout_id,business_date,batch_reference,merchant_id,beneficiary_name,bank_bin,account_number,amount,currency";
+
+/// A buffer the writers write into and the renderer drains.
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Shared {
+    fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// The first `n` bytes (all when `n` is larger), taken out.
+    fn take(&self, n: usize) -> Vec<u8> {
+        let mut buf = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = n.min(buf.len());
+        buf.drain(..n).collect()
+    }
+}
+
+/// Where rendered bytes go: stored chunks of a file, or memory (tests, dry renders).
+pub enum Out<'a> {
+    Db {
+        conn: &'a mut PgConnection,
+        file: Uuid,
+        next: i32,
+    },
+    Memory(Vec<u8>),
+}
+
+/// What was rendered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub size: i64,
+    pub sha256: String,
+    pub entries: i64,
+}
+
+struct Emitter<'a> {
+    out: Out<'a>,
+    sha: Sha256,
+    size: i64,
+}
+
+impl<'a> Emitter<'a> {
+    async fn emit(&mut self, bytes: Vec<u8>) -> anyhow::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.sha.update(&bytes);
+        self.size += i64::try_from(bytes.len()).unwrap_or(i64::MAX);
+        match &mut self.out {
+            Out::Db { conn, file, next } => {
+                store::insert_chunk(conn, *file, *next, &bytes).await?;
+                *next += 1;
+            }
+            Out::Memory(all) => all.extend_from_slice(&bytes),
+        }
+        Ok(())
+    }
+
+    /// Emits whole chunks while the buffer holds one.
+    async fn drain_full(&mut self, buf: &Shared) -> anyhow::Result<()> {
+        while buf.len() >= CHUNK_BYTES {
+            let chunk = buf.take(CHUNK_BYTES);
+            self.emit(chunk).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self, buf: &Shared, entries: i64) -> anyhow::Result<(Rendered, Out<'a>)> {
+        self.drain_full(buf).await?;
+        let rest = buf.take(usize::MAX);
+        self.emit(rest).await?;
+        let sha = self.sha.finalize();
+        let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
+        Ok((
+            Rendered {
+                size: self.size,
+                sha256: hex,
+                entries,
+            },
+            self.out,
+        ))
+    }
+}
+
+fn day(d: Date) -> Day {
+    Day::from_days_since_epoch(d.days())
+}
+
+fn compact(d: Date) -> String {
+    let (y, m, dd) = d.civil();
+    format!("{y:04}{m:02}{dd:02}")
+}
+
+/// The statement's header of a bank's day.
+fn header(settings: &Settings, w: &WindowRow, bin: &str, format: &str, d: &BankDay) -> StatementHeader {
+    let date = w.business_date;
+    StatementHeader {
+        message_id: format!("PAYMESH-{bin}-{}-{format}", compact(date)),
+        created: rfc3339_from_ns(w.close_ns),
+        statement_id: format!("{bin}-{}", compact(date)),
+        sequence_number: u64::try_from(date.days()).unwrap_or(0),
+        account: Account {
+            number: statement_account(bin),
+            currency: "VND".into(),
+            owner_name: settings.account_owner.clone(),
+            servicer_bin: bin.to_owned(),
+        },
+        business_date: day(date),
+        from_time: vietnam_rfc3339_from_ns(w.start_seq.max(
+            (date.plus_days(-1).vietnam_start_unix()) * 1_000_000_000,
+        )),
+        to_time: vietnam_rfc3339_from_ns(w.cutoff_seq),
+        opening_balance: d.opening,
+        closing_balance: d.closing,
+        credit_count: u64::try_from(d.credit_count).unwrap_or(0),
+        credit_sum: d.credit_sum,
+        debit_count: u64::try_from(d.debit_count).unwrap_or(0),
+        debit_sum: d.debit_sum,
+    }
+}
+
+/// paymesh's account at the bank `bin`, as its statements name it.
+pub fn statement_account(bin: &str) -> String {
+    format!("PAYMESH{bin}")
+}
+
+fn entry(b: &Booking, date: Date) -> Entry {
+    Entry {
+        amount: b.amount,
+        direction: match b.direction {
+            Direction::Credit => paymesh_formats::Direction::Credit,
+            Direction::Debit => paymesh_formats::Direction::Debit,
+        },
+        booking_date: day(date),
+        value_date: day(b.value_date),
+        bank_reference: if b.bank_reference.is_empty() {
+            b.id.simple().to_string()
+        } else {
+            b.bank_reference.clone()
+        },
+        end_to_end_id: b.end_to_end_id.clone(),
+        description: b.description.clone(),
+        details: Vec::new(),
+    }
+}
+
+enum AnyWriter {
+    Camt053(paymesh_formats::camt::Camt053Writer<Shared>),
+    Camt054(paymesh_formats::camt::Camt054Writer<Shared>),
+    Mt940(paymesh_formats::mt940::Mt940Writer<Shared>),
+    Csv(paymesh_formats::statement_csv::CsvWriter<Shared>),
+}
+
+impl AnyWriter {
+    fn new(format: &str, out: Shared, h: &StatementHeader) -> anyhow::Result<AnyWriter> {
+        use paymesh_formats::{camt, mt940, statement_csv};
+        Ok(match format {
+            "CAMT053" => AnyWriter::Camt053(camt::Camt053Writer::new(out, h)?),
+            "CAMT054" => AnyWriter::Camt054(camt::Camt054Writer::new(out, h)?),
+            "MT940" => AnyWriter::Mt940(mt940::Mt940Writer::new(out, h)?),
+            "CSV" => AnyWriter::Csv(statement_csv::CsvWriter::new(out, h)?),
+            other => anyhow::bail!("no statement format {other}"),
+        })
+    }
+
+    fn write(&mut self, e: &Entry) -> anyhow::Result<()> {
+        match self {
+            AnyWriter::Camt053(w) => w.write_entry(e)?,
+            AnyWriter::Camt054(w) => w.write_entry(e)?,
+            AnyWriter::Mt940(w) => w.write_entry(e)?,
+            AnyWriter::Csv(w) => w.write_entry(e)?,
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        match self {
+            AnyWriter::Camt053(w) => drop(w.finish()?),
+            AnyWriter::Camt054(w) => drop(w.finish()?),
+            AnyWriter::Mt940(w) => drop(w.finish()?),
+            AnyWriter::Csv(w) => drop(w.finish()?),
+        }
+        Ok(())
+    }
+}
+
+/// Renders the statement of `bin`'s day in `format` into `out`.
+pub async fn render_statement<'a>(
+    pool: &PgPool,
+    settings: &Settings,
+    w: &WindowRow,
+    bin: &str,
+    d: &BankDay,
+    format: &str,
+    out: Out<'a>,
+) -> anyhow::Result<(Rendered, Out<'a>)> {
+    let buf = Shared::default();
+    let mut writer = AnyWriter::new(format, buf.clone(), &header(settings, w, bin, format, d))?;
+    let mut em = Emitter {
+        out,
+        sha: Sha256::new(),
+        size: 0,
+    };
+    let mut after = None;
+    let mut entries = 0i64;
+    loop {
+        let page = store::day_bookings_page(pool, bin, w.business_date, after, PAGE).await?;
+        for b in &page {
+            writer.write(&entry(b, w.business_date))?;
+            entries += 1;
+            em.drain_full(&buf).await?;
+        }
+        match page.last() {
+            Some(last) if page.len() as i64 == PAGE => after = Some((last.seq, last.id)),
+            _ => break,
+        }
+    }
+    writer.finish()?;
+    em.finish(&buf, entries).await
+}
+
+/// RFC 4180 quoting where needed.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+/// Renders the payout file of the settlement bank `bin` for window `w`.
+pub async fn render_payouts<'a>(
+    pool: &PgPool,
+    w: &WindowRow,
+    bin: &str,
+    out: Out<'a>,
+) -> anyhow::Result<(Rendered, Out<'a>)> {
+    let buf = Shared::default();
+    let mut em = Emitter {
+        out,
+        sha: Sha256::new(),
+        size: 0,
+    };
+    let mut text = Shared::clone(&buf);
+    writeln!(text, "{PAYOUT_HEADER}")?;
+    let batch = payout_batch(bin, w.business_date);
+    let (mut rows, mut sum) = (0i64, 0i64);
+    let mut after = None;
+    loop {
+        let page = store::payouts(pool, w.business_date, Some("POSTED"), after, PAGE).await?;
+        for p in page.iter().filter(|p| p.bank_bin == bin) {
+            writeln!(
+                text,
+                "{},{},{batch},{},{},{},{},{},VND",
+                p.id,
+                w.business_date,
+                p.merchant_id,
+                csv_field(&p.business_name),
+                p.bank_bin,
+                csv_field(&p.account_number),
+                p.payout
+            )?;
+            rows += 1;
+            sum += p.payout;
+            em.drain_full(&buf).await?;
+        }
+        match page.last() {
+            Some(last) if page.len() as i64 == PAGE => after = Some(last.id),
+            _ => break,
+        }
+    }
+    writeln!(text, "TRAILER,{rows},{sum}")?;
+    em.finish(&buf, rows).await
+}
+
+/// Writes every file of a closed window that is not written yet, each in one transaction.
+pub async fn write_window(pool: &PgPool, settings: &Settings, w: &WindowRow) -> anyhow::Result<()> {
+    let date = w.business_date;
+    for (bin, d) in store::bank_days(pool, date).await? {
+        for format in STATEMENT_FORMATS {
+            if store::file_exists(pool, &bin, date, format).await? {
+                continue;
+            }
+            let ext = if format.starts_with("CAMT") { "xml" } else if format == "MT940" { "sta" } else { "csv" };
+            let name = format!("paymesh_{bin}_{}_{}.{ext}", compact(date), format.to_lowercase());
+            store_file(pool, settings, w, &bin, Kind::Statement(format, &d), name).await?;
+        }
+    }
+    let mut bins: Vec<String> = store::payouts(pool, date, Some("POSTED"), None, i64::MAX)
+        .await?
+        .into_iter()
+        .map(|p| p.bank_bin)
+        .collect();
+    bins.sort();
+    bins.dedup();
+    for bin in bins {
+        if store::file_exists(pool, &bin, date, PAYOUT_FORMAT).await? {
+            continue;
+        }
+        let name = format!("paymesh_payouts_{bin}_{}.csv", compact(date));
+        store_file(pool, settings, w, &bin, Kind::Payouts, name).await?;
+    }
+    Ok(())
+}
+
+/// Which file of a bank's day.
+enum Kind<'d> {
+    Statement(&'static str, &'d BankDay),
+    Payouts,
+}
+
+async fn store_file(
+    pool: &PgPool,
+    settings: &Settings,
+    w: &WindowRow,
+    bin: &str,
+    kind: Kind<'_>,
+    file_name: String,
+) -> anyhow::Result<()> {
+    let format = match kind {
+        Kind::Statement(f, _) => f,
+        Kind::Payouts => PAYOUT_FORMAT,
+    };
+    let mut tx = pool.begin().await?;
+    let id = Uuid::new_v4();
+    store::insert_file(
+        &mut tx,
+        &FileRow {
+            id,
+            bank_bin: bin.to_owned(),
+            business_date: w.business_date,
+            format: format.to_owned(),
+            file_name,
+            size_bytes: 0,
+            sha256: String::new(),
+            entry_count: 0,
+            create_ns: w.close_ns,
+        },
+    )
+    .await?;
+    let out = Out::Db {
+        conn: &mut tx,
+        file: id,
+        next: 0,
+    };
+    let (rendered, _) = match kind {
+        Kind::Statement(f, d) => render_statement(pool, settings, w, bin, d, f, out).await?,
+        Kind::Payouts => render_payouts(pool, w, bin, out).await?,
+    };
+    store::complete_file(&mut tx, id, rendered.size, &rendered.sha256, rendered.entries).await?;
+    tx.commit().await?;
+    tracing::info!(bin, format, date = %w.business_date, size = rendered.size, entries = rendered.entries, "file written");
+    Ok(())
+}

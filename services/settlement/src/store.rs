@@ -1,0 +1,1345 @@
+//! SQL for the settlement service (schema `settlement`). Dates are stored as `date` and cross
+//! into Rust as days since 1970-01-01 ([`Date`]).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
+use anyhow::Context;
+use paymesh_platform::migrate::Migration;
+use paymesh_platform::time::Date;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+pub const SCHEMA: &str = "settlement";
+
+static IDEMPOTENCY_SQL: LazyLock<String> =
+    LazyLock::new(|| paymesh_platform::idempotency::pg::migration_sql(SCHEMA));
+
+pub fn migrations() -> Vec<Migration> {
+    vec![
+        Migration {
+            version: 1,
+            name: "windows, payouts, bookings, files, statement lines, runs, exceptions",
+            sql: include_str!("../migrations/0001_settlement.sql"),
+        },
+        Migration {
+            version: 2,
+            name: "idempotency keys",
+            sql: IDEMPOTENCY_SQL.as_str(),
+        },
+    ]
+}
+
+fn date_of(row: &PgRow, col: &str) -> Result<Date, sqlx::Error> {
+    Ok(Date::from_days(row.try_get::<i32, _>(col)?))
+}
+
+/// Money into paymesh's account at the bank (camt CRDT) or out of it (DBIT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    Credit,
+    Debit,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Credit => "CRDT",
+            Direction::Debit => "DBIT",
+        }
+    }
+
+    pub fn parse(text: &str) -> Direction {
+        if text == "DBIT" {
+            Direction::Debit
+        } else {
+            Direction::Credit
+        }
+    }
+
+    /// `amount` signed from the account's side: in +, out −.
+    pub fn signed(self, amount: i64) -> i64 {
+        match self {
+            Direction::Credit => amount,
+            Direction::Debit => -amount,
+        }
+    }
+}
+
+// ---------------------------------------------------------------- windows
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowRow {
+    pub business_date: Date,
+    pub status: String,
+    pub start_seq: i64,
+    pub cutoff_seq: i64,
+    pub closed_by: String,
+    pub failure_reason: String,
+    pub close_ns: i64,
+    pub settle_ns: Option<i64>,
+}
+
+const WINDOW_COLUMNS: &str = "(business_date - DATE '1970-01-01')::int4 AS day, status, \
+    start_seq, cutoff_seq, closed_by, failure_reason, \
+    (extract(epoch FROM close_time) * 1000000)::int8 * 1000 AS close_ns, \
+    (extract(epoch FROM settle_time) * 1000000)::int8 * 1000 AS settle_ns";
+
+fn window_row(r: &PgRow) -> Result<WindowRow, sqlx::Error> {
+    Ok(WindowRow {
+        business_date: date_of(r, "day")?,
+        status: r.try_get("status")?,
+        start_seq: r.try_get("start_seq")?,
+        cutoff_seq: r.try_get("cutoff_seq")?,
+        closed_by: r.try_get("closed_by")?,
+        failure_reason: r.try_get("failure_reason")?,
+        close_ns: r.try_get("close_ns")?,
+        settle_ns: r.try_get("settle_ns")?,
+    })
+}
+
+pub async fn window(pool: &PgPool, date: Date) -> anyhow::Result<Option<WindowRow>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {WINDOW_COLUMNS} FROM settlement.windows \
+         WHERE business_date = DATE '1970-01-01' + $1::int4"
+    )))
+    .bind(date.days())
+    .fetch_optional(pool)
+    .await
+    .context("reading a window")?;
+    Ok(row.as_ref().map(window_row).transpose()?)
+}
+
+pub async fn latest_window(pool: &PgPool) -> anyhow::Result<Option<WindowRow>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {WINDOW_COLUMNS} FROM settlement.windows ORDER BY business_date DESC LIMIT 1"
+    )))
+    .fetch_optional(pool)
+    .await
+    .context("reading the latest window")?;
+    Ok(row.as_ref().map(window_row).transpose()?)
+}
+
+/// Windows newest first, before `before` (days) when given.
+pub async fn windows(
+    pool: &PgPool,
+    before: Option<i32>,
+    limit: i64,
+) -> anyhow::Result<Vec<WindowRow>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {WINDOW_COLUMNS} FROM settlement.windows \
+         WHERE $1::int4 IS NULL OR business_date < DATE '1970-01-01' + $1::int4 \
+         ORDER BY business_date DESC LIMIT $2"
+    )))
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .context("listing windows")?;
+    Ok(rows.iter().map(window_row).collect::<Result<_, _>>()?)
+}
+
+/// A window's totals over its lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub gross: i64,
+    pub fees: i64,
+    pub refunds: i64,
+    pub net: i64,
+    pub paid_out: i64,
+    pub payouts: i64,
+    pub lines: i64,
+}
+
+pub async fn totals(pool: &PgPool, date: Date) -> anyhow::Result<Totals> {
+    let r = sqlx::query(
+        "SELECT coalesce(sum(gross), 0)::int8 AS gross, coalesce(sum(fees), 0)::int8 AS fees, \
+                coalesce(sum(refunds), 0)::int8 AS refunds, coalesce(sum(net), 0)::int8 AS net, \
+                coalesce(sum(payout) FILTER (WHERE status = 'POSTED'), 0)::int8 AS paid, \
+                count(*) FILTER (WHERE status = 'POSTED') AS payouts, count(*) AS lines \
+         FROM settlement.payouts WHERE business_date = DATE '1970-01-01' + $1::int4",
+    )
+    .bind(date.days())
+    .fetch_one(pool)
+    .await
+    .context("summing a window")?;
+    Ok(Totals {
+        gross: r.try_get("gross")?,
+        fees: r.try_get("fees")?,
+        refunds: r.try_get("refunds")?,
+        net: r.try_get("net")?,
+        paid_out: r.try_get("paid")?,
+        payouts: r.try_get("payouts")?,
+        lines: r.try_get("lines")?,
+    })
+}
+
+/// Stores a window CLOSED with its bookings, bank days and lines, in one transaction.
+pub async fn store_closed(
+    pool: &PgPool,
+    w: &WindowRow,
+    bookings: &[Booking],
+    lines: &[PayoutRow],
+) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO settlement.windows (business_date, status, start_seq, cutoff_seq, \
+             closed_by, close_time) \
+         VALUES (DATE '1970-01-01' + $1::int4, 'CLOSED', $2, $3, $4, \
+                 timestamptz 'epoch' + ($5::int8 / 1000) * interval '1 microsecond')",
+    )
+    .bind(w.business_date.days())
+    .bind(w.start_seq)
+    .bind(w.cutoff_seq)
+    .bind(&w.closed_by)
+    .bind(w.close_ns)
+    .execute(&mut *tx)
+    .await
+    .context("storing the window")?;
+    // A credit booked as missing in the ledger in an earlier window, whose transfer committed
+    // in this one: the movement replaces it (unless a statement line matched it already).
+    let now_booked: Vec<Uuid> = bookings
+        .iter()
+        .filter(|b| b.in_ledger)
+        .filter_map(|b| b.credit_id)
+        .collect();
+    sqlx::query(
+        "DELETE FROM settlement.bookings WHERE id = ANY($1) AND NOT in_ledger \
+         AND matched_line IS NULL",
+    )
+    .bind(&now_booked)
+    .execute(&mut *tx)
+    .await
+    .context("replacing bookings missing in the ledger")?;
+    for chunk in bookings.chunks(10_000) {
+        insert_bookings(&mut tx, chunk).await?;
+    }
+    sqlx::query(
+        "INSERT INTO settlement.bank_days (bank_bin, business_date, opening, closing, \
+             credit_count, credit_sum, debit_count, debit_sum) \
+         SELECT d.bank_bin, DATE '1970-01-01' + $1::int4, coalesce(p.closing, 0), \
+                coalesce(p.closing, 0) + d.cs - d.ds, d.cc, d.cs, d.dc, d.ds \
+         FROM (SELECT bank_bin, \
+                      count(*) FILTER (WHERE direction = 'CRDT') AS cc, \
+                      coalesce(sum(amount) FILTER (WHERE direction = 'CRDT'), 0)::int8 AS cs, \
+                      count(*) FILTER (WHERE direction = 'DBIT') AS dc, \
+                      coalesce(sum(amount) FILTER (WHERE direction = 'DBIT'), 0)::int8 AS ds \
+               FROM settlement.bookings \
+               WHERE business_date = DATE '1970-01-01' + $1::int4 AND in_ledger \
+               GROUP BY bank_bin \
+               UNION ALL \
+               SELECT bank_bin, 0, 0, 0, 0 FROM ( \
+                 SELECT DISTINCT ON (bank_bin) bank_bin, closing FROM settlement.bank_days \
+                 ORDER BY bank_bin, business_date DESC) last \
+               WHERE closing <> 0 AND bank_bin NOT IN ( \
+                 SELECT bank_bin FROM settlement.bookings \
+                 WHERE business_date = DATE '1970-01-01' + $1::int4 AND in_ledger)) d \
+         LEFT JOIN LATERAL ( \
+           SELECT closing FROM settlement.bank_days b \
+           WHERE b.bank_bin = d.bank_bin AND b.business_date < DATE '1970-01-01' + $1::int4 \
+           ORDER BY b.business_date DESC LIMIT 1) p ON true",
+    )
+    .bind(w.business_date.days())
+    .execute(&mut *tx)
+    .await
+    .context("storing the banks' days")?;
+    for chunk in lines.chunks(5_000) {
+        insert_lines(&mut tx, chunk).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- bookings
+
+/// What paymesh booked with a bank (see the table's comment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Booking {
+    pub id: Uuid,
+    pub bank_bin: String,
+    pub business_date: Date,
+    pub seq: i64,
+    pub direction: Direction,
+    pub amount: i64,
+    pub code: String,
+    pub in_ledger: bool,
+    pub bank_reference: String,
+    pub end_to_end_id: String,
+    pub reference: String,
+    pub batch: String,
+    pub description: String,
+    pub value_date: Date,
+    pub credit_id: Option<Uuid>,
+}
+
+async fn insert_bookings(conn: &mut PgConnection, b: &[Booking]) -> anyhow::Result<()> {
+    let col = |f: fn(&Booking) -> String| b.iter().map(f).collect::<Vec<String>>();
+    sqlx::query(
+        "INSERT INTO settlement.bookings (id, bank_bin, business_date, seq, direction, amount, \
+             code, in_ledger, bank_reference, end_to_end_id, reference, batch, description, \
+             value_date, credit_id) \
+         SELECT u.id, u.bin, DATE '1970-01-01' + u.day, u.seq, u.dir, u.amount, u.code, \
+                u.in_ledger, u.bref, u.e2e, u.ref, u.batch, u.descr, \
+                DATE '1970-01-01' + u.vday, u.credit \
+         FROM unnest($1::uuid[], $2::text[], $3::int4[], $4::int8[], $5::text[], $6::int8[], \
+                     $7::text[], $8::bool[], $9::text[], $10::text[], $11::text[], \
+                     $12::text[], $13::text[], $14::int4[], $15::uuid[]) \
+              AS u(id, bin, day, seq, dir, amount, code, in_ledger, bref, e2e, ref, batch, \
+                   descr, vday, credit) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(b.iter().map(|x| x.id).collect::<Vec<_>>())
+    .bind(col(|x| x.bank_bin.clone()))
+    .bind(b.iter().map(|x| x.business_date.days()).collect::<Vec<_>>())
+    .bind(b.iter().map(|x| x.seq).collect::<Vec<_>>())
+    .bind(col(|x| x.direction.as_str().to_owned()))
+    .bind(b.iter().map(|x| x.amount).collect::<Vec<_>>())
+    .bind(col(|x| x.code.clone()))
+    .bind(b.iter().map(|x| x.in_ledger).collect::<Vec<_>>())
+    .bind(col(|x| x.bank_reference.clone()))
+    .bind(col(|x| x.end_to_end_id.clone()))
+    .bind(col(|x| x.reference.clone()))
+    .bind(col(|x| x.batch.clone()))
+    .bind(col(|x| x.description.clone()))
+    .bind(b.iter().map(|x| x.value_date.days()).collect::<Vec<_>>())
+    .bind(b.iter().map(|x| x.credit_id).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await
+    .context("storing bookings")?;
+    Ok(())
+}
+
+pub const BOOKING_COLUMNS: &str = "id, bank_bin, (business_date - DATE '1970-01-01')::int4 AS day, \
+    seq, direction, amount, code, in_ledger, bank_reference, end_to_end_id, reference, batch, \
+    description, (value_date - DATE '1970-01-01')::int4 AS vday, credit_id";
+
+pub fn booking_row(r: &PgRow) -> Result<Booking, sqlx::Error> {
+    Ok(Booking {
+        id: r.try_get("id")?,
+        bank_bin: r.try_get("bank_bin")?,
+        business_date: date_of(r, "day")?,
+        seq: r.try_get("seq")?,
+        direction: Direction::parse(r.try_get::<&str, _>("direction")?),
+        amount: r.try_get("amount")?,
+        code: r.try_get("code")?,
+        in_ledger: r.try_get("in_ledger")?,
+        bank_reference: r.try_get("bank_reference")?,
+        end_to_end_id: r.try_get("end_to_end_id")?,
+        reference: r.try_get("reference")?,
+        batch: r.try_get("batch")?,
+        description: r.try_get("description")?,
+        value_date: date_of(r, "vday")?,
+        credit_id: r.try_get("credit_id")?,
+    })
+}
+
+/// The credits among `ids` booked already (with or without a ledger transfer).
+pub async fn credits_booked(pool: &PgPool, ids: &[Uuid]) -> anyhow::Result<HashSet<Uuid>> {
+    let rows: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT credit_id FROM settlement.bookings WHERE credit_id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+    .context("looking for booked credits")?;
+    Ok(rows.into_iter().collect())
+}
+
+/// The window of each payout among `ids`.
+pub async fn payout_windows(pool: &PgPool, ids: &[Uuid]) -> anyhow::Result<HashMap<Uuid, Date>> {
+    let rows: Vec<(Uuid, i32)> = sqlx::query_as(
+        "SELECT id, (business_date - DATE '1970-01-01')::int4 FROM settlement.payouts \
+         WHERE id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+    .context("reading payouts' windows")?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, d)| (id, Date::from_days(d)))
+        .collect())
+}
+
+/// A bank's day as its statement shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BankDay {
+    pub opening: i64,
+    pub closing: i64,
+    pub credit_count: i64,
+    pub credit_sum: i64,
+    pub debit_count: i64,
+    pub debit_sum: i64,
+}
+
+/// Every bank's day of `date`, by BIN.
+pub async fn bank_days(pool: &PgPool, date: Date) -> anyhow::Result<Vec<(String, BankDay)>> {
+    let rows = sqlx::query(
+        "SELECT bank_bin, opening, closing, credit_count, credit_sum, debit_count, debit_sum \
+         FROM settlement.bank_days WHERE business_date = DATE '1970-01-01' + $1::int4 \
+         ORDER BY bank_bin",
+    )
+    .bind(date.days())
+    .fetch_all(pool)
+    .await
+    .context("reading the banks' days")?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("bank_bin")?,
+                BankDay {
+                    opening: r.try_get("opening")?,
+                    closing: r.try_get("closing")?,
+                    credit_count: r.try_get("credit_count")?,
+                    credit_sum: r.try_get("credit_sum")?,
+                    debit_count: r.try_get("debit_count")?,
+                    debit_sum: r.try_get("debit_sum")?,
+                },
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// A bank's bookings of a day in the ledger, in commit order, a page after `after` (seq, id).
+pub async fn day_bookings_page(
+    pool: &PgPool,
+    bin: &str,
+    date: Date,
+    after: Option<(i64, Uuid)>,
+    limit: i64,
+) -> anyhow::Result<Vec<Booking>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {BOOKING_COLUMNS} FROM settlement.bookings \
+         WHERE bank_bin = $1 AND business_date = DATE '1970-01-01' + $2::int4 AND in_ledger \
+           AND ($3::int8 IS NULL OR (seq, id) > ($3, $4::uuid)) \
+         ORDER BY seq, id LIMIT $5"
+    )))
+    .bind(bin)
+    .bind(date.days())
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .context("reading a bank's bookings")?;
+    Ok(rows.iter().map(booking_row).collect::<Result<_, _>>()?)
+}
+
+// ---------------------------------------------------------------- payouts
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayoutRow {
+    pub id: Uuid,
+    pub business_date: Date,
+    pub merchant_id: Uuid,
+    pub biller: bool,
+    pub business_name: String,
+    pub bank_bin: String,
+    pub account_number: String,
+    pub gross: i64,
+    pub fees: i64,
+    pub refunds: i64,
+    pub adjustments: i64,
+    pub paid_out: i64,
+    pub carried_in: i64,
+    pub net: i64,
+    pub payout: i64,
+    pub carried_out: i64,
+    pub status: String,
+    pub failure_reason: String,
+    pub transfer_id: Option<Uuid>,
+}
+
+async fn insert_lines(conn: &mut PgConnection, l: &[PayoutRow]) -> anyhow::Result<()> {
+    let i64s = |f: fn(&PayoutRow) -> i64| l.iter().map(f).collect::<Vec<i64>>();
+    let texts = |f: fn(&PayoutRow) -> &str| l.iter().map(|x| f(x).to_owned()).collect::<Vec<_>>();
+    sqlx::query(
+        "INSERT INTO settlement.payouts (id, business_date, merchant_id, biller, business_name, \
+             bank_bin, account_number, gross, fees, refunds, adjustments, paid_out, carried_in, \
+             net, payout, carried_out, status, transfer_id) \
+         SELECT u.id, DATE '1970-01-01' + $2::int4, u.m, u.b, u.name, u.bin, u.acct, u.g, u.f, \
+                u.r, u.a, u.p, u.ci, u.n, u.po, u.co, u.s, u.t \
+         FROM unnest($1::uuid[], $3::uuid[], $4::bool[], $5::text[], $6::text[], $7::text[], \
+                     $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], \
+                     $13::int8[], $14::int8[], $15::int8[], $16::int8[], $17::text[], \
+                     $18::uuid[]) \
+              AS u(id, m, b, name, bin, acct, g, f, r, a, p, ci, n, po, co, s, t)",
+    )
+    .bind(l.iter().map(|x| x.id).collect::<Vec<_>>())
+    .bind(l.first().map_or(0, |x| x.business_date.days()))
+    .bind(l.iter().map(|x| x.merchant_id).collect::<Vec<_>>())
+    .bind(l.iter().map(|x| x.biller).collect::<Vec<_>>())
+    .bind(texts(|x| &x.business_name))
+    .bind(texts(|x| &x.bank_bin))
+    .bind(texts(|x| &x.account_number))
+    .bind(i64s(|x| x.gross))
+    .bind(i64s(|x| x.fees))
+    .bind(i64s(|x| x.refunds))
+    .bind(i64s(|x| x.adjustments))
+    .bind(i64s(|x| x.paid_out))
+    .bind(i64s(|x| x.carried_in))
+    .bind(i64s(|x| x.net))
+    .bind(i64s(|x| x.payout))
+    .bind(i64s(|x| x.carried_out))
+    .bind(texts(|x| &x.status))
+    .bind(l.iter().map(|x| x.transfer_id).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await
+    .context("storing the window's lines")?;
+    Ok(())
+}
+
+const PAYOUT_COLUMNS: &str = "id, (business_date - DATE '1970-01-01')::int4 AS day, merchant_id, \
+    biller, business_name, bank_bin, account_number, gross, fees, refunds, adjustments, \
+    paid_out, carried_in, net, payout, carried_out, status, failure_reason, transfer_id";
+
+fn payout_row(r: &PgRow) -> Result<PayoutRow, sqlx::Error> {
+    Ok(PayoutRow {
+        id: r.try_get("id")?,
+        business_date: date_of(r, "day")?,
+        merchant_id: r.try_get("merchant_id")?,
+        biller: r.try_get("biller")?,
+        business_name: r.try_get("business_name")?,
+        bank_bin: r.try_get("bank_bin")?,
+        account_number: r.try_get("account_number")?,
+        gross: r.try_get("gross")?,
+        fees: r.try_get("fees")?,
+        refunds: r.try_get("refunds")?,
+        adjustments: r.try_get("adjustments")?,
+        paid_out: r.try_get("paid_out")?,
+        carried_in: r.try_get("carried_in")?,
+        net: r.try_get("net")?,
+        payout: r.try_get("payout")?,
+        carried_out: r.try_get("carried_out")?,
+        status: r.try_get("status")?,
+        failure_reason: r.try_get("failure_reason")?,
+        transfer_id: r.try_get("transfer_id")?,
+    })
+}
+
+/// A window's lines in (bank, merchant) order, after `after` (the row id), or with a status.
+pub async fn payouts(
+    pool: &PgPool,
+    date: Date,
+    status: Option<&str>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> anyhow::Result<Vec<PayoutRow>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {PAYOUT_COLUMNS} FROM settlement.payouts \
+         WHERE business_date = DATE '1970-01-01' + $1::int4 \
+           AND ($2::text IS NULL OR status = $2) AND ($3::uuid IS NULL OR id > $3) \
+         ORDER BY id LIMIT $4"
+    )))
+    .bind(date.days())
+    .bind(status)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .context("listing payouts")?;
+    Ok(rows.iter().map(payout_row).collect::<Result<_, _>>()?)
+}
+
+pub async fn pending_payouts(pool: &PgPool, date: Date) -> anyhow::Result<Vec<PayoutRow>> {
+    let mut all = Vec::new();
+    for status in ["PENDING", "FAILED"] {
+        all.extend(payouts(pool, date, Some(status), None, i64::MAX).await?);
+    }
+    Ok(all)
+}
+
+/// Each payout's ledger outcome: `None` posted, else the refusal.
+pub async fn set_payout_outcomes(
+    pool: &PgPool,
+    outcomes: &[(Uuid, Option<String>)],
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE settlement.payouts p SET \
+           status = CASE WHEN u.why IS NULL THEN 'POSTED' ELSE 'FAILED' END, \
+           failure_reason = coalesce(u.why, '') \
+         FROM unnest($1::uuid[], $2::text[]) AS u(id, why) WHERE p.id = u.id",
+    )
+    .bind(outcomes.iter().map(|o| o.0).collect::<Vec<_>>())
+    .bind(outcomes.iter().map(|o| o.1.clone()).collect::<Vec<_>>())
+    .execute(pool)
+    .await
+    .context("storing payout outcomes")?;
+    Ok(())
+}
+
+/// (merchant, why) of a window's refused payouts.
+pub async fn failed_payouts(pool: &PgPool, date: Date) -> anyhow::Result<Vec<(Uuid, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT merchant_id, failure_reason FROM settlement.payouts \
+         WHERE business_date = DATE '1970-01-01' + $1::int4 AND status = 'FAILED' ORDER BY id",
+    )
+    .bind(date.days())
+    .fetch_all(pool)
+    .await
+    .context("reading refused payouts")?)
+}
+
+/// The shortfalls `date`'s window carried out, by (merchant, biller).
+pub async fn carried(pool: &PgPool, date: Date) -> anyhow::Result<HashMap<(Uuid, bool), i64>> {
+    let rows: Vec<(Uuid, bool, i64)> = sqlx::query_as(
+        "SELECT merchant_id, biller, carried_out FROM settlement.payouts \
+         WHERE business_date = DATE '1970-01-01' + $1::int4 AND carried_out < 0",
+    )
+    .bind(date.days())
+    .fetch_all(pool)
+    .await
+    .context("reading carried shortfalls")?;
+    Ok(rows.into_iter().map(|(m, b, c)| ((m, b), c)).collect())
+}
+
+/// SETTLED (no reason) or FAILED with `reason`.
+pub async fn finish_window(pool: &PgPool, date: Date, reason: Option<&str>) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE settlement.windows SET \
+           status = CASE WHEN $2::text IS NULL THEN 'SETTLED' ELSE 'FAILED' END, \
+           failure_reason = coalesce($2, ''), \
+           settle_time = CASE WHEN $2::text IS NULL THEN clock_timestamp() END \
+         WHERE business_date = DATE '1970-01-01' + $1::int4",
+    )
+    .bind(date.days())
+    .bind(reason)
+    .execute(pool)
+    .await
+    .context("finishing a window")?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- files
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRow {
+    pub id: Uuid,
+    pub bank_bin: String,
+    pub business_date: Date,
+    pub format: String,
+    pub file_name: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub entry_count: i64,
+    pub create_ns: i64,
+}
+
+const FILE_COLUMNS: &str = "id, bank_bin, (business_date - DATE '1970-01-01')::int4 AS day, \
+    format, file_name, size_bytes, sha256, entry_count, \
+    (extract(epoch FROM create_time) * 1000000)::int8 * 1000 AS create_ns";
+
+fn file_row(r: &PgRow) -> Result<FileRow, sqlx::Error> {
+    Ok(FileRow {
+        id: r.try_get("id")?,
+        bank_bin: r.try_get("bank_bin")?,
+        business_date: date_of(r, "day")?,
+        format: r.try_get("format")?,
+        file_name: r.try_get("file_name")?,
+        size_bytes: r.try_get("size_bytes")?,
+        sha256: r.try_get("sha256")?,
+        entry_count: r.try_get("entry_count")?,
+        create_ns: r.try_get("create_ns")?,
+    })
+}
+
+pub async fn file_exists(
+    pool: &PgPool,
+    bin: &str,
+    date: Date,
+    format: &str,
+) -> anyhow::Result<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM settlement.files WHERE bank_bin = $1 \
+           AND business_date = DATE '1970-01-01' + $2::int4 AND format = $3)",
+    )
+    .bind(bin)
+    .bind(date.days())
+    .bind(format)
+    .fetch_one(pool)
+    .await
+    .context("looking for a file")?)
+}
+
+/// Files by (date desc, bank, format), filtered, after `after` (the file id's position).
+pub async fn files(
+    pool: &PgPool,
+    bin: Option<&str>,
+    date: Option<Date>,
+    after: Option<(i32, String, String)>,
+    limit: i64,
+) -> anyhow::Result<Vec<FileRow>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {FILE_COLUMNS} FROM settlement.files \
+         WHERE ($1::text IS NULL OR bank_bin = $1) \
+           AND ($2::int4 IS NULL OR business_date = DATE '1970-01-01' + $2::int4) \
+           AND ($3::int4 IS NULL OR business_date < DATE '1970-01-01' + $3::int4 OR \
+                (business_date = DATE '1970-01-01' + $3::int4 AND \
+                 (bank_bin, format) > ($4::text, $5::text))) \
+         ORDER BY business_date DESC, bank_bin, format LIMIT $6"
+    )))
+    .bind(bin)
+    .bind(date.map(Date::days))
+    .bind(after.as_ref().map(|a| a.0))
+    .bind(after.as_ref().map(|a| a.1.clone()))
+    .bind(after.as_ref().map(|a| a.2.clone()))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .context("listing files")?;
+    Ok(rows.iter().map(file_row).collect::<Result<_, _>>()?)
+}
+
+pub async fn file(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<FileRow>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {FILE_COLUMNS} FROM settlement.files WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .context("reading a file")?;
+    Ok(row.as_ref().map(file_row).transpose()?)
+}
+
+pub async fn file_by_day(
+    pool: &PgPool,
+    bin: &str,
+    date: Date,
+    format: &str,
+) -> anyhow::Result<Option<FileRow>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {FILE_COLUMNS} FROM settlement.files WHERE bank_bin = $1 \
+           AND business_date = DATE '1970-01-01' + $2::int4 AND format = $3"
+    )))
+    .bind(bin)
+    .bind(date.days())
+    .bind(format)
+    .fetch_optional(pool)
+    .await
+    .context("reading a file")?;
+    Ok(row.as_ref().map(file_row).transpose()?)
+}
+
+/// Chunk `n` of a file.
+pub async fn chunk(pool: &PgPool, file: Uuid, n: i32) -> anyhow::Result<Option<Vec<u8>>> {
+    Ok(sqlx::query_scalar(
+        "SELECT data FROM settlement.file_chunks WHERE file_id = $1 AND n = $2",
+    )
+    .bind(file)
+    .bind(n)
+    .fetch_optional(pool)
+    .await
+    .context("reading a file's chunk")?)
+}
+
+pub async fn insert_chunk(
+    conn: &mut PgConnection,
+    file: Uuid,
+    n: i32,
+    data: &[u8],
+) -> anyhow::Result<()> {
+    sqlx::query("INSERT INTO settlement.file_chunks (file_id, n, data) VALUES ($1, $2, $3)")
+        .bind(file)
+        .bind(n)
+        .bind(data)
+        .execute(&mut *conn)
+        .await
+        .context("storing a file's chunk")?;
+    Ok(())
+}
+
+/// The file's row, inserted first (its chunks reference it) and completed at the end.
+pub async fn insert_file(conn: &mut PgConnection, f: &FileRow) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO settlement.files (id, bank_bin, business_date, format, file_name, \
+             size_bytes, sha256, entry_count, create_time) \
+         VALUES ($1, $2, DATE '1970-01-01' + $3::int4, $4, $5, $6, $7, $8, \
+                 timestamptz 'epoch' + ($9::int8 / 1000) * interval '1 microsecond')",
+    )
+    .bind(f.id)
+    .bind(&f.bank_bin)
+    .bind(f.business_date.days())
+    .bind(&f.format)
+    .bind(&f.file_name)
+    .bind(f.size_bytes)
+    .bind(&f.sha256)
+    .bind(f.entry_count)
+    .bind(f.create_ns)
+    .execute(&mut *conn)
+    .await
+    .context("storing a file")?;
+    Ok(())
+}
+
+pub async fn complete_file(
+    conn: &mut PgConnection,
+    id: Uuid,
+    size: i64,
+    sha256: &str,
+    entries: i64,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE settlement.files SET size_bytes = $2, sha256 = $3, entry_count = $4 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(size)
+    .bind(sha256)
+    .bind(entries)
+    .execute(&mut *conn)
+    .await
+    .context("completing a file")?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- reconciliation
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRow {
+    pub id: Uuid,
+    pub bank_bin: String,
+    pub format: String,
+    pub file_name: String,
+    pub sha256: String,
+    pub dry_run: bool,
+    pub from_date: Option<Date>,
+    pub to_date: Option<Date>,
+    pub lines: i64,
+    pub already_matched: i64,
+    pub matched: i64,
+    pub missing_in_ledger: i64,
+    pub missing_in_bank: i64,
+    pub amount_mismatch: i64,
+    pub duplicate: i64,
+    pub breaks_closed: i64,
+    pub created_by: String,
+    pub create_ns: i64,
+}
+
+/// A line of a run, or a booking it left unmatched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunItem {
+    pub side: &'static str,
+    pub line: i64,
+    pub outcome: String,
+    pub amount: i64,
+    pub direction: Direction,
+    pub value_date: Date,
+    pub bank_reference: String,
+    pub end_to_end_id: String,
+    pub description: String,
+    pub booking_ids: Vec<Uuid>,
+    pub note: String,
+    /// `line:{key}` or `booking:{id}`: what an exception is about.
+    pub subject: String,
+    pub line_key: Option<String>,
+}
+
+/// Ids as one comma-separated text (a ragged array of arrays crosses into SQL as text[]).
+fn id_list(ids: &[Uuid]) -> String {
+    ids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// The lines among `keys` matched in an earlier run, with their bookings.
+pub async fn matched_lines(
+    pool: &PgPool,
+    bin: &str,
+    keys: &[String],
+) -> anyhow::Result<HashMap<String, Vec<Uuid>>> {
+    let rows: Vec<(String, Vec<Uuid>)> = sqlx::query_as(
+        "SELECT line_key, booking_ids FROM settlement.statement_lines \
+         WHERE bank_bin = $1 AND line_key = ANY($2) AND outcome = 'MATCHED'",
+    )
+    .bind(bin)
+    .bind(keys)
+    .fetch_all(pool)
+    .await
+    .context("reading lines matched before")?;
+    Ok(rows.into_iter().collect())
+}
+
+/// A bank's unmatched bookings of business days `from..=to`, in (day, seq, id) order.
+pub async fn unmatched_bookings(
+    pool: &PgPool,
+    bin: &str,
+    from: Date,
+    to: Date,
+) -> anyhow::Result<Vec<Booking>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {BOOKING_COLUMNS} FROM settlement.bookings \
+         WHERE bank_bin = $1 AND matched_line IS NULL \
+           AND business_date BETWEEN DATE '1970-01-01' + $2::int4 AND DATE '1970-01-01' + $3::int4 \
+         ORDER BY business_date, seq, id"
+    )))
+    .bind(bin)
+    .bind(from.days())
+    .bind(to.days())
+    .fetch_all(pool)
+    .await
+    .context("reading unmatched bookings")?;
+    Ok(rows.iter().map(booking_row).collect::<Result<_, _>>()?)
+}
+
+/// Stores a run in one transaction: the run, its items, the lines seen, the bookings matched,
+/// an exception per new break, and the breaks it closed (their count is returned).
+pub async fn store_run(
+    pool: &PgPool,
+    run: &RunRow,
+    items: &[RunItem],
+    matched_bookings: &[(Uuid, String)],
+) -> anyhow::Result<i64> {
+    let mut tx = pool.begin().await?;
+    insert_run(&mut tx, run).await?;
+    // Lines seen for the first time (or seen before as a break): their outcome now.
+    let lines: Vec<&RunItem> = items.iter().filter(|i| i.line_key.is_some()).collect();
+    for chunk in lines.chunks(10_000) {
+        sqlx::query(
+            "INSERT INTO settlement.statement_lines (bank_bin, line_key, first_run, outcome, \
+                 booking_ids) \
+             SELECT $1, u.k, $2, u.o, string_to_array(u.b, ',')::uuid[] \
+             FROM unnest($3::text[], $4::text[], $5::text[]) AS u(k, o, b) \
+             ON CONFLICT (bank_bin, line_key) DO UPDATE \
+               SET outcome = excluded.outcome, booking_ids = excluded.booking_ids \
+               WHERE settlement.statement_lines.outcome <> 'MATCHED'",
+        )
+        .bind(&run.bank_bin)
+        .bind(run.id)
+        .bind(chunk.iter().map(|i| i.line_key.clone().unwrap_or_default()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|i| i.outcome.clone()).collect::<Vec<_>>())
+        .bind(
+            chunk
+                .iter()
+                .map(|i| id_list(&i.booking_ids))
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *tx)
+        .await
+        .context("storing statement lines")?;
+    }
+    for chunk in matched_bookings.chunks(10_000) {
+        sqlx::query(
+            "UPDATE settlement.bookings b SET matched_line = u.k \
+             FROM unnest($1::uuid[], $2::text[]) AS u(id, k) \
+             WHERE b.id = u.id AND b.matched_line IS NULL",
+        )
+        .bind(chunk.iter().map(|m| m.0).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|m| m.1.clone()).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await
+        .context("marking bookings matched")?;
+    }
+    // One exception per break, however often it is seen.
+    let breaks: Vec<&RunItem> = items.iter().filter(|i| i.outcome != "MATCHED").collect();
+    let mut exception_of: HashMap<String, Uuid> = HashMap::new();
+    for chunk in breaks.chunks(5_000) {
+        let ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::new_v4()).collect();
+        sqlx::query(
+            "INSERT INTO settlement.exceptions (id, bank_bin, run_id, kind, subject, side, line, \
+                 amount, direction, value_date, bank_reference, end_to_end_id, description, \
+                 booking_ids, note, status, create_time) \
+             SELECT u.id, $1, $2, u.kind, u.subject, u.side, u.line, u.amount, u.dir, \
+                    DATE '1970-01-01' + u.vday, u.bref, u.e2e, u.descr, \
+                    string_to_array(u.b, ',')::uuid[], u.note, 'OPEN', \
+                    clock_timestamp() \
+             FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::int8[], \
+                         $8::int8[], $9::text[], $10::int4[], $11::text[], $12::text[], \
+                         $13::text[], $14::text[], $15::text[]) \
+                  AS u(id, kind, subject, side, line, amount, dir, vday, bref, e2e, descr, b, note) \
+             ON CONFLICT (bank_bin, subject) DO NOTHING",
+        )
+        .bind(&run.bank_bin)
+        .bind(run.id)
+        .bind(&ids)
+        .bind(chunk.iter().map(|i| i.outcome.clone()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|i| i.subject.clone()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|i| i.side.to_owned()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|i| i.line).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|i| i.amount).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|i| i.direction.as_str().to_owned()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|i| i.value_date.days()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|i| i.bank_reference.clone()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|i| i.end_to_end_id.clone()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|i| i.description.clone()).collect::<Vec<_>>())
+        .bind(
+            chunk
+                .iter()
+                .map(|i| id_list(&i.booking_ids))
+                .collect::<Vec<_>>(),
+        )
+        .bind(chunk.iter().map(|i| i.note.clone()).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await
+        .context("opening exceptions")?;
+        let subjects: Vec<String> = chunk.iter().map(|i| i.subject.clone()).collect();
+        let found: Vec<(String, Uuid)> = sqlx::query_as(
+            "SELECT subject, id FROM settlement.exceptions WHERE bank_bin = $1 AND subject = ANY($2)",
+        )
+        .bind(&run.bank_bin)
+        .bind(&subjects)
+        .fetch_all(&mut *tx)
+        .await
+        .context("reading exceptions")?;
+        exception_of.extend(found);
+    }
+    // Breaks of earlier runs matched now.
+    let mut closing: Vec<String> = items
+        .iter()
+        .filter(|i| i.outcome == "MATCHED")
+        .map(|i| i.subject.clone())
+        .collect();
+    closing.extend(matched_bookings.iter().map(|(id, _)| format!("booking:{id}")));
+    let closed: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE settlement.exceptions SET status = 'RESOLVED', resolution = 'MATCHED_LATER', \
+             resolution_note = 'matched by run ' || $3::text, resolved_by = 'system', \
+             resolve_time = clock_timestamp() \
+         WHERE bank_bin = $1 AND subject = ANY($2) AND status = 'OPEN' RETURNING id",
+    )
+    .bind(&run.bank_bin)
+    .bind(&closing)
+    .bind(run.id.to_string())
+    .fetch_all(&mut *tx)
+    .await
+    .context("closing breaks matched now")?;
+    sqlx::query(
+        "INSERT INTO settlement.exception_actions (exception_id, action, actor, note, reference) \
+         SELECT id, 'MATCHED_LATER', 'system', 'matched by run ' || $2::text, $2::text \
+         FROM unnest($1::uuid[]) AS id",
+    )
+    .bind(&closed)
+    .bind(run.id.to_string())
+    .execute(&mut *tx)
+    .await
+    .context("auditing breaks closed")?;
+    let breaks_closed = i64::try_from(closed.len()).unwrap_or(i64::MAX);
+    sqlx::query("UPDATE settlement.runs SET breaks_closed = $2 WHERE id = $1")
+        .bind(run.id)
+        .bind(breaks_closed)
+        .execute(&mut *tx)
+        .await?;
+    for (n0, chunk) in items.chunks(10_000).enumerate() {
+        insert_items(&mut tx, run.id, n0 * 10_000, chunk, &exception_of).await?;
+    }
+    tx.commit().await?;
+    Ok(breaks_closed)
+}
+
+async fn insert_run(conn: &mut PgConnection, r: &RunRow) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO settlement.runs (id, bank_bin, format, file_name, sha256, from_date, \
+             to_date, lines, already_matched, matched, missing_in_ledger, missing_in_bank, \
+             amount_mismatch, duplicate, breaks_closed, created_by, create_time) \
+         VALUES ($1, $2, $3, $4, $5, DATE '1970-01-01' + $6::int4, DATE '1970-01-01' + $7::int4, \
+                 $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                 timestamptz 'epoch' + ($17::int8 / 1000) * interval '1 microsecond')",
+    )
+    .bind(r.id)
+    .bind(&r.bank_bin)
+    .bind(&r.format)
+    .bind(&r.file_name)
+    .bind(&r.sha256)
+    .bind(r.from_date.map(Date::days))
+    .bind(r.to_date.map(Date::days))
+    .bind(r.lines)
+    .bind(r.already_matched)
+    .bind(r.matched)
+    .bind(r.missing_in_ledger)
+    .bind(r.missing_in_bank)
+    .bind(r.amount_mismatch)
+    .bind(r.duplicate)
+    .bind(r.breaks_closed)
+    .bind(&r.created_by)
+    .bind(r.create_ns)
+    .execute(&mut *conn)
+    .await
+    .context("storing a run")?;
+    Ok(())
+}
+
+async fn insert_items(
+    conn: &mut PgConnection,
+    run: Uuid,
+    first: usize,
+    items: &[RunItem],
+    exception_of: &HashMap<String, Uuid>,
+) -> anyhow::Result<()> {
+    let n: Vec<i32> = (0..items.len())
+        .map(|k| i32::try_from(first + k).unwrap_or(i32::MAX))
+        .collect();
+    sqlx::query(
+        "INSERT INTO settlement.run_items (run_id, n, side, line, outcome, amount, direction, \
+             value_date, bank_reference, end_to_end_id, description, booking_ids, note, \
+             exception_id) \
+         SELECT $1, u.n, u.side, u.line, u.outcome, u.amount, u.dir, DATE '1970-01-01' + u.vday, \
+                u.bref, u.e2e, u.descr, string_to_array(u.b, ',')::uuid[], \
+                u.note, u.exc \
+         FROM unnest($2::int4[], $3::text[], $4::int8[], $5::text[], $6::int8[], $7::text[], \
+                     $8::int4[], $9::text[], $10::text[], $11::text[], $12::text[], \
+                     $13::text[], $14::uuid[]) \
+              AS u(n, side, line, outcome, amount, dir, vday, bref, e2e, descr, b, note, exc)",
+    )
+    .bind(run)
+    .bind(&n)
+    .bind(items.iter().map(|i| i.side.to_owned()).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.line).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.outcome.clone()).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.amount).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.direction.as_str().to_owned()).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.value_date.days()).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.bank_reference.clone()).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.end_to_end_id.clone()).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.description.clone()).collect::<Vec<_>>())
+    .bind(
+        items
+            .iter()
+            .map(|i| id_list(&i.booking_ids))
+            .collect::<Vec<_>>(),
+    )
+    .bind(items.iter().map(|i| i.note.clone()).collect::<Vec<_>>())
+    .bind(
+        items
+            .iter()
+            .map(|i| {
+                (i.outcome != "MATCHED")
+                    .then(|| exception_of.get(&i.subject).copied())
+                    .flatten()
+            })
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut *conn)
+    .await
+    .context("storing a run's items")?;
+    Ok(())
+}
+
+const RUN_COLUMNS: &str = "id, bank_bin, format, file_name, sha256, \
+    (from_date - DATE '1970-01-01')::int4 AS fday, (to_date - DATE '1970-01-01')::int4 AS tday, \
+    lines, already_matched, matched, missing_in_ledger, missing_in_bank, amount_mismatch, \
+    duplicate, breaks_closed, created_by, \
+    (extract(epoch FROM create_time) * 1000000)::int8 * 1000 AS create_ns";
+
+pub async fn run(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<RunRow>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {RUN_COLUMNS} FROM settlement.runs WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .context("reading a run")?;
+    row.map(|r| -> Result<RunRow, sqlx::Error> {
+        Ok(RunRow {
+            id: r.try_get("id")?,
+            bank_bin: r.try_get("bank_bin")?,
+            format: r.try_get("format")?,
+            file_name: r.try_get("file_name")?,
+            sha256: r.try_get("sha256")?,
+            dry_run: false,
+            from_date: r.try_get::<Option<i32>, _>("fday")?.map(Date::from_days),
+            to_date: r.try_get::<Option<i32>, _>("tday")?.map(Date::from_days),
+            lines: r.try_get("lines")?,
+            already_matched: r.try_get("already_matched")?,
+            matched: r.try_get("matched")?,
+            missing_in_ledger: r.try_get("missing_in_ledger")?,
+            missing_in_bank: r.try_get("missing_in_bank")?,
+            amount_mismatch: r.try_get("amount_mismatch")?,
+            duplicate: r.try_get("duplicate")?,
+            breaks_closed: r.try_get("breaks_closed")?,
+            created_by: r.try_get("created_by")?,
+            create_ns: r.try_get("create_ns")?,
+        })
+    })
+    .transpose()
+    .map_err(Into::into)
+}
+
+/// A stored run item (with its exception).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredItem {
+    pub n: i32,
+    pub item: RunItem,
+    pub exception_id: Option<Uuid>,
+}
+
+fn item_row(r: &PgRow) -> Result<StoredItem, sqlx::Error> {
+    let side: String = r.try_get("side")?;
+    Ok(StoredItem {
+        n: r.try_get("n")?,
+        exception_id: r.try_get("exception_id")?,
+        item: RunItem {
+            side: if side == "BOOK" { "BOOK" } else { "BANK" },
+            line: r.try_get("line")?,
+            outcome: r.try_get("outcome")?,
+            amount: r.try_get("amount")?,
+            direction: Direction::parse(r.try_get::<&str, _>("direction")?),
+            value_date: date_of(r, "vday")?,
+            bank_reference: r.try_get("bank_reference")?,
+            end_to_end_id: r.try_get("end_to_end_id")?,
+            description: r.try_get("description")?,
+            booking_ids: r.try_get("booking_ids")?,
+            note: r.try_get("note")?,
+            subject: String::new(),
+            line_key: None,
+        },
+    })
+}
+
+pub async fn run_items(
+    pool: &PgPool,
+    run: Uuid,
+    outcome: Option<&str>,
+    after: i32,
+    limit: i64,
+) -> anyhow::Result<Vec<StoredItem>> {
+    let rows = sqlx::query(
+        "SELECT n, side, line, outcome, amount, direction, \
+                (value_date - DATE '1970-01-01')::int4 AS vday, bank_reference, end_to_end_id, \
+                description, booking_ids, note, exception_id \
+         FROM settlement.run_items WHERE run_id = $1 AND n > $2 \
+           AND ($3::text IS NULL OR outcome = $3) ORDER BY n LIMIT $4",
+    )
+    .bind(run)
+    .bind(after)
+    .bind(outcome)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .context("listing a run's items")?;
+    Ok(rows.iter().map(item_row).collect::<Result<_, _>>()?)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExceptionRow {
+    pub id: Uuid,
+    pub bank_bin: String,
+    pub run_id: Uuid,
+    pub kind: String,
+    pub item: RunItem,
+    pub status: String,
+    pub resolution: String,
+    pub resolution_note: String,
+    pub resolution_reference: String,
+    pub resolved_by: String,
+    pub create_ns: i64,
+    pub resolve_ns: Option<i64>,
+    /// Order of listing.
+    pub seq: i64,
+}
+
+const EXCEPTION_COLUMNS: &str = "id, bank_bin, run_id, kind, subject, side, line, amount, \
+    direction, (value_date - DATE '1970-01-01')::int4 AS vday, bank_reference, end_to_end_id, \
+    description, booking_ids, note, status, resolution, resolution_note, resolution_reference, \
+    resolved_by, (extract(epoch FROM create_time) * 1000000)::int8 * 1000 AS create_ns, \
+    (extract(epoch FROM resolve_time) * 1000000)::int8 * 1000 AS resolve_ns";
+
+fn exception_row(r: &PgRow) -> Result<ExceptionRow, sqlx::Error> {
+    let side: String = r.try_get("side")?;
+    let create_ns: i64 = r.try_get("create_ns")?;
+    Ok(ExceptionRow {
+        id: r.try_get("id")?,
+        bank_bin: r.try_get("bank_bin")?,
+        run_id: r.try_get("run_id")?,
+        kind: r.try_get("kind")?,
+        item: RunItem {
+            side: if side == "BOOK" { "BOOK" } else { "BANK" },
+            line: r.try_get("line")?,
+            outcome: r.try_get("kind")?,
+            amount: r.try_get("amount")?,
+            direction: Direction::parse(r.try_get::<&str, _>("direction")?),
+            value_date: date_of(r, "vday")?,
+            bank_reference: r.try_get("bank_reference")?,
+            end_to_end_id: r.try_get("end_to_end_id")?,
+            description: r.try_get("description")?,
+            booking_ids: r.try_get("booking_ids")?,
+            note: r.try_get("note")?,
+            subject: r.try_get("subject")?,
+            line_key: None,
+        },
+        status: r.try_get("status")?,
+        resolution: r.try_get("resolution")?,
+        resolution_note: r.try_get("resolution_note")?,
+        resolution_reference: r.try_get("resolution_reference")?,
+        resolved_by: r.try_get("resolved_by")?,
+        create_ns,
+        resolve_ns: r.try_get("resolve_ns")?,
+        seq: create_ns,
+    })
+}
+
+/// Exceptions of a run or a bank, oldest first, after `(create_ns, id)`.
+pub async fn exceptions(
+    pool: &PgPool,
+    run: Option<Uuid>,
+    bin: Option<&str>,
+    include_resolved: bool,
+    after: Option<(i64, Uuid)>,
+    limit: i64,
+) -> anyhow::Result<Vec<ExceptionRow>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {EXCEPTION_COLUMNS} FROM settlement.exceptions \
+         WHERE ($1::uuid IS NULL OR run_id = $1) AND ($2::text IS NULL OR bank_bin = $2) \
+           AND ($3 OR status = 'OPEN') \
+           AND ($4::int8 IS NULL OR (create_time, id) > \
+                (timestamptz 'epoch' + ($4::int8 / 1000) * interval '1 microsecond', $5::uuid)) \
+         ORDER BY create_time, id LIMIT $6"
+    )))
+    .bind(run)
+    .bind(bin)
+    .bind(include_resolved)
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .context("listing exceptions")?;
+    Ok(rows.iter().map(exception_row).collect::<Result<_, _>>()?)
+}
+
+pub async fn exception_locked(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> anyhow::Result<Option<ExceptionRow>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {EXCEPTION_COLUMNS} FROM settlement.exceptions WHERE id = $1 FOR UPDATE"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await
+    .context("reading an exception")?;
+    Ok(row.as_ref().map(exception_row).transpose()?)
+}
+
+pub async fn resolve_exception(
+    conn: &mut PgConnection,
+    id: Uuid,
+    resolution: &str,
+    note: &str,
+    reference: &str,
+    actor: &str,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE settlement.exceptions SET status = 'RESOLVED', resolution = $2, \
+             resolution_note = $3, resolution_reference = $4, resolved_by = $5, \
+             resolve_time = clock_timestamp() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(resolution)
+    .bind(note)
+    .bind(reference)
+    .bind(actor)
+    .execute(&mut *conn)
+    .await
+    .context("resolving an exception")?;
+    sqlx::query(
+        "INSERT INTO settlement.exception_actions (exception_id, action, actor, note, reference) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(resolution)
+    .bind(actor)
+    .bind(note)
+    .bind(reference)
+    .execute(&mut *conn)
+    .await
+    .context("auditing a resolution")?;
+    Ok(())
+}
