@@ -205,3 +205,24 @@ fn a_million_camt053_entries_write_and_read_through_a_pipe() {
         source.buffered_max
     );
 }
+
+/// `cargo test --release -p paymesh-formats --test roundtrip -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement: the camt.053 reader alone over about 100 MB in memory"]
+fn reading_100_mb_of_camt053() {
+    let total = 120_000;
+    let mut w = AnyWriter::new(Format::Camt053, Vec::new(), &header_of_n(total)).unwrap();
+    for i in 0..total {
+        w.write_entry(&nth_entry(i)).unwrap();
+    }
+    let file = w.finish().unwrap();
+    let started = std::time::Instant::now();
+    let mut lines = 0u64;
+    read_statement(Format::Camt053, file.as_slice(), "VND", |_| {
+        lines += 1;
+        Ok(())
+    })
+    .unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    println!("read {lines} entries, {:.0} MB, in {seconds:.2} s ({:.0} MB/s)", file.len() as f64 / 1e6, file.len() as f64 / 1e6 / seconds);
+}

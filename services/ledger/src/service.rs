@@ -43,9 +43,14 @@ pub static SERVICE: Ledger = Ledger;
 /// (while Redis keeps it; after that a retry answers EXISTS, never a second transfer).
 /// The payment service opens paymesh's own accounts of a bank (clearing, fees, suspense) the
 /// first time that bank notifies a credit; the billing service a channel's clearing account
-/// and a biller's payable the first time it posts to them.
+/// and a biller's payable the first time it posts to them; the settlement service a bank's
+/// payout account before its first payout.
 const ACCOUNT_OPENERS: Callers = Callers::OPERATOR.or(Callers::services(&[
-    "merchant", "payment", "billing", "demo",
+    "merchant",
+    "payment",
+    "billing",
+    "settlement",
+    "demo",
 ]));
 /// Who posts transfers and reads balances and history.
 const MONEY_MOVERS: Callers = Callers::OPERATOR.or(Callers::services(&[

@@ -60,6 +60,12 @@ pub fn cutoff_ns(settings: &Settings, date: Date) -> i64 {
     (date.vietnam_start_unix() + settings.cutoff_seconds) * NS
 }
 
+/// The business day whose window is open at `now` (ns): today in Asia/Ho_Chi_Minh until its
+/// cut-off, tomorrow after it.
+pub fn open_day(settings: &Settings, now: i64) -> Date {
+    latest_due(settings, now).plus_days(1)
+}
+
 /// The latest business day whose configured cut-off has passed at `now_ns`.
 pub fn latest_due(settings: &Settings, now: i64) -> Date {
     let today = Date::in_vietnam_at(now.div_euclid(NS));

@@ -875,6 +875,17 @@ impl SettlementService {
                 None
             }
         };
+        let account = req.account_number.trim();
+        if resolution == Some(pb::Resolution::CreatePayment)
+            && (account.is_empty()
+                || account.len() > 19
+                || !account.bytes().all(|b| b.is_ascii_alphanumeric()))
+        {
+            v.add(
+                "account_number",
+                "required for CREATE_PAYMENT: the virtual account the bank credited (1-19 letters and digits)",
+            );
+        }
         v.into_result()?;
         let (Some(id), Some(note), Some(resolution)) = (id, note, resolution) else {
             return Err(ApiError::invalid("exception_id", "required"));
@@ -903,10 +914,10 @@ impl SettlementService {
         }
         let reference = match resolution {
             pb::Resolution::Adjust => self.adjust(&e).await?,
-            pb::Resolution::CreatePayment => self.create_payment(&e).await?,
+            pb::Resolution::CreatePayment => self.create_payment(&e, account).await?,
             _ => String::new(),
         };
-        store::resolve_exception(&mut tx, id, name, &note, &reference, &caller)
+        store::resolve_exception(&mut tx, &e, name, &note, &reference, &caller)
             .await
             .map_err(internal)?;
         let resolved = store::exception_locked(&mut tx, id)
@@ -977,7 +988,7 @@ impl SettlementService {
     }
 
     /// Notifies the payment service of a bank credit it never had, from the line.
-    async fn create_payment(&self, e: &ExceptionRow) -> Result<String, ApiError> {
+    async fn create_payment(&self, e: &ExceptionRow, account: &str) -> Result<String, ApiError> {
         if e.kind != "MISSING_IN_LEDGER" || e.item.direction != Direction::Credit {
             return Err(ApiError::FailedPrecondition {
                 reason: "NOT_A_MISSING_CREDIT",
@@ -998,7 +1009,7 @@ impl SettlementService {
             .notify_credit(ppb::NotifyCreditRequest {
                 bank_bin: e.bank_bin.clone(),
                 bank_transaction_id: e.item.bank_reference.clone(),
-                account_number: crate::files::statement_account(&e.bank_bin),
+                account_number: account.to_owned(),
                 amount: money(e.item.amount),
                 description: e.item.description.clone(),
                 value_time: Some(timestamp_from_ns(value_ns)),

@@ -849,7 +849,7 @@ pub async fn matched_lines(
 ) -> anyhow::Result<HashMap<String, Vec<Uuid>>> {
     let rows: Vec<(String, Vec<Uuid>)> = sqlx::query_as(
         "SELECT line_key, booking_ids FROM settlement.statement_lines \
-         WHERE bank_bin = $1 AND line_key = ANY($2) AND outcome = 'MATCHED'",
+         WHERE bank_bin = $1 AND line_key = ANY($2) AND outcome IN ('MATCHED', 'RESOLVED')",
     )
     .bind(bin)
     .bind(keys)
@@ -1308,9 +1308,12 @@ pub async fn exception_locked(
     Ok(row.as_ref().map(exception_row).transpose()?)
 }
 
+/// Resolves an exception: the break is settled for good (its bookings count as matched, its
+/// statement line as resolved, so later statements neither flag nor count them again), and
+/// the action is audited.
 pub async fn resolve_exception(
     conn: &mut PgConnection,
-    id: Uuid,
+    e: &ExceptionRow,
     resolution: &str,
     note: &str,
     reference: &str,
@@ -1321,7 +1324,7 @@ pub async fn resolve_exception(
              resolution_note = $3, resolution_reference = $4, resolved_by = $5, \
              resolve_time = clock_timestamp() WHERE id = $1",
     )
-    .bind(id)
+    .bind(e.id)
     .bind(resolution)
     .bind(note)
     .bind(reference)
@@ -1330,10 +1333,30 @@ pub async fn resolve_exception(
     .await
     .context("resolving an exception")?;
     sqlx::query(
+        "UPDATE settlement.bookings SET matched_line = $2 \
+         WHERE id = ANY($1) AND matched_line IS NULL",
+    )
+    .bind(&e.item.booking_ids)
+    .bind(&e.item.subject)
+    .execute(&mut *conn)
+    .await
+    .context("settling a break's bookings")?;
+    if let Some(key) = e.item.subject.strip_prefix("line:") {
+        sqlx::query(
+            "UPDATE settlement.statement_lines SET outcome = 'RESOLVED' \
+             WHERE bank_bin = $1 AND line_key = $2",
+        )
+        .bind(&e.bank_bin)
+        .bind(key)
+        .execute(&mut *conn)
+        .await
+        .context("settling a break's line")?;
+    }
+    sqlx::query(
         "INSERT INTO settlement.exception_actions (exception_id, action, actor, note, reference) \
          VALUES ($1, $2, $3, $4, $5)",
     )
-    .bind(id)
+    .bind(e.id)
     .bind(resolution)
     .bind(actor)
     .bind(note)

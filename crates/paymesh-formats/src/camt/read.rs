@@ -406,7 +406,9 @@ impl<F: FnMut(StatementLine) -> Result<(), FormatError>> Reader<F> {
         if self.text.len() + text.len() > TEXT_BYTES_MAX {
             return refuse(Reason::FieldTooLong, format!("a text value is over {TEXT_BYTES_MAX} bytes"));
         }
-        if let Some(c) = text.chars().find(|&c| !xml_char(c)) {
+        // Controls are below 0x20; U+FFFE and U+FFFF start with 0xEF. Most text has neither.
+        let plain = text.bytes().all(|b| b >= 0x20 && b != 0xEF);
+        if let Some(c) = text.chars().filter(|_| !plain).find(|&c| !xml_char(c)) {
             return refuse(Reason::MalformedXml, format!("character U+{:04X} is not allowed in XML", u32::from(c)));
         }
         self.text.push_str(text);
@@ -749,7 +751,7 @@ struct LineCounter<R> {
 impl<R: BufRead> Read for LineCounter<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(out)?;
-        self.newlines += out[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        self.newlines += newlines(&out[..n]);
         Ok(n)
     }
 }
@@ -763,9 +765,57 @@ impl<R: BufRead> BufRead for LineCounter<R> {
         // The bytes being consumed are still in the buffer: fill_buf returns them again
         // without reading.
         if let Ok(buf) = self.inner.fill_buf() {
-            let n = amount.min(buf.len());
-            self.newlines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+            self.newlines += newlines(&buf[..amount.min(buf.len())]);
         }
         self.inner.consume(amount);
+    }
+}
+
+/// Counts `\n` eight bytes at a time: in `x = word ^ 0x0A…`, a byte is zero exactly where the
+/// word had a newline, and `!(((x & 0x7F…) + 0x7F…) | x)` sets the high bit of exactly the zero
+/// bytes (the addition cannot carry from one byte into the next).
+fn newlines(bytes: &[u8]) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut n = 0u64;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_ne_bytes(word) ^ 0x0A0A_0A0A_0A0A_0A0A;
+        n += u64::from((!(((x & LOW7) + LOW7) | x) & !LOW7).count_ones());
+    }
+    n + chunks.remainder().iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn newlines_are_counted_exactly() {
+        let text = b"\n\x0b\n\x0a\x8a\x00\n\nab\n\n\n\n\n\n\n\n\x09\x0b\nxyz\n";
+        for start in 0..text.len() {
+            let slice = &text[start..];
+            let naive = slice.iter().filter(|&&b| b == b'\n').count() as u64;
+            assert_eq!(super::newlines(slice), naive, "from {start}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod scratch {
+    #[test]
+    #[ignore]
+    fn scratch_speed() {
+        let mut file = String::from("<Document><BkToCstmrStmt><Stmt>");
+        let e = "<Ntry>\n        <Amt Ccy=\"VND\">1955</Amt>\n        <CdtDbtInd>CRDT</CdtDbtInd>\n        <Sts><Cd>BOOK</Cd></Sts>\n        <BookgDt><Dt>2026-12-01</Dt></BookgDt>\n        <ValDt><Dt>2026-12-01</Dt></ValDt>\n        <AcctSvcrRef>FT00000000001</AcctSvcrRef>\n        <BkTxCd>\n          <Domn>\n            <Cd>PMNT</Cd>\n            <Fmly>\n              <Cd>RCDT</Cd>\n              <SubFmlyCd>DMCT</SubFmlyCd>\n            </Fmly>\n          </Domn>\n        </BkTxCd>\n        <NtryDtls>\n          <TxDtls>\n            <Refs>\n              <AcctSvcrRef>FT00000000001</AcctSvcrRef>\n              <EndToEndId>E2E-FT00000000001</EndToEndId>\n            </Refs>\n            <Amt Ccy=\"VND\">1955</Amt>\n            <CdtDbtInd>CRDT</CdtDbtInd>\n            <RmtInf><Ustrd>Thanh toán đơn hàng qua VietQR</Ustrd></RmtInf>\n          </TxDtls>\n        </NtryDtls>\n      </Ntry>\n";
+        for _ in 0..120_000 { file.push_str(e); }
+        file.push_str("</Stmt></BkToCstmrStmt></Document>");
+        let bytes = file.as_bytes();
+        for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let ccy = crate::common::currency("VND").unwrap();
+        let mut lines = 0;
+        let r = super::read(super::Kind::Statement, bytes, ccy, |_| { lines += 1; Ok(()) });
+        println!("ours: {:?} {lines} {:.0} MB/s", r.err(), bytes.len() as f64 / 1e6 / t.elapsed().as_secs_f64());
+        }
     }
 }
