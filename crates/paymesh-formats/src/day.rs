@@ -48,10 +48,8 @@ impl Day {
                 format!("date must be YYYY-MM-DD, got {:?}", crate::cut(text)),
             ));
         }
-        let num = |r: std::ops::Range<usize>| {
-            b[r].iter()
-                .fold(0u32, |n, c| n * 10 + u32::from(c - b'0'))
-        };
+        let num =
+            |r: std::ops::Range<usize>| b[r].iter().fold(0u32, |n, c| n * 10 + u32::from(c - b'0'));
         Day::new(num(0..4) as i32, num(5..7), num(8..10))
     }
 
@@ -136,8 +134,16 @@ mod tests {
             Day::new(2024, 2, 29).unwrap()
         );
         for bad in [
-            "2026-02-29", "1900-02-29", "2026-04-31", "2026-13-01", "2026-00-10", "0000-01-01",
-            "2026-1-01", "2026/01/01", "2026-01-01Z", "２０２６-01-01",
+            "2026-02-29",
+            "1900-02-29",
+            "2026-04-31",
+            "2026-13-01",
+            "2026-00-10",
+            "0000-01-01",
+            "2026-1-01",
+            "2026/01/01",
+            "2026-01-01Z",
+            "２０２６-01-01",
         ] {
             let e = Day::parse_iso(bad).unwrap_err();
             assert_eq!(e.reason, Reason::DateInvalid, "{bad}");

@@ -74,7 +74,10 @@ impl Direction {
             "DBIT" => Ok(Direction::Debit),
             other => Err(FormatError::new(
                 Reason::DirectionInvalid,
-                format!("credit/debit indicator must be CRDT or DBIT, got {:?}", cut(other)),
+                format!(
+                    "credit/debit indicator must be CRDT or DBIT, got {:?}",
+                    cut(other)
+                ),
             )),
         }
     }
@@ -212,10 +215,11 @@ pub fn detect(first_bytes: &[u8]) -> Option<Format> {
     }
 }
 
-/// Reads a statement, handing each line to `on_line` in file order (an error from `on_line`
-/// stops the reading and is returned as is). `currency_expected` is the account's currency:
-/// any amount or account in another currency refuses the file. See each format's module for
-/// what it refuses.
+/// Reads a statement, handing each line to `on_line` in file order. The lines are provisional
+/// until this returns `Ok`: a refusal found later (a trailer, a balance) refuses the whole file.
+/// An error from `on_line` stops the reading and is returned, with the line and entry added
+/// when it has none. `currency_expected` is the account's currency: any amount or account in
+/// another currency refuses the file. See each format's module for what it refuses.
 pub fn read_statement<R: BufRead>(
     format: Format,
     input: R,

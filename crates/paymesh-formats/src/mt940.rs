@@ -57,7 +57,9 @@ use crate::common::{
     check_entry, check_header, clean_text, parse_amount,
 };
 use crate::error::refuse;
-use crate::{Day, Direction, Entry, FormatError, Reason, StatementHeader, StatementInfo, StatementLine};
+use crate::{
+    Day, Direction, Entry, FormatError, Reason, StatementHeader, StatementInfo, StatementLine,
+};
 
 /// Characters in a line of `:86:`.
 const LINE_CHARS: usize = 65;
@@ -97,7 +99,11 @@ pub fn swift_text(text: &str) -> String {
 
 /// A `16x` reference of `:20:` or `:61:`: SWIFT text without `/`, cut to 16.
 fn reference16(text: &str) -> String {
-    let s: String = swift_text(text).replace('/', "-").chars().take(16).collect();
+    let s: String = swift_text(text)
+        .replace('/', "-")
+        .chars()
+        .take(16)
+        .collect();
     s.trim_end().to_string()
 }
 
@@ -206,9 +212,10 @@ impl<W: Write> Mt940Writer<W> {
 
     /// Writes `:62F:` and the end mark, checks the entries against the header, flushes.
     pub fn finish(mut self) -> Result<W, FormatError> {
+        // Checked first: a file with fewer or more entries than announced gets no :62F:.
+        self.promised.check_written(&self.written)?;
         self.buf = format!(":62F:{}\r\n-\r\n", self.closing);
         self.flush_buffer()?;
-        self.promised.check_written(&self.written)?;
         self.out.flush()?;
         Ok(self.out)
     }
@@ -224,7 +231,12 @@ fn yymmdd(day: Day) -> Result<String, FormatError> {
     if !(2000..=2099).contains(&day.year) {
         return refuse(Reason::DateInvalid, "MT940 dates are 2000-2099 (YYMMDD)");
     }
-    Ok(format!("{:02}{:02}{:02}", day.year % 100, day.month, day.day))
+    Ok(format!(
+        "{:02}{:02}{:02}",
+        day.year % 100,
+        day.month,
+        day.day
+    ))
 }
 
 fn amount15(minor: u64, ccy: Ccy) -> Result<String, FormatError> {
@@ -291,9 +303,17 @@ where
                 format!("line longer than {LINE_BYTES_MAX} bytes"),
             )));
         }
-        let bytes = raw.strip_prefix(b"\xEF\xBB\xBF").filter(|_| number == 1).unwrap_or(&raw);
+        let bytes = raw
+            .strip_prefix(b"\xEF\xBB\xBF")
+            .filter(|_| number == 1)
+            .unwrap_or(&raw);
         let line = std::str::from_utf8(bytes)
-            .map_err(|_| at(FormatError::new(Reason::MalformedMt940, "line is not UTF-8")))?
+            .map_err(|_| {
+                at(FormatError::new(
+                    Reason::MalformedMt940,
+                    "line is not UTF-8",
+                ))
+            })?
             .trim_end_matches(['\r', '\n']);
         if line.trim().is_empty() {
             continue;
@@ -308,11 +328,17 @@ where
             if line.starts_with('{') {
                 continue; // the envelope's trailer block, e.g. {5:…}
             }
-            return Err(at(FormatError::new(Reason::MalformedMt940, "text after the end mark (-)")));
+            return Err(at(FormatError::new(
+                Reason::MalformedMt940,
+                "text after the end mark (-)",
+            )));
         }
         if line.starts_with("{1:") && !st.started && field.is_none() {
             if !line.contains("{4:") || !line.ends_with("{4:") {
-                return Err(at(FormatError::new(Reason::MalformedMt940, "an envelope line must end with {4:")));
+                return Err(at(FormatError::new(
+                    Reason::MalformedMt940,
+                    "an envelope line must end with {4:",
+                )));
             }
             continue;
         }
@@ -336,7 +362,10 @@ where
                     value.push_str(line);
                 }
                 Some(_) => {
-                    return Err(at(FormatError::new(Reason::FieldTooLong, "field over 4 KiB")));
+                    return Err(at(FormatError::new(
+                        Reason::FieldTooLong,
+                        "field over 4 KiB",
+                    )));
                 }
                 None => {
                     return Err(at(FormatError::new(
@@ -387,7 +416,10 @@ impl<F: FnMut(StatementLine) -> Result<(), FormatError>> Statement<F> {
     fn field(&mut self, tag: &str, value: &str) -> Result<(), FormatError> {
         if tag == "20" {
             if self.started {
-                return refuse(Reason::MultipleStatements, "a second :20: statement; split the file first");
+                return refuse(
+                    Reason::MultipleStatements,
+                    "a second :20: statement; split the file first",
+                );
             }
             self.started = true;
             return Ok(());
@@ -401,7 +433,9 @@ impl<F: FnMut(StatementLine) -> Result<(), FormatError>> Statement<F> {
             "25" => {
                 let value = value.trim();
                 match value.split_once('/') {
-                    Some((bin, number)) if bin.len() == 6 && bin.bytes().all(|b| b.is_ascii_digit()) => {
+                    Some((bin, number))
+                        if bin.len() == 6 && bin.bytes().all(|b| b.is_ascii_digit()) =>
+                    {
                         self.info.servicer_bin = Some(bin.to_string());
                         self.info.account_number = number.to_string();
                     }
@@ -422,8 +456,13 @@ impl<F: FnMut(StatementLine) -> Result<(), FormatError>> Statement<F> {
                 }
                 self.flush()?;
                 self.entries += 1;
-                let line = self.statement_line(value).map_err(|e| e.at_entry(self.entries))?;
-                self.pending = Some(Pending { line, has_details: false });
+                let line = self
+                    .statement_line(value)
+                    .map_err(|e| e.at_entry(self.entries))?;
+                self.pending = Some(Pending {
+                    line,
+                    has_details: false,
+                });
             }
             "86" => match self.pending.as_mut() {
                 _ if closed => {}
@@ -436,7 +475,10 @@ impl<F: FnMut(StatementLine) -> Result<(), FormatError>> Statement<F> {
             },
             "62F" | "62M" => {
                 if closed || self.info.opening_balance.is_none() {
-                    return refuse(Reason::MalformedMt940, "a closing balance without one opening balance");
+                    return refuse(
+                        Reason::MalformedMt940,
+                        "a closing balance without one opening balance",
+                    );
                 }
                 self.flush()?;
                 let (day, v) = self.balance(value)?;
@@ -463,11 +505,26 @@ impl<F: FnMut(StatementLine) -> Result<(), FormatError>> Statement<F> {
     /// `C261201VND1000000,` as a date and a signed amount.
     fn balance(&self, value: &str) -> Result<(Day, i64), FormatError> {
         let v = value.trim();
-        let (Some(mark), Some(date), Some(code), Some(amount)) = (v.get(..1), v.get(1..7), v.get(7..10), v.get(10..)) else {
-            return refuse(Reason::MalformedMt940, format!("balance {:?} is not C/D YYMMDD currency amount", crate::cut(v)));
+        let (Some(mark), Some(date), Some(code), Some(amount)) =
+            (v.get(..1), v.get(1..7), v.get(7..10), v.get(10..))
+        else {
+            return refuse(
+                Reason::MalformedMt940,
+                format!(
+                    "balance {:?} is not C/D YYMMDD currency amount",
+                    crate::cut(v)
+                ),
+            );
         };
         if code != self.ccy.code {
-            return refuse(Reason::WrongCurrency, format!("balance in {:?}, expected {}", crate::cut(code), self.ccy.code));
+            return refuse(
+                Reason::WrongCurrency,
+                format!(
+                    "balance in {:?}, expected {}",
+                    crate::cut(code),
+                    self.ccy.code
+                ),
+            );
         }
         let day = date6(date)?;
         let amount = self.amount(amount)? as i64;
@@ -489,14 +546,23 @@ impl<F: FnMut(StatementLine) -> Result<(), FormatError>> Statement<F> {
     /// [`//` bank reference]; a second line (supplementary details) is ignored.
     fn statement_line(&self, value: &str) -> Result<StatementLine, FormatError> {
         let first = value.lines().next().unwrap_or("");
-        let broken = |why: &str| refuse(Reason::MalformedMt940, format!(":61: {why}: {:?}", crate::cut(first)));
+        let broken = |why: &str| {
+            refuse(
+                Reason::MalformedMt940,
+                format!(":61: {why}: {:?}", crate::cut(first)),
+            )
+        };
         let b = first.as_bytes();
         let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
         if digits != 6 && digits != 10 {
             return broken("must start with YYMMDD and an optional MMDD");
         }
         let value_date = date6(&first[..6])?;
-        let booking_date = if digits == 10 { entry_date(value_date, &first[6..10])? } else { value_date };
+        let booking_date = if digits == 10 {
+            entry_date(value_date, &first[6..10])?
+        } else {
+            value_date
+        };
         let rest = &first[digits..];
         let (direction, rest) = if let Some(r) = rest.strip_prefix("RC") {
             (Direction::Debit, r)
@@ -507,10 +573,18 @@ impl<F: FnMut(StatementLine) -> Result<(), FormatError>> Statement<F> {
         } else if let Some(r) = rest.strip_prefix('D') {
             (Direction::Debit, r)
         } else {
-            return refuse(Reason::DirectionInvalid, format!(":61: mark must be C, D, RC or RD: {:?}", crate::cut(first)));
+            return refuse(
+                Reason::DirectionInvalid,
+                format!(":61: mark must be C, D, RC or RD: {:?}", crate::cut(first)),
+            );
         };
-        let rest = rest.strip_prefix(|c: char| c.is_ascii_uppercase()).unwrap_or(rest);
-        let amount_len = rest.bytes().take_while(|c| c.is_ascii_digit() || *c == b',').count();
+        let rest = rest
+            .strip_prefix(|c: char| c.is_ascii_uppercase())
+            .unwrap_or(rest);
+        let amount_len = rest
+            .bytes()
+            .take_while(|c| c.is_ascii_digit() || *c == b',')
+            .count();
         let amount = match self.amount(&rest[..amount_len])? {
             0 => return refuse(Reason::AmountInvalid, ":61: amount is zero"),
             a => a,
@@ -519,9 +593,13 @@ impl<F: FnMut(StatementLine) -> Result<(), FormatError>> Statement<F> {
         let kind_ok = rest.len() >= 4
             && rest.as_bytes()[0].is_ascii_uppercase()
             && matches!(rest.as_bytes()[0], b'N' | b'F' | b'S')
-            && rest.as_bytes()[1..4].iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+            && rest.as_bytes()[1..4]
+                .iter()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
         if !kind_ok {
-            return broken("needs a transaction type (N, F or S and 3 characters) after the amount");
+            return broken(
+                "needs a transaction type (N, F or S and 3 characters) after the amount",
+            );
         }
         let (customer, bank) = rest[4..].split_once("//").unwrap_or((&rest[4..], ""));
         if customer.chars().count() > 16 || bank.chars().count() > REFERENCE_CHARS_MAX {
@@ -534,7 +612,11 @@ impl<F: FnMut(StatementLine) -> Result<(), FormatError>> Statement<F> {
             booking_date,
             value_date,
             bank_reference: bank.trim().to_string(),
-            end_to_end_id: if customer == "NONREF" { String::new() } else { customer.trim().to_string() },
+            end_to_end_id: if customer == "NONREF" {
+                String::new()
+            } else {
+                customer.trim().to_string()
+            },
             description: String::new(),
             batch: None,
         })
@@ -545,8 +627,12 @@ impl<F: FnMut(StatementLine) -> Result<(), FormatError>> Statement<F> {
             return refuse(Reason::NotAStatement, "no :20: field");
         }
         self.flush()?;
-        let (Some(open), Some(close)) = (self.info.opening_balance, self.info.closing_balance) else {
-            return refuse(Reason::MalformedMt940, "no :60F: or :62F: balance (truncated file?)");
+        let (Some(open), Some(close)) = (self.info.opening_balance, self.info.closing_balance)
+        else {
+            return refuse(
+                Reason::MalformedMt940,
+                "no :60F: or :62F: balance (truncated file?)",
+            );
         };
         if self.info.account_number.is_empty() {
             return refuse(Reason::MalformedMt940, "no :25: account");
@@ -555,7 +641,9 @@ impl<F: FnMut(StatementLine) -> Result<(), FormatError>> Statement<F> {
         if i128::from(open) + net != i128::from(close) {
             return refuse(
                 Reason::BalanceMismatch,
-                format!("opening {open} + entries {net} is not the closing balance {close} (minor units)"),
+                format!(
+                    "opening {open} + entries {net} is not the closing balance {close} (minor units)"
+                ),
             );
         }
         Ok(self.info)
@@ -580,8 +668,15 @@ fn details(line: &mut StatementLine, value: &str) {
 fn date6(text: &str) -> Result<Day, FormatError> {
     let num = |r: std::ops::Range<usize>| text.get(r).and_then(|s| s.parse::<u32>().ok());
     match (num(0..2), num(2..4), num(4..6)) {
-        (Some(y), Some(m), Some(d)) if text.len() == 6 && text.bytes().all(|b| b.is_ascii_digit()) => Day::new(2000 + y as i32, m, d),
-        _ => refuse(Reason::DateInvalid, format!("{:?} is not YYMMDD", crate::cut(text))),
+        (Some(y), Some(m), Some(d))
+            if text.len() == 6 && text.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            Day::new(2000 + y as i32, m, d)
+        }
+        _ => refuse(
+            Reason::DateInvalid,
+            format!("{:?} is not YYMMDD", crate::cut(text)),
+        ),
     }
 }
 
@@ -593,7 +688,15 @@ fn entry_date(value: Day, mmdd: &str) -> Result<Day, FormatError> {
     (value.year - 1..=value.year + 1)
         .filter_map(|y| Day::new(y, month, day).ok())
         .min_by_key(|d| (d.days_since_epoch() - value.days_since_epoch()).abs())
-        .map_or_else(|| refuse(Reason::DateInvalid, format!("entry date {mmdd} does not exist")), Ok)
+        .map_or_else(
+            || {
+                refuse(
+                    Reason::DateInvalid,
+                    format!("entry date {mmdd} does not exist"),
+                )
+            },
+            Ok,
+        )
 }
 
 #[cfg(test)]
@@ -615,16 +718,29 @@ mod tests {
     fn wrapped_lines_never_start_with_a_field_mark() {
         let text = format!("{}:20:HACK {}-x", "a".repeat(64), "b".repeat(60));
         let lines = wrap(&text);
-        assert!(lines.iter().all(|l| l.len() <= 65 && !l.starts_with([':', '-']) && !l.ends_with(' ')));
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.len() <= 65 && !l.starts_with([':', '-']) && !l.ends_with(' '))
+        );
         assert_eq!(lines.concat(), text);
     }
 
     #[test]
     fn entry_dates_take_the_year_nearest_the_value_date() {
         let jan = Day::new(2027, 1, 2).unwrap();
-        assert_eq!(entry_date(jan, "1231").unwrap(), Day::new(2026, 12, 31).unwrap());
+        assert_eq!(
+            entry_date(jan, "1231").unwrap(),
+            Day::new(2026, 12, 31).unwrap()
+        );
         let dec = Day::new(2026, 12, 31).unwrap();
-        assert_eq!(entry_date(dec, "0101").unwrap(), Day::new(2027, 1, 1).unwrap());
-        assert_eq!(entry_date(dec, "0230").unwrap_err().reason, Reason::DateInvalid);
+        assert_eq!(
+            entry_date(dec, "0101").unwrap(),
+            Day::new(2027, 1, 1).unwrap()
+        );
+        assert_eq!(
+            entry_date(dec, "0230").unwrap_err().reason,
+            Reason::DateInvalid
+        );
     }
 }

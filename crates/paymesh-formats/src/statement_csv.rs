@@ -44,7 +44,9 @@ use crate::common::{
     check_header, clean_text, parse_amount,
 };
 use crate::error::refuse;
-use crate::{Day, Direction, Entry, FormatError, Reason, StatementHeader, StatementInfo, StatementLine};
+use crate::{
+    Day, Direction, Entry, FormatError, Reason, StatementHeader, StatementInfo, StatementLine,
+};
 
 /// The header line.
 pub const HEADER: &str =
@@ -102,6 +104,8 @@ impl<W: Write> CsvWriter<W> {
 
     /// Writes the trailer, checks the entries against the header, flushes.
     pub fn finish(mut self) -> Result<W, FormatError> {
+        // Checked first: a file with fewer or more rows than announced gets no trailer.
+        self.promised.check_written(&self.written)?;
         let t = self.written;
         let sum = |v: i128| amount_text(v as u64, self.ccy.units, '.', false);
         self.buf = format!(
@@ -111,7 +115,6 @@ impl<W: Write> CsvWriter<W> {
             sum(t.debit_sum)
         );
         self.flush_buffer()?;
-        self.promised.check_written(&self.written)?;
         self.out.flush()?;
         Ok(self.out)
     }
@@ -151,10 +154,13 @@ impl<R: BufRead> Records<R> {
         loop {
             self.raw.clear();
             let limit = (RECORD_BYTES_MAX - size) as u64 + 1;
-            let n = (&mut self.input).take(limit).read_until(b'\n', &mut self.raw)?;
+            let n = (&mut self.input)
+                .take(limit)
+                .read_until(b'\n', &mut self.raw)?;
             if n == 0 {
                 if quoted {
-                    return refuse(Reason::MalformedCsv, "a quoted field is not closed").map_err(|e: FormatError| e.at_line(first));
+                    return refuse(Reason::MalformedCsv, "a quoted field is not closed")
+                        .map_err(|e: FormatError| e.at_line(first));
                 }
                 if self.line + 1 == first {
                     return Ok(None);
@@ -164,7 +170,9 @@ impl<R: BufRead> Records<R> {
             self.line += 1;
             size += n;
             if size > RECORD_BYTES_MAX {
-                return Err(FormatError::new(Reason::FieldTooLong, "record over 16 KiB").at_line(first));
+                return Err(
+                    FormatError::new(Reason::FieldTooLong, "record over 16 KiB").at_line(first)
+                );
             }
             if self.line == 1 && self.raw.starts_with(b"\xEF\xBB\xBF") {
                 self.raw.drain(..3);
@@ -195,10 +203,18 @@ impl<R: BufRead> Records<R> {
                     }
                     b'"' if field.is_empty() && !closed => quoted = true,
                     _ if closed => {
-                        return Err(FormatError::new(Reason::MalformedCsv, "text after a closing quote").at_line(self.line));
+                        return Err(FormatError::new(
+                            Reason::MalformedCsv,
+                            "text after a closing quote",
+                        )
+                        .at_line(self.line));
                     }
                     b'"' | b'\r' => {
-                        return Err(FormatError::new(Reason::MalformedCsv, "a quote or CR inside an unquoted field").at_line(self.line));
+                        return Err(FormatError::new(
+                            Reason::MalformedCsv,
+                            "a quote or CR inside an unquoted field",
+                        )
+                        .at_line(self.line));
                     }
                     _ => field.push(b),
                 }
@@ -213,17 +229,32 @@ impl<R: BufRead> Records<R> {
 }
 
 fn text(bytes: Vec<u8>, line: u64) -> Result<String, FormatError> {
-    String::from_utf8(bytes).map_err(|_| FormatError::new(Reason::MalformedCsv, "field is not UTF-8").at_line(line))
+    String::from_utf8(bytes)
+        .map_err(|_| FormatError::new(Reason::MalformedCsv, "field is not UTF-8").at_line(line))
 }
 
-pub(crate) fn read<R: BufRead, F>(input: R, ccy: Ccy, mut on_line: F) -> Result<StatementInfo, FormatError>
+pub(crate) fn read<R: BufRead, F>(
+    input: R,
+    ccy: Ccy,
+    mut on_line: F,
+) -> Result<StatementInfo, FormatError>
 where
     F: FnMut(StatementLine) -> Result<(), FormatError>,
 {
-    let mut records = Records { input, line: 0, raw: Vec::new() };
+    let mut records = Records {
+        input,
+        line: 0,
+        raw: Vec::new(),
+    };
     match records.next()? {
         Some((fields, _)) if fields.join(",") == HEADER => {}
-        _ => return refuse(Reason::NotAStatement, format!("the first line must be {HEADER}")).map_err(|e: FormatError| e.at_line(1)),
+        _ => {
+            return refuse(
+                Reason::NotAStatement,
+                format!("the first line must be {HEADER}"),
+            )
+            .map_err(|e: FormatError| e.at_line(1));
+        }
     }
     let mut info = StatementInfo {
         account_number: String::new(),
@@ -238,7 +269,8 @@ where
     let mut rows = 0u64;
     loop {
         let Some((fields, line)) = records.next()? else {
-            return refuse(Reason::TrailerMismatch, "no TRAILER row (truncated file?)").map_err(|e: FormatError| e.at_line(records.line));
+            return refuse(Reason::TrailerMismatch, "no TRAILER row (truncated file?)")
+                .map_err(|e: FormatError| e.at_line(records.line));
         };
         if fields[0] == "TRAILER" {
             trailer(&fields, rows, &totals, ccy).map_err(|e| e.at_line(line))?;
@@ -247,25 +279,50 @@ where
         rows += 1;
         let row = statement_row(&fields, rows, ccy).map_err(|e| e.at_line(line).at_entry(rows))?;
         totals.add(row.direction, row.amount as u64);
-        info.from = Some(info.from.map_or(row.booking_date, |d| d.min(row.booking_date)));
-        info.to = Some(info.to.map_or(row.booking_date, |d| d.max(row.booking_date)));
+        info.from = Some(
+            info.from
+                .map_or(row.booking_date, |d| d.min(row.booking_date)),
+        );
+        info.to = Some(
+            info.to
+                .map_or(row.booking_date, |d| d.max(row.booking_date)),
+        );
         on_line(row).map_err(|e| e.at_line(line).at_entry(rows))?;
     }
     while let Some((fields, line)) = records.next()? {
         if fields.len() > 1 || !fields[0].is_empty() {
-            return Err(FormatError::new(Reason::MalformedCsv, "a record after the trailer").at_line(line));
+            return Err(
+                FormatError::new(Reason::MalformedCsv, "a record after the trailer").at_line(line),
+            );
         }
     }
     Ok(info)
 }
 
 fn statement_row(f: &[String], index: u64, ccy: Ccy) -> Result<StatementLine, FormatError> {
-    let [booking, value, direction, amount, currency, bank_reference, end_to_end_id, description] = f else {
-        let why = if f.len() == 1 && f[0].is_empty() { "a blank line".to_string() } else { format!("{} fields, not 8", f.len()) };
+    let [
+        booking,
+        value,
+        direction,
+        amount,
+        currency,
+        bank_reference,
+        end_to_end_id,
+        description,
+    ] = f
+    else {
+        let why = if f.len() == 1 && f[0].is_empty() {
+            "a blank line".to_string()
+        } else {
+            format!("{} fields, not 8", f.len())
+        };
         return refuse(Reason::MalformedCsv, why);
     };
     if currency != ccy.code {
-        return refuse(Reason::WrongCurrency, format!("row in {:?}, expected {}", crate::cut(currency), ccy.code));
+        return refuse(
+            Reason::WrongCurrency,
+            format!("row in {:?}, expected {}", crate::cut(currency), ccy.code),
+        );
     }
     let amount = match parse_amount(amount, ccy.units, b'.', false)? {
         0 => return refuse(Reason::AmountInvalid, "amount is zero"),
@@ -286,11 +343,20 @@ fn statement_row(f: &[String], index: u64, ccy: Ccy) -> Result<StatementLine, Fo
 
 fn trailer(f: &[String], rows: u64, totals: &Totals, ccy: Ccy) -> Result<(), FormatError> {
     let [_, count, credits, debits] = f else {
-        return refuse(Reason::TrailerMismatch, "the trailer is TRAILER,count,credit sum,debit sum");
+        return refuse(
+            Reason::TrailerMismatch,
+            "the trailer is TRAILER,count,credit sum,debit sum",
+        );
     };
     let sum = |s: &str| parse_amount(s, ccy.units, b'.', false).map(i128::from);
     if count.parse::<u64>().ok() != Some(rows) || count.starts_with('+') {
-        return refuse(Reason::TrailerMismatch, format!("trailer counts {:?} rows; the file has {rows}", crate::cut(count)));
+        return refuse(
+            Reason::TrailerMismatch,
+            format!(
+                "trailer counts {:?} rows; the file has {rows}",
+                crate::cut(count)
+            ),
+        );
     }
     if sum(credits)? != totals.credit_sum || sum(debits)? != totals.debit_sum {
         return refuse(Reason::TrailerMismatch, "trailer sums differ from the rows");

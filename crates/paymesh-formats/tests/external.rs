@@ -1,6 +1,7 @@
 //! Checks by other programs: every camt file written validates with `xmllint` against the ISO
 //! 20022 schemas, the published camt samples are read, and MT940 files are read by the Python
 //! `mt-940` package (when `PAYMESH_PYTHON` names a Python that has it).
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 
@@ -19,16 +20,33 @@ use proptest::test_runner::TestRunner;
 /// Statements at the edges: none, one huge and balances of both signs, long and empty texts,
 /// text that is only characters XML forbids, three decimals.
 fn edge_statements() -> Vec<Statement> {
-    let mut out = vec![Statement { header: header_for("VND", 0, &[]), entries: vec![] }];
+    let mut out = vec![Statement {
+        header: header_for("VND", 0, &[]),
+        entries: vec![],
+    }];
     let huge = vec![entry(999_999_999_999_999_999, Direction::Credit, "MAX", "")];
-    out.push(Statement { header: header_for("VND", -999_999_999_999_999_999, &huge), entries: huge });
-    let long = "Nguyễn Thị Hồng Nhung chuyển tiền học phí & tiền ăn <tháng 12> \"lớp 5A\" ".repeat(8);
+    out.push(Statement {
+        header: header_for("VND", -999_999_999_999_999_999, &huge),
+        entries: huge,
+    });
+    let long =
+        "Nguyễn Thị Hồng Nhung chuyển tiền học phí & tiền ăn <tháng 12> \"lớp 5A\" ".repeat(8);
     let mut e = entry(5, Direction::Debit, &"R".repeat(80), &long);
     e.end_to_end_id = "\u{1}\u{2}".into();
     let mut batch = entry(7, Direction::Credit, "", "\u{b}");
     batch.details = vec![
-        EntryDetail { amount: 3, bank_reference: String::new(), end_to_end_id: long.clone(), description: String::new() },
-        EntryDetail { amount: 4, bank_reference: "x".repeat(36), end_to_end_id: String::new(), description: long.clone() },
+        EntryDetail {
+            amount: 3,
+            bank_reference: String::new(),
+            end_to_end_id: long.clone(),
+            description: String::new(),
+        },
+        EntryDetail {
+            amount: 4,
+            bank_reference: "x".repeat(36),
+            end_to_end_id: String::new(),
+            description: long.clone(),
+        },
     ];
     let entries = vec![e, batch];
     let mut header = header_for("KWD", -1, &entries);
@@ -42,14 +60,26 @@ fn statements(n: usize) -> Vec<Statement> {
     let mut runner = TestRunner::deterministic();
     let strategy = statement_strategy();
     let random = (0..n).map(|_| strategy.new_tree(&mut runner).unwrap().current());
-    [sample()].into_iter().chain(edge_statements()).chain(random).collect()
+    [sample()]
+        .into_iter()
+        .chain(edge_statements())
+        .chain(random)
+        .collect()
 }
 
 fn xmllint(schema: &Path, files: &[PathBuf]) {
-    let output = match Command::new("xmllint").arg("--noout").arg("--schema").arg(schema).args(files).output() {
+    let output = match Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(schema)
+        .args(files)
+        .output()
+    {
         Ok(output) => output,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            panic!("xmllint is not installed: install libxml2-utils (apt-get install libxml2-utils); this check must not be skipped")
+            panic!(
+                "xmllint is not installed: install libxml2-utils (apt-get install libxml2-utils); this check must not be skipped"
+            )
         }
         Err(e) => panic!("could not run xmllint: {e}"),
     };
@@ -65,7 +95,10 @@ fn xmllint(schema: &Path, files: &[PathBuf]) {
 fn written_camt_files_validate_against_the_iso_20022_schemas() {
     let dir = temp_dir("xmllint");
     let all = statements(60);
-    for (format, schema) in [(Format::Camt053, "camt.053.001.08.xsd"), (Format::Camt054, "camt.054.001.08.xsd")] {
+    for (format, schema) in [
+        (Format::Camt053, "camt.053.001.08.xsd"),
+        (Format::Camt054, "camt.054.001.08.xsd"),
+    ] {
         let mut files = Vec::new();
         for (i, s) in all.iter().enumerate() {
             let path = dir.join(format!("{format:?}-{i}.xml"));
@@ -83,10 +116,19 @@ fn the_edge_statements_read_back() {
         for format in FORMATS {
             if format == Format::Mt940 && s.entries.iter().any(|e| e.amount > 1_000_000_000_000) {
                 let e = write(format, &s).unwrap_err();
-                assert_eq!(e.reason, Reason::AmountInvalid, "MT940 amounts have 15 characters");
+                assert_eq!(
+                    e.reason,
+                    Reason::AmountInvalid,
+                    "MT940 amounts have 15 characters"
+                );
                 continue;
             }
-            let (info, lines) = read(format, &write(format, &s).unwrap(), &s.header.account.currency).unwrap();
+            let (info, lines) = read(
+                format,
+                &write(format, &s).unwrap(),
+                &s.header.account.currency,
+            )
+            .unwrap();
             assert_eq!(lines, expected_lines(format, &s), "{format:?}");
             assert_eq!(info, expected_info(format, &s), "{format:?}");
         }
@@ -107,17 +149,43 @@ fn refused(format: Format, xml: &str, currency: &str) -> Reason {
 #[test]
 fn the_published_camt053_sample_is_refused_until_its_currencies_and_sums_agree() {
     let published = sample_file("camt053.v8.xml");
-    assert_eq!(refused(Format::Camt053, &published, "EUR"), Reason::WrongCurrency, "CLBD is in SEK");
-    let one_currency = published.replace("Ccy=\"SEK\"", "Ccy=\"EUR\"").replace("Ccy=\"CHF\"", "Ccy=\"EUR\"").replace("Ccy=\"JPY\"", "Ccy=\"EUR\"");
-    assert_eq!(refused(Format::Camt053, &one_currency, "EUR"), Reason::AmountInvalid, "its TxDtls amount is 0");
-    let detail_amount = one_currency.replace("<Amt Ccy=\"EUR\">0</Amt>", "<Amt Ccy=\"EUR\">8.85</Amt>");
-    assert_eq!(refused(Format::Camt053, &detail_amount, "EUR"), Reason::BalanceMismatch, "18.15 + 8.85 is not -27.00");
-    let balanced = detail_amount.replacen("<CdtDbtInd>DBIT</CdtDbtInd>", "<CdtDbtInd>CRDT</CdtDbtInd>", 1);
+    assert_eq!(
+        refused(Format::Camt053, &published, "EUR"),
+        Reason::WrongCurrency,
+        "CLBD is in SEK"
+    );
+    let one_currency = published
+        .replace("Ccy=\"SEK\"", "Ccy=\"EUR\"")
+        .replace("Ccy=\"CHF\"", "Ccy=\"EUR\"")
+        .replace("Ccy=\"JPY\"", "Ccy=\"EUR\"");
+    assert_eq!(
+        refused(Format::Camt053, &one_currency, "EUR"),
+        Reason::AmountInvalid,
+        "its TxDtls amount is 0"
+    );
+    let detail_amount =
+        one_currency.replace("<Amt Ccy=\"EUR\">0</Amt>", "<Amt Ccy=\"EUR\">8.85</Amt>");
+    assert_eq!(
+        refused(Format::Camt053, &detail_amount, "EUR"),
+        Reason::BalanceMismatch,
+        "18.15 + 8.85 is not -27.00"
+    );
+    let balanced = detail_amount.replacen(
+        "<CdtDbtInd>DBIT</CdtDbtInd>",
+        "<CdtDbtInd>CRDT</CdtDbtInd>",
+        1,
+    );
     let (info, lines) = read(Format::Camt053, balanced.as_bytes(), "EUR").unwrap();
     assert_eq!(info.account_number, "NL26VAYB8060476890");
     assert_eq!(info.servicer_bin, None);
-    assert_eq!((info.from, info.to), (Some(day(2007, 10, 18)), Some(day(2007, 10, 18))));
-    assert_eq!((info.opening_balance, info.closing_balance), (Some(1815), Some(2700)));
+    assert_eq!(
+        (info.from, info.to),
+        (Some(day(2007, 10, 18)), Some(day(2007, 10, 18)))
+    );
+    assert_eq!(
+        (info.opening_balance, info.closing_balance),
+        (Some(1815), Some(2700))
+    );
     assert_eq!(
         lines,
         vec![StatementLine {
@@ -137,33 +205,82 @@ fn the_published_camt053_sample_is_refused_until_its_currencies_and_sums_agree()
 #[test]
 fn the_published_camt054_sample_is_refused_until_its_batch_adds_up() {
     let published = sample_file("camt054.v8.xml");
-    assert_eq!(refused(Format::Camt054, &published, "CHF"), Reason::WrongCurrency, "the entry is in SEK");
-    assert_eq!(refused(Format::Camt053, &published, "CHF"), Reason::NotAStatement);
+    assert_eq!(
+        refused(Format::Camt054, &published, "CHF"),
+        Reason::WrongCurrency,
+        "the entry is in SEK"
+    );
+    assert_eq!(
+        refused(Format::Camt053, &published, "CHF"),
+        Reason::NotAStatement
+    );
     let one_currency = published.replace("Ccy=\"SEK\"", "Ccy=\"CHF\"");
-    assert_eq!(refused(Format::Camt054, &one_currency, "CHF"), Reason::DirectionMismatch, "a DBIT entry of CRDT details");
-    let one_direction = one_currency.replace("<CdtDbtInd>CRDT</CdtDbtInd>", "<CdtDbtInd>DBIT</CdtDbtInd>");
+    assert_eq!(
+        refused(Format::Camt054, &one_currency, "CHF"),
+        Reason::DirectionMismatch,
+        "a DBIT entry of CRDT details"
+    );
+    let one_direction =
+        one_currency.replace("<CdtDbtInd>CRDT</CdtDbtInd>", "<CdtDbtInd>DBIT</CdtDbtInd>");
     let e = read(Format::Camt054, one_direction.as_bytes(), "CHF").unwrap_err();
-    assert_eq!((e.reason, e.entry), (Reason::SumsMismatch, Some(1)), "3.10 + 3.20 + 3.20 is not 200000");
-    let adds_up = one_direction.replace("<Amt Ccy=\"CHF\">200000</Amt>", "<Amt Ccy=\"CHF\">9.5</Amt>");
+    assert_eq!(
+        (e.reason, e.entry),
+        (Reason::SumsMismatch, Some(1)),
+        "3.10 + 3.20 + 3.20 is not 200000"
+    );
+    let adds_up = one_direction.replace(
+        "<Amt Ccy=\"CHF\">200000</Amt>",
+        "<Amt Ccy=\"CHF\">9.5</Amt>",
+    );
     let (info, lines) = read(Format::Camt054, adds_up.as_bytes(), "CHF").unwrap();
     assert_eq!(info.account_number, "CH2801234000123456789");
     assert_eq!((info.opening_balance, info.closing_balance), (None, None));
-    let got: Vec<_> = lines.iter().map(|l| (l.index, l.amount, l.batch, l.end_to_end_id.as_str(), l.description.as_str())).collect();
+    let got: Vec<_> = lines
+        .iter()
+        .map(|l| {
+            (
+                l.index,
+                l.amount,
+                l.batch,
+                l.end_to_end_id.as_str(),
+                l.description.as_str(),
+            )
+        })
+        .collect();
     assert_eq!(
         got,
         vec![
-            (1, 310, Some(1), "UXC06170000006PI00001EE00001", "Unstructured Remittance Information V1"),
+            (
+                1,
+                310,
+                Some(1),
+                "UXC06170000006PI00001EE00001",
+                "Unstructured Remittance Information V1"
+            ),
             (2, 320, Some(1), "UXC06170000006PI00001EE00002", ""),
-            (3, 320, Some(1), "UXC06170000006PI00001EE00002", "Unstructured Remittance Information V3 block 1Unstructured Remittance Information V3 block 2"),
+            (
+                3,
+                320,
+                Some(1),
+                "UXC06170000006PI00001EE00002",
+                "Unstructured Remittance Information V3 block 1Unstructured Remittance Information V3 block 2"
+            ),
         ]
     );
-    assert!(lines.iter().all(|l| l.direction == Direction::Debit && l.booking_date == day(2007, 10, 18)));
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.direction == Direction::Debit && l.booking_date == day(2007, 10, 18))
+    );
 }
 
 #[test]
 fn mt940_files_are_read_by_the_python_mt940_package() {
     let dir = temp_dir("mt940");
-    let all: Vec<Statement> = statements(30).into_iter().filter(|s| write(Format::Mt940, s).is_ok()).collect();
+    let all: Vec<Statement> = statements(30)
+        .into_iter()
+        .filter(|s| write(Format::Mt940, s).is_ok())
+        .collect();
     assert!(all.len() > 25);
     let mut checks = Vec::new();
     for (i, s) in all.iter().enumerate() {
@@ -173,8 +290,14 @@ fn mt940_files_are_read_by_the_python_mt940_package() {
         assert_eq!(lines, expected_lines(Format::Mt940, s));
         assert_eq!(info, expected_info(Format::Mt940, s));
         let text = String::from_utf8(bytes.clone()).unwrap();
-        assert!(text.is_ascii(), "MT940 is written in the SWIFT X character set");
-        assert!(text.split("\r\n").all(|l| l.len() <= 65 + 5), "lines of at most 65 characters after the tag");
+        assert!(
+            text.is_ascii(),
+            "MT940 is written in the SWIFT X character set"
+        );
+        assert!(
+            text.split("\r\n").all(|l| l.len() <= 65 + 5),
+            "lines of at most 65 characters after the tag"
+        );
         let path = dir.join(format!("statement-{i}.mt940"));
         std::fs::write(&path, &bytes).unwrap();
         let json = dir.join(format!("statement-{i}.json"));
@@ -182,12 +305,20 @@ fn mt940_files_are_read_by_the_python_mt940_package() {
         checks.push((path, json));
     }
     let Ok(python) = std::env::var("PAYMESH_PYTHON") else {
-        println!("the Python mt-940 check was not run: set PAYMESH_PYTHON to a python with `mt-940` installed");
+        println!(
+            "the Python mt-940 check was not run: set PAYMESH_PYTHON to a python with `mt-940` installed"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
         return;
     };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_mt940.py");
     for (path, json) in &checks {
-        let output = Command::new(&python).arg(&script).arg(path).arg(json).output().unwrap();
+        let output = Command::new(&python)
+            .arg(&script)
+            .arg(path)
+            .arg(json)
+            .output()
+            .unwrap();
         assert!(
             output.status.success(),
             "mt-940 disagrees on {}:\n{}{}",
@@ -196,17 +327,30 @@ fn mt940_files_are_read_by_the_python_mt940_package() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    println!("the Python mt-940 package read {} statements as expected", checks.len());
+    println!(
+        "the Python mt-940 package read {} statements as expected",
+        checks.len()
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// What `check_mt940.py` must read from the MT940 file of `s`.
 fn expected_json(s: &Statement) -> serde_json::Value {
     let h = &s.header;
-    let units = paymesh_money::Currency::parse(&h.account.currency).unwrap().minor_units();
+    let units = paymesh_money::Currency::parse(&h.account.currency)
+        .unwrap()
+        .minor_units();
     let decimal = |minor: i64| rust_decimal_text(minor, units);
     let swift = |t: &str, max| swift_text(&clean_text(t, max));
-    let cut16 = |t: &str| -> String { swift(t, REFERENCE_CHARS_MAX).replace('/', "-").chars().take(16).collect::<String>().trim_end().to_string() };
+    let cut16 = |t: &str| -> String {
+        swift(t, REFERENCE_CHARS_MAX)
+            .replace('/', "-")
+            .chars()
+            .take(16)
+            .collect::<String>()
+            .trim_end()
+            .to_string()
+    };
     let entries: Vec<_> = s
         .entries
         .iter()
@@ -241,5 +385,9 @@ fn rust_decimal_text(minor: i64, units: u32) -> String {
     let sign = if minor < 0 { "-" } else { "" };
     let scale = 10u64.pow(units);
     let (int, frac) = (minor.unsigned_abs() / scale, minor.unsigned_abs() % scale);
-    if units == 0 { format!("{sign}{int}") } else { format!("{sign}{int}.{frac:0w$}", w = units as usize) }
+    if units == 0 {
+        format!("{sign}{int}")
+    } else {
+        format!("{sign}{int}.{frac:0w$}", w = units as usize)
+    }
 }

@@ -1,5 +1,6 @@
 //! Written files read back to the same lines and balances, byte-identical when written twice,
 //! and written and read without holding a statement in memory.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 
@@ -53,11 +54,19 @@ fn vnd_has_no_decimals_and_usd_two() {
     assert!(mt940.starts_with(":20:PMSTMT-970436-20\r\n:25:970436/0011001234567\r\n:28C:335/1\r\n:60F:C261201VND1000000,\r\n"));
     assert!(mt940.ends_with(":62F:C261201VND1430000,\r\n-\r\n"));
     let entries = vec![entry(180_050, Direction::Debit, "X1", "")];
-    let usd = Statement { header: header_for("USD", -5, &entries), entries };
+    let usd = Statement {
+        header: header_for("USD", -5, &entries),
+        entries,
+    };
     let csv = String::from_utf8(write(Format::Csv, &usd).unwrap()).unwrap();
-    assert!(csv.contains("2026-12-01,2026-12-01,DBIT,1800.50,USD,X1,E2E-X1,\r\nTRAILER,1,0.00,1800.50\r\n"));
+    assert!(csv.contains(
+        "2026-12-01,2026-12-01,DBIT,1800.50,USD,X1,E2E-X1,\r\nTRAILER,1,0.00,1800.50\r\n"
+    ));
     let camt = String::from_utf8(write(Format::Camt053, &usd).unwrap()).unwrap();
-    assert!(camt.contains("<Amt Ccy=\"USD\">1800.55</Amt>\n        <CdtDbtInd>DBIT</CdtDbtInd>"), "closing -1800.55");
+    assert!(
+        camt.contains("<Amt Ccy=\"USD\">1800.55</Amt>\n        <CdtDbtInd>DBIT</CdtDbtInd>"),
+        "closing -1800.55"
+    );
 }
 
 /// A `Write` that only counts, into a counter the test can look at while writing.
@@ -76,8 +85,17 @@ impl Write for Counter {
 }
 
 fn nth_entry(i: u64) -> Entry {
-    let direction = if i % 3 == 0 { Direction::Debit } else { Direction::Credit };
-    entry(1_000 + (i % 997) as i64, direction, &format!("FT{i:011}"), "Thanh toán đơn hàng qua VietQR")
+    let direction = if i % 3 == 0 {
+        Direction::Debit
+    } else {
+        Direction::Credit
+    };
+    entry(
+        1_000 + (i % 997) as i64,
+        direction,
+        &format!("FT{i:011}"),
+        "Thanh toán đơn hàng qua VietQR",
+    )
 }
 
 fn header_of_n(n: u64) -> paymesh_formats::StatementHeader {
@@ -85,8 +103,12 @@ fn header_of_n(n: u64) -> paymesh_formats::StatementHeader {
     for i in 0..n {
         let e = nth_entry(i);
         match e.direction {
-            Direction::Credit => (h.credit_count, h.credit_sum) = (h.credit_count + 1, h.credit_sum + e.amount),
-            Direction::Debit => (h.debit_count, h.debit_sum) = (h.debit_count + 1, h.debit_sum + e.amount),
+            Direction::Credit => {
+                (h.credit_count, h.credit_sum) = (h.credit_count + 1, h.credit_sum + e.amount)
+            }
+            Direction::Debit => {
+                (h.debit_count, h.debit_sum) = (h.debit_count + 1, h.debit_sum + e.amount)
+            }
         }
     }
     h.closing_balance = h.credit_sum - h.debit_sum;
@@ -97,7 +119,8 @@ fn header_of_n(n: u64) -> paymesh_formats::StatementHeader {
 fn two_hundred_thousand_camt053_entries_stream_into_a_sink() {
     let n = 200_000;
     let counter = Counter::default();
-    let mut w = paymesh_formats::camt::Camt053Writer::new(counter.clone(), &header_of_n(n)).unwrap();
+    let mut w =
+        paymesh_formats::camt::Camt053Writer::new(counter.clone(), &header_of_n(n)).unwrap();
     let mut written = counter.0.get();
     assert!(written > 0, "the header goes out before the first entry");
     for i in 0..n {
@@ -140,14 +163,23 @@ impl Source {
     fn new(format: Format, total: u64) -> Source {
         let pipe = Pipe::default();
         let writer = AnyWriter::new(format, pipe.clone(), &header_of_n(total)).unwrap();
-        Source { writer: Some(writer), pipe, next: 0, total, buffered_max: 0, produced: 0 }
+        Source {
+            writer: Some(writer),
+            pipe,
+            next: 0,
+            total,
+            buffered_max: 0,
+            produced: 0,
+        }
     }
 }
 
 impl Read for Source {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.pipe.0.borrow().is_empty() {
-            let Some(writer) = self.writer.as_mut() else { return Ok(0) };
+            let Some(writer) = self.writer.as_mut() else {
+                return Ok(0);
+            };
             let step = if self.next < self.total {
                 self.next += 1;
                 writer.write_entry(&nth_entry(self.next - 1))
@@ -177,17 +209,29 @@ fn stream_through(format: Format, total: u64) -> (u64, Source) {
     })
     .unwrap();
     if format != Format::Csv && format != Format::Camt054 {
-        assert_eq!(info.closing_balance, Some(header_of_n(total).closing_balance));
+        assert_eq!(
+            info.closing_balance,
+            Some(header_of_n(total).closing_balance)
+        );
     }
     (lines, source)
 }
 
 #[test]
 fn every_format_streams_from_writer_to_reader_through_a_pipe() {
-    for (format, total) in [(Format::Camt053, 50_000), (Format::Camt054, 5_000), (Format::Mt940, 20_000), (Format::Csv, 20_000)] {
+    for (format, total) in [
+        (Format::Camt053, 50_000),
+        (Format::Camt054, 5_000),
+        (Format::Mt940, 20_000),
+        (Format::Csv, 20_000),
+    ] {
         let (lines, source) = stream_through(format, total);
         assert_eq!(lines, total, "{format:?}");
-        assert!(source.buffered_max < 4096, "{format:?}: {} bytes waited in the pipe", source.buffered_max);
+        assert!(
+            source.buffered_max < 4096,
+            "{format:?}: {} bytes waited in the pipe",
+            source.buffered_max
+        );
     }
 }
 
@@ -224,5 +268,9 @@ fn reading_100_mb_of_camt053() {
     })
     .unwrap();
     let seconds = started.elapsed().as_secs_f64();
-    println!("read {lines} entries, {:.0} MB, in {seconds:.2} s ({:.0} MB/s)", file.len() as f64 / 1e6, file.len() as f64 / 1e6 / seconds);
+    println!(
+        "read {lines} entries, {:.0} MB, in {seconds:.2} s ({:.0} MB/s)",
+        file.len() as f64 / 1e6,
+        file.len() as f64 / 1e6 / seconds
+    );
 }

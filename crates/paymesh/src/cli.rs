@@ -1,5 +1,5 @@
 //! Command line: `serve`, `dev`, `token`, `config`, `qr`, `ledger`, `merchant`, `payment`,
-//! `bank`, `bills`.
+//! `bank`, `bills`, `settlement`, `recon`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -69,6 +69,12 @@ enum Command {
     /// Bill payment: billers' policies, CSV loads, bills and their VietQR, the daily report;
     /// a payer channel's lookup and payment (calls the billing service).
     Bills(crate::bills_cli::BillsArgs),
+    /// Settlement windows: close a business day, its totals and payouts (calls the
+    /// settlement service).
+    Settlement(crate::settlement_cli::SettlementArgs),
+    /// Reconciliation: the files banks pull, bank statements imported and matched, breaks
+    /// listed and resolved (calls the settlement service).
+    Recon(crate::settlement_cli::ReconArgs),
 }
 
 #[derive(Subcommand)]
@@ -196,6 +202,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bills(args) => {
             let cfg = load(config_file)?;
             return crate::bills_cli::run(args, &cfg).await;
+        }
+        Command::Settlement(args) => {
+            let cfg = load(config_file)?;
+            return crate::settlement_cli::run_settlement(args, &cfg).await;
+        }
+        Command::Recon(args) => {
+            let cfg = load(config_file)?;
+            return crate::settlement_cli::run_recon(args, &cfg).await;
         }
         Command::Ledger {
             command: LedgerCommand::Audit,

@@ -35,6 +35,7 @@ pub struct Mesh<'a> {
     pub merchant: String,
     pub payment: String,
     pub billing: String,
+    pub settlement: String,
     /// Signs service tokens (the demo reads balances as `service:demo`).
     pub services: &'a Minter,
     /// Signs operator, merchant and bank tokens (the dev operator key).
@@ -314,6 +315,7 @@ pub async fn run(mesh: &Mesh<'_>) -> anyhow::Result<()> {
         println!("  {}", balance_line(&mut ledger, name, id).await?);
     }
     crate::demo_bills::run(mesh).await?;
+    crate::demo_settlement::run(mesh, &vendor.virtual_account_number).await?;
     println!("== demo done ==");
     Ok(())
 }

@@ -17,6 +17,7 @@ pub const SERVICES: &[&dyn ServiceDef] = &[
     &paymesh_merchant::SERVICE,
     &paymesh_billing::SERVICE,
     &paymesh_payment::SERVICE,
+    &paymesh_settlement::SERVICE,
 ];
 
 /// The config sections of every service.
@@ -141,6 +142,7 @@ pub async fn run(
             merchant: addr("merchant")?,
             payment: addr("payment")?,
             billing: addr("billing")?,
+            settlement: addr("settlement")?,
             services: env
                 .minter
                 .as_ref()

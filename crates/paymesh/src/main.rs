@@ -4,10 +4,12 @@ mod bills_cli;
 mod cli;
 mod demo;
 mod demo_bills;
+mod demo_settlement;
 mod dev;
 mod merchant_cli;
 mod payment_cli;
 mod qr;
+mod settlement_cli;
 mod stack;
 mod verbs;
 

@@ -28,6 +28,7 @@ async fn dev_runs_the_demo_and_exits() {
         .env("PAYMESH_MERCHANT_LISTEN", "127.0.0.1:0")
         .env("PAYMESH_PAYMENT_LISTEN", "127.0.0.1:0")
         .env("PAYMESH_BILLING_LISTEN", "127.0.0.1:0")
+        .env("PAYMESH_SETTLEMENT_LISTEN", "127.0.0.1:0")
         .env("PAYMESH_PAYMENT_WEBHOOK_LISTEN", "127.0.0.1:0")
         .env("PAYMESH_TELEMETRY_METRICS_LISTEN", "127.0.0.1:0")
         .output()
@@ -53,6 +54,15 @@ async fn dev_runs_the_demo_and_exits() {
         "outcome BILL, bill PAID",
         "TOTAL,,2,280500,0,280500",
         "== bills demo done ==",
+        ": SETTLED — gross ",
+        "bank 970436 pulls its camt.053 with `paymesh recon pull`: 3 entries",
+        "dry run of the bank's statement: 4 lines, stores nothing",
+        "matched 1, missing_in_ledger 1, missing_in_bank 1, amount_mismatch 1, duplicate 1",
+        "imported again: already_matched 1, nothing new",
+        "`paymesh recon exceptions`: 4 open",
+        "MISSING_IN_LEDGER 65000 đồng (CRDT) -> CREATE_PAYMENT by operator:demo",
+        "open breaks left: 0",
+        "== settlement demo done ==",
         "== demo done ==",
     ] {
         assert!(

@@ -321,8 +321,9 @@ impl ledger_service_server::LedgerService for LedgerService {
             start_ts: start,
             end_ts: end,
             // The cursor and the commit window both bound `seq` from below.
-            after: after
-                .map_or(commit_start.saturating_sub(1), |a| a.max(commit_start.saturating_sub(1))),
+            after: after.map_or(commit_start.saturating_sub(1), |a| {
+                a.max(commit_start.saturating_sub(1))
+            }),
             seq_end: commit_end,
         };
         let rows = store::list_transfers(&self.pool, account, &window, paging.fetch_limit())

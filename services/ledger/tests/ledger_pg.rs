@@ -649,7 +649,10 @@ async fn calls_to_unknown_paths_share_one_metrics_series() {
 async fn a_sealed_commit_window_is_final() {
     let (ledger, mut c, a, b) = with_two_accounts().await;
     let first = Id128::random();
-    assert_eq!(send(&mut c, vec![plain(first, a, b, "7")]).await, vec![R::Ok]);
+    assert_eq!(
+        send(&mut c, vec![plain(first, a, b, "7")]).await,
+        vec![R::Ok]
+    );
     let mut settlement = ledger.client_as(Principal::Service("settlement".into()));
     let now = std::time::SystemTime::now();
     let sealed = settlement
@@ -669,7 +672,10 @@ async fn a_sealed_commit_window_is_final() {
     assert!(sealed >= before_ns);
     // Committed after the seal: at or after the sealed time, whatever its create time.
     let second = Id128::random();
-    assert_eq!(send(&mut c, vec![plain(second, a, b, "8")]).await, vec![R::Ok]);
+    assert_eq!(
+        send(&mut c, vec![plain(second, a, b, "8")]).await,
+        vec![R::Ok]
+    );
     let window = |start: Option<prost_types::Timestamp>, end: Option<prost_types::Timestamp>| {
         pb::ListTransfersRequest {
             account_id: a.to_bytes().to_vec(),
@@ -690,14 +696,24 @@ async fn a_sealed_commit_window_is_final() {
         .await
         .unwrap()
         .into_inner();
-    assert!(up_to.transfers.iter().all(|t| t.commit_position < before_ns));
+    assert!(
+        up_to
+            .transfers
+            .iter()
+            .all(|t| t.commit_position < before_ns)
+    );
     assert_eq!(ids(up_to), vec![first]);
     let after = c
         .list_transfers(window(Some(now.into()), None))
         .await
         .unwrap()
         .into_inner();
-    assert!(after.transfers.iter().all(|t| t.commit_position >= before_ns));
+    assert!(
+        after
+            .transfers
+            .iter()
+            .all(|t| t.commit_position >= before_ns)
+    );
     assert_eq!(ids(after), vec![second]);
     // Sealing again (or earlier) changes nothing; the future is refused; only settlement or
     // an operator may seal.

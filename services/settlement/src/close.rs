@@ -278,12 +278,17 @@ async fn bank_bookings(
         let mut joined: HashSet<String> = HashSet::new();
         let first = bookings.len();
         for (account, r) in &moves {
-            let Some(t) = r.transfer.as_ref() else { continue };
+            let Some(t) = r.transfer.as_ref() else {
+                continue;
+            };
             if !window::is_posted(t) {
                 continue;
             }
             // Between the bank's own two accounts: no money crosses the bank.
-            let (d, c) = (t.debit_account_id.as_slice(), t.credit_account_id.as_slice());
+            let (d, c) = (
+                t.debit_account_id.as_slice(),
+                t.credit_account_id.as_slice(),
+            );
             if (d == clearing_b && c == payout_b) || (d == payout_b && c == clearing_b) {
                 continue;
             }
@@ -299,7 +304,11 @@ async fn bank_bookings(
                 .map_err(|e| internal(anyhow::anyhow!("ledger sent a bad id: {e}")))?
                 .to_uuid();
             let code = lpb::TransferCode::try_from(t.code)
-                .map(|c| c.as_str_name().trim_start_matches("TRANSFER_CODE_").to_owned())
+                .map(|c| {
+                    c.as_str_name()
+                        .trim_start_matches("TRANSFER_CODE_")
+                        .to_owned()
+                })
                 .unwrap_or_else(|_| t.code.to_string());
             let commit_day = Date::in_vietnam_at(r.commit_position.div_euclid(NS));
             let reference = Uuid::try_parse(&t.reference).ok();
@@ -341,7 +350,6 @@ async fn bank_bookings(
                     b.end_to_end_id = t.reference.clone();
                     b.reference = t.reference.clone();
                     b.description = format!("{} {}", b.code, t.reference);
-
                 }
             }
             bookings.push(b);
@@ -382,7 +390,9 @@ async fn bank_bookings(
             .collect();
         let booked = store::credits_booked(pool, &ids).await.map_err(internal)?;
         for c in unjoined {
-            let Ok(id) = Uuid::try_parse(&c.id) else { continue };
+            let Ok(id) = Uuid::try_parse(&c.id) else {
+                continue;
+            };
             if booked.contains(&id) {
                 continue;
             }
@@ -453,7 +463,9 @@ async fn merchant_lines(
         .map_err(internal)?;
     let mut lines = Vec::new();
     for m in &merchants {
-        let Ok(merchant) = Uuid::try_parse(&m.id) else { continue };
+        let Ok(merchant) = Uuid::try_parse(&m.id) else {
+            continue;
+        };
         let biller = m.kind == mpb::MerchantKind::Biller as i32;
         let kind = if biller {
             MerchantAccount::BillerPayable
@@ -505,7 +517,9 @@ async fn pay_out(pool: &PgPool, peers: &Peers, window: &WindowRow) -> Result<(),
     let bins: HashSet<&str> = pending.iter().map(|p| p.bank_bin.as_str()).collect();
     let mut accounts = Vec::new();
     for bin in &bins {
-        accounts.extend(chain::system_accounts(&[SystemAccount::BankPayout { bin }])?);
+        accounts.extend(chain::system_accounts(&[SystemAccount::BankPayout {
+            bin,
+        }])?);
     }
     peers.ledger.open_accounts(&accounts).await?;
     for batch in pending.chunks(4_000) {
@@ -532,7 +546,12 @@ async fn pay_out(pool: &PgPool, peers: &Peers, window: &WindowRow) -> Result<(),
             use lpb::CreateTransferResult as R;
             let failure = match r {
                 R::Ok | R::Exists => None,
-                other => Some(other.as_str_name().trim_start_matches("CREATE_TRANSFER_RESULT_").to_owned()),
+                other => Some(
+                    other
+                        .as_str_name()
+                        .trim_start_matches("CREATE_TRANSFER_RESULT_")
+                        .to_owned(),
+                ),
             };
             outcomes.push((p.id, failure));
         }

@@ -157,7 +157,13 @@ fn compact(d: Date) -> String {
 }
 
 /// The statement's header of a bank's day.
-fn header(settings: &Settings, w: &WindowRow, bin: &str, format: &str, d: &BankDay) -> StatementHeader {
+fn header(
+    settings: &Settings,
+    w: &WindowRow,
+    bin: &str,
+    format: &str,
+    d: &BankDay,
+) -> StatementHeader {
     let date = w.business_date;
     StatementHeader {
         message_id: format!("PAYMESH-{bin}-{}-{format}", compact(date)),
@@ -171,9 +177,10 @@ fn header(settings: &Settings, w: &WindowRow, bin: &str, format: &str, d: &BankD
             servicer_bin: bin.to_owned(),
         },
         business_date: day(date),
-        from_time: vietnam_rfc3339_from_ns(w.start_seq.max(
-            (date.plus_days(-1).vietnam_start_unix()) * 1_000_000_000,
-        )),
+        from_time: vietnam_rfc3339_from_ns(
+            w.start_seq
+                .max((date.plus_days(-1).vietnam_start_unix()) * 1_000_000_000),
+        ),
         to_time: vietnam_rfc3339_from_ns(w.cutoff_seq),
         opening_balance: d.opening,
         closing_balance: d.closing,
@@ -346,8 +353,18 @@ pub async fn write_window(pool: &PgPool, settings: &Settings, w: &WindowRow) -> 
             if store::file_exists(pool, &bin, date, format).await? {
                 continue;
             }
-            let ext = if format.starts_with("CAMT") { "xml" } else if format == "MT940" { "sta" } else { "csv" };
-            let name = format!("paymesh_{bin}_{}_{}.{ext}", compact(date), format.to_lowercase());
+            let ext = if format.starts_with("CAMT") {
+                "xml"
+            } else if format == "MT940" {
+                "sta"
+            } else {
+                "csv"
+            };
+            let name = format!(
+                "paymesh_{bin}_{}_{}.{ext}",
+                compact(date),
+                format.to_lowercase()
+            );
             store_file(pool, settings, w, &bin, Kind::Statement(format, &d), name).await?;
         }
     }
@@ -412,7 +429,14 @@ async fn store_file(
         Kind::Statement(f, d) => render_statement(pool, settings, w, bin, d, f, out).await?,
         Kind::Payouts => render_payouts(pool, w, bin, out).await?,
     };
-    store::complete_file(&mut tx, id, rendered.size, &rendered.sha256, rendered.entries).await?;
+    store::complete_file(
+        &mut tx,
+        id,
+        rendered.size,
+        &rendered.sha256,
+        rendered.entries,
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(bin, format, date = %w.business_date, size = rendered.size, entries = rendered.entries, "file written");
     Ok(())

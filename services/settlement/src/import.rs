@@ -130,7 +130,8 @@ pub fn find_references(description: &str) -> Vec<String> {
     }
     let upper = description.to_ascii_uppercase();
     for run in upper.split(|c: char| !c.is_ascii_alphanumeric()) {
-        if run.len() == 16 && run.starts_with("PO") && run[2..].bytes().all(|b| b.is_ascii_digit()) {
+        if run.len() == 16 && run.starts_with("PO") && run[2..].bytes().all(|b| b.is_ascii_digit())
+        {
             found.push(run.to_owned());
         }
     }
@@ -198,14 +199,11 @@ pub async fn import(pool: &PgPool, s: Statement) -> Result<RunRow, ApiError> {
         .await
         .map_err(ApiError::Internal)?;
     let book: Vec<Booking> = match (from, to) {
-        (Some(f), Some(t)) => store::unmatched_bookings(
-            pool,
-            &s.bank_bin,
-            f.plus_days(-CARRY_DAYS),
-            t.plus_days(1),
-        )
-        .await
-        .map_err(ApiError::Internal)?,
+        (Some(f), Some(t)) => {
+            store::unmatched_bookings(pool, &s.bank_bin, f.plus_days(-CARRY_DAYS), t.plus_days(1))
+                .await
+                .map_err(ApiError::Internal)?
+        }
         _ => Vec::new(),
     };
     // The engine sees the lines not matched before.
@@ -320,7 +318,9 @@ pub async fn import(pool: &PgPool, s: Statement) -> Result<RunRow, ApiError> {
     // Bookings left without a line, up to the statement's last day.
     for b in &result.book {
         let booking = &book[b.book as usize];
-        if b.outcome != recon::Outcome::MissingInBank || to.is_some_and(|t| booking.business_date > t) {
+        if b.outcome != recon::Outcome::MissingInBank
+            || to.is_some_and(|t| booking.business_date > t)
+        {
             continue;
         }
         run.missing_in_bank += 1;
@@ -337,7 +337,9 @@ pub async fn import(pool: &PgPool, s: Statement) -> Result<RunRow, ApiError> {
             booking_ids: vec![booking.id],
             note: format!(
                 "booked {} on {} ({}); not on the bank's statement",
-                booking.code, booking.business_date, booking.direction.as_str()
+                booking.code,
+                booking.business_date,
+                booking.direction.as_str()
             ),
             subject: format!("booking:{}", booking.id),
             line_key: None,

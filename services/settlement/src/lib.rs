@@ -14,6 +14,7 @@
 pub mod close;
 pub mod files;
 pub mod import;
+pub mod json;
 pub mod service;
 pub mod settings;
 pub mod store;

@@ -108,7 +108,11 @@ impl ServiceDef for Settlement {
             let peers = Peers {
                 ledger: LedgerClient::new(&ctx.peer("ledger")?, minter.clone(), "settlement")?
                     .with_timeout(std::time::Duration::from_secs(60)),
-                merchants: MerchantClient::new(&ctx.peer("merchant")?, minter.clone(), "settlement")?,
+                merchants: MerchantClient::new(
+                    &ctx.peer("merchant")?,
+                    minter.clone(),
+                    "settlement",
+                )?,
                 payments: PaymentClient::new(&ctx.peer("payment")?, minter, "settlement")?,
             };
             let service = SettlementService {
@@ -408,8 +412,15 @@ impl SettlementService {
             Some(w) => w.business_date.plus_days(1),
         };
         while next <= due {
-            let w = close::close(self.pool(), &self.inner.peers, s, next, None, "service:settlement")
-                .await?;
+            let w = close::close(
+                self.pool(),
+                &self.inner.peers,
+                s,
+                next,
+                None,
+                "service:settlement",
+            )
+            .await?;
             if w.status != "SETTLED" {
                 break;
             }
@@ -572,7 +583,8 @@ impl SettlementService {
             .flatten();
         let filters = [
             bin.clone().unwrap_or_default().into_bytes(),
-            date.map(|d| d.days().to_be_bytes().to_vec()).unwrap_or_default(),
+            date.map(|d| d.days().to_be_bytes().to_vec())
+                .unwrap_or_default(),
         ];
         let filter_refs: Vec<&[u8]> = filters.iter().map(Vec::as_slice).collect();
         let paging = Paging::parse(
@@ -596,9 +608,15 @@ impl SettlementService {
                 parts.next()?.to_owned(),
             ))
         });
-        let rows = store::files(self.pool(), bin.as_deref(), date, after, paging.fetch_limit())
-            .await
-            .map_err(internal)?;
+        let rows = store::files(
+            self.pool(),
+            bin.as_deref(),
+            date,
+            after,
+            paging.fetch_limit(),
+        )
+        .await
+        .map_err(internal)?;
         let (rows, next_page_token) = paging.finish(rows, |f| {
             format!("{}|{}|{}", f.business_date.days(), f.bank_bin, f.format).into_bytes()
         });
@@ -608,7 +626,10 @@ impl SettlementService {
         })
     }
 
-    async fn find_file(&self, request: &Request<pb::GetReconFileRequest>) -> Result<FileRow, ApiError> {
+    async fn find_file(
+        &self,
+        request: &Request<pb::GetReconFileRequest>,
+    ) -> Result<FileRow, ApiError> {
         let caller = principal(request)?;
         let req = request.get_ref();
         let mut v = Violations::default();
@@ -679,7 +700,10 @@ impl SettlementService {
             Ok(pb::FileFormat::Mt940) => Some(paymesh_formats::Format::Mt940),
             Ok(pb::FileFormat::Csv) => Some(paymesh_formats::Format::Csv),
             _ => {
-                v.add("header.format", "a bank statement is CAMT053, CAMT054, MT940 or CSV");
+                v.add(
+                    "header.format",
+                    "a bank statement is CAMT053, CAMT054, MT940 or CSV",
+                );
                 None
             }
         };
@@ -693,7 +717,12 @@ impl SettlementService {
         while let Some(m) = stream.message().await.map_err(broken)? {
             let chunk = match m.part {
                 Some(pb::import_statement_request::Part::Chunk(c)) => c,
-                _ => return Err(ApiError::invalid("header", "only the first message is a header")),
+                _ => {
+                    return Err(ApiError::invalid(
+                        "header",
+                        "only the first message is a header",
+                    ));
+                }
             };
             if bytes.len() + chunk.len() > limit {
                 return Err(ApiError::TooLarge(format!(
@@ -831,7 +860,10 @@ impl SettlementService {
         }
         let after = paging.after().and_then(|c| {
             let (t, id) = c.split_at_checked(8)?;
-            Some((i64::from_be_bytes(t.try_into().ok()?), Uuid::from_slice(id).ok()?))
+            Some((
+                i64::from_be_bytes(t.try_into().ok()?),
+                Uuid::from_slice(id).ok()?,
+            ))
         });
         let rows = store::exceptions(
             self.pool(),
@@ -867,9 +899,11 @@ impl SettlementService {
             v.add("note", "required: what was found, or why");
         }
         let resolution = match pb::Resolution::try_from(req.resolution) {
-            Ok(r @ (pb::Resolution::Adjust | pb::Resolution::CreatePayment | pb::Resolution::Investigated)) => {
-                Some(r)
-            }
+            Ok(
+                r @ (pb::Resolution::Adjust
+                | pb::Resolution::CreatePayment
+                | pb::Resolution::Investigated),
+            ) => Some(r),
             _ => {
                 v.add("resolution", "ADJUST, CREATE_PAYMENT or INVESTIGATED");
                 None
@@ -961,9 +995,15 @@ impl SettlementService {
             .open_accounts(&system_accounts(&[clearing, SystemAccount::Suspense])?)
             .await?;
         let (debit, credit) = if delta > 0 {
-            (chain::system(clearing)?, chain::system(SystemAccount::Suspense)?)
+            (
+                chain::system(clearing)?,
+                chain::system(SystemAccount::Suspense)?,
+            )
         } else {
-            (chain::system(SystemAccount::Suspense)?, chain::system(clearing)?)
+            (
+                chain::system(SystemAccount::Suspense)?,
+                chain::system(clearing)?,
+            )
         };
         let id: Id128 = chain::transfer_id("paymesh.settlement.adjustment.v1", e.id, "adjust")?;
         let results = ledger

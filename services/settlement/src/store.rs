@@ -336,13 +336,12 @@ pub fn booking_row(r: &PgRow) -> Result<Booking, sqlx::Error> {
 
 /// The credits among `ids` booked already (with or without a ledger transfer).
 pub async fn credits_booked(pool: &PgPool, ids: &[Uuid]) -> anyhow::Result<HashSet<Uuid>> {
-    let rows: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT credit_id FROM settlement.bookings WHERE credit_id = ANY($1)",
-    )
-    .bind(ids)
-    .fetch_all(pool)
-    .await
-    .context("looking for booked credits")?;
+    let rows: Vec<Uuid> =
+        sqlx::query_scalar("SELECT credit_id FROM settlement.bookings WHERE credit_id = ANY($1)")
+            .bind(ids)
+            .fetch_all(pool)
+            .await
+            .context("looking for booked credits")?;
     Ok(rows.into_iter().collect())
 }
 
@@ -724,14 +723,14 @@ pub async fn file_by_day(
 
 /// Chunk `n` of a file.
 pub async fn chunk(pool: &PgPool, file: Uuid, n: i32) -> anyhow::Result<Option<Vec<u8>>> {
-    Ok(sqlx::query_scalar(
-        "SELECT data FROM settlement.file_chunks WHERE file_id = $1 AND n = $2",
+    Ok(
+        sqlx::query_scalar("SELECT data FROM settlement.file_chunks WHERE file_id = $1 AND n = $2")
+            .bind(file)
+            .bind(n)
+            .fetch_optional(pool)
+            .await
+            .context("reading a file's chunk")?,
     )
-    .bind(file)
-    .bind(n)
-    .fetch_optional(pool)
-    .await
-    .context("reading a file's chunk")?)
 }
 
 pub async fn insert_chunk(
@@ -838,7 +837,10 @@ pub struct RunItem {
 
 /// Ids as one comma-separated text (a ragged array of arrays crosses into SQL as text[]).
 fn id_list(ids: &[Uuid]) -> String {
-    ids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",")
+    ids.iter()
+        .map(Uuid::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The lines among `keys` matched in an earlier run, with their bookings.
@@ -905,7 +907,12 @@ pub async fn store_run(
         )
         .bind(&run.bank_bin)
         .bind(run.id)
-        .bind(chunk.iter().map(|i| i.line_key.clone().unwrap_or_default()).collect::<Vec<_>>())
+        .bind(
+            chunk
+                .iter()
+                .map(|i| i.line_key.clone().unwrap_or_default())
+                .collect::<Vec<_>>(),
+        )
         .bind(chunk.iter().map(|i| i.outcome.clone()).collect::<Vec<_>>())
         .bind(
             chunk
@@ -988,7 +995,11 @@ pub async fn store_run(
         .filter(|i| i.outcome == "MATCHED")
         .map(|i| i.subject.clone())
         .collect();
-    closing.extend(matched_bookings.iter().map(|(id, _)| format!("booking:{id}")));
+    closing.extend(
+        matched_bookings
+            .iter()
+            .map(|(id, _)| format!("booking:{id}")),
+    );
     let closed: Vec<Uuid> = sqlx::query_scalar(
         "UPDATE settlement.exceptions SET status = 'RESOLVED', resolution = 'MATCHED_LATER', \
              resolution_note = 'matched by run ' || $3::text, resolved_by = 'system', \
@@ -1084,11 +1095,36 @@ async fn insert_items(
     .bind(items.iter().map(|i| i.line).collect::<Vec<_>>())
     .bind(items.iter().map(|i| i.outcome.clone()).collect::<Vec<_>>())
     .bind(items.iter().map(|i| i.amount).collect::<Vec<_>>())
-    .bind(items.iter().map(|i| i.direction.as_str().to_owned()).collect::<Vec<_>>())
-    .bind(items.iter().map(|i| i.value_date.days()).collect::<Vec<_>>())
-    .bind(items.iter().map(|i| i.bank_reference.clone()).collect::<Vec<_>>())
-    .bind(items.iter().map(|i| i.end_to_end_id.clone()).collect::<Vec<_>>())
-    .bind(items.iter().map(|i| i.description.clone()).collect::<Vec<_>>())
+    .bind(
+        items
+            .iter()
+            .map(|i| i.direction.as_str().to_owned())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        items
+            .iter()
+            .map(|i| i.value_date.days())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        items
+            .iter()
+            .map(|i| i.bank_reference.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        items
+            .iter()
+            .map(|i| i.end_to_end_id.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        items
+            .iter()
+            .map(|i| i.description.clone())
+            .collect::<Vec<_>>(),
+    )
     .bind(
         items
             .iter()

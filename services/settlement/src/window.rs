@@ -114,7 +114,12 @@ mod tests {
     use super::*;
     use paymesh_ledger::client::chain::vnd;
 
-    fn record(debit: Id128, credit: Id128, amount: i64, code: lpb::TransferCode) -> lpb::TransferRecord {
+    fn record(
+        debit: Id128,
+        credit: Id128,
+        amount: i64,
+        code: lpb::TransferCode,
+    ) -> lpb::TransferRecord {
         lpb::TransferRecord {
             transfer: Some(lpb::Transfer {
                 id: Id128::random().to_bytes().to_vec(),
@@ -131,9 +136,19 @@ mod tests {
     #[test]
     fn every_movement_lands_in_one_figure_and_they_add_up() {
         use lpb::TransferCode as C;
-        let (acct, bank, fee, other) = (Id128::random(), Id128::random(), Id128::random(), Id128::random());
+        let (acct, bank, fee, other) = (
+            Id128::random(),
+            Id128::random(),
+            Id128::random(),
+            Id128::random(),
+        );
         let mut reserve = record(acct, other, 9_000, C::Refund);
-        reserve.transfer.as_mut().map(|t| t.flags = Some(lpb::TransferFlags { pending: true, ..Default::default() }));
+        reserve.transfer.as_mut().map(|t| {
+            t.flags = Some(lpb::TransferFlags {
+                pending: true,
+                ..Default::default()
+            })
+        });
         let records = vec![
             record(bank, acct, 150_000, C::QrPayment),
             record(acct, fee, 750, C::Fee),
@@ -162,11 +177,31 @@ mod tests {
 
     #[test]
     fn a_shortfall_is_carried_until_a_window_covers_it() {
-        let short = Sums { gross: 10_000, refunds: 25_000, ..Sums::default() }.line(0);
-        assert_eq!((short.net, short.payout, short.carried_out), (-15_000, 0, -15_000));
-        let next = Sums { gross: 40_000, fees: 200, ..Sums::default() }.line(short.carried_out);
-        assert_eq!((next.net, next.payout, next.carried_out), (39_800, 24_800, 0));
-        let still = Sums { gross: 5_000, ..Sums::default() }.line(-15_000);
+        let short = Sums {
+            gross: 10_000,
+            refunds: 25_000,
+            ..Sums::default()
+        }
+        .line(0);
+        assert_eq!(
+            (short.net, short.payout, short.carried_out),
+            (-15_000, 0, -15_000)
+        );
+        let next = Sums {
+            gross: 40_000,
+            fees: 200,
+            ..Sums::default()
+        }
+        .line(short.carried_out);
+        assert_eq!(
+            (next.net, next.payout, next.carried_out),
+            (39_800, 24_800, 0)
+        );
+        let still = Sums {
+            gross: 5_000,
+            ..Sums::default()
+        }
+        .line(-15_000);
         assert_eq!((still.payout, still.carried_out), (0, -10_000));
     }
 }

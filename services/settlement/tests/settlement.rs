@@ -146,7 +146,10 @@ async fn pull(c: &mut Client, date: Date, format: pb::FileFormat) -> (pb::ReconF
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    assert_eq!(digest, file.sha256, "{format:?}: the digest of the bytes sent");
+    assert_eq!(
+        digest, file.sha256,
+        "{format:?}: the digest of the bytes sent"
+    );
     assert_eq!(bytes.len() as i64, file.size_bytes);
     (file, bytes)
 }
@@ -157,7 +160,10 @@ fn shared_formats() -> std::path::PathBuf {
 
 /// `xmllint --schema`, a validator nobody here wrote.
 fn xmllint(bytes: &[u8], xsd: &str) {
-    let path = std::env::temp_dir().join(format!("paymesh-{}.xml", paymesh_testkit::unique_key("camt")));
+    let path = std::env::temp_dir().join(format!(
+        "paymesh-{}.xml",
+        paymesh_testkit::unique_key("camt")
+    ));
     std::fs::write(&path, bytes).unwrap();
     let out = Command::new("xmllint")
         .arg("--noout")
@@ -241,12 +247,14 @@ async fn import(
     dry_run: bool,
 ) -> Result<pb::ReconRun, tonic::Status> {
     let mut messages = vec![pb::ImportStatementRequest {
-        part: Some(pb::import_statement_request::Part::Header(pb::ImportHeader {
-            bank_bin: bin.into(),
-            dry_run,
-            file_name: "statement".into(),
-            ..Default::default()
-        })),
+        part: Some(pb::import_statement_request::Part::Header(
+            pb::ImportHeader {
+                bank_bin: bin.into(),
+                dry_run,
+                file_name: "statement".into(),
+                ..Default::default()
+            },
+        )),
     }];
     for chunk in bytes.chunks(1000) {
         messages.push(pb::ImportStatementRequest {
@@ -272,7 +280,12 @@ async fn exceptions(c: &mut Client, run: &str) -> Vec<pb::ReconException> {
 
 /// The posted movement (credits − debits) of `account` over commit positions
 /// `[start, end)`, straight from the ledger's table.
-async fn ledger_movement(mesh: &TestMesh, account: paymesh_money::Id128, start: i64, end: i64) -> i64 {
+async fn ledger_movement(
+    mesh: &TestMesh,
+    account: paymesh_money::Id128,
+    start: i64,
+    end: i64,
+) -> i64 {
     sqlx::query_scalar::<_, i64>(
         "SELECT (coalesce(sum(amount) FILTER (WHERE credit_account_id = $1), 0) \
                - coalesce(sum(amount) FILTER (WHERE debit_account_id = $1), 0))::int8 \
@@ -302,9 +315,30 @@ async fn a_day_is_closed_paid_out_pulled_and_reconciled() {
     let unpaid = intent(&mesh, &v2, 77_000).await;
     let tag = paymesh_testkit::unique_key("t");
     let txn = |n: u32| format!("FT{tag}{n}");
-    credit(&mesh, &txn(1), &v1.virtual_account_number, 150_000, &format!("MBVCB.1.{}.CT tu NGUYEN VAN AN", i1.reference)).await;
-    credit(&mesh, &txn(2), &v1.virtual_account_number, 50_000, "CHUYEN TIEN BAN CA").await;
-    credit(&mesh, &txn(3), &v2.virtual_account_number, 80_000, &format!("{} thanh toan", i2.reference)).await;
+    credit(
+        &mesh,
+        &txn(1),
+        &v1.virtual_account_number,
+        150_000,
+        &format!("MBVCB.1.{}.CT tu NGUYEN VAN AN", i1.reference),
+    )
+    .await;
+    credit(
+        &mesh,
+        &txn(2),
+        &v1.virtual_account_number,
+        50_000,
+        "CHUYEN TIEN BAN CA",
+    )
+    .await;
+    credit(
+        &mesh,
+        &txn(3),
+        &v2.virtual_account_number,
+        80_000,
+        &format!("{} thanh toan", i2.reference),
+    )
+    .await;
     let parked = credit(&mesh, &txn(4), "99999999999", 20_000, "KHONG RO").await;
     assert_eq!(parked.outcome(), ppb::CreditOutcome::Suspense);
 
@@ -324,7 +358,14 @@ async fn a_day_is_closed_paid_out_pulled_and_reconciled() {
     let again = close_now(&mut op, today).await;
     assert_eq!(again, w);
     // A credit after the cut-off belongs to the next window.
-    credit(&mesh, &txn(5), &v1.virtual_account_number, 33_000, "SAU GIO CHOT").await;
+    credit(
+        &mesh,
+        &txn(5),
+        &v1.virtual_account_number,
+        33_000,
+        "SAU GIO CHOT",
+    )
+    .await;
 
     let payouts = op
         .list_payouts(pb::ListPayoutsRequest {
@@ -336,11 +377,28 @@ async fn a_day_is_closed_paid_out_pulled_and_reconciled() {
         .into_inner()
         .payouts;
     assert_eq!(payouts.len(), 2, "{payouts:?}");
-    let of = |m: &mpb::Merchant| payouts.iter().find(|p| p.merchant_id == m.id).unwrap().clone();
+    let of = |m: &mpb::Merchant| {
+        payouts
+            .iter()
+            .find(|p| p.merchant_id == m.id)
+            .unwrap()
+            .clone()
+    };
     let (p1, p2) = (of(&v1), of(&v2));
     let amt = |m: &Option<cpb::Money>| m.as_ref().unwrap().amount.parse::<i64>().unwrap();
-    assert_eq!((amt(&p1.gross), amt(&p1.fees), p1.net.as_str(), amt(&p1.payout)), (200_000, 2_000, "198000", 198_000));
-    assert_eq!((amt(&p2.gross), amt(&p2.fees), amt(&p2.payout)), (80_000, 1_000, 79_000));
+    assert_eq!(
+        (
+            amt(&p1.gross),
+            amt(&p1.fees),
+            p1.net.as_str(),
+            amt(&p1.payout)
+        ),
+        (200_000, 2_000, "198000", 198_000)
+    );
+    assert_eq!(
+        (amt(&p2.gross), amt(&p2.fees), amt(&p2.payout)),
+        (80_000, 1_000, 79_000)
+    );
     assert_eq!(p1.status(), pb::PayoutStatus::Posted);
     assert_eq!(amt(&w.gross), 280_000);
     assert_eq!(amt(&w.paid_out), 277_000);
@@ -349,10 +407,16 @@ async fn a_day_is_closed_paid_out_pulled_and_reconciled() {
     for (m, p) in [(&v1, &p1), (&v2, &p2)] {
         let id = uuid::Uuid::parse_str(&m.id).unwrap();
         let moved = ledger_movement(&mesh, MerchantAccount::Payable.id(id), start, cutoff).await;
-        assert_eq!(moved, amt(&p.gross) - amt(&p.fees) - amt(&p.refunds) + p.adjustments.parse::<i64>().unwrap());
+        assert_eq!(
+            moved,
+            amt(&p.gross) - amt(&p.fees) - amt(&p.refunds) + p.adjustments.parse::<i64>().unwrap()
+        );
         // The payout (after the cut-off) empties the payable of the window's money.
         let after = ledger_movement(&mesh, MerchantAccount::Payable.id(id), cutoff, i64::MAX).await;
-        assert_eq!(after, if m.id == v1.id { 33_000 - 1_000 } else { 0 } - amt(&p.payout));
+        assert_eq!(
+            after,
+            if m.id == v1.id { 33_000 - 1_000 } else { 0 } - amt(&p.payout)
+        );
     }
 
     // The bank pulls its files; another bank sees none of them.
@@ -364,7 +428,12 @@ async fn a_day_is_closed_paid_out_pulled_and_reconciled() {
         .into_inner()
         .files;
     let formats: Vec<i32> = listed.iter().map(|f| f.format).collect();
-    for f in [pb::FileFormat::Camt053, pb::FileFormat::Camt054, pb::FileFormat::Mt940, pb::FileFormat::Csv] {
+    for f in [
+        pb::FileFormat::Camt053,
+        pb::FileFormat::Camt054,
+        pb::FileFormat::Mt940,
+        pb::FileFormat::Csv,
+    ] {
         assert!(formats.contains(&(f as i32)), "{f:?} in {listed:?}");
     }
     let mut other = settlement(&mesh, Principal::Bank(OTHER_BANK.into()));
@@ -386,16 +455,23 @@ async fn a_day_is_closed_paid_out_pulled_and_reconciled() {
     assert_eq!(e.code(), tonic::Code::NotFound);
 
     let (camt, bytes053) = pull(&mut bank, today, pb::FileFormat::Camt053).await;
-    assert_eq!(camt.entry_count, 4, "four credits in; the two payouts are the next day's");
+    assert_eq!(
+        camt.entry_count, 4,
+        "four credits in; the two payouts are the next day's"
+    );
     xmllint(&bytes053, "camt.053.001.08.xsd");
     let text = String::from_utf8(bytes053.clone()).unwrap();
-    assert!(text.contains("<Amt Ccy=\"VND\">150000</Amt>"), "VND with no decimals");
+    assert!(
+        text.contains("<Amt Ccy=\"VND\">150000</Amt>"),
+        "VND with no decimals"
+    );
     let (_, bytes054) = pull(&mut bank, today, pb::FileFormat::Camt054).await;
     xmllint(&bytes054, "camt.054.001.08.xsd");
     let (_, mt940) = pull(&mut bank, today, pb::FileFormat::Mt940).await;
     assert!(String::from_utf8_lossy(&mt940).contains("150000,"));
     if let Ok(python) = std::env::var("PAYMESH_PYTHON") {
-        let path = std::env::temp_dir().join(format!("paymesh-{}.sta", paymesh_testkit::unique_key("mt")));
+        let path =
+            std::env::temp_dir().join(format!("paymesh-{}.sta", paymesh_testkit::unique_key("mt")));
         std::fs::write(&path, &mt940).unwrap();
         let out = Command::new(python)
             .arg("-c")
@@ -408,28 +484,45 @@ async fn a_day_is_closed_paid_out_pulled_and_reconciled() {
             .arg(&path)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let said = String::from_utf8(out.stdout).unwrap();
         assert_eq!(said.trim(), "4 300000 300000", "mt-940 read: {said}");
     }
     let (_, csv) = pull(&mut bank, today, pb::FileFormat::Csv).await;
     let csv = String::from_utf8(csv).unwrap();
     let trailer = csv.lines().last().unwrap();
-    let clearing = paymesh_ledger::client::chain::system(SystemAccount::BankClearing { bin: BANK }).unwrap();
+    let clearing =
+        paymesh_ledger::client::chain::system(SystemAccount::BankClearing { bin: BANK }).unwrap();
     let in_ledger = -ledger_movement(&mesh, clearing, start, cutoff).await;
     assert_eq!(trailer, format!("TRAILER,4,{in_ledger},0"));
     // Rendered again, the same bytes.
     let svc = mesh.handle::<SettlementService>("settlement");
-    let window = paymesh_settlement::store::window(svc.pool(), today).await.unwrap().unwrap();
-    let days = paymesh_settlement::store::bank_days(svc.pool(), today).await.unwrap();
+    let window = paymesh_settlement::store::window(svc.pool(), today)
+        .await
+        .unwrap()
+        .unwrap();
+    let days = paymesh_settlement::store::bank_days(svc.pool(), today)
+        .await
+        .unwrap();
     let (_, d) = days.iter().find(|(b, _)| b == BANK).unwrap();
     let (_, out) = paymesh_settlement::files::render_statement(
-        svc.pool(), svc.settings(), &window, BANK, d, "CAMT053",
+        svc.pool(),
+        svc.settings(),
+        &window,
+        BANK,
+        d,
+        "CAMT053",
         paymesh_settlement::files::Out::Memory(Vec::new()),
     )
     .await
     .unwrap();
-    let paymesh_settlement::files::Out::Memory(again) = out else { panic!() };
+    let paymesh_settlement::files::Out::Memory(again) = out else {
+        panic!()
+    };
     assert_eq!(again, bytes053, "a file rendered twice is identical");
 
     // The bank's own statement, with planted breaks: txn 2 booked for 50,001 (amount
@@ -442,19 +535,44 @@ async fn a_day_is_closed_paid_out_pulled_and_reconciled() {
             line(today, &txn(2), 50_001, "CHUYEN TIEN BAN CA"),
             line(today, &txn(3), 80_000, "thanh toan"),
             line(today, &txn(3), 80_000, "thanh toan"),
-            line(today, &txn(9), 77_000, &format!("IBFT {} mua ca", unpaid.reference)),
+            line(
+                today,
+                &txn(9),
+                77_000,
+                &format!("IBFT {} mua ca", unpaid.reference),
+            ),
         ],
     );
-    let dry = import(&mut op, BANK, statement.clone(), true).await.unwrap();
+    let dry = import(&mut op, BANK, statement.clone(), true)
+        .await
+        .unwrap();
     assert_eq!(
-        (dry.matched, dry.amount_mismatch, dry.duplicate, dry.missing_in_ledger, dry.missing_in_bank),
+        (
+            dry.matched,
+            dry.amount_mismatch,
+            dry.duplicate,
+            dry.missing_in_ledger,
+            dry.missing_in_bank
+        ),
         (2, 1, 1, 1, 1),
         "{dry:?}"
     );
-    assert_eq!(mesh.count("settlement.runs").await, 0, "a dry run stores nothing");
-    let run = import(&mut op, BANK, statement.clone(), false).await.unwrap();
     assert_eq!(
-        (run.matched, run.amount_mismatch, run.duplicate, run.missing_in_ledger, run.missing_in_bank),
+        mesh.count("settlement.runs").await,
+        0,
+        "a dry run stores nothing"
+    );
+    let run = import(&mut op, BANK, statement.clone(), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            run.matched,
+            run.amount_mismatch,
+            run.duplicate,
+            run.missing_in_ledger,
+            run.missing_in_bank
+        ),
         (2, 1, 1, 1, 1),
         "{run:?}"
     );
@@ -467,7 +585,11 @@ async fn a_day_is_closed_paid_out_pulled_and_reconciled() {
         .unwrap()
         .into_inner()
         .items;
-    assert_eq!(items.len(), 6, "every line and the booking missing in the bank, listed");
+    assert_eq!(
+        items.len(),
+        6,
+        "every line and the booking missing in the bank, listed"
+    );
     let breaks = exceptions(&mut op, &run.id).await;
     assert_eq!(breaks.len(), 4);
     // The same statement again changes nothing and opens nothing new.
@@ -487,7 +609,11 @@ async fn a_day_is_closed_paid_out_pulled_and_reconciled() {
     let made = op
         .resolve_recon_exception(pb::ResolveReconExceptionRequest {
             account_number: v2.virtual_account_number.clone(),
-            ..resolve(missing.id.clone(), pb::Resolution::CreatePayment, "bank confirmed the transfer")
+            ..resolve(
+                missing.id.clone(),
+                pb::Resolution::CreatePayment,
+                "bank confirmed the transfer",
+            )
         })
         .await
         .unwrap()
@@ -506,9 +632,17 @@ async fn a_day_is_closed_paid_out_pulled_and_reconciled() {
         .into_inner()
         .intent
         .unwrap();
-    assert_eq!(paid.status(), ppb::IntentStatus::Paid, "the missing credit became the payment");
+    assert_eq!(
+        paid.status(),
+        ppb::IntentStatus::Paid,
+        "the missing credit became the payment"
+    );
     let adjusted = op
-        .resolve_recon_exception(resolve(find(pb::Outcome::AmountMismatch).id, pb::Resolution::Adjust, "bank's fee"))
+        .resolve_recon_exception(resolve(
+            find(pb::Outcome::AmountMismatch).id,
+            pb::Resolution::Adjust,
+            "bank's fee",
+        ))
         .await
         .unwrap()
         .into_inner()
@@ -516,9 +650,13 @@ async fn a_day_is_closed_paid_out_pulled_and_reconciled() {
         .unwrap();
     assert!(!adjusted.resolution_reference.is_empty());
     let dup = find(pb::Outcome::Duplicate);
-    op.resolve_recon_exception(resolve(dup.id.clone(), pb::Resolution::Investigated, "bank reversed it"))
-        .await
-        .unwrap();
+    op.resolve_recon_exception(resolve(
+        dup.id.clone(),
+        pb::Resolution::Investigated,
+        "bank reversed it",
+    ))
+    .await
+    .unwrap();
     let e = op
         .resolve_recon_exception(resolve(dup.id.clone(), pb::Resolution::Adjust, "again"))
         .await
@@ -529,14 +667,19 @@ async fn a_day_is_closed_paid_out_pulled_and_reconciled() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::PermissionDenied);
-    let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM settlement.exception_actions WHERE actor = 'operator:lan'")
-        .fetch_one(&mesh.pool)
-        .await
-        .unwrap();
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM settlement.exception_actions WHERE actor = 'operator:lan'",
+    )
+    .fetch_one(&mesh.pool)
+    .await
+    .unwrap();
     assert_eq!(audited, 3);
 
     // Tomorrow's statement carries the suspense credit a day late: its break closes itself.
-    let late = statement_csv(today.plus_days(1), &[line(today.plus_days(1), &txn(4), 20_000, "KHONG RO")]);
+    let late = statement_csv(
+        today.plus_days(1),
+        &[line(today.plus_days(1), &txn(4), 20_000, "KHONG RO")],
+    );
     let next = import(&mut op, BANK, late, false).await.unwrap();
     assert_eq!((next.matched, next.breaks_closed), (1, 1), "{next:?}");
     let open = op
@@ -570,8 +713,15 @@ async fn hostile_or_foreign_statements_are_refused_whole() {
         b"booking_date,value_date,direction,amount,currency,bank_reference,end_to_end_id,description\n2026-12-01,2026-12-01,CRDT,180000,VND,FT1,,x\nTRAILER,2,180000,0\n".to_vec(),
     ];
     for bytes in hostile {
-        let e = import(&mut op, BANK, bytes.clone(), false).await.unwrap_err();
-        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{}: {e:?}", String::from_utf8_lossy(&bytes));
+        let e = import(&mut op, BANK, bytes.clone(), false)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.code(),
+            tonic::Code::InvalidArgument,
+            "{}: {e:?}",
+            String::from_utf8_lossy(&bytes)
+        );
     }
     // Another bank's statement, and a bank importing for another.
     let today = open_day(&mesh);
@@ -604,14 +754,23 @@ async fn hostile_or_foreign_statements_are_refused_whole() {
     };
     let e = import(&mut op, BANK, camt, false).await.unwrap_err();
     assert_eq!(reason(&e), "STATEMENT_OTHER_BANK");
-    let e = import(&mut settlement(&mesh, Principal::Bank(OTHER_BANK.into())), BANK, foreign.clone(), false)
-        .await
-        .unwrap_err();
+    let e = import(
+        &mut settlement(&mesh, Principal::Bank(OTHER_BANK.into())),
+        BANK,
+        foreign.clone(),
+        false,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.code(), tonic::Code::PermissionDenied);
     // Over the size limit: RESOURCE_EXHAUSTED.
     foreign.resize(100_000, b' ');
     let e = import(&mut op, BANK, foreign, false).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::ResourceExhausted);
-    assert_eq!(mesh.count("settlement.runs").await, 0, "nothing half-imported");
+    assert_eq!(
+        mesh.count("settlement.runs").await,
+        0,
+        "nothing half-imported"
+    );
     assert_eq!(mesh.count("settlement.statement_lines").await, 0);
 }

@@ -179,7 +179,11 @@ impl<W: Write> CamtWriter<W> {
                 x.open("Bal");
                 x.chain(&["Tp", "CdOrPrtry", "Cd"], code);
                 x.amount("Amt", balance.unsigned_abs(), ccy);
-                let sign = if balance < 0 { Direction::Debit } else { Direction::Credit };
+                let sign = if balance < 0 {
+                    Direction::Debit
+                } else {
+                    Direction::Credit
+                };
                 x.leaf("CdtDbtInd", sign.code());
                 x.chain(&["Dt", "Dt"], &h.business_date.iso());
                 x.close("Bal");
@@ -245,12 +249,13 @@ impl<W: Write> CamtWriter<W> {
     }
 
     fn finish(mut self) -> Result<W, FormatError> {
+        // Checked first: a file with fewer or more entries than announced is left unclosed.
+        self.promised.check_written(&self.written)?;
         let (message, statement) = self.kind.elements();
         self.xml.close(statement);
         self.xml.close(message);
         self.xml.raw("</Document>\n");
         self.flush_buffer()?;
-        self.promised.check_written(&self.written)?;
         self.out.flush()?;
         Ok(self.out)
     }
@@ -271,7 +276,11 @@ fn summary(x: &mut Xml, t: &Totals, ccy: Ccy) {
     x.leaf("Sum", &decimal(t.credit_sum + t.debit_sum));
     x.open("TtlNetNtry");
     x.leaf("Amt", &decimal(t.net()));
-    let sign = if t.net() < 0 { Direction::Debit } else { Direction::Credit };
+    let sign = if t.net() < 0 {
+        Direction::Debit
+    } else {
+        Direction::Credit
+    };
     x.leaf("CdtDbtInd", sign.code());
     x.close("TtlNetNtry");
     x.close("TtlNtries");
@@ -302,7 +311,10 @@ fn transaction(
         &clean_text(bank_reference, REFERENCE_CHARS_MAX),
     );
     let e2e = clean_text(end_to_end_id, REFERENCE_CHARS_MAX);
-    x.leaf("EndToEndId", if e2e.is_empty() { "NOTPROVIDED" } else { &e2e });
+    x.leaf(
+        "EndToEndId",
+        if e2e.is_empty() { "NOTPROVIDED" } else { &e2e },
+    );
     x.close("Refs");
     x.amount("Amt", amount, ccy);
     x.leaf("CdtDbtInd", direction.code());
@@ -382,7 +394,8 @@ impl Xml {
         self.buf.push_str(" Ccy=\"");
         self.buf.push_str(ccy.code);
         self.buf.push_str("\">");
-        self.buf.push_str(&amount_text(minor, ccy.units, '.', false));
+        self.buf
+            .push_str(&amount_text(minor, ccy.units, '.', false));
         self.buf.push_str("</");
         self.buf.push_str(name);
         self.buf.push_str(">\n");

@@ -1,6 +1,7 @@
 //! What the integration tests share: random statements, a writer for any format, reading a
 //! whole file, and the lines a file of each format must give back.
-#![allow(dead_code)]
+#![allow(dead_code)] // each test file uses part of it
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::io::Write;
 
@@ -9,8 +10,7 @@ use paymesh_formats::mt940::{Mt940Writer, swift_text};
 use paymesh_formats::statement_csv::CsvWriter;
 use paymesh_formats::{
     Account, DESCRIPTION_CHARS_MAX, Day, Direction, Entry, EntryDetail, Format, FormatError,
-    REFERENCE_CHARS_MAX, StatementHeader, StatementInfo, StatementLine, clean_text,
-    read_statement,
+    REFERENCE_CHARS_MAX, StatementHeader, StatementInfo, StatementLine, clean_text, read_statement,
 };
 use proptest::prelude::*;
 
@@ -85,7 +85,13 @@ pub fn day(y: i32, m: u32, d: u32) -> Day {
 
 /// A header for `entries`, with the totals and closing balance they imply.
 pub fn header_for(currency: &str, opening: i64, entries: &[Entry]) -> StatementHeader {
-    let sum = |d: Direction| entries.iter().filter(|e| e.direction == d).map(|e| e.amount).sum::<i64>();
+    let sum = |d: Direction| {
+        entries
+            .iter()
+            .filter(|e| e.direction == d)
+            .map(|e| e.amount)
+            .sum::<i64>()
+    };
     let count = |d: Direction| entries.iter().filter(|e| e.direction == d).count() as u64;
     let (credit_sum, debit_sum) = (sum(Direction::Credit), sum(Direction::Debit));
     StatementHeader {
@@ -126,17 +132,45 @@ pub fn entry(amount: i64, direction: Direction, bank_reference: &str, descriptio
 
 /// A small VND statement: two credits (one a batch of two) and a debit.
 pub fn sample() -> Statement {
-    let mut batch = entry(300_000, Direction::Credit, "FT26335000002", "Lô chuyển khoản");
+    let mut batch = entry(
+        300_000,
+        Direction::Credit,
+        "FT26335000002",
+        "Lô chuyển khoản",
+    );
     batch.details = vec![
-        EntryDetail { amount: 100_000, bank_reference: "FT26335000002A".into(), end_to_end_id: "PM7K3QW9ZT2BX".into(), description: "Tiền điện T12".into() },
-        EntryDetail { amount: 200_000, bank_reference: "FT26335000002B".into(), end_to_end_id: String::new(), description: "Học phí & \"ăn trưa\"".into() },
+        EntryDetail {
+            amount: 100_000,
+            bank_reference: "FT26335000002A".into(),
+            end_to_end_id: "PM7K3QW9ZT2BX".into(),
+            description: "Tiền điện T12".into(),
+        },
+        EntryDetail {
+            amount: 200_000,
+            bank_reference: "FT26335000002B".into(),
+            end_to_end_id: String::new(),
+            description: "Học phí & \"ăn trưa\"".into(),
+        },
     ];
     let entries = vec![
-        entry(180_000, Direction::Credit, "FT26335000001", "MBVCB.123.PM7K3QW9ZT2BX.CT tu 0123 NGUYEN VAN A"),
+        entry(
+            180_000,
+            Direction::Credit,
+            "FT26335000001",
+            "MBVCB.123.PM7K3QW9ZT2BX.CT tu 0123 NGUYEN VAN A",
+        ),
         batch,
-        entry(50_000, Direction::Debit, "FT26335000003", "Hoàn tiền <đơn 42>"),
+        entry(
+            50_000,
+            Direction::Debit,
+            "FT26335000003",
+            "Hoàn tiền <đơn 42>",
+        ),
     ];
-    Statement { header: header_for("VND", 1_000_000, &entries), entries }
+    Statement {
+        header: header_for("VND", 1_000_000, &entries),
+        entries,
+    }
 }
 
 /// The lines a file of `format` written from `s` must give back.
@@ -161,10 +195,24 @@ pub fn expected_lines(format: Format, s: &Statement) -> Vec<StatementLine> {
     for (i, e) in s.entries.iter().enumerate() {
         if detailed && e.details.len() >= 2 {
             for d in &e.details {
-                lines.push(line(e, d.amount, &d.bank_reference, &d.end_to_end_id, &d.description, Some(i as u64 + 1)));
+                lines.push(line(
+                    e,
+                    d.amount,
+                    &d.bank_reference,
+                    &d.end_to_end_id,
+                    &d.description,
+                    Some(i as u64 + 1),
+                ));
             }
         } else {
-            lines.push(line(e, e.amount, &e.bank_reference, &e.end_to_end_id, &e.description, None));
+            lines.push(line(
+                e,
+                e.amount,
+                &e.bank_reference,
+                &e.end_to_end_id,
+                &e.description,
+                None,
+            ));
         }
     }
     for (i, l) in lines.iter_mut().enumerate() {
@@ -182,7 +230,12 @@ pub fn expected_info(format: Format, s: &Statement) -> StatementInfo {
             let dates = s.entries.iter().map(|e| e.booking_date);
             (String::new(), None, dates.clone().min(), dates.max())
         }
-        _ => (h.account.number.clone(), Some(h.account.servicer_bin.clone()), Some(h.business_date), Some(h.business_date)),
+        _ => (
+            h.account.number.clone(),
+            Some(h.account.servicer_bin.clone()),
+            Some(h.business_date),
+            Some(h.business_date),
+        ),
     };
     StatementInfo {
         account_number,
@@ -201,7 +254,8 @@ pub fn text(max_chars: usize) -> impl Strategy<Value = String> {
     let chars: Vec<char> = "aZ09 ,;:-/.\"'&<>\t\n\rđĐăâêôơưƯàáạảãầấậẩẫằắặẳẵèéẹẻẽềếệểễìíịỉĩòóọỏõồốộổỗờớợởỡùúụủũừứựửữỳýỵỷỹ\u{1}\u{b}\u{301}€😀"
         .chars()
         .collect();
-    prop::collection::vec(prop::sample::select(chars), 0..max_chars).prop_map(|v| v.into_iter().collect())
+    prop::collection::vec(prop::sample::select(chars), 0..max_chars)
+        .prop_map(|v| v.into_iter().collect())
 }
 
 fn reference() -> impl Strategy<Value = String> {
@@ -210,31 +264,52 @@ fn reference() -> impl Strategy<Value = String> {
 
 pub fn entry_strategy() -> impl Strategy<Value = Entry> {
     let details = prop::collection::vec(
-        (1i64..=1_000_000_000, reference(), reference(), text(60)).prop_map(|(amount, r, e2e, d)| EntryDetail {
-            amount,
-            bank_reference: r,
-            end_to_end_id: e2e,
-            description: d,
-        }),
+        (1i64..=1_000_000_000, reference(), reference(), text(60)).prop_map(
+            |(amount, r, e2e, d)| EntryDetail {
+                amount,
+                bank_reference: r,
+                end_to_end_id: e2e,
+                description: d,
+            },
+        ),
         2..5,
     );
     let batch = prop_oneof![3 => Just(None), 1 => details.prop_map(Some)];
-    (1i64..=100_000_000_000, any::<bool>(), 0i32..365, 0i32..4, reference(), reference(), text(200), batch).prop_map(
-        |(amount, credit, booked, lag, bank_reference, end_to_end_id, description, details)| {
-            let booking_date = Day::from_days_since_epoch(day(2026, 1, 1).days_since_epoch() + booked);
-            let details = details.unwrap_or_default();
-            Entry {
-                amount: if details.is_empty() { amount } else { details.iter().map(|d| d.amount).sum() },
-                direction: if credit { Direction::Credit } else { Direction::Debit },
-                booking_date,
-                value_date: Day::from_days_since_epoch(booking_date.days_since_epoch() + lag),
-                bank_reference,
-                end_to_end_id,
-                description,
-                details,
-            }
-        },
+    (
+        1i64..=100_000_000_000,
+        any::<bool>(),
+        0i32..365,
+        0i32..4,
+        reference(),
+        reference(),
+        text(200),
+        batch,
     )
+        .prop_map(
+            |(amount, credit, booked, lag, bank_reference, end_to_end_id, description, details)| {
+                let booking_date =
+                    Day::from_days_since_epoch(day(2026, 1, 1).days_since_epoch() + booked);
+                let details = details.unwrap_or_default();
+                Entry {
+                    amount: if details.is_empty() {
+                        amount
+                    } else {
+                        details.iter().map(|d| d.amount).sum()
+                    },
+                    direction: if credit {
+                        Direction::Credit
+                    } else {
+                        Direction::Debit
+                    },
+                    booking_date,
+                    value_date: Day::from_days_since_epoch(booking_date.days_since_epoch() + lag),
+                    bank_reference,
+                    end_to_end_id,
+                    description,
+                    details,
+                }
+            },
+        )
 }
 
 pub fn statement_strategy() -> impl Strategy<Value = Statement> {

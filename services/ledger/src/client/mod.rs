@@ -19,8 +19,8 @@ use paymesh_money::Id128;
 use paymesh_platform::ApiError;
 use paymesh_platform::auth::Minter;
 use paymesh_platform::client::{CallContext, ServiceCaller, within};
-use paymesh_proto::ledger::v1 as pb;
 use paymesh_platform::time::timestamp_from_ns;
+use paymesh_proto::ledger::v1 as pb;
 use paymesh_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 
 use tonic::service::interceptor::InterceptedService;

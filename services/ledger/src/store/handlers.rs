@@ -140,12 +140,11 @@ pub async fn list_transfers(
 /// so its rows' `seq` are at or after `before`. Returns the counter. Waits for a batch that
 /// holds the counter's row to commit first, as every batch does.
 pub async fn seal_commit_order(pool: &PgPool, before: i64) -> anyhow::Result<i64> {
-    let n: Option<i64> = sqlx::query_scalar(
-        "UPDATE ledger.commit_seq SET n = greatest(n, $1) RETURNING n",
-    )
-    .bind(before)
-    .fetch_optional(pool)
-    .await
-    .context("sealing the commit order")?;
+    let n: Option<i64> =
+        sqlx::query_scalar("UPDATE ledger.commit_seq SET n = greatest(n, $1) RETURNING n")
+            .bind(before)
+            .fetch_optional(pool)
+            .await
+            .context("sealing the commit order")?;
     n.context("ledger.commit_seq has no row")
 }
