@@ -46,16 +46,20 @@ fi
 printf 'buf %s\n' "$("$buf" --version)" >&2
 "$buf" lint proto
 
-step "Rust tests (real PostgreSQL at $PAYMESH_DATABASE_URL, Redis at $PAYMESH_REDIS_URL)"
-cargo test --workspace --locked
-
-step "gRPC surface through Python grpcio"
+step "Python for the independent checks (grpcio, mt-940)"
 venv=.paymesh/venv
 if [[ ! -x $venv/bin/pytest ]] || ! cmp -s tests/grpc/requirements.txt "$venv/requirements.txt"; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/grpc/requirements.txt
     cp tests/grpc/requirements.txt "$venv/requirements.txt"
 fi
+# The Rust tests check the MT940 files they write with the mt-940 package through it.
+export PAYMESH_PYTHON=$PWD/$venv/bin/python
+
+step "Rust tests (real PostgreSQL at $PAYMESH_DATABASE_URL, Redis at $PAYMESH_REDIS_URL)"
+cargo test --workspace --locked
+
+step "gRPC surface through Python grpcio"
 cargo build --locked -p paymesh
 "$venv/bin/pytest" -q -p no:cacheprovider tests/grpc
 

@@ -277,109 +277,33 @@ where
             opening_balance: None,
             closing_balance: None,
         },
+        open: None,
         started: false,
         ended: false,
         pending: None,
         entries: 0,
         totals: Totals::default(),
     };
-    // The field being read: its tag, first line and value (lines joined by '\n').
-    let mut field: Option<(String, u64, String)> = None;
     let mut raw = Vec::new();
     let mut number = 0u64;
     loop {
         raw.clear();
-        let n = (&mut input)
-            .take(LINE_BYTES_MAX as u64 + 1)
-            .read_until(b'\n', &mut raw)?;
-        if n == 0 {
+        let limit = LINE_BYTES_MAX as u64 + 1;
+        if (&mut input).take(limit).read_until(b'\n', &mut raw)? == 0 {
             break;
         }
         number += 1;
-        let at = |e: FormatError| e.at_line(number);
-        if raw.len() > LINE_BYTES_MAX {
-            return Err(at(FormatError::new(
-                Reason::FieldTooLong,
-                format!("line longer than {LINE_BYTES_MAX} bytes"),
-            )));
-        }
-        let bytes = raw
-            .strip_prefix(b"\xEF\xBB\xBF")
-            .filter(|_| number == 1)
-            .unwrap_or(&raw);
-        let line = std::str::from_utf8(bytes)
-            .map_err(|_| {
-                at(FormatError::new(
-                    Reason::MalformedMt940,
-                    "line is not UTF-8",
-                ))
-            })?
-            .trim_end_matches(['\r', '\n']);
-        if line.trim().is_empty() {
-            continue;
-        }
-        if st.ended {
-            if line.starts_with(":20:") {
-                return Err(at(FormatError::new(
-                    Reason::MultipleStatements,
-                    "a second statement after the end mark; split the file first",
-                )));
-            }
-            if line.starts_with('{') {
-                continue; // the envelope's trailer block, e.g. {5:…}
-            }
-            return Err(at(FormatError::new(
-                Reason::MalformedMt940,
-                "text after the end mark (-)",
-            )));
-        }
-        if line.starts_with("{1:") && !st.started && field.is_none() {
-            if !line.contains("{4:") || !line.ends_with("{4:") {
-                return Err(at(FormatError::new(
-                    Reason::MalformedMt940,
-                    "an envelope line must end with {4:",
-                )));
-            }
-            continue;
-        }
-        if line == "-" || line.starts_with("-}") {
-            if let Some((tag, first, value)) = field.take() {
-                st.field(&tag, &value).map_err(|e| e.at_line(first))?;
-            }
-            st.ended = true;
-            continue;
-        }
-        match split_tag(line) {
-            Some((tag, value)) => {
-                if let Some((tag, first, value)) = field.take() {
-                    st.field(&tag, &value).map_err(|e| e.at_line(first))?;
-                }
-                field = Some((tag.to_string(), number, value.to_string()));
-            }
-            None => match field.as_mut() {
-                Some((_, _, value)) if value.len() + line.len() < TEXT_BYTES_MAX => {
-                    value.push('\n');
-                    value.push_str(line);
-                }
-                Some(_) => {
-                    return Err(at(FormatError::new(
-                        Reason::FieldTooLong,
-                        "field over 4 KiB",
-                    )));
-                }
-                None => {
-                    return Err(at(FormatError::new(
-                        Reason::NotAStatement,
-                        "text before the first field (:20:)",
-                    )));
-                }
-            },
-        }
+        st.line(&raw, number).map_err(|e| e.at_line(number))?;
     }
-    if let Some((tag, first, value)) = field.take() {
-        st.field(&tag, &value).map_err(|e| e.at_line(first))?;
-    }
+    st.close_field()?;
     st.finish().map_err(|e| e.at_line(number))
+}
+
+/// A field being read: its tag, first line, and value (its lines joined by `\n`).
+struct OpenField {
+    tag: String,
+    line: u64,
+    value: String,
 }
 
 /// `:61:` read, waiting for its `:86:`.
@@ -392,6 +316,7 @@ struct Statement<F> {
     ccy: Ccy,
     on_line: F,
     info: StatementInfo,
+    open: Option<OpenField>,
     started: bool,
     ended: bool,
     pending: Option<Pending>,
@@ -413,6 +338,74 @@ fn split_tag(line: &str) -> Option<(&str, &str)> {
 }
 
 impl<F: FnMut(StatementLine) -> Result<(), FormatError>> Statement<F> {
+    /// One line of the file (with its line end): the start of a field, a continuation, an
+    /// envelope line or the end mark.
+    fn line(&mut self, raw: &[u8], number: u64) -> Result<(), FormatError> {
+        if raw.len() > LINE_BYTES_MAX {
+            return refuse(
+                Reason::FieldTooLong,
+                format!("line over {LINE_BYTES_MAX} bytes"),
+            );
+        }
+        let raw = match raw.strip_prefix(b"\xEF\xBB\xBF") {
+            Some(rest) if number == 1 => rest,
+            _ => raw,
+        };
+        let Ok(line) = std::str::from_utf8(raw) else {
+            return refuse(Reason::MalformedMt940, "line is not UTF-8");
+        };
+        let line = line.trim_end_matches(['\r', '\n']);
+        if line.trim().is_empty() {
+            return Ok(());
+        }
+        if self.ended {
+            return match line {
+                _ if line.starts_with(":20:") => refuse(
+                    Reason::MultipleStatements,
+                    "a second statement after the end mark; split the file first",
+                ),
+                _ if line.starts_with('{') => Ok(()), // the envelope's trailer, e.g. {5:…}
+                _ => refuse(Reason::MalformedMt940, "text after the end mark (-)"),
+            };
+        }
+        if line.starts_with("{1:") && !self.started && self.open.is_none() {
+            if line.ends_with("{4:") {
+                return Ok(());
+            }
+            return refuse(Reason::MalformedMt940, "an envelope line must end with {4:");
+        }
+        if line == "-" || line.starts_with("-}") {
+            self.ended = true;
+            return self.close_field();
+        }
+        if let Some((tag, value)) = split_tag(line) {
+            self.close_field()?;
+            let (tag, value) = (tag.to_string(), value.to_string());
+            self.open = Some(OpenField {
+                tag,
+                line: number,
+                value,
+            });
+            return Ok(());
+        }
+        match self.open.as_mut() {
+            Some(f) if f.value.len() + line.len() < TEXT_BYTES_MAX => {
+                f.value.push('\n');
+                f.value.push_str(line);
+                Ok(())
+            }
+            Some(_) => refuse(Reason::FieldTooLong, "field over 4 KiB"),
+            None => refuse(Reason::NotAStatement, "text before the first field (:20:)"),
+        }
+    }
+
+    fn close_field(&mut self) -> Result<(), FormatError> {
+        match self.open.take() {
+            Some(f) => self.field(&f.tag, &f.value).map_err(|e| e.at_line(f.line)),
+            None => Ok(()),
+        }
+    }
+
     fn field(&mut self, tag: &str, value: &str) -> Result<(), FormatError> {
         if tag == "20" {
             if self.started {

@@ -148,16 +148,25 @@ pub fn outcome_name(o: recon::Outcome) -> &'static str {
     }
 }
 
+/// Whether the file starts (after a BOM and blanks) with `<`.
+fn looks_like_xml(bytes: &[u8]) -> bool {
+    let b = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    b.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'<')
+}
+
 /// Imports (or, dry, only matches) a statement.
 pub async fn import(pool: &PgPool, s: Statement) -> Result<RunRow, ApiError> {
-    let format = match s.format {
+    let format = match s.format.or_else(|| paymesh_formats::detect(&s.bytes)) {
         Some(f) => f,
-        None => paymesh_formats::detect(&s.bytes).ok_or_else(|| {
-            ApiError::invalid(
+        // XML that names no camt message (a bare bomb, say) is read as camt.053, so that its
+        // refusal says what is wrong with it (DOCTYPE_FORBIDDEN, NOT_A_STATEMENT…).
+        None if looks_like_xml(&s.bytes) => Format::Camt053,
+        None => {
+            return Err(ApiError::invalid(
                 "chunk",
                 "FORMAT_UNKNOWN: not a camt.053, camt.054, MT940 or paymesh statement CSV",
-            )
-        })?,
+            ));
+        }
     };
     let (info, lines) = read(format, &s.bytes)?;
     if let Some(servicer) = info.servicer_bin.as_deref()

@@ -14,17 +14,17 @@ use crate::{Day, Direction, FormatError, Reason, StatementInfo, StatementLine};
 /// Deepest element nesting accepted (camt needs about 15).
 const DEPTH_MAX: usize = 64;
 
-/// Declares `N`, the element names the reader tells apart (each variant is the element's local
-/// name; everything else is `Other`), and `name_of`, from a local name to its `N`.
+/// Declares `El`, the element names the reader tells apart (each variant is the element's local
+/// name; everything else is `Other`), and `name_of`, from a local name to its `El`.
 macro_rules! element_names {
     ($($name:ident),* $(,)?) => {
         #[allow(clippy::upper_case_acronyms)]
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        enum N { $($name,)* Other }
+        enum El { $($name,)* Other }
 
-        fn name_of(local: &[u8]) -> N {
-            $(if local == stringify!($name).as_bytes() { return N::$name; })*
-            N::Other
+        fn name_of(local: &[u8]) -> El {
+            $(if local == stringify!($name).as_bytes() { return El::$name; })*
+            El::Other
         }
     };
 }
@@ -71,8 +71,8 @@ enum Field {
     Remittance,
 }
 
-fn field_of(path: &[N]) -> Option<Field> {
-    use N::*;
+fn field_of(path: &[El]) -> Option<Field> {
+    use El::*;
     let (head, last) = path.split_at(path.len().checked_sub(1)?);
     let last = last[0];
     let f = match (head, last) {
@@ -120,12 +120,12 @@ enum Scope {
     Detail,
 }
 
-fn scope_of(path: &[N]) -> Option<Scope> {
+fn scope_of(path: &[El]) -> Option<Scope> {
     match path {
         [] => Some(Scope::Statement),
-        [N::Bal] => Some(Scope::Balance),
-        [N::Ntry] => Some(Scope::Entry),
-        [N::Ntry, N::NtryDtls, N::TxDtls] => Some(Scope::Detail),
+        [El::Bal] => Some(Scope::Balance),
+        [El::Ntry] => Some(Scope::Entry),
+        [El::Ntry, El::NtryDtls, El::TxDtls] => Some(Scope::Detail),
         _ => None,
     }
 }
@@ -177,7 +177,7 @@ struct Reader<F> {
     kind: Kind,
     ccy: Ccy,
     on_line: F,
-    stack: Vec<N>,
+    stack: Vec<El>,
     /// The field whose text is being collected, and its depth in `stack`.
     capture: Option<(Field, usize)>,
     text: String,
@@ -250,7 +250,7 @@ where
             Ok(false) => {}
             Ok(true) => break,
             Err(e) => {
-                let in_entry = r.stack.contains(&N::Ntry);
+                let in_entry = r.stack.contains(&El::Ntry);
                 let e = e.at_line(line);
                 return Err(if in_entry { e.at_entry(r.entries) } else { e });
             }
@@ -361,18 +361,18 @@ impl<F: FnMut(StatementLine) -> Result<(), FormatError>> Reader<F> {
     fn start(&mut self, e: &BytesStart<'_>) -> Result<(), FormatError> {
         let name = name_of(e.local_name().as_ref());
         let (message, statement) = match self.kind {
-            Kind::Statement => (N::BkToCstmrStmt, N::Stmt),
-            Kind::Notification => (N::BkToCstmrDbtCdtNtfctn, N::Ntfctn),
+            Kind::Statement => (El::BkToCstmrStmt, El::Stmt),
+            Kind::Notification => (El::BkToCstmrDbtCdtNtfctn, El::Ntfctn),
         };
         match self.stack.len() {
             0 if self.root_done => {
                 return refuse(Reason::MalformedXml, "content after the document element");
             }
-            0 if name != N::Document => {
+            0 if name != El::Document => {
                 return refuse(Reason::NotAStatement, "the root element is not Document");
             }
             1 if name != message => {
-                let expected = if message == N::BkToCstmrStmt {
+                let expected = if message == El::BkToCstmrStmt {
                     "BkToCstmrStmt (camt.053)"
                 } else {
                     "BkToCstmrDbtCdtNtfctn (camt.054)"
@@ -430,37 +430,32 @@ impl<F: FnMut(StatementLine) -> Result<(), FormatError>> Reader<F> {
     }
 
     /// The stack below the statement element, if inside it.
-    fn statement_path(&self) -> Option<&[N]> {
+    fn statement_path(&self) -> Option<&[El]> {
         let statement = match self.kind {
-            Kind::Statement => N::Stmt,
-            Kind::Notification => N::Ntfctn,
+            Kind::Statement => El::Stmt,
+            Kind::Notification => El::Ntfctn,
         };
         (self.stack.len() > 2 && self.stack[2] == statement).then(|| &self.stack[3..])
     }
 
+    /// The `Ccy` of an amount is the expected currency. Every attribute is read, so that a
+    /// malformed or repeated one refuses the document.
     fn check_currency_attribute(&self, e: &BytesStart<'_>) -> Result<(), FormatError> {
+        let mut currency = None;
         for attribute in e.attributes() {
-            let attribute =
-                attribute.map_err(|e| FormatError::new(Reason::MalformedXml, e.to_string()))?;
+            let attribute = attribute.map_err(malformed)?;
             if attribute.key.local_name().as_ref() == b"Ccy" {
-                let value = attribute.unescape_value().map_err(malformed)?;
-                if value != self.ccy.code {
-                    return refuse(
-                        Reason::WrongCurrency,
-                        format!(
-                            "amount in {:?}, expected {}",
-                            crate::cut(&value),
-                            self.ccy.code
-                        ),
-                    );
-                }
-                return Ok(());
+                currency = Some(attribute.unescape_value().map_err(malformed)?);
             }
         }
-        refuse(
-            Reason::WrongCurrency,
-            format!("amount without Ccy, expected {}", self.ccy.code),
-        )
+        match currency {
+            Some(c) if c == self.ccy.code => Ok(()),
+            Some(c) => refuse(
+                Reason::WrongCurrency,
+                format!("amount in {:?}, expected {}", crate::cut(&c), self.ccy.code),
+            ),
+            None => refuse(Reason::WrongCurrency, "amount without Ccy"),
+        }
     }
 
     fn end(&mut self) -> Result<(), FormatError> {
