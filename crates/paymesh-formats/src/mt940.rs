@@ -34,21 +34,31 @@
 //!   (đ → d, ư → u, ấ → a), turns any other character into `.`, collapses whitespace, and
 //!   turns a leading `:` or `-` into `.`. A batch entry is one `:61:` (MT940 has no details).
 //!
+//! The layout is the one the Python `mt-940` package parses (the tests check with it when
+//! `PAYMESH_PYTHON` names a Python that has it; see `tests/check_mt940.py`).
+//!
 //! # Reading
 //!
-//! Refused, with the line number: a first field other than `:20:` (`NOT_A_STATEMENT`), a second
-//! `:20:` (`MULTIPLE_STATEMENTS`), an unknown field, text outside a field, a `:61:` or balance
-//! that does not follow its layout, a missing `:25:`, `:60F:` or `:62F:` (truncated file), a
-//! line over 1 KiB (`MALFORMED_MT940`, `FIELD_TOO_LONG`); a balance in another currency
-//! (`WRONG_CURRENCY`); amounts with more decimals than the currency (`AMOUNT_DECIMALS`), zero,
-//! without a comma or over 15 characters (`AMOUNT_INVALID`); a mark other than `C`, `D`, `RC`,
-//! `RD` (`DIRECTION_INVALID`); dates that do not exist (`DATE_INVALID`); opening + entries ≠
-//! closing (`BALANCE_MISMATCH`). `RC` (reversal of a credit) reads as a debit, `RD` as a credit.
+//! A `{1:…}{2:…}{4:` envelope line and its `-}{5:…}` end, LF line ends, a BOM and a missing end
+//! mark are accepted. Refused, with the line (and the entry, for a `:61:`):
+//!
+//! - `NOT_A_STATEMENT`: text before the first field, or a first field other than `:20:`;
+//! - `MULTIPLE_STATEMENTS`: a second `:20:` (split multi-day files first);
+//! - `MALFORMED_MT940`: an unknown field; a `:61:` or balance that does not follow its layout; a
+//!   `:61:` outside `:60F:`…`:62F:`; two opening balances, or two `:86:` for one `:61:`; a
+//!   missing `:25:`, `:60F:` or `:62F:` (a truncated file); text after the end mark; non-UTF-8;
+//! - `FIELD_TOO_LONG`: a line over 1 KiB or a field over 4 KiB;
+//! - `WRONG_CURRENCY`: a balance (`:60F:`, `:62F:`, `:64:`, `:65:`) in another currency;
+//! - `AMOUNT_DECIMALS`: more decimals than the currency has (`180000,00` VND);
+//!   `AMOUNT_INVALID`: zero, no decimal comma, or over 15 characters;
+//! - `DIRECTION_INVALID`: a mark other than `C`, `D`, `RC`, `RD` (`RC`, a reversed credit,
+//!   reads as a debit; `RD` as a credit); `DATE_INVALID`: a date that does not exist;
+//! - `BALANCE_MISMATCH`: opening balance + entries ≠ closing balance.
+//!
 //! The bank reference is `:86:`'s `/BREF/` line when there is one, else `:61:`'s; the
 //! end-to-end id `/EREF/`, else the customer reference (`NONREF` is none); the description is
 //! the other `:86:` lines, joined without a separator. `:21:`, `:13D:`, `:28C:`, `:34F:`,
-//! `:64:`, `:65:`, `:90C:`, `:90D:`, `:NS:` are accepted and not used (balances' currencies
-//! are checked).
+//! `:64:`, `:65:`, `:90C:`, `:90D:` and `:NS:` are accepted and not used.
 
 use std::io::{BufRead, Read, Write};
 

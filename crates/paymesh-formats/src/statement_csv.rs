@@ -145,8 +145,12 @@ struct Records<R> {
 
 impl<R: BufRead> Records<R> {
     /// The next record's fields and first line, or `None` at the end. A blank line is one
-    /// empty field.
+    /// empty field. Errors name the line where the record broke.
     fn next(&mut self) -> Result<Option<(Vec<String>, u64)>, FormatError> {
+        self.parse().map_err(|e| e.at_line(self.line))
+    }
+
+    fn parse(&mut self) -> Result<Option<(Vec<String>, u64)>, FormatError> {
         let first = self.line + 1;
         let mut fields = Vec::new();
         let mut field = Vec::new();
@@ -159,8 +163,7 @@ impl<R: BufRead> Records<R> {
                 .read_until(b'\n', &mut self.raw)?;
             if n == 0 {
                 if quoted {
-                    return refuse(Reason::MalformedCsv, "a quoted field is not closed")
-                        .map_err(|e: FormatError| e.at_line(first));
+                    return refuse(Reason::MalformedCsv, "a quoted field is not closed");
                 }
                 if self.line + 1 == first {
                     return Ok(None);
@@ -170,9 +173,7 @@ impl<R: BufRead> Records<R> {
             self.line += 1;
             size += n;
             if size > RECORD_BYTES_MAX {
-                return Err(
-                    FormatError::new(Reason::FieldTooLong, "record over 16 KiB").at_line(first)
-                );
+                return refuse(Reason::FieldTooLong, "record over 16 KiB");
             }
             if self.line == 1 && self.raw.starts_with(b"\xEF\xBB\xBF") {
                 self.raw.drain(..3);
@@ -198,23 +199,15 @@ impl<R: BufRead> Records<R> {
                         break;
                     }
                     b',' => {
-                        fields.push(text(std::mem::take(&mut field), self.line)?);
+                        fields.push(text(std::mem::take(&mut field))?);
                         closed = false;
                     }
                     b'"' if field.is_empty() && !closed => quoted = true,
                     _ if closed => {
-                        return Err(FormatError::new(
-                            Reason::MalformedCsv,
-                            "text after a closing quote",
-                        )
-                        .at_line(self.line));
+                        return refuse(Reason::MalformedCsv, "text after a closing quote");
                     }
                     b'"' | b'\r' => {
-                        return Err(FormatError::new(
-                            Reason::MalformedCsv,
-                            "a quote or CR inside an unquoted field",
-                        )
-                        .at_line(self.line));
+                        return refuse(Reason::MalformedCsv, "a quote or CR in an unquoted field");
                     }
                     _ => field.push(b),
                 }
@@ -223,14 +216,13 @@ impl<R: BufRead> Records<R> {
                 break;
             }
         }
-        fields.push(text(field, self.line)?);
+        fields.push(text(field)?);
         Ok(Some((fields, first)))
     }
 }
 
-fn text(bytes: Vec<u8>, line: u64) -> Result<String, FormatError> {
-    String::from_utf8(bytes)
-        .map_err(|_| FormatError::new(Reason::MalformedCsv, "field is not UTF-8").at_line(line))
+fn text(bytes: Vec<u8>) -> Result<String, FormatError> {
+    String::from_utf8(bytes).or_else(|_| refuse(Reason::MalformedCsv, "field is not UTF-8"))
 }
 
 pub(crate) fn read<R: BufRead, F>(
@@ -246,15 +238,12 @@ where
         line: 0,
         raw: Vec::new(),
     };
-    match records.next()? {
-        Some((fields, _)) if fields.join(",") == HEADER => {}
-        _ => {
-            return refuse(
-                Reason::NotAStatement,
-                format!("the first line must be {HEADER}"),
-            )
-            .map_err(|e: FormatError| e.at_line(1));
-        }
+    if !matches!(records.next()?, Some((fields, _)) if fields.join(",") == HEADER) {
+        let e = FormatError::new(
+            Reason::NotAStatement,
+            format!("the first line must be {HEADER}"),
+        );
+        return Err(e.at_line(1));
     }
     let mut info = StatementInfo {
         account_number: String::new(),
@@ -265,35 +254,29 @@ where
         opening_balance: None,
         closing_balance: None,
     };
-    let mut totals = Totals::default();
-    let mut rows = 0u64;
+    let (mut totals, mut rows) = (Totals::default(), 0u64);
     loop {
         let Some((fields, line)) = records.next()? else {
-            return refuse(Reason::TrailerMismatch, "no TRAILER row (truncated file?)")
-                .map_err(|e: FormatError| e.at_line(records.line));
+            let e = FormatError::new(Reason::TrailerMismatch, "no TRAILER row (truncated file?)");
+            return Err(e.at_line(records.line));
         };
         if fields[0] == "TRAILER" {
             trailer(&fields, rows, &totals, ccy).map_err(|e| e.at_line(line))?;
             break;
         }
         rows += 1;
-        let row = statement_row(&fields, rows, ccy).map_err(|e| e.at_line(line).at_entry(rows))?;
+        let at = |e: FormatError| e.at_line(line).at_entry(rows);
+        let row = statement_row(&fields, rows, ccy).map_err(at)?;
         totals.add(row.direction, row.amount as u64);
-        info.from = Some(
-            info.from
-                .map_or(row.booking_date, |d| d.min(row.booking_date)),
-        );
-        info.to = Some(
-            info.to
-                .map_or(row.booking_date, |d| d.max(row.booking_date)),
-        );
-        on_line(row).map_err(|e| e.at_line(line).at_entry(rows))?;
+        let day = row.booking_date;
+        info.from = Some(info.from.map_or(day, |d| d.min(day)));
+        info.to = Some(info.to.map_or(day, |d| d.max(day)));
+        on_line(row).map_err(at)?;
     }
     while let Some((fields, line)) = records.next()? {
         if fields.len() > 1 || !fields[0].is_empty() {
-            return Err(
-                FormatError::new(Reason::MalformedCsv, "a record after the trailer").at_line(line),
-            );
+            let e = FormatError::new(Reason::MalformedCsv, "a record after the trailer");
+            return Err(e.at_line(line));
         }
     }
     Ok(info)

@@ -176,6 +176,7 @@ fn camt_sums_balances_and_statement_structure_are_checked() {
                 SumsMismatch,
             ),
             ("<Sum>480000</Sum>", "<Sum>480001</Sum>", SumsMismatch),
+            ("<Amt>430000</Amt>", "<Amt>430001</Amt>", SumsMismatch),
             (">1430000<", ">1430001<", BalanceMismatch),
             (
                 "CRDT</CdtDbtInd>\n            <RmtInf><Ustrd>Tiền",

@@ -28,19 +28,21 @@
 //! A pull parser (quick-xml) walks the document once; only the values the statement needs are
 //! kept. Element names are matched without their namespace prefix, so prefixed and default
 //! namespaces (and other camt versions with the same elements) read alike. Refused, with the
-//! entry number where there is one:
+//! line reached and the entry number where there is one:
 //!
 //! - not well-formed XML, a declared encoding other than UTF-8, undefined entities, a file that
 //!   ends before the document does (`MALFORMED_XML`); any `<!DOCTYPE` (`DOCTYPE_FORBIDDEN`),
 //!   since entity declarations are how billion-laughs and external-entity attacks start;
 //! - a root other than `Document`/`BkToCstmrStmt` (or `BkToCstmrDbtCdtNtfctn`), no statement or
 //!   no account id (`NOT_A_STATEMENT`); two statements in one file (`MULTIPLE_STATEMENTS`);
-//! - an account `Ccy`, balance or entry or detail amount whose currency is not the expected one
-//!   or is missing (`WRONG_CURRENCY`); more decimals than the currency has (`AMOUNT_DECIMALS`);
-//!   a zero, negative or over-18-digit movement (`AMOUNT_INVALID`);
+//! - an account `Ccy` other than the expected currency, or a balance, entry or detail `Amt`
+//!   whose `Ccy` is another or missing (`WRONG_CURRENCY`); more decimals than the currency has
+//!   (`AMOUNT_DECIMALS`); a zero, negative or over-18-digit movement (`AMOUNT_INVALID`);
 //! - a `CdtDbtInd` other than `CRDT`/`DBIT` (`DIRECTION_INVALID`), or a detail's that differs
 //!   from its entry's (`DIRECTION_MISMATCH`); an entry not `BOOK`ed (`ENTRY_NOT_BOOKED`);
-//!   dates that do not exist or an entry without a booking date (`DATE_INVALID`);
+//!   dates that do not exist or an entry without a booking date (`DATE_INVALID`). An entry's
+//!   `Amt`, `CdtDbtInd`, `Sts` and `BookgDt` must come before its details, where the schema
+//!   puts them (the reader streams details out without holding them), else they are missing;
 //! - batch details that do not add up to their entry, a single detail's amount that differs
 //!   from its entry's, or a `TxsSummry` that does not match the entries (`SUMS_MISMATCH`);
 //!   balances where opening (`OPBD`, or `PRCD`) + credits − debits ≠ closing (`CLBD`)

@@ -36,7 +36,7 @@ element_names! {
     BookgDt, ValDt, AcctSvcrRef, NtryDtls, TxDtls, Refs, EndToEndId, RmtInf, Ustrd, AddtlNtryInf,
 }
 
-/// Which total of `TxsSummry`: all entries, credits, debits.
+/// Which total of `TxsSummry`: all entries (with the net), credits, debits.
 const ALL: usize = 0;
 const CREDITS: usize = 1;
 const DEBITS: usize = 2;
@@ -717,58 +717,27 @@ impl<F: FnMut(StatementLine) -> Result<(), FormatError>> Reader<F> {
     }
 
     fn end_statement(&mut self) -> Result<(), FormatError> {
-        let t = self.totals;
-        let s = &self.summary;
+        let (t, s) = (self.totals, &self.summary);
         let net = t.net();
-        let expected = [
-            (
-                s.counts[ALL].map(i128::from),
-                i128::from(t.credit_count + t.debit_count),
-                "TtlNtries/NbOfNtries",
-            ),
-            (
-                s.sums[ALL].map(i128::from),
-                t.credit_sum + t.debit_sum,
-                "TtlNtries/Sum",
-            ),
-            (
-                s.counts[CREDITS].map(i128::from),
-                i128::from(t.credit_count),
-                "TtlCdtNtries/NbOfNtries",
-            ),
-            (
-                s.sums[CREDITS].map(i128::from),
-                t.credit_sum,
-                "TtlCdtNtries/Sum",
-            ),
-            (
-                s.counts[DEBITS].map(i128::from),
-                i128::from(t.debit_count),
-                "TtlDbtNtries/NbOfNtries",
-            ),
-            (
-                s.sums[DEBITS].map(i128::from),
-                t.debit_sum,
-                "TtlDbtNtries/Sum",
-            ),
-            (
-                s.net.map(|n| {
-                    if s.net_sign == Some(Direction::Debit) {
-                        -i128::from(n)
-                    } else {
-                        i128::from(n)
-                    }
-                }),
-                net,
-                "TtlNetNtry",
-            ),
+        let stated_net = match (s.net, s.net_sign) {
+            (Some(n), Some(Direction::Debit)) => Some(-i128::from(n)),
+            (n, _) => n.map(i128::from),
+        };
+        let actual = [
+            (t.credit_count + t.debit_count, t.credit_sum + t.debit_sum),
+            (t.credit_count, t.credit_sum),
+            (t.debit_count, t.debit_sum),
         ];
-        for (stated, actual, what) in expected {
-            if stated.is_some_and(|v| v != actual) {
-                return refuse(
-                    Reason::SumsMismatch,
-                    format!("TxsSummry {what} does not match the entries"),
-                );
+        for (i, name) in ["TtlNtries", "TtlCdtNtries", "TtlDbtNtries"]
+            .iter()
+            .enumerate()
+        {
+            let (count, sum) = actual[i];
+            let wrong_count = s.counts[i].is_some_and(|c| c != count);
+            let wrong_sum = s.sums[i].is_some_and(|v| i128::from(v) != sum);
+            if wrong_count || wrong_sum || (i == ALL && stated_net.is_some_and(|n| n != net)) {
+                let message = format!("TxsSummry {name} does not match the entries");
+                return refuse(Reason::SumsMismatch, message);
             }
         }
         if let (Some(open), Some(close)) = (self.info.opening_balance, self.info.closing_balance) {
