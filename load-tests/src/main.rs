@@ -33,6 +33,7 @@ use paymesh_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 
 mod bills;
 mod payments;
+mod recon;
 
 /// Longest run allowed, whatever is asked.
 pub(crate) const DURATION_MAX: Duration = Duration::from_secs(300);
@@ -57,6 +58,11 @@ enum Scenario {
     /// Bill payment: bulk loads, open-loop lookups, payments from channels (some racing), and
     /// the no-double-pay check.
     Bills(bills::BillsRun),
+    /// Reconciliation: a bank's statement of N lines with planted breaks imported and matched
+    /// against N bookings, in-process on PostgreSQL; its counts checked.
+    Recon(recon::ReconRun),
+    /// A day's camt.053 of N entries rendered and stored as a window's close does.
+    Camt(recon::CamtRun),
 }
 
 #[derive(clap::Args)]
@@ -138,6 +144,8 @@ fn main() -> anyhow::Result<()> {
             Scenario::Health(run) => health(run).await,
             Scenario::Payments(run) => payments::payments(run).await,
             Scenario::Bills(run) => bills::bills(run).await,
+            Scenario::Recon(run) => recon::recon(run).await,
+            Scenario::Camt(run) => recon::camt(run).await,
         }
     })
 }

@@ -61,14 +61,10 @@ CREATE TABLE settlement.bookings (
     description text NOT NULL,
     value_date date NOT NULL,
     -- The credit (payment service) it books, for a bank's incoming transfers.
-    credit_id uuid,
-    -- The statement line that matched it (its line_key), once matched.
-    matched_line text
+    credit_id uuid
 );
 CREATE INDEX bookings_by_day ON settlement.bookings (bank_bin, business_date, seq, id);
 CREATE INDEX bookings_by_credit ON settlement.bookings (credit_id) WHERE credit_id IS NOT NULL;
-CREATE INDEX bookings_unmatched ON settlement.bookings (bank_bin, business_date)
-    WHERE matched_line IS NULL;
 
 -- Each bank's day: the balances its statement files show.
 CREATE TABLE settlement.bank_days (
@@ -104,14 +100,14 @@ CREATE TABLE settlement.file_chunks (
     PRIMARY KEY (file_id, n)
 );
 
--- A statement line seen once (per bank, by its key), and what it matched.
-CREATE TABLE settlement.statement_lines (
-    bank_bin text NOT NULL,
+-- A booking matched, once: by a statement line (its key, see src/import.rs) in a run, or
+-- settled by an operator's resolution of a break (line_key = the exception's subject).
+-- Written with COPY: a million-line statement adds a million rows.
+-- Read through bookings (by their day), never by line: one index, the key.
+CREATE TABLE settlement.matches (
+    booking_id uuid PRIMARY KEY,
     line_key text NOT NULL,
-    first_run uuid NOT NULL,
-    outcome text NOT NULL,
-    booking_ids uuid[] NOT NULL,
-    PRIMARY KEY (bank_bin, line_key)
+    run_id uuid
 );
 
 CREATE TABLE settlement.runs (
@@ -135,24 +131,17 @@ CREATE TABLE settlement.runs (
 );
 CREATE INDEX runs_by_bank ON settlement.runs (bank_bin, create_time);
 
--- Every line of a run and every booking it left unmatched: the run's lists.
-CREATE TABLE settlement.run_items (
+-- Every line of a run and every booking it left unmatched (the run's lists), 10,000 items
+-- per row as tab-separated text (see store::encode_items): a million-line run is a hundred rows.
+CREATE TABLE settlement.run_item_chunks (
     run_id uuid NOT NULL REFERENCES settlement.runs (id),
-    n integer NOT NULL,
-    side text NOT NULL CHECK (side IN ('BANK', 'BOOK')),
-    line bigint NOT NULL,
-    outcome text NOT NULL,
-    amount bigint NOT NULL,
-    direction text NOT NULL,
-    value_date date NOT NULL,
-    bank_reference text NOT NULL,
-    end_to_end_id text NOT NULL,
-    description text NOT NULL,
-    booking_ids uuid[] NOT NULL,
-    note text NOT NULL,
-    exception_id uuid,
-    PRIMARY KEY (run_id, n)
+    chunk integer NOT NULL,
+    first_n integer NOT NULL,
+    items text NOT NULL,
+    PRIMARY KEY (run_id, chunk)
 );
+-- Stored as written: compressing a megabyte of text per row (pglz) costs more than it saves.
+ALTER TABLE settlement.run_item_chunks ALTER COLUMN items SET STORAGE EXTERNAL;
 
 -- A break, once per statement line or booking (a re-import finds it open, not anew).
 CREATE TABLE settlement.exceptions (

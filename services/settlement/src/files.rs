@@ -166,7 +166,9 @@ fn header(
 ) -> StatementHeader {
     let date = w.business_date;
     StatementHeader {
-        message_id: format!("PAYMESH-{bin}-{}-{format}", compact(date)),
+        // MT940's :20: keeps the first 16 characters: the day, the bank and the format are
+        // the first 16.
+        message_id: format!("{}{bin}{}PAYMESH", compact(date), format_code(format)),
         created: rfc3339_from_ns(w.close_ns),
         statement_id: format!("{bin}-{}", compact(date)),
         sequence_number: u64::try_from(date.days()).unwrap_or(0),
@@ -188,6 +190,16 @@ fn header(
         credit_sum: d.credit_sum,
         debit_count: u64::try_from(d.debit_count).unwrap_or(0),
         debit_sum: d.debit_sum,
+    }
+}
+
+/// Two characters naming a statement format in message ids.
+fn format_code(format: &str) -> &'static str {
+    match format {
+        "CAMT053" => "53",
+        "CAMT054" => "54",
+        "MT940" => "MT",
+        _ => "CS",
     }
 }
 

@@ -27,6 +27,7 @@
 //! and a statement whose servicing bank is not the bank named: nothing is stored.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use paymesh_formats::{Format, StatementLine};
 use paymesh_platform::ApiError;
@@ -36,7 +37,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::store::{self, Booking, Direction, RunItem, RunRow};
+use crate::store::{self, Direction, RunItem, RunRow};
 
 /// How far back a run looks for unmatched bookings.
 pub const CARRY_DAYS: i32 = 31;
@@ -60,8 +61,9 @@ pub fn format_name(f: Format) -> &'static str {
     }
 }
 
+/// The file's refusal (its text starts with the reason code, e.g. `DOCTYPE_FORBIDDEN: …`).
 fn refused(e: paymesh_formats::FormatError) -> ApiError {
-    ApiError::invalid("chunk", format!("{}: {e}", e.code()))
+    ApiError::invalid("chunk", e.to_string())
 }
 
 /// Reads the statement's lines, refusing the whole file on the first problem.
@@ -154,13 +156,49 @@ fn looks_like_xml(bytes: &[u8]) -> bool {
     b.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'<')
 }
 
+/// How long each phase of an import took, in milliseconds (reading and loading overlap).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timings {
+    pub parse_ms: u64,
+    pub load_ms: u64,
+    pub match_ms: u64,
+    pub store_ms: u64,
+}
+
+fn ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+fn internal(e: impl Into<anyhow::Error>) -> ApiError {
+    ApiError::Internal(e.into())
+}
+
 /// Imports (or, dry, only matches) a statement.
 pub async fn import(pool: &PgPool, s: Statement) -> Result<RunRow, ApiError> {
-    let format = match s.format.or_else(|| paymesh_formats::detect(&s.bytes)) {
+    import_timed(pool, s).await.map(|(run, _)| run)
+}
+
+/// A statement read.
+struct Parsed {
+    format: Format,
+    sha256: String,
+    from: Option<Date>,
+    to: Option<Date>,
+    lines: Vec<StatementLine>,
+    keys: Vec<String>,
+}
+
+fn day(d: paymesh_formats::Day) -> Date {
+    Date::from_days(d.days_since_epoch())
+}
+
+/// Reads and checks the file (CPU only: run on a blocking thread).
+fn parse(bank_bin: &str, format: Option<Format>, bytes: Vec<u8>) -> Result<Parsed, ApiError> {
+    let format = match format.or_else(|| paymesh_formats::detect(&bytes)) {
         Some(f) => f,
         // XML that names no camt message (a bare bomb, say) is read as camt.053, so that its
         // refusal says what is wrong with it (DOCTYPE_FORBIDDEN, NOT_A_STATEMENT…).
-        None if looks_like_xml(&s.bytes) => Format::Camt053,
+        None if looks_like_xml(&bytes) => Format::Camt053,
         None => {
             return Err(ApiError::invalid(
                 "chunk",
@@ -168,19 +206,21 @@ pub async fn import(pool: &PgPool, s: Statement) -> Result<RunRow, ApiError> {
             ));
         }
     };
-    let (info, lines) = read(format, &s.bytes)?;
+    let (info, lines) = read(format, &bytes)?;
+    let sha256: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    drop(bytes);
     if let Some(servicer) = info.servicer_bin.as_deref()
-        && servicer != s.bank_bin
+        && servicer != bank_bin
     {
         return Err(ApiError::FailedPrecondition {
             reason: "STATEMENT_OTHER_BANK",
-            message: format!(
-                "the statement is of an account at bank {servicer}, not {}",
-                s.bank_bin
-            ),
+            message: format!("the statement is of an account at bank {servicer}, not {bank_bin}"),
         });
     }
-    let own = crate::files::statement_account(&s.bank_bin);
+    let own = crate::files::statement_account(bank_bin);
     if !info.account_number.is_empty()
         && info.account_number != own
         && !info.account_number.ends_with(&own)
@@ -188,13 +228,11 @@ pub async fn import(pool: &PgPool, s: Statement) -> Result<RunRow, ApiError> {
         return Err(ApiError::FailedPrecondition {
             reason: "STATEMENT_OTHER_ACCOUNT",
             message: format!(
-                "the statement is of account {:?}, not paymesh's account {own} at bank {}",
+                "the statement is of account {:?}, not paymesh's account {own} at bank {bank_bin}",
                 info.account_number.chars().take(40).collect::<String>(),
-                s.bank_bin
             ),
         });
     }
-    let day = |d: paymesh_formats::Day| Date::from_days(d.days_since_epoch());
     let from = info
         .from
         .map(day)
@@ -204,48 +242,258 @@ pub async fn import(pool: &PgPool, s: Statement) -> Result<RunRow, ApiError> {
         .map(day)
         .or_else(|| lines.iter().map(|l| day(l.value_date)).max());
     let keys = line_keys(&lines);
-    let known = store::matched_lines(pool, &s.bank_bin, &keys)
+    Ok(Parsed {
+        format,
+        sha256,
+        from,
+        to,
+        lines,
+        keys,
+    })
+}
+
+/// The bookings a statement of days `from..=to` is matched against: business days from
+/// [`CARRY_DAYS`] before to one after.
+fn book_range(from: Date, to: Date) -> (Date, Date) {
+    (from.plus_days(-CARRY_DAYS), to.plus_days(1))
+}
+
+/// The range loaded while the file is read, before its days are known: what a statement of
+/// the last two weeks needs.
+fn likely_range() -> (Date, Date) {
+    let today = Date::today_in_vietnam();
+    book_range(today.plus_days(-14), today.plus_days(1))
+}
+
+type Book = (Vec<store::BookKey>, Vec<recon::BookEntry>);
+
+/// [`import`], and how long its phases took.
+pub async fn import_timed(pool: &PgPool, mut s: Statement) -> Result<(RunRow, Timings), ApiError> {
+    // One import of a bank's statements at a time (not for a dry run, which stores nothing):
+    // two overlapping statements must not both match a booking.
+    let mut lock = if s.dry_run {
+        None
+    } else {
+        let mut conn = pool.acquire().await.map_err(internal)?;
+        store::lock_bank(&mut conn, &s.bank_bin)
+            .await
+            .map_err(ApiError::Internal)?;
+        Some(conn)
+    };
+    let result = read_match_store(pool, &mut s).await;
+    if let Some(conn) = lock.as_mut()
+        && let Err(e) = store::unlock_bank(conn, &s.bank_bin).await
+    {
+        tracing::warn!(error = %e, "could not release the import lock; dropping the connection");
+        if let Some(conn) = lock.take() {
+            let _ = conn.detach();
+        }
+    }
+    result
+}
+
+async fn read_match_store(pool: &PgPool, s: &mut Statement) -> Result<(RunRow, Timings), ApiError> {
+    let mut timings = Timings::default();
+    let started = Instant::now();
+    // The file is read on a blocking thread while the bookings it most likely needs load.
+    let bytes = std::mem::take(&mut s.bytes);
+    let (bin, format) = (s.bank_bin.clone(), s.format);
+    let reading = tokio::task::spawn_blocking(move || parse(&bin, format, bytes));
+    let likely = likely_range();
+    let loading = store::unmatched_book(pool, &s.bank_bin, likely.0, likely.1);
+    let (parsed, loaded) = tokio::join!(reading, loading);
+    let p = parsed.map_err(internal)??;
+    timings.parse_ms = ms(started);
+    let (mut keys_of, mut book) = loaded.map_err(ApiError::Internal)?;
+    let range = match (p.from, p.to) {
+        (Some(f), Some(t)) => Some(book_range(f, t)),
+        _ => None,
+    };
+    let (known, (book_keys, entries)) = match range {
+        None => (HashMap::new(), Book::default()),
+        Some((earliest, latest)) => {
+            let known = store::settled_lines(pool, &s.bank_bin, earliest, latest)
+                .await
+                .map_err(ApiError::Internal)?;
+            if earliest >= likely.0 && latest <= likely.1 {
+                // What was loaded, cut to the statement's range.
+                let keep: Vec<bool> = keys_of
+                    .iter()
+                    .map(|k| k.business_date >= earliest && k.business_date <= latest)
+                    .collect();
+                let mut it = keep.iter();
+                keys_of.retain(|_| *it.next().unwrap_or(&false));
+                let mut it = keep.iter();
+                book.retain(|_| *it.next().unwrap_or(&false));
+                (known, (keys_of, book))
+            } else {
+                drop((keys_of, book));
+                let loaded = store::unmatched_book(pool, &s.bank_bin, earliest, latest)
+                    .await
+                    .map_err(ApiError::Internal)?;
+                (known, loaded)
+            }
+        }
+    };
+    timings.load_ms = ms(started);
+    let started = Instant::now();
+    let matched = match_lines(p, known, book_keys, entries, s);
+    timings.match_ms = ms(started);
+    let started = Instant::now();
+    let Matched {
+        mut run,
+        keys,
+        lines,
+        bank,
+        result,
+        fresh,
+        known,
+        book_keys,
+        entries,
+        to,
+    } = matched;
+    if s.dry_run {
+        // Counted as a real run counts, nothing stored.
+        let items = build_items(
+            &mut run,
+            &keys,
+            lines,
+            bank,
+            &result,
+            &fresh,
+            &known,
+            &book_keys,
+            entries,
+            to,
+            &HashMap::new(),
+        );
+        drop(items);
+        timings.store_ms = ms(started);
+        return Ok((run, timings));
+    }
+    let texts = missing_texts(pool, &result, &book_keys, to).await?;
+    let mut tx = pool.begin().await.map_err(internal)?;
+    store::begin_run(&mut tx, &run)
         .await
         .map_err(ApiError::Internal)?;
-    let book: Vec<Booking> = match (from, to) {
-        (Some(f), Some(t)) => {
-            store::unmatched_bookings(pool, &s.bank_bin, f.plus_days(-CARRY_DAYS), t.plus_days(1))
-                .await
-                .map_err(ApiError::Internal)?
-        }
-        _ => Vec::new(),
+    // The matches go to PostgreSQL while the run's items are built on a blocking thread.
+    let bk = &book_keys;
+    let matched_pairs: Vec<(Uuid, u32)> = result
+        .lines
+        .iter()
+        .filter(|r| r.outcome == recon::Outcome::Matched)
+        .flat_map(|r| {
+            let line = u32::try_from(fresh[r.line as usize]).unwrap_or(u32::MAX);
+            r.book.iter().map(move |&b| (bk[b as usize].id, line))
+        })
+        .collect();
+    let keys = std::sync::Arc::new(keys);
+    let building = {
+        let keys = keys.clone();
+        let mut run = run.clone();
+        tokio::task::spawn_blocking(move || {
+            let items = build_items(
+                &mut run, &keys, lines, bank, &result, &fresh, &known, &book_keys, entries, to,
+                &texts,
+            );
+            (run, items)
+        })
     };
-    // The engine sees the lines not matched before.
+    let copying = store::copy_matches(
+        &mut tx,
+        run.id,
+        matched_pairs
+            .iter()
+            .map(|(b, line)| (*b, keys[*line as usize].as_str())),
+    );
+    let (copied, built) = tokio::join!(copying, building);
+    copied.map_err(ApiError::Internal)?;
+    let (counted, items) = built.map_err(internal)?;
+    run = counted;
+    sqlx::query(
+        "UPDATE settlement.runs SET already_matched = $2, matched = $3, missing_in_ledger = $4, \
+             missing_in_bank = $5, amount_mismatch = $6, duplicate = $7 WHERE id = $1",
+    )
+    .bind(run.id)
+    .bind(run.already_matched)
+    .bind(run.matched)
+    .bind(run.missing_in_ledger)
+    .bind(run.missing_in_bank)
+    .bind(run.amount_mismatch)
+    .bind(run.duplicate)
+    .execute(&mut *tx)
+    .await
+    .map_err(internal)?;
+    let exception_of = store::open_exceptions(&mut tx, &run, &items)
+        .await
+        .map_err(ApiError::Internal)?;
+    run.breaks_closed = store::close_breaks(
+        &mut tx,
+        &run,
+        matched_pairs
+            .iter()
+            .map(|(_, line)| keys[*line as usize].as_str()),
+        matched_pairs.iter().map(|(b, _)| *b),
+    )
+    .await
+    .map_err(ApiError::Internal)?;
+    store::store_lists(&mut tx, run.id, items, exception_of)
+        .await
+        .map_err(ApiError::Internal)?;
+    tx.commit().await.map_err(internal)?;
+    timings.store_ms = ms(started);
+    Ok((run, timings))
+}
+
+/// The engine's answer and what building the run's items needs.
+struct Matched {
+    run: RunRow,
+    keys: Vec<String>,
+    lines: Vec<StatementLine>,
+    bank: Vec<recon::BankLine>,
+    result: recon::Reconciliation,
+    fresh: Vec<usize>,
+    known: HashMap<String, (Vec<Uuid>, bool)>,
+    book_keys: Vec<store::BookKey>,
+    entries: Vec<recon::BookEntry>,
+    to: Option<Date>,
+}
+
+/// Runs the engine over the lines not settled before. Strings move (lines → the engine's
+/// input → the run's items) rather than being copied: a million-line statement fits in well
+/// under 1 GiB.
+fn match_lines(
+    p: Parsed,
+    known: HashMap<String, (Vec<Uuid>, bool)>,
+    book_keys: Vec<store::BookKey>,
+    entries: Vec<recon::BookEntry>,
+    s: &Statement,
+) -> Matched {
+    let Parsed {
+        format,
+        sha256,
+        from,
+        to,
+        mut lines,
+        keys,
+    } = p;
     let fresh: Vec<usize> = (0..lines.len())
         .filter(|&i| !known.contains_key(&keys[i]))
         .collect();
     let bank: Vec<recon::BankLine> = fresh
         .iter()
         .map(|&i| {
-            let l = &lines[i];
+            let l = &mut lines[i];
             recon::BankLine {
                 amount: l.amount,
                 direction: to_recon(from_format(l.direction)),
                 value_date: l.value_date.days_since_epoch(),
-                bank_reference: l.bank_reference.clone(),
-                end_to_end_id: l.end_to_end_id.clone(),
-                description: l.description.clone(),
+                bank_reference: std::mem::take(&mut l.bank_reference),
+                end_to_end_id: std::mem::take(&mut l.end_to_end_id),
+                description: std::mem::take(&mut l.description),
                 batch: l.batch,
                 known: None,
             }
-        })
-        .collect();
-    let entries: Vec<recon::BookEntry> = book
-        .iter()
-        .map(|b| recon::BookEntry {
-            amount: b.amount,
-            direction: to_recon(b.direction),
-            value_date: b.value_date.days(),
-            bank_reference: b.bank_reference.clone(),
-            end_to_end_id: b.end_to_end_id.clone(),
-            reference: b.reference.clone(),
-            batch: b.batch.clone(),
-            in_ledger: b.in_ledger,
         })
         .collect();
     let result = recon::reconcile(
@@ -256,18 +504,12 @@ pub async fn import(pool: &PgPool, s: Statement) -> Result<RunRow, ApiError> {
         },
         &find_references,
     );
-
-    let run_id = Uuid::new_v4();
-    let mut items = Vec::with_capacity(lines.len());
-    let mut run = RunRow {
-        id: run_id,
+    let run = RunRow {
+        id: Uuid::new_v4(),
         bank_bin: s.bank_bin.clone(),
         format: format_name(format).to_owned(),
         file_name: s.file_name.clone(),
-        sha256: {
-            let d = Sha256::digest(&s.bytes);
-            d.iter().map(|b| format!("{b:02x}")).collect()
-        },
+        sha256,
         dry_run: s.dry_run,
         from_date: from,
         to_date: to,
@@ -282,38 +524,105 @@ pub async fn import(pool: &PgPool, s: Statement) -> Result<RunRow, ApiError> {
         created_by: s.actor.clone(),
         create_ns: now_ns(),
     };
-    let line_item = |i: usize, outcome: &str, booking_ids: Vec<Uuid>, note: String| {
-        let l = &lines[i];
-        RunItem {
-            side: "BANK",
-            line: i64::try_from(l.index).unwrap_or(i64::MAX),
-            outcome: outcome.to_owned(),
-            amount: l.amount,
-            direction: from_format(l.direction),
-            value_date: day(l.value_date),
-            bank_reference: l.bank_reference.clone(),
-            end_to_end_id: l.end_to_end_id.clone(),
-            description: l.description.clone(),
-            booking_ids,
-            note,
-            subject: format!("line:{}", keys[i]),
-            line_key: Some(keys[i].clone()),
-        }
+    Matched {
+        run,
+        keys,
+        lines,
+        bank,
+        result,
+        fresh,
+        known,
+        book_keys,
+        entries,
+        to,
+    }
+}
+
+/// Whether a booking left unmatched counts as missing in the bank: booked by the statement's
+/// last day.
+fn missing_in_bank(b: &recon::BookResult, keys: &[store::BookKey], to: Option<Date>) -> bool {
+    b.outcome == recon::Outcome::MissingInBank
+        && !to.is_some_and(|t| keys[b.book as usize].business_date > t)
+}
+
+/// The code and text of the bookings the run lists as missing in the bank.
+async fn missing_texts(
+    pool: &PgPool,
+    result: &recon::Reconciliation,
+    keys: &[store::BookKey],
+    to: Option<Date>,
+) -> Result<HashMap<Uuid, (String, String)>, ApiError> {
+    let ids: Vec<Uuid> = result
+        .book
+        .iter()
+        .filter(|b| missing_in_bank(b, keys, to))
+        .map(|b| keys[b.book as usize].id)
+        .collect();
+    store::booking_texts(pool, &ids)
+        .await
+        .map_err(ApiError::Internal)
+}
+
+/// The run's items (each line, and each booking missing in the bank), counted into `run`.
+#[allow(clippy::too_many_arguments)]
+fn build_items(
+    run: &mut RunRow,
+    keys: &[String],
+    mut lines: Vec<StatementLine>,
+    mut bank: Vec<recon::BankLine>,
+    result: &recon::Reconciliation,
+    fresh: &[usize],
+    known: &HashMap<String, (Vec<Uuid>, bool)>,
+    book_keys: &[store::BookKey],
+    mut entries: Vec<recon::BookEntry>,
+    to: Option<Date>,
+    texts: &HashMap<Uuid, (String, String)>,
+) -> Vec<RunItem> {
+    let mut items = Vec::with_capacity(lines.len() + result.book.len() / 16);
+    let line_item = |l: &StatementLine,
+                     texts: (String, String, String),
+                     outcome: &'static str,
+                     booking_ids: Vec<Uuid>,
+                     note: String,
+                     key: &str| RunItem {
+        side: "BANK",
+        line: i64::try_from(l.index).unwrap_or(i64::MAX),
+        outcome,
+        amount: l.amount,
+        direction: from_format(l.direction),
+        value_date: day(l.value_date),
+        bank_reference: texts.0,
+        end_to_end_id: texts.1,
+        description: texts.2,
+        booking_ids,
+        // Only a break opens an exception, and only an exception needs its subject.
+        subject: if outcome == "MATCHED" {
+            String::new()
+        } else {
+            format!("line:{key}")
+        },
+        note,
     };
     for (i, key) in keys.iter().enumerate() {
-        if let Some(ids) = known.get(key) {
+        if let Some((ids, resolved)) = known.get(key) {
             run.already_matched += 1;
-            items.push(line_item(
-                i,
-                "MATCHED",
-                ids.clone(),
-                "matched by an earlier run".into(),
-            ));
+            let note = if *resolved {
+                "its break was resolved by an operator"
+            } else {
+                "matched by an earlier run"
+            };
+            let l = &mut lines[i];
+            let t = (
+                std::mem::take(&mut l.bank_reference),
+                std::mem::take(&mut l.end_to_end_id),
+                std::mem::take(&mut l.description),
+            );
+            items.push(line_item(l, t, "MATCHED", ids.clone(), note.into(), key));
         }
     }
     for r in &result.lines {
         let i = fresh[r.line as usize];
-        let ids: Vec<Uuid> = r.book.iter().map(|&b| book[b as usize].id).collect();
+        let ids: Vec<Uuid> = r.book.iter().map(|&b| book_keys[b as usize].id).collect();
         match r.outcome {
             recon::Outcome::Matched => run.matched += 1,
             recon::Outcome::MissingInLedger => run.missing_in_ledger += 1,
@@ -321,53 +630,51 @@ pub async fn import(pool: &PgPool, s: Statement) -> Result<RunRow, ApiError> {
             recon::Outcome::Duplicate => run.duplicate += 1,
             recon::Outcome::MissingInBank => {}
         }
-        items.push(line_item(i, outcome_name(r.outcome), ids, r.note.clone()));
+        let b = &mut bank[r.line as usize];
+        let t = (
+            std::mem::take(&mut b.bank_reference),
+            std::mem::take(&mut b.end_to_end_id),
+            std::mem::take(&mut b.description),
+        );
+        items.push(line_item(
+            &lines[i],
+            t,
+            outcome_name(r.outcome),
+            ids,
+            r.note.clone(),
+            &keys[i],
+        ));
     }
+    drop(bank);
     run.matched += run.already_matched;
     // Bookings left without a line, up to the statement's last day.
-    for b in &result.book {
-        let booking = &book[b.book as usize];
-        if b.outcome != recon::Outcome::MissingInBank
-            || to.is_some_and(|t| booking.business_date > t)
-        {
-            continue;
-        }
+    for b in result
+        .book
+        .iter()
+        .filter(|b| missing_in_bank(b, book_keys, to))
+    {
+        let k = &book_keys[b.book as usize];
         run.missing_in_bank += 1;
+        let e = &mut entries[b.book as usize];
+        let (code, description) = texts.get(&k.id).cloned().unwrap_or_default();
         items.push(RunItem {
             side: "BOOK",
             line: 0,
-            outcome: "MISSING_IN_BANK".into(),
-            amount: booking.amount,
-            direction: booking.direction,
-            value_date: booking.value_date,
-            bank_reference: booking.bank_reference.clone(),
-            end_to_end_id: booking.end_to_end_id.clone(),
-            description: booking.description.clone(),
-            booking_ids: vec![booking.id],
+            outcome: "MISSING_IN_BANK",
+            amount: k.amount,
+            direction: k.direction,
+            value_date: k.value_date,
+            bank_reference: std::mem::take(&mut e.bank_reference),
+            end_to_end_id: std::mem::take(&mut e.end_to_end_id),
+            description,
+            booking_ids: vec![k.id],
             note: format!(
-                "booked {} on {} ({}); not on the bank's statement",
-                booking.code,
-                booking.business_date,
-                booking.direction.as_str()
+                "booked {code} on {} ({}); not on the bank's statement",
+                k.business_date,
+                k.direction.as_str()
             ),
-            subject: format!("booking:{}", booking.id),
-            line_key: None,
+            subject: format!("booking:{}", k.id),
         });
     }
-    if !s.dry_run {
-        // Bookings a line matched in full (ledger included) are matched for good.
-        let mut matched_bookings: Vec<(Uuid, String)> = Vec::new();
-        for r in &result.lines {
-            if r.outcome == recon::Outcome::Matched {
-                let key = &keys[fresh[r.line as usize]];
-                for &b in &r.book {
-                    matched_bookings.push((book[b as usize].id, key.clone()));
-                }
-            }
-        }
-        run.breaks_closed = store::store_run(pool, &run, &items, &matched_bookings)
-            .await
-            .map_err(ApiError::Internal)?;
-    }
-    Ok(run)
+    items
 }

@@ -205,8 +205,8 @@ pub async fn store_closed(
         .filter_map(|b| b.credit_id)
         .collect();
     sqlx::query(
-        "DELETE FROM settlement.bookings WHERE id = ANY($1) AND NOT in_ledger \
-         AND matched_line IS NULL",
+        "DELETE FROM settlement.bookings b WHERE id = ANY($1) AND NOT in_ledger \
+         AND NOT EXISTS (SELECT 1 FROM settlement.matches m WHERE m.booking_id = b.id)",
     )
     .bind(&now_booked)
     .execute(&mut *tx)
@@ -273,7 +273,8 @@ pub struct Booking {
     pub credit_id: Option<Uuid>,
 }
 
-async fn insert_bookings(conn: &mut PgConnection, b: &[Booking]) -> anyhow::Result<()> {
+/// Stores bookings (a window's close does, in its transaction; benchmarks seed with it).
+pub async fn insert_bookings(conn: &mut PgConnection, b: &[Booking]) -> anyhow::Result<()> {
     let col = |f: fn(&Booking) -> String| b.iter().map(f).collect::<Vec<String>>();
     sqlx::query(
         "INSERT INTO settlement.bookings (id, bank_bin, business_date, seq, direction, amount, \
@@ -821,7 +822,8 @@ pub struct RunRow {
 pub struct RunItem {
     pub side: &'static str,
     pub line: i64,
-    pub outcome: String,
+    /// MATCHED, MISSING_IN_LEDGER, MISSING_IN_BANK, AMOUNT_MISMATCH or DUPLICATE.
+    pub outcome: &'static str,
     pub amount: i64,
     pub direction: Direction,
     pub value_date: Date,
@@ -831,8 +833,9 @@ pub struct RunItem {
     pub booking_ids: Vec<Uuid>,
     pub note: String,
     /// `line:{key}` or `booking:{id}`: what an exception is about.
+    /// `line:{key}` or `booking:{id}` for a break (what its exception is about); empty for a
+    /// match.
     pub subject: String,
-    pub line_key: Option<String>,
 }
 
 /// Ids as one comma-separated text (a ragged array of arrays crosses into SQL as text[]).
@@ -843,122 +846,370 @@ fn id_list(ids: &[Uuid]) -> String {
         .join(",")
 }
 
-/// The lines among `keys` matched in an earlier run, with their bookings.
-pub async fn matched_lines(
-    pool: &PgPool,
-    bin: &str,
-    keys: &[String],
-) -> anyhow::Result<HashMap<String, Vec<Uuid>>> {
-    let rows: Vec<(String, Vec<Uuid>)> = sqlx::query_as(
-        "SELECT line_key, booking_ids FROM settlement.statement_lines \
-         WHERE bank_bin = $1 AND line_key = ANY($2) AND outcome IN ('MATCHED', 'RESOLVED')",
-    )
-    .bind(bin)
-    .bind(keys)
-    .fetch_all(pool)
-    .await
-    .context("reading lines matched before")?;
-    Ok(rows.into_iter().collect())
+/// The outcome named `text`, as the one static name (an unknown name reads as a break).
+pub fn outcome_name(text: &str) -> &'static str {
+    match text {
+        "MATCHED" => "MATCHED",
+        "MISSING_IN_LEDGER" => "MISSING_IN_LEDGER",
+        "MISSING_IN_BANK" => "MISSING_IN_BANK",
+        "AMOUNT_MISMATCH" => "AMOUNT_MISMATCH",
+        _ => "DUPLICATE",
+    }
 }
 
-/// A bank's unmatched bookings of business days `from..=to`, in (day, seq, id) order.
-pub async fn unmatched_bookings(
+/// Items per stored chunk of a run's lists.
+pub const ITEMS_PER_CHUNK: usize = 10_000;
+
+/// COPY's text format: backslash, tab and line breaks escaped.
+fn copy_text(out: &mut String, field: &str) {
+    for c in field.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn copy_untext(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut chars = field.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
+}
+
+/// A run's items as the tab-separated text of one chunk row: per item, its number, side,
+/// line, outcome, amount, direction, value date (days), bank reference, end-to-end id,
+/// description (of breaks only), booking ids (comma-separated), note and exception id,
+/// escaped as COPY's text format escapes them.
+pub fn encode_items(
+    first_n: usize,
+    items: &[RunItem],
+    exception_of: &HashMap<String, Uuid>,
+) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(items.len() * 160);
+    for (k, i) in items.iter().enumerate() {
+        let _ = write!(
+            out,
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t",
+            first_n + k,
+            i.side,
+            i.line,
+            i.outcome,
+            i.amount,
+            i.direction.as_str(),
+            i.value_date.days()
+        );
+        copy_text(&mut out, &i.bank_reference);
+        out.push('\t');
+        copy_text(&mut out, &i.end_to_end_id);
+        out.push('\t');
+        // A matched line is its references, amount and bookings; the bank's text is kept for
+        // breaks only (an operator reads it; a million matched texts are a hundred megabytes).
+        if i.outcome != "MATCHED" {
+            copy_text(&mut out, &i.description);
+        }
+        out.push('\t');
+        for (n, b) in i.booking_ids.iter().enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{b}");
+        }
+        out.push('\t');
+        copy_text(&mut out, &i.note);
+        out.push('\t');
+        if i.outcome != "MATCHED"
+            && let Some(e) = exception_of.get(&i.subject)
+        {
+            let _ = write!(out, "{e}");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The items of one chunk's text, with their numbers and exceptions.
+pub fn decode_items(text: &str) -> anyhow::Result<Vec<StoredItem>> {
+    text.lines()
+        .map(|line| {
+            let f: Vec<&str> = line.split('\t').collect();
+            anyhow::ensure!(f.len() == 13, "a stored run item has {} fields", f.len());
+            let num = |k: usize| -> anyhow::Result<i64> {
+                f[k].parse()
+                    .with_context(|| format!("stored item field {k}: {:?}", f[k]))
+            };
+            Ok(StoredItem {
+                n: i32::try_from(num(0)?)?,
+                exception_id: (!f[12].is_empty())
+                    .then(|| Uuid::try_parse(f[12]))
+                    .transpose()?,
+                item: RunItem {
+                    side: if f[1] == "BOOK" { "BOOK" } else { "BANK" },
+                    line: num(2)?,
+                    outcome: outcome_name(f[3]),
+                    amount: num(4)?,
+                    direction: Direction::parse(f[5]),
+                    value_date: Date::from_days(i32::try_from(num(6)?)?),
+                    bank_reference: copy_untext(f[7]),
+                    end_to_end_id: copy_untext(f[8]),
+                    description: copy_untext(f[9]),
+                    booking_ids: f[10]
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(Uuid::try_parse)
+                        .collect::<Result<_, _>>()?,
+                    note: copy_untext(f[11]),
+                    subject: String::new(),
+                },
+            })
+        })
+        .collect()
+}
+
+/// What a bank's earlier runs settled among the lines of a statement of days `from..=to`:
+/// line keys matched to bookings of those days (with the bookings), and lines whose break an
+/// operator resolved.
+pub async fn settled_lines(
     pool: &PgPool,
     bin: &str,
     from: Date,
     to: Date,
-) -> anyhow::Result<Vec<Booking>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {BOOKING_COLUMNS} FROM settlement.bookings \
-         WHERE bank_bin = $1 AND matched_line IS NULL \
-           AND business_date BETWEEN DATE '1970-01-01' + $2::int4 AND DATE '1970-01-01' + $3::int4 \
-         ORDER BY business_date, seq, id"
-    )))
+) -> anyhow::Result<HashMap<String, (Vec<Uuid>, bool)>> {
+    let matched: Vec<(String, Uuid)> = sqlx::query_as(
+        "SELECT m.line_key, m.booking_id FROM settlement.matches m \
+         JOIN settlement.bookings b ON b.id = m.booking_id \
+         WHERE b.bank_bin = $1 \
+           AND b.business_date BETWEEN DATE '1970-01-01' + $2::int4 AND DATE '1970-01-01' + $3::int4",
+    )
     .bind(bin)
     .bind(from.days())
     .bind(to.days())
     .fetch_all(pool)
     .await
-    .context("reading unmatched bookings")?;
-    Ok(rows.iter().map(booking_row).collect::<Result<_, _>>()?)
+    .context("reading lines matched before")?;
+    let resolved: Vec<(String,)> = sqlx::query_as(
+        "SELECT substr(e.subject, 6) FROM settlement.exceptions e \
+         JOIN settlement.runs r ON r.id = e.run_id \
+         WHERE e.bank_bin = $1 AND e.status = 'RESOLVED' AND e.subject LIKE 'line:%' \
+           AND coalesce(r.to_date, DATE '1970-01-01' + $3::int4) >= DATE '1970-01-01' + $2::int4",
+    )
+    .bind(bin)
+    .bind(from.days())
+    .bind(to.days())
+    .fetch_all(pool)
+    .await
+    .context("reading lines resolved before")?;
+    let mut out: HashMap<String, (Vec<Uuid>, bool)> = HashMap::new();
+    for (key, booking) in matched {
+        // A break settled by an operator is keyed by its subject, not a line: skip those.
+        if key.starts_with("line:") || key.starts_with("booking:") {
+            continue;
+        }
+        out.entry(key).or_default().0.push(booking);
+    }
+    for (key,) in resolved {
+        out.entry(key).or_default().1 = true;
+    }
+    Ok(out)
 }
 
-/// Stores a run in one transaction: the run, its items, the lines seen, the bookings matched,
-/// an exception per new break, and the breaks it closed (their count is returned).
-pub async fn store_run(
+/// What a run needs of a booking besides what the engine matches on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BookKey {
+    pub id: Uuid,
+    pub business_date: Date,
+    pub direction: Direction,
+    pub amount: i64,
+    pub value_date: Date,
+}
+
+type BookTuple = (
+    Uuid,
+    i32,
+    i64,
+    String,
+    i64,
+    bool,
+    String,
+    String,
+    String,
+    String,
+    i32,
+);
+
+/// A bank's bookings of business days `from..=to` that nothing matched yet, in (day, seq, id)
+/// order, as the matching engine takes them (and, beside, what the run needs of each). Only
+/// the columns matching uses are read: a million bookings cross the wire quickly.
+pub async fn unmatched_book(
     pool: &PgPool,
+    bin: &str,
+    from: Date,
+    to: Date,
+) -> anyhow::Result<(Vec<BookKey>, Vec<paymesh_recon::BookEntry>)> {
+    use futures::TryStreamExt;
+    let mut rows = sqlx::query_as::<_, BookTuple>(
+        "SELECT id, (business_date - DATE '1970-01-01')::int4, seq, direction, amount, \
+                in_ledger, bank_reference, end_to_end_id, reference, batch, \
+                (value_date - DATE '1970-01-01')::int4 \
+         FROM settlement.bookings b \
+         WHERE bank_bin = $1 \
+           AND business_date BETWEEN DATE '1970-01-01' + $2::int4 AND DATE '1970-01-01' + $3::int4 \
+           AND NOT EXISTS (SELECT 1 FROM settlement.matches m WHERE m.booking_id = b.id)",
+    )
+    .bind(bin)
+    .bind(from.days())
+    .bind(to.days())
+    .fetch(pool);
+    let mut all: Vec<(i64, BookKey, paymesh_recon::BookEntry)> = Vec::new();
+    while let Some(t) = rows
+        .try_next()
+        .await
+        .context("reading unmatched bookings")?
+    {
+        let direction = Direction::parse(&t.3);
+        all.push((
+            t.2,
+            BookKey {
+                id: t.0,
+                business_date: Date::from_days(t.1),
+                direction,
+                amount: t.4,
+                value_date: Date::from_days(t.10),
+            },
+            paymesh_recon::BookEntry {
+                amount: t.4,
+                direction: match direction {
+                    Direction::Credit => paymesh_recon::Direction::Credit,
+                    Direction::Debit => paymesh_recon::Direction::Debit,
+                },
+                value_date: t.10,
+                bank_reference: t.6,
+                end_to_end_id: t.7,
+                reference: t.8,
+                batch: t.9,
+                in_ledger: t.5,
+            },
+        ));
+    }
+    // Sorted here, not by PostgreSQL: a million rows would spill its sort to disk.
+    all.sort_unstable_by(|a, b| {
+        (a.1.business_date, a.0, a.1.id).cmp(&(b.1.business_date, b.0, b.1.id))
+    });
+    Ok(all.into_iter().map(|(_, k, e)| (k, e)).unzip())
+}
+
+/// The code and text of bookings (those a run lists as missing in the bank).
+pub async fn booking_texts(
+    pool: &PgPool,
+    ids: &[Uuid],
+) -> anyhow::Result<HashMap<Uuid, (String, String)>> {
+    let rows: Vec<(Uuid, String, String)> =
+        sqlx::query_as("SELECT id, code, description FROM settlement.bookings WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(pool)
+            .await
+            .context("reading bookings' texts")?;
+    Ok(rows.into_iter().map(|(id, c, d)| (id, (c, d))).collect())
+}
+
+/// Serialises imports of one bank's statements (a session-level advisory lock on `conn`,
+/// released when the connection is): two overlapping statements never match one booking twice.
+pub async fn lock_bank(conn: &mut PgConnection, bin: &str) -> anyhow::Result<()> {
+    sqlx::query("SELECT pg_advisory_lock(hashtextextended('settlement.import:' || $1, 0))")
+        .bind(bin)
+        .execute(&mut *conn)
+        .await
+        .context("waiting for the bank's other import")?;
+    Ok(())
+}
+
+pub async fn unlock_bank(conn: &mut PgConnection, bin: &str) -> anyhow::Result<()> {
+    sqlx::query("SELECT pg_advisory_unlock(hashtextextended('settlement.import:' || $1, 0))")
+        .bind(bin)
+        .execute(&mut *conn)
+        .await
+        .context("releasing the bank's import lock")?;
+    Ok(())
+}
+
+/// Starts storing a run: its row, in the run's transaction.
+pub async fn begin_run(conn: &mut PgConnection, run: &RunRow) -> anyhow::Result<()> {
+    insert_run(conn, run).await
+}
+
+/// The bookings the run's lines matched, for good: `(booking, line key)`, with COPY.
+pub async fn copy_matches(
+    conn: &mut PgConnection,
+    run: Uuid,
+    matched: impl Iterator<Item = (Uuid, &str)>,
+) -> anyhow::Result<()> {
+    use std::fmt::Write;
+    let mut copy = conn
+        .copy_in_raw("COPY settlement.matches (booking_id, line_key, run_id) FROM STDIN")
+        .await
+        .context("starting the matches' COPY")?;
+    let mut buf = String::with_capacity(1 << 20);
+    for (booking, key) in matched {
+        let _ = write!(buf, "{booking}\t");
+        copy_text(&mut buf, key);
+        let _ = writeln!(buf, "\t{run}");
+        if buf.len() >= 1 << 20 {
+            copy.send(std::mem::take(&mut buf).into_bytes()).await?;
+        }
+    }
+    if !buf.is_empty() {
+        copy.send(buf.into_bytes()).await?;
+    }
+    copy.finish().await.context("copying the matches")?;
+    Ok(())
+}
+
+/// One exception per break of the run, however often it was seen: the exception of each
+/// break's subject.
+pub async fn open_exceptions(
+    conn: &mut PgConnection,
     run: &RunRow,
     items: &[RunItem],
-    matched_bookings: &[(Uuid, String)],
-) -> anyhow::Result<i64> {
-    let mut tx = pool.begin().await?;
-    insert_run(&mut tx, run).await?;
-    // Lines seen for the first time (or seen before as a break): their outcome now.
-    let lines: Vec<&RunItem> = items.iter().filter(|i| i.line_key.is_some()).collect();
-    for chunk in lines.chunks(10_000) {
-        sqlx::query(
-            "INSERT INTO settlement.statement_lines (bank_bin, line_key, first_run, outcome, \
-                 booking_ids) \
-             SELECT $1, u.k, $2, u.o, string_to_array(u.b, ',')::uuid[] \
-             FROM unnest($3::text[], $4::text[], $5::text[]) AS u(k, o, b) \
-             ON CONFLICT (bank_bin, line_key) DO UPDATE \
-               SET outcome = excluded.outcome, booking_ids = excluded.booking_ids \
-               WHERE settlement.statement_lines.outcome <> 'MATCHED'",
-        )
-        .bind(&run.bank_bin)
-        .bind(run.id)
-        .bind(
-            chunk
-                .iter()
-                .map(|i| i.line_key.clone().unwrap_or_default())
-                .collect::<Vec<_>>(),
-        )
-        .bind(chunk.iter().map(|i| i.outcome.clone()).collect::<Vec<_>>())
-        .bind(
-            chunk
-                .iter()
-                .map(|i| id_list(&i.booking_ids))
-                .collect::<Vec<_>>(),
-        )
-        .execute(&mut *tx)
-        .await
-        .context("storing statement lines")?;
-    }
-    for chunk in matched_bookings.chunks(10_000) {
-        sqlx::query(
-            "UPDATE settlement.bookings b SET matched_line = u.k \
-             FROM unnest($1::uuid[], $2::text[]) AS u(id, k) \
-             WHERE b.id = u.id AND b.matched_line IS NULL",
-        )
-        .bind(chunk.iter().map(|m| m.0).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|m| m.1.clone()).collect::<Vec<_>>())
-        .execute(&mut *tx)
-        .await
-        .context("marking bookings matched")?;
-    }
-    // One exception per break, however often it is seen.
+) -> anyhow::Result<HashMap<String, Uuid>> {
     let breaks: Vec<&RunItem> = items.iter().filter(|i| i.outcome != "MATCHED").collect();
     let mut exception_of: HashMap<String, Uuid> = HashMap::new();
     for chunk in breaks.chunks(5_000) {
         let ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::new_v4()).collect();
-        sqlx::query(
+        // A break seen before keeps its exception (the no-op update only returns its id).
+        let found: Vec<(String, Uuid)> = sqlx::query_as(
             "INSERT INTO settlement.exceptions (id, bank_bin, run_id, kind, subject, side, line, \
                  amount, direction, value_date, bank_reference, end_to_end_id, description, \
                  booking_ids, note, status, create_time) \
              SELECT u.id, $1, $2, u.kind, u.subject, u.side, u.line, u.amount, u.dir, \
                     DATE '1970-01-01' + u.vday, u.bref, u.e2e, u.descr, \
-                    string_to_array(u.b, ',')::uuid[], u.note, 'OPEN', \
-                    clock_timestamp() \
+                    string_to_array(u.b, ',')::uuid[], u.note, 'OPEN', clock_timestamp() \
              FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::int8[], \
                          $8::int8[], $9::text[], $10::int4[], $11::text[], $12::text[], \
                          $13::text[], $14::text[], $15::text[]) \
                   AS u(id, kind, subject, side, line, amount, dir, vday, bref, e2e, descr, b, note) \
-             ON CONFLICT (bank_bin, subject) DO NOTHING",
+             ON CONFLICT (bank_bin, subject) DO UPDATE SET subject = excluded.subject \
+             RETURNING subject, id",
         )
         .bind(&run.bank_bin)
         .bind(run.id)
         .bind(&ids)
-        .bind(chunk.iter().map(|i| i.outcome.clone()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|i| i.outcome.to_owned()).collect::<Vec<_>>())
         .bind(chunk.iter().map(|i| i.subject.clone()).collect::<Vec<_>>())
         .bind(chunk.iter().map(|i| i.side.to_owned()).collect::<Vec<_>>())
         .bind(chunk.iter().map(|i| i.line).collect::<Vec<_>>())
@@ -968,48 +1219,54 @@ pub async fn store_run(
         .bind(chunk.iter().map(|i| i.bank_reference.clone()).collect::<Vec<_>>())
         .bind(chunk.iter().map(|i| i.end_to_end_id.clone()).collect::<Vec<_>>())
         .bind(chunk.iter().map(|i| i.description.clone()).collect::<Vec<_>>())
-        .bind(
-            chunk
-                .iter()
-                .map(|i| id_list(&i.booking_ids))
-                .collect::<Vec<_>>(),
-        )
+        .bind(chunk.iter().map(|i| id_list(&i.booking_ids)).collect::<Vec<_>>())
         .bind(chunk.iter().map(|i| i.note.clone()).collect::<Vec<_>>())
-        .execute(&mut *tx)
+        .fetch_all(&mut *conn)
         .await
         .context("opening exceptions")?;
-        let subjects: Vec<String> = chunk.iter().map(|i| i.subject.clone()).collect();
-        let found: Vec<(String, Uuid)> = sqlx::query_as(
-            "SELECT subject, id FROM settlement.exceptions WHERE bank_bin = $1 AND subject = ANY($2)",
-        )
-        .bind(&run.bank_bin)
-        .bind(&subjects)
-        .fetch_all(&mut *tx)
-        .await
-        .context("reading exceptions")?;
         exception_of.extend(found);
     }
-    // Breaks of earlier runs matched now.
-    let mut closing: Vec<String> = items
-        .iter()
-        .filter(|i| i.outcome == "MATCHED")
-        .map(|i| i.subject.clone())
-        .collect();
-    closing.extend(
-        matched_bookings
-            .iter()
-            .map(|(id, _)| format!("booking:{id}")),
-    );
-    let closed: Vec<Uuid> = sqlx::query_scalar(
-        "UPDATE settlement.exceptions SET status = 'RESOLVED', resolution = 'MATCHED_LATER', \
-             resolution_note = 'matched by run ' || $3::text, resolved_by = 'system', \
-             resolve_time = clock_timestamp() \
-         WHERE bank_bin = $1 AND subject = ANY($2) AND status = 'OPEN' RETURNING id",
+    Ok(exception_of)
+}
+
+/// Closes the bank's open breaks of earlier runs that this run matched (lines by key,
+/// bookings by id); returns how many.
+pub async fn close_breaks<'a>(
+    conn: &mut PgConnection,
+    run: &RunRow,
+    matched_keys: impl Iterator<Item = &'a str>,
+    matched_bookings: impl Iterator<Item = Uuid>,
+) -> anyhow::Result<i64> {
+    let open: Vec<(String, Uuid)> = sqlx::query_as(
+        "SELECT subject, id FROM settlement.exceptions \
+         WHERE bank_bin = $1 AND status = 'OPEN' AND run_id <> $2",
     )
     .bind(&run.bank_bin)
-    .bind(&closing)
+    .bind(run.id)
+    .fetch_all(&mut *conn)
+    .await
+    .context("reading open exceptions")?;
+    if open.is_empty() {
+        return Ok(0);
+    }
+    let mut now_matched: HashSet<String> = matched_keys.map(|k| format!("line:{k}")).collect();
+    now_matched.extend(matched_bookings.map(|id| format!("booking:{id}")));
+    let closed: Vec<Uuid> = open
+        .into_iter()
+        .filter(|(subject, _)| now_matched.contains(subject))
+        .map(|(_, id)| id)
+        .collect();
+    if closed.is_empty() {
+        return Ok(0);
+    }
+    sqlx::query(
+        "UPDATE settlement.exceptions SET status = 'RESOLVED', resolution = 'MATCHED_LATER', \
+             resolution_note = 'matched by run ' || $2::text, resolved_by = 'system', \
+             resolve_time = clock_timestamp() WHERE id = ANY($1)",
+    )
+    .bind(&closed)
     .bind(run.id.to_string())
-    .fetch_all(&mut *tx)
+    .execute(&mut *conn)
     .await
     .context("closing breaks matched now")?;
     sqlx::query(
@@ -1019,20 +1276,63 @@ pub async fn store_run(
     )
     .bind(&closed)
     .bind(run.id.to_string())
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await
     .context("auditing breaks closed")?;
-    let breaks_closed = i64::try_from(closed.len()).unwrap_or(i64::MAX);
+    let n = i64::try_from(closed.len()).unwrap_or(i64::MAX);
     sqlx::query("UPDATE settlement.runs SET breaks_closed = $2 WHERE id = $1")
         .bind(run.id)
-        .bind(breaks_closed)
-        .execute(&mut *tx)
+        .bind(n)
+        .execute(&mut *conn)
         .await?;
-    for (n0, chunk) in items.chunks(10_000).enumerate() {
-        insert_items(&mut tx, run.id, n0 * 10_000, chunk, &exception_of).await?;
+    Ok(n)
+}
+
+/// Stores a run's lists a chunk at a time: each chunk's items encoded (on a blocking thread,
+/// while the previous chunk is written), stored and dropped.
+pub async fn store_lists(
+    conn: &mut PgConnection,
+    run: Uuid,
+    items: Vec<RunItem>,
+    exception_of: HashMap<String, Uuid>,
+) -> anyhow::Result<()> {
+    let exception_of = std::sync::Arc::new(exception_of);
+    let mut rest = items.into_iter();
+    let mut chunk = 0usize;
+    let mut next = encode_next(&mut rest, chunk, &exception_of);
+    while let Some(text) = next {
+        let encoding = {
+            let part: Vec<RunItem> = rest.by_ref().take(ITEMS_PER_CHUNK).collect();
+            let e = exception_of.clone();
+            let first = (chunk + 1) * ITEMS_PER_CHUNK;
+            tokio::task::spawn_blocking(move || {
+                (!part.is_empty()).then(|| encode_items(first, &part, &e))
+            })
+        };
+        sqlx::query(
+            "INSERT INTO settlement.run_item_chunks (run_id, chunk, first_n, items) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(run)
+        .bind(i32::try_from(chunk).unwrap_or(i32::MAX))
+        .bind(i32::try_from(chunk * ITEMS_PER_CHUNK).unwrap_or(i32::MAX))
+        .bind(text)
+        .execute(&mut *conn)
+        .await
+        .context("storing a run's lists")?;
+        next = encoding.await.context("encoding a run's lists")?;
+        chunk += 1;
     }
-    tx.commit().await?;
-    Ok(breaks_closed)
+    Ok(())
+}
+
+fn encode_next(
+    rest: &mut std::vec::IntoIter<RunItem>,
+    chunk: usize,
+    exception_of: &HashMap<String, Uuid>,
+) -> Option<String> {
+    let part: Vec<RunItem> = rest.by_ref().take(ITEMS_PER_CHUNK).collect();
+    (!part.is_empty()).then(|| encode_items(chunk * ITEMS_PER_CHUNK, &part, exception_of))
 }
 
 async fn insert_run(conn: &mut PgConnection, r: &RunRow) -> anyhow::Result<()> {
@@ -1064,87 +1364,6 @@ async fn insert_run(conn: &mut PgConnection, r: &RunRow) -> anyhow::Result<()> {
     .execute(&mut *conn)
     .await
     .context("storing a run")?;
-    Ok(())
-}
-
-async fn insert_items(
-    conn: &mut PgConnection,
-    run: Uuid,
-    first: usize,
-    items: &[RunItem],
-    exception_of: &HashMap<String, Uuid>,
-) -> anyhow::Result<()> {
-    let n: Vec<i32> = (0..items.len())
-        .map(|k| i32::try_from(first + k).unwrap_or(i32::MAX))
-        .collect();
-    sqlx::query(
-        "INSERT INTO settlement.run_items (run_id, n, side, line, outcome, amount, direction, \
-             value_date, bank_reference, end_to_end_id, description, booking_ids, note, \
-             exception_id) \
-         SELECT $1, u.n, u.side, u.line, u.outcome, u.amount, u.dir, DATE '1970-01-01' + u.vday, \
-                u.bref, u.e2e, u.descr, string_to_array(u.b, ',')::uuid[], \
-                u.note, u.exc \
-         FROM unnest($2::int4[], $3::text[], $4::int8[], $5::text[], $6::int8[], $7::text[], \
-                     $8::int4[], $9::text[], $10::text[], $11::text[], $12::text[], \
-                     $13::text[], $14::uuid[]) \
-              AS u(n, side, line, outcome, amount, dir, vday, bref, e2e, descr, b, note, exc)",
-    )
-    .bind(run)
-    .bind(&n)
-    .bind(items.iter().map(|i| i.side.to_owned()).collect::<Vec<_>>())
-    .bind(items.iter().map(|i| i.line).collect::<Vec<_>>())
-    .bind(items.iter().map(|i| i.outcome.clone()).collect::<Vec<_>>())
-    .bind(items.iter().map(|i| i.amount).collect::<Vec<_>>())
-    .bind(
-        items
-            .iter()
-            .map(|i| i.direction.as_str().to_owned())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        items
-            .iter()
-            .map(|i| i.value_date.days())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        items
-            .iter()
-            .map(|i| i.bank_reference.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        items
-            .iter()
-            .map(|i| i.end_to_end_id.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        items
-            .iter()
-            .map(|i| i.description.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        items
-            .iter()
-            .map(|i| id_list(&i.booking_ids))
-            .collect::<Vec<_>>(),
-    )
-    .bind(items.iter().map(|i| i.note.clone()).collect::<Vec<_>>())
-    .bind(
-        items
-            .iter()
-            .map(|i| {
-                (i.outcome != "MATCHED")
-                    .then(|| exception_of.get(&i.subject).copied())
-                    .flatten()
-            })
-            .collect::<Vec<_>>(),
-    )
-    .execute(&mut *conn)
-    .await
-    .context("storing a run's items")?;
     Ok(())
 }
 
@@ -1196,29 +1415,7 @@ pub struct StoredItem {
     pub exception_id: Option<Uuid>,
 }
 
-fn item_row(r: &PgRow) -> Result<StoredItem, sqlx::Error> {
-    let side: String = r.try_get("side")?;
-    Ok(StoredItem {
-        n: r.try_get("n")?,
-        exception_id: r.try_get("exception_id")?,
-        item: RunItem {
-            side: if side == "BOOK" { "BOOK" } else { "BANK" },
-            line: r.try_get("line")?,
-            outcome: r.try_get("outcome")?,
-            amount: r.try_get("amount")?,
-            direction: Direction::parse(r.try_get::<&str, _>("direction")?),
-            value_date: date_of(r, "vday")?,
-            bank_reference: r.try_get("bank_reference")?,
-            end_to_end_id: r.try_get("end_to_end_id")?,
-            description: r.try_get("description")?,
-            booking_ids: r.try_get("booking_ids")?,
-            note: r.try_get("note")?,
-            subject: String::new(),
-            line_key: None,
-        },
-    })
-}
-
+/// A run's items after number `after`, with `outcome` when given, at most `limit`.
 pub async fn run_items(
     pool: &PgPool,
     run: Uuid,
@@ -1226,21 +1423,30 @@ pub async fn run_items(
     after: i32,
     limit: i64,
 ) -> anyhow::Result<Vec<StoredItem>> {
-    let rows = sqlx::query(
-        "SELECT n, side, line, outcome, amount, direction, \
-                (value_date - DATE '1970-01-01')::int4 AS vday, bank_reference, end_to_end_id, \
-                description, booking_ids, note, exception_id \
-         FROM settlement.run_items WHERE run_id = $1 AND n > $2 \
-           AND ($3::text IS NULL OR outcome = $3) ORDER BY n LIMIT $4",
-    )
-    .bind(run)
-    .bind(after)
-    .bind(outcome)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-    .context("listing a run's items")?;
-    Ok(rows.iter().map(item_row).collect::<Result<_, _>>()?)
+    let per = i32::try_from(ITEMS_PER_CHUNK).unwrap_or(i32::MAX);
+    let mut chunk = (after + 1).max(0) / per;
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut out = Vec::new();
+    loop {
+        let text: Option<String> = sqlx::query_scalar(
+            "SELECT items FROM settlement.run_item_chunks WHERE run_id = $1 AND chunk = $2",
+        )
+        .bind(run)
+        .bind(chunk)
+        .fetch_optional(pool)
+        .await
+        .context("reading a run's items")?;
+        let Some(text) = text else { return Ok(out) };
+        for item in decode_items(&text)? {
+            if item.n > after && outcome.is_none_or(|o| item.item.outcome == o) {
+                out.push(item);
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+            }
+        }
+        chunk += 1;
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1278,7 +1484,7 @@ fn exception_row(r: &PgRow) -> Result<ExceptionRow, sqlx::Error> {
         item: RunItem {
             side: if side == "BOOK" { "BOOK" } else { "BANK" },
             line: r.try_get("line")?,
-            outcome: r.try_get("kind")?,
+            outcome: outcome_name(r.try_get::<&str, _>("kind")?),
             amount: r.try_get("amount")?,
             direction: Direction::parse(r.try_get::<&str, _>("direction")?),
             value_date: date_of(r, "vday")?,
@@ -1288,7 +1494,6 @@ fn exception_row(r: &PgRow) -> Result<ExceptionRow, sqlx::Error> {
             booking_ids: r.try_get("booking_ids")?,
             note: r.try_get("note")?,
             subject: r.try_get("subject")?,
-            line_key: None,
         },
         status: r.try_get("status")?,
         resolution: r.try_get("resolution")?,
@@ -1347,6 +1552,9 @@ pub async fn exception_locked(
 /// Resolves an exception: the break is settled for good (its bookings count as matched, its
 /// statement line as resolved, so later statements neither flag nor count them again), and
 /// the action is audited.
+/// Resolves an exception: the break is settled for good (its bookings count as matched, its
+/// statement line as resolved, so later statements neither flag nor count them again), and
+/// the action is audited.
 pub async fn resolve_exception(
     conn: &mut PgConnection,
     e: &ExceptionRow,
@@ -1369,25 +1577,14 @@ pub async fn resolve_exception(
     .await
     .context("resolving an exception")?;
     sqlx::query(
-        "UPDATE settlement.bookings SET matched_line = $2 \
-         WHERE id = ANY($1) AND matched_line IS NULL",
+        "INSERT INTO settlement.matches (booking_id, line_key) \
+         SELECT id, $2 FROM unnest($1::uuid[]) AS id ON CONFLICT (booking_id) DO NOTHING",
     )
     .bind(&e.item.booking_ids)
     .bind(&e.item.subject)
     .execute(&mut *conn)
     .await
     .context("settling a break's bookings")?;
-    if let Some(key) = e.item.subject.strip_prefix("line:") {
-        sqlx::query(
-            "UPDATE settlement.statement_lines SET outcome = 'RESOLVED' \
-             WHERE bank_bin = $1 AND line_key = $2",
-        )
-        .bind(&e.bank_bin)
-        .bind(key)
-        .execute(&mut *conn)
-        .await
-        .context("settling a break's line")?;
-    }
     sqlx::query(
         "INSERT INTO settlement.exception_actions (exception_id, action, actor, note, reference) \
          VALUES ($1, $2, $3, $4, $5)",

@@ -772,5 +772,5 @@ async fn hostile_or_foreign_statements_are_refused_whole() {
         0,
         "nothing half-imported"
     );
-    assert_eq!(mesh.count("settlement.statement_lines").await, 0);
+    assert_eq!(mesh.count("settlement.matches").await, 0);
 }
