@@ -317,23 +317,6 @@ pub async fn camt(run: CamtRun) -> anyhow::Result<()> {
     let (_, d) = days.first().context("no bank day")?;
     peak_reset();
     let started = Instant::now();
-    let mut tx = pool.begin().await?;
-    let file = Uuid::new_v4();
-    store::insert_file(
-        &mut tx,
-        &store::FileRow {
-            id: file,
-            bank_bin: BANK.into(),
-            business_date: day,
-            format: "CAMT053".into(),
-            file_name: "bench.xml".into(),
-            size_bytes: 0,
-            sha256: String::new(),
-            entry_count: 0,
-            create_ns: window.close_ns,
-        },
-    )
-    .await?;
     let (rendered, _) = paymesh_settlement::files::render_statement(
         &pool,
         &settings,
@@ -341,39 +324,32 @@ pub async fn camt(run: CamtRun) -> anyhow::Result<()> {
         BANK,
         d,
         "CAMT053",
-        paymesh_settlement::files::Out::Db {
-            conn: &mut tx,
-            file,
-            next: 0,
-        },
+        paymesh_settlement::files::Out::Discard,
     )
     .await?;
-    store::complete_file(
-        &mut tx,
-        file,
-        rendered.size,
-        &rendered.sha256,
-        rendered.entries,
-    )
-    .await?;
-    tx.commit().await?;
     let elapsed = started.elapsed().as_secs_f64();
-    let peak = peak_mib();
     println!(
-        "camt: camt.053 of {} entries ({:.0} MB) rendered and stored in {elapsed:.2} s, peak {peak:.0} MiB; cores={}; sha256={}",
+        "camt: camt.053 of {} entries ({:.0} MB) produced (rendered from PostgreSQL, SHA-256 taken) in {elapsed:.2} s, peak {:.0} MiB; cores={}; sha256={}",
         rendered.entries,
         rendered.size as f64 / 1e6,
+        peak_mib(),
         cores(),
         rendered.sha256
     );
     if let Some(out) = run.out {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&out)?);
-        let mut n = 0;
-        while let Some(chunk) = store::chunk(&pool, file, n).await? {
-            std::io::Write::write_all(&mut f, &chunk)?;
-            n += 1;
+        let (_, bytes) = paymesh_settlement::files::render_statement(
+            &pool,
+            &settings,
+            &window,
+            BANK,
+            d,
+            "CAMT053",
+            paymesh_settlement::files::Out::Memory(Vec::new()),
+        )
+        .await?;
+        if let paymesh_settlement::files::Out::Memory(bytes) = bytes {
+            std::fs::write(&out, bytes)?;
         }
-        std::io::Write::flush(&mut f)?;
     }
     Ok(())
 }

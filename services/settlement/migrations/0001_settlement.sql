@@ -80,6 +80,8 @@ CREATE TABLE settlement.bank_days (
     CHECK (closing = opening + credit_sum - debit_sum)
 );
 
+-- A file banks pull: its description, size and SHA-256. Its bytes are rendered again when
+-- pulled (see src/files.rs: everything a file says is stored, and never changes).
 CREATE TABLE settlement.files (
     id uuid PRIMARY KEY,
     bank_bin text NOT NULL,
@@ -90,15 +92,11 @@ CREATE TABLE settlement.files (
     sha256 text NOT NULL,
     entry_count bigint NOT NULL,
     create_time timestamptz NOT NULL,
+    -- The rendering the digest was taken with (files::RENDERER).
+    renderer integer NOT NULL,
     UNIQUE (bank_bin, business_date, format)
 );
 
-CREATE TABLE settlement.file_chunks (
-    file_id uuid NOT NULL REFERENCES settlement.files (id),
-    n integer NOT NULL,
-    data bytea NOT NULL,
-    PRIMARY KEY (file_id, n)
-);
 
 -- A booking matched, once: by a statement line (its key, see src/import.rs) in a run, or
 -- settled by an operator's resolution of a break (line_key = the exception's subject).
@@ -140,8 +138,8 @@ CREATE TABLE settlement.run_item_chunks (
     items text NOT NULL,
     PRIMARY KEY (run_id, chunk)
 );
--- Stored as written: compressing a megabyte of text per row (pglz) costs more than it saves.
-ALTER TABLE settlement.run_item_chunks ALTER COLUMN items SET STORAGE EXTERNAL;
+-- lz4, not the default pglz: a million-line run's lists compress at memory speed.
+ALTER TABLE settlement.run_item_chunks ALTER COLUMN items SET COMPRESSION lz4;
 
 -- A break, once per statement line or booking (a re-import finds it open, not anew).
 CREATE TABLE settlement.exceptions (

@@ -4,9 +4,14 @@
 //!
 //! A file is rendered by streaming: the day's bookings are read a page at a time in commit
 //! order, each written through the format's writer into a buffer that is cut into 1 MiB
-//! chunks as it fills and stored, with the SHA-256 taken over the chunks as they go. Memory
-//! stays bounded however large the day. Everything a file says comes from stored rows and the
-//! window's close time, so rendering it again gives the same bytes.
+//! chunks as it fills, with the SHA-256 taken over the chunks as they go. Memory stays bounded
+//! however large the day. Everything a file says comes from stored rows (bookings, the bank's
+//! day, the window's close time), which never change once the window is closed, so rendering
+//! it again gives the same bytes (a test renders twice). So only a file's description, size
+//! and digest are stored when the window closes; a bank's pull renders it again into the
+//! stream, checks the digest, and ends the stream with DATA_LOSS if it ever differed. A day's
+//! camt.053 of a million entries is nearly a gigabyte: not storing it saves writing that (and
+//! its WAL) at every close.
 //!
 //! The statement is of paymesh's position with the bank: money in (`CRDT`) is what the bank
 //! received for paymesh (its clearing account debited in the ledger), money out (`DBIT`) the
@@ -27,10 +32,12 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use anyhow::Context;
 use paymesh_formats::{Account, Day, Entry, StatementHeader};
 use paymesh_platform::time::{Date, rfc3339_from_ns, vietnam_rfc3339_from_ns};
+use paymesh_proto::settlement::v1 as pb;
 use sha2::{Digest, Sha256};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::close::payout_batch;
@@ -40,8 +47,12 @@ use crate::store::{self, BankDay, Booking, Direction, FileRow, WindowRow};
 /// Bytes per stored chunk (and per GetReconFile message).
 pub const CHUNK_BYTES: usize = 1 << 20;
 
+/// The version of the rendering the stored digests were taken with. A file is rendered again
+/// when a bank pulls it; a change to what the writers write must bump this.
+pub const RENDERER: i32 = 1;
+
 /// Bookings read per page while rendering.
-const PAGE: i64 = 5_000;
+const PAGE: i64 = 10_000;
 
 /// The statement formats, by their names on the wire and in storage.
 pub const STATEMENT_FORMATS: [&str; 4] = ["CAMT053", "CAMT054", "MT940", "CSV"];
@@ -72,21 +83,31 @@ impl Shared {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 
-    /// The first `n` bytes (all when `n` is larger), taken out.
+    /// The first `n` bytes (all when `n` is larger), taken out: the buffer itself, the few
+    /// bytes past `n` copied into a fresh one (the writer adds one entry at a time).
     fn take(&self, n: usize) -> Vec<u8> {
         let mut buf = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let n = n.min(buf.len());
-        buf.drain(..n).collect()
+        if n >= buf.len() {
+            return std::mem::take(&mut *buf);
+        }
+        let mut rest = Vec::with_capacity(CHUNK_BYTES + 64 * 1024);
+        rest.extend_from_slice(&buf[n..]);
+        buf.truncate(n);
+        std::mem::replace(&mut *buf, rest)
     }
 }
 
-/// Where rendered bytes go: stored chunks of a file, or memory (tests, dry renders).
-pub enum Out<'a> {
-    Db {
-        conn: &'a mut PgConnection,
-        file: Uuid,
-        next: i32,
+/// Where rendered bytes go.
+pub enum Out {
+    /// Hashed and counted only: a file's digest and size when its window closes.
+    Discard,
+    /// A bank pulling the file: `GetReconFile` messages of at most [`CHUNK_BYTES`], the first
+    /// with the file's description.
+    Pull {
+        tx: tokio::sync::mpsc::Sender<Result<pb::GetReconFileResponse, tonic::Status>>,
+        first: Option<pb::ReconFile>,
     },
+    /// Memory (tests).
     Memory(Vec<u8>),
 }
 
@@ -98,13 +119,13 @@ pub struct Rendered {
     pub entries: i64,
 }
 
-struct Emitter<'a> {
-    out: Out<'a>,
+struct Emitter {
+    out: Out,
     sha: Sha256,
     size: i64,
 }
 
-impl<'a> Emitter<'a> {
+impl Emitter {
     async fn emit(&mut self, bytes: Vec<u8>) -> anyhow::Result<()> {
         if bytes.is_empty() {
             return Ok(());
@@ -112,17 +133,33 @@ impl<'a> Emitter<'a> {
         self.sha.update(&bytes);
         self.size += i64::try_from(bytes.len()).unwrap_or(i64::MAX);
         match &mut self.out {
-            Out::Db { conn, file, next } => {
-                store::insert_chunk(conn, *file, *next, &bytes).await?;
-                *next += 1;
+            Out::Discard => {}
+            Out::Pull { tx, first } => {
+                let message = pb::GetReconFileResponse {
+                    file: first.take(),
+                    chunk: bytes,
+                };
+                tx.send(Ok(message))
+                    .await
+                    .map_err(|_| anyhow::anyhow!("the bank stopped pulling the file"))?;
             }
             Out::Memory(all) => all.extend_from_slice(&bytes),
         }
         Ok(())
     }
 
-    /// Emits whole chunks while the buffer holds one.
+    /// Emits whole chunks while the buffer holds one. Only hashed, the bytes are hashed where
+    /// they lie and the buffer is reused.
     async fn drain_full(&mut self, buf: &Shared) -> anyhow::Result<()> {
+        if matches!(self.out, Out::Discard) {
+            let mut b = buf.0.lock().unwrap_or_else(PoisonError::into_inner);
+            if b.len() >= CHUNK_BYTES {
+                self.sha.update(&b[..]);
+                self.size += i64::try_from(b.len()).unwrap_or(i64::MAX);
+                b.clear();
+            }
+            return Ok(());
+        }
         while buf.len() >= CHUNK_BYTES {
             let chunk = buf.take(CHUNK_BYTES);
             self.emit(chunk).await?;
@@ -130,9 +167,22 @@ impl<'a> Emitter<'a> {
         Ok(())
     }
 
-    async fn finish(mut self, buf: &Shared, entries: i64) -> anyhow::Result<(Rendered, Out<'a>)> {
+    async fn finish(mut self, buf: &Shared, entries: i64) -> anyhow::Result<(Rendered, Out)> {
         self.drain_full(buf).await?;
         let rest = buf.take(usize::MAX);
+        // An empty file (no message sent yet) still answers its description.
+        if rest.is_empty()
+            && let Out::Pull { tx, first } = &mut self.out
+            && let Some(file) = first.take()
+        {
+            let message = pb::GetReconFileResponse {
+                file: Some(file),
+                chunk: Vec::new(),
+            };
+            tx.send(Ok(message))
+                .await
+                .map_err(|_| anyhow::anyhow!("the bank stopped pulling the file"))?;
+        }
         self.emit(rest).await?;
         let sha = self.sha.finalize();
         let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
@@ -208,7 +258,7 @@ pub fn statement_account(bin: &str) -> String {
     format!("PAYMESH{bin}")
 }
 
-fn entry(b: &Booking, date: Date) -> Entry {
+fn entry(b: Booking, date: Date) -> Entry {
     Entry {
         amount: b.amount,
         direction: match b.direction {
@@ -220,10 +270,10 @@ fn entry(b: &Booking, date: Date) -> Entry {
         bank_reference: if b.bank_reference.is_empty() {
             b.id.simple().to_string()
         } else {
-            b.bank_reference.clone()
+            b.bank_reference
         },
-        end_to_end_id: b.end_to_end_id.clone(),
-        description: b.description.clone(),
+        end_to_end_id: b.end_to_end_id,
+        description: b.description,
         details: Vec::new(),
     }
 }
@@ -269,15 +319,15 @@ impl AnyWriter {
 }
 
 /// Renders the statement of `bin`'s day in `format` into `out`.
-pub async fn render_statement<'a>(
+pub async fn render_statement(
     pool: &PgPool,
     settings: &Settings,
     w: &WindowRow,
     bin: &str,
     d: &BankDay,
     format: &str,
-    out: Out<'a>,
-) -> anyhow::Result<(Rendered, Out<'a>)> {
+    out: Out,
+) -> anyhow::Result<(Rendered, Out)> {
     let buf = Shared::default();
     let mut writer = AnyWriter::new(format, buf.clone(), &header(settings, w, bin, format, d))?;
     let mut em = Emitter {
@@ -289,14 +339,15 @@ pub async fn render_statement<'a>(
     let mut entries = 0i64;
     loop {
         let page = store::day_bookings_page(pool, bin, w.business_date, after, PAGE).await?;
-        for b in &page {
+        let full = page.len() as i64 == PAGE;
+        after = page.last().map(|last| (last.seq, last.id));
+        for b in page {
             writer.write(&entry(b, w.business_date))?;
             entries += 1;
             em.drain_full(&buf).await?;
         }
-        match page.last() {
-            Some(last) if page.len() as i64 == PAGE => after = Some((last.seq, last.id)),
-            _ => break,
+        if !full {
+            break;
         }
     }
     writer.finish()?;
@@ -313,12 +364,12 @@ fn csv_field(text: &str) -> String {
 }
 
 /// Renders the payout file of the settlement bank `bin` for window `w`.
-pub async fn render_payouts<'a>(
+pub async fn render_payouts(
     pool: &PgPool,
     w: &WindowRow,
     bin: &str,
-    out: Out<'a>,
-) -> anyhow::Result<(Rendered, Out<'a>)> {
+    out: Out,
+) -> anyhow::Result<(Rendered, Out)> {
     let buf = Shared::default();
     let mut em = Emitter {
         out,
@@ -415,41 +466,85 @@ async fn store_file(
         Kind::Statement(f, _) => f,
         Kind::Payouts => PAYOUT_FORMAT,
     };
-    let mut tx = pool.begin().await?;
-    let id = Uuid::new_v4();
+    let (rendered, _) = render(pool, settings, w, bin, kind, Out::Discard).await?;
     store::insert_file(
-        &mut tx,
+        pool,
         &FileRow {
-            id,
+            id: Uuid::new_v4(),
             bank_bin: bin.to_owned(),
             business_date: w.business_date,
             format: format.to_owned(),
             file_name,
-            size_bytes: 0,
-            sha256: String::new(),
-            entry_count: 0,
+            size_bytes: rendered.size,
+            sha256: rendered.sha256.clone(),
+            entry_count: rendered.entries,
             create_ns: w.close_ns,
+            renderer: RENDERER,
         },
     )
     .await?;
-    let out = Out::Db {
-        conn: &mut tx,
-        file: id,
-        next: 0,
-    };
-    let (rendered, _) = match kind {
-        Kind::Statement(f, d) => render_statement(pool, settings, w, bin, d, f, out).await?,
-        Kind::Payouts => render_payouts(pool, w, bin, out).await?,
-    };
-    store::complete_file(
-        &mut tx,
-        id,
-        rendered.size,
-        &rendered.sha256,
-        rendered.entries,
-    )
-    .await?;
-    tx.commit().await?;
     tracing::info!(bin, format, date = %w.business_date, size = rendered.size, entries = rendered.entries, "file written");
+    Ok(())
+}
+
+async fn render(
+    pool: &PgPool,
+    settings: &Settings,
+    w: &WindowRow,
+    bin: &str,
+    kind: Kind<'_>,
+    out: Out,
+) -> anyhow::Result<(Rendered, Out)> {
+    match kind {
+        Kind::Statement(f, d) => render_statement(pool, settings, w, bin, d, f, out).await,
+        Kind::Payouts => render_payouts(pool, w, bin, out).await,
+    }
+}
+
+/// Streams a stored file to a bank: rendered again (the same bytes: everything it says is
+/// stored), its digest checked at the end; a difference ends the stream with DATA_LOSS.
+pub async fn pull(
+    pool: &PgPool,
+    settings: &Settings,
+    file: &FileRow,
+    description: pb::ReconFile,
+    tx: tokio::sync::mpsc::Sender<Result<pb::GetReconFileResponse, tonic::Status>>,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        file.renderer == RENDERER,
+        "file {} was written by renderer {} and this is renderer {RENDERER}",
+        file.id,
+        file.renderer
+    );
+    let w = store::window(pool, file.business_date)
+        .await?
+        .with_context(|| format!("no window {}", file.business_date))?;
+    let day = if file.format == PAYOUT_FORMAT {
+        None
+    } else {
+        store::bank_days(pool, file.business_date)
+            .await?
+            .into_iter()
+            .find(|(b, _)| *b == file.bank_bin)
+            .map(|(_, d)| d)
+    };
+    let kind = match (&day, STATEMENT_FORMATS.iter().find(|f| **f == file.format)) {
+        (Some(d), Some(f)) => Kind::Statement(f, d),
+        (None, None) => Kind::Payouts,
+        _ => anyhow::bail!("file {} has no bank day to render", file.id),
+    };
+    let out = Out::Pull {
+        tx: tx.clone(),
+        first: Some(description),
+    };
+    let (rendered, _) = render(pool, settings, &w, &file.bank_bin, kind, out).await?;
+    if rendered.sha256 != file.sha256 {
+        let _ = tx
+            .send(Err(tonic::Status::data_loss(format!(
+                "file {}: the bytes sent hash to {}, not {}: discard them",
+                file.id, rendered.sha256, file.sha256
+            ))))
+            .await;
+    }
     Ok(())
 }

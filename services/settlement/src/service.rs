@@ -1106,30 +1106,13 @@ impl settlement_service_server::SettlementService for SettlementService {
     ) -> Result<Response<FileStream>, Status> {
         let file = self.find_file(&request).await.map_err(Status::from)?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
-        let pool = self.pool().clone();
+        let (pool, settings) = (self.pool().clone(), self.inner.settings.clone());
         tokio::spawn(async move {
-            let mut first = Some(file_pb(&file));
-            let mut n = 0;
-            loop {
-                let chunk = match store::chunk(&pool, file.id, n).await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        let _ = tx.send(Err(Status::from(ApiError::Internal(e)))).await;
-                        return;
-                    }
-                };
-                // An empty file still answers its header.
-                if chunk.is_none() && first.is_none() {
-                    return;
-                }
-                let message = pb::GetReconFileResponse {
-                    file: first.take(),
-                    chunk: chunk.clone().unwrap_or_default(),
-                };
-                if tx.send(Ok(message)).await.is_err() || chunk.is_none() {
-                    return;
-                }
-                n += 1;
+            let description = file_pb(&file);
+            if let Err(e) =
+                crate::files::pull(&pool, &settings, &file, description, tx.clone()).await
+            {
+                let _ = tx.send(Err(Status::from(ApiError::Internal(e)))).await;
             }
         });
         Ok(Response::new(ReceiverStream::new(rx)))

@@ -402,6 +402,45 @@ pub async fn bank_days(pool: &PgPool, date: Date) -> anyhow::Result<Vec<(String,
         .map_err(Into::into)
 }
 
+/// [`BOOKING_COLUMNS`] by position (decoded without looking columns up by name).
+type BookingTuple = (
+    Uuid,
+    String,
+    i32,
+    i64,
+    String,
+    i64,
+    String,
+    bool,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i32,
+    Option<Uuid>,
+);
+
+fn booking_of(t: BookingTuple) -> Booking {
+    Booking {
+        id: t.0,
+        bank_bin: t.1,
+        business_date: Date::from_days(t.2),
+        seq: t.3,
+        direction: Direction::parse(&t.4),
+        amount: t.5,
+        code: t.6,
+        in_ledger: t.7,
+        bank_reference: t.8,
+        end_to_end_id: t.9,
+        reference: t.10,
+        batch: t.11,
+        description: t.12,
+        value_date: Date::from_days(t.13),
+        credit_id: t.14,
+    }
+}
+
 /// A bank's bookings of a day in the ledger, in commit order, a page after `after` (seq, id).
 pub async fn day_bookings_page(
     pool: &PgPool,
@@ -410,7 +449,7 @@ pub async fn day_bookings_page(
     after: Option<(i64, Uuid)>,
     limit: i64,
 ) -> anyhow::Result<Vec<Booking>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let rows = sqlx::query_as::<_, BookingTuple>(sqlx::AssertSqlSafe(format!(
         "SELECT {BOOKING_COLUMNS} FROM settlement.bookings \
          WHERE bank_bin = $1 AND business_date = DATE '1970-01-01' + $2::int4 AND in_ledger \
            AND ($3::int8 IS NULL OR (seq, id) > ($3, $4::uuid)) \
@@ -424,7 +463,7 @@ pub async fn day_bookings_page(
     .fetch_all(pool)
     .await
     .context("reading a bank's bookings")?;
-    Ok(rows.iter().map(booking_row).collect::<Result<_, _>>()?)
+    Ok(rows.into_iter().map(booking_of).collect())
 }
 
 // ---------------------------------------------------------------- payouts
@@ -625,11 +664,13 @@ pub struct FileRow {
     pub sha256: String,
     pub entry_count: i64,
     pub create_ns: i64,
+    /// The rendering the digest was taken with (`files::RENDERER`).
+    pub renderer: i32,
 }
 
 const FILE_COLUMNS: &str = "id, bank_bin, (business_date - DATE '1970-01-01')::int4 AS day, \
     format, file_name, size_bytes, sha256, entry_count, \
-    (extract(epoch FROM create_time) * 1000000)::int8 * 1000 AS create_ns";
+    (extract(epoch FROM create_time) * 1000000)::int8 * 1000 AS create_ns, renderer";
 
 fn file_row(r: &PgRow) -> Result<FileRow, sqlx::Error> {
     Ok(FileRow {
@@ -642,6 +683,7 @@ fn file_row(r: &PgRow) -> Result<FileRow, sqlx::Error> {
         sha256: r.try_get("sha256")?,
         entry_count: r.try_get("entry_count")?,
         create_ns: r.try_get("create_ns")?,
+        renderer: r.try_get("renderer")?,
     })
 }
 
@@ -722,41 +764,15 @@ pub async fn file_by_day(
     Ok(row.as_ref().map(file_row).transpose()?)
 }
 
-/// Chunk `n` of a file.
-pub async fn chunk(pool: &PgPool, file: Uuid, n: i32) -> anyhow::Result<Option<Vec<u8>>> {
-    Ok(
-        sqlx::query_scalar("SELECT data FROM settlement.file_chunks WHERE file_id = $1 AND n = $2")
-            .bind(file)
-            .bind(n)
-            .fetch_optional(pool)
-            .await
-            .context("reading a file's chunk")?,
-    )
-}
-
-pub async fn insert_chunk(
-    conn: &mut PgConnection,
-    file: Uuid,
-    n: i32,
-    data: &[u8],
-) -> anyhow::Result<()> {
-    sqlx::query("INSERT INTO settlement.file_chunks (file_id, n, data) VALUES ($1, $2, $3)")
-        .bind(file)
-        .bind(n)
-        .bind(data)
-        .execute(&mut *conn)
-        .await
-        .context("storing a file's chunk")?;
-    Ok(())
-}
-
-/// The file's row, inserted first (its chunks reference it) and completed at the end.
-pub async fn insert_file(conn: &mut PgConnection, f: &FileRow) -> anyhow::Result<()> {
+/// A file's description, size and digest (its bytes are rendered when pulled). A file of the
+/// same bank, day and format stored already stays.
+pub async fn insert_file(pool: &PgPool, f: &FileRow) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO settlement.files (id, bank_bin, business_date, format, file_name, \
-             size_bytes, sha256, entry_count, create_time) \
+             size_bytes, sha256, entry_count, create_time, renderer) \
          VALUES ($1, $2, DATE '1970-01-01' + $3::int4, $4, $5, $6, $7, $8, \
-                 timestamptz 'epoch' + ($9::int8 / 1000) * interval '1 microsecond')",
+                 timestamptz 'epoch' + ($9::int8 / 1000) * interval '1 microsecond', $10) \
+         ON CONFLICT (bank_bin, business_date, format) DO NOTHING",
     )
     .bind(f.id)
     .bind(&f.bank_bin)
@@ -767,29 +783,10 @@ pub async fn insert_file(conn: &mut PgConnection, f: &FileRow) -> anyhow::Result
     .bind(&f.sha256)
     .bind(f.entry_count)
     .bind(f.create_ns)
-    .execute(&mut *conn)
+    .bind(f.renderer)
+    .execute(pool)
     .await
     .context("storing a file")?;
-    Ok(())
-}
-
-pub async fn complete_file(
-    conn: &mut PgConnection,
-    id: Uuid,
-    size: i64,
-    sha256: &str,
-    entries: i64,
-) -> anyhow::Result<()> {
-    sqlx::query(
-        "UPDATE settlement.files SET size_bytes = $2, sha256 = $3, entry_count = $4 WHERE id = $1",
-    )
-    .bind(id)
-    .bind(size)
-    .bind(sha256)
-    .bind(entries)
-    .execute(&mut *conn)
-    .await
-    .context("completing a file")?;
     Ok(())
 }
 

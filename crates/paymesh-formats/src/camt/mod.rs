@@ -341,9 +341,9 @@ impl Xml {
     }
 
     fn indent(&mut self) {
-        for _ in 0..self.depth {
-            self.buf.push_str("  ");
-        }
+        const SPACES: &str = "                                                                ";
+        let n = (2 * self.depth).min(SPACES.len());
+        self.buf.push_str(&SPACES[..n]);
     }
 
     fn open(&mut self, name: &str) {
