@@ -72,4 +72,10 @@ step "bill-payment load scenario, short and bounded (the full run: load-tests/bi
 # 20,000 bills, 3 s of lookups and of payments (5 % racing for the same bill) in a debug build;
 # it fails unless every bill loads and no bill is paid twice. Numbers from it mean nothing.
 PAYMESH_BENCH_PROFILE=debug PAYMESH_BENCH_PORT=50801 load-tests/billing-bench.sh 20000 3 8
+
+step "settlement benchmarks, short and bounded (the full run: load-tests/recon-bench.sh)"
+# 20,000 statement lines with planted breaks and a 20,000-entry camt.053 (validated by
+# xmllint), debug build: it fails unless the run finds exactly the breaks planted. Numbers from
+# it mean nothing.
+PAYMESH_BENCH_PROFILE=debug PAYMESH_BENCH_VALIDATE=1 load-tests/recon-bench.sh 20000 20000
 [[ ${PAYMESH_KEEP_STACK:-} == 1 ]] || infra/stack.sh down bench
