@@ -47,7 +47,7 @@ build) on a fresh database; statement as paymesh's CSV; the camt.053 $validated.
 
 | benchmark | size | time | peak memory | target |
 |---|---|---|---|---|
-| import + three-way match + store a statement | $(sed -n 's/^recon: \([0-9]*\) statement lines (\([0-9]*\) MB CSV) against \([0-9]*\) bookings.*/\1 lines (\2 MB) vs \3 bookings/p' <<<"$rline") | $(sed -n 's/.*bookings: \([0-9.]*\) s (\(.*\)), peak.*/\1 s (\2)/p' <<<"$rline") | $(sed -n 's/.*peak \([0-9]*\) MiB.*/\1 MiB/p' <<<"$rline") | ≤ 10 s, ≤ 1 GiB |
+| import + three-way match + store a statement | $(sed -n 's/^recon: \([0-9]*\) statement lines (\(.*\)), peak.*/\1 s (\2)/p' <<<"$rline") | $(sed -n 's/.*peak \([0-9]*\) MiB.*/\1 MiB/p' <<<"$rline") | ≤ 10 s, ≤ 1 GiB |
 | produce a day's camt.053 | $(sed -n 's/^camt: camt.053 of \([0-9]*\) entries (\([0-9]*\) MB).*/\1 entries (\2 MB)/p' <<<"$cline") | $(sed -n 's/.* in \([0-9.]*\) s, peak.*/\1 s/p' <<<"$cline") | $(sed -n 's/.*peak \([0-9]*\) MiB.*/\1 MiB/p' <<<"$cline") | ≤ 15 s, ≤ 256 MiB |
 
 $(grep -v '^recon: [0-9]' <<<"$recon")

@@ -267,7 +267,7 @@ pub async fn recon(run: ReconRun) -> anyhow::Result<()> {
         duplicate: result.duplicate,
     };
     println!(
-        "recon: {} statement lines ({:.0} MB CSV) against {n} bookings: {elapsed:.2} s (parse {} ms, load {} ms, match {} ms, store {} ms), peak {peak:.0} MiB; cores={}; matched={} missing_in_ledger={} missing_in_bank={} amount_mismatch={} duplicate={}",
+        "recon: {} statement lines ({:.0} MB CSV) against {n} bookings: {elapsed:.2} s (read {} ms while loading, loaded at {} ms, match {} ms, store {} ms), peak {peak:.0} MiB; cores={}; matched={} missing_in_ledger={} missing_in_bank={} amount_mismatch={} duplicate={}",
         result.lines,
         size as f64 / 1e6,
         timings.parse_ms,

@@ -542,7 +542,7 @@ fn match_lines(
 /// last day.
 fn missing_in_bank(b: &recon::BookResult, keys: &[store::BookKey], to: Option<Date>) -> bool {
     b.outcome == recon::Outcome::MissingInBank
-        && !to.is_some_and(|t| keys[b.book as usize].business_date > t)
+        && to.is_none_or(|t| keys[b.book as usize].business_date <= t)
 }
 
 /// The code and text of the bookings the run lists as missing in the bank.
@@ -677,4 +677,72 @@ fn build_items(
         });
     }
     items
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paymesh_formats::{Day, Direction as D};
+
+    fn line(index: u64, bank_reference: &str, amount: i64, description: &str) -> StatementLine {
+        let day = Day::new(2026, 12, 1).unwrap_or(Day {
+            year: 2026,
+            month: 12,
+            day: 1,
+        });
+        StatementLine {
+            index,
+            amount,
+            direction: D::Credit,
+            booking_date: day,
+            value_date: day,
+            bank_reference: bank_reference.into(),
+            end_to_end_id: String::new(),
+            description: description.into(),
+            batch: None,
+        }
+    }
+
+    #[test]
+    fn a_line_is_keyed_by_its_bank_id_and_its_occurrence_in_the_file() {
+        let lines = [
+            line(1, "FT1", 100, "a"),
+            line(2, "FT1", 100, "a"),
+            line(3, "", 100, "text"),
+            line(4, "", 100, "text"),
+            line(5, "", 101, "text"),
+        ];
+        let keys = line_keys(&lines);
+        assert_eq!(keys[0], "R:CRDT:FT1#1");
+        assert_eq!(
+            keys[1], "R:CRDT:FT1#2",
+            "the second occurrence is another line"
+        );
+        assert!(keys[2].starts_with("H:") && keys[2].ends_with("#1"));
+        assert_eq!(keys[3], keys[2].replace("#1", "#2"));
+        assert_ne!(keys[4][..keys[4].len() - 2], keys[2][..keys[2].len() - 2]);
+        // The same file again: the same keys (what makes a re-import change nothing).
+        assert_eq!(line_keys(&lines), keys);
+    }
+
+    #[test]
+    fn references_are_found_in_a_bank_s_wording() {
+        let r = paymesh_vn::reference::Reference::new(paymesh_vn::reference::Kind::Intent, 42);
+        let text = format!(
+            "MBVCB.1234.{}.CT tu 0071 NGUYEN VAN AN",
+            r.as_str().to_lowercase()
+        );
+        assert_eq!(find_references(&text), vec![r.as_str().to_owned()]);
+        assert_eq!(
+            find_references("PAYOUT PO20261201970436 LO 7"),
+            vec!["PO20261201970436".to_owned()]
+        );
+        assert!(find_references("CHUYEN TIEN").is_empty());
+    }
+
+    #[test]
+    fn xml_is_recognised_after_a_bom_and_blanks() {
+        assert!(looks_like_xml(b"\xEF\xBB\xBF  \n<Document/>"));
+        assert!(!looks_like_xml(b"booking_date,value_date"));
+    }
 }

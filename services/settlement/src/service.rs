@@ -342,7 +342,7 @@ fn item_pb(i: &RunItem, exception: Option<Uuid>) -> pb::ReconItem {
             pb::ItemSide::Bank
         } as i32,
         line: i.line,
-        outcome: outcome_pb(&i.outcome) as i32,
+        outcome: outcome_pb(i.outcome) as i32,
         amount: money(i.amount),
         direction: i.direction.as_str().to_owned(),
         value_date: i.value_date.to_string(),
@@ -1105,6 +1105,18 @@ impl settlement_service_server::SettlementService for SettlementService {
         request: Request<pb::GetReconFileRequest>,
     ) -> Result<Response<FileStream>, Status> {
         let file = self.find_file(&request).await.map_err(Status::from)?;
+        if file.renderer != crate::files::RENDERER {
+            return Err(ApiError::FailedPrecondition {
+                reason: "FILE_RENDERER_CHANGED",
+                message: format!(
+                    "file {} was written by renderer {}; this service renders {}: it cannot send the same bytes",
+                    file.id,
+                    file.renderer,
+                    crate::files::RENDERER
+                ),
+            }
+            .into());
+        }
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let (pool, settings) = (self.pool().clone(), self.inner.settings.clone());
         tokio::spawn(async move {

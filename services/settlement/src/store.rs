@@ -611,14 +611,14 @@ pub async fn set_payout_outcomes(
 
 /// (merchant, why) of a window's refused payouts.
 pub async fn failed_payouts(pool: &PgPool, date: Date) -> anyhow::Result<Vec<(Uuid, String)>> {
-    Ok(sqlx::query_as(
+    sqlx::query_as(
         "SELECT merchant_id, failure_reason FROM settlement.payouts \
          WHERE business_date = DATE '1970-01-01' + $1::int4 AND status = 'FAILED' ORDER BY id",
     )
     .bind(date.days())
     .fetch_all(pool)
     .await
-    .context("reading refused payouts")?)
+    .context("reading refused payouts")
 }
 
 /// The shortfalls `date`'s window carried out, by (merchant, biller).
@@ -693,7 +693,7 @@ pub async fn file_exists(
     date: Date,
     format: &str,
 ) -> anyhow::Result<bool> {
-    Ok(sqlx::query_scalar(
+    sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM settlement.files WHERE bank_bin = $1 \
            AND business_date = DATE '1970-01-01' + $2::int4 AND format = $3)",
     )
@@ -702,7 +702,7 @@ pub async fn file_exists(
     .bind(format)
     .fetch_one(pool)
     .await
-    .context("looking for a file")?)
+    .context("looking for a file")
 }
 
 /// Files by (date desc, bank, format), filtered, after `after` (the file id's position).
@@ -1595,4 +1595,58 @@ pub async fn resolve_exception(
     .await
     .context("auditing a resolution")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_s_items_read_back_as_written() {
+        let id = Uuid::from_u128(7);
+        let exception = Uuid::from_u128(9);
+        let items = vec![
+            RunItem {
+                side: "BANK",
+                line: 3,
+                outcome: "AMOUNT_MISMATCH",
+                amount: 50_001,
+                direction: Direction::Credit,
+                value_date: Date::from_days(20_000),
+                bank_reference: "FT\t1\\x".into(),
+                end_to_end_id: String::new(),
+                description: "tab\there, line\nbreak, back\\slash".into(),
+                booking_ids: vec![id, Uuid::from_u128(8)],
+                note: "bank 50001, paymesh 50000".into(),
+                subject: "line:R:CRDT:FT1#1".into(),
+            },
+            RunItem {
+                side: "BOOK",
+                line: 0,
+                outcome: "MATCHED",
+                amount: 1,
+                direction: Direction::Debit,
+                value_date: Date::from_days(20_001),
+                bank_reference: String::new(),
+                end_to_end_id: "PO1".into(),
+                description: "dropped for a match".into(),
+                booking_ids: Vec::new(),
+                note: String::new(),
+                subject: String::new(),
+            },
+        ];
+        let exceptions = HashMap::from([("line:R:CRDT:FT1#1".to_owned(), exception)]);
+        let text = encode_items(10, &items, &exceptions);
+        let back = decode_items(&text).unwrap_or_default();
+        assert_eq!(back.len(), 2);
+        assert_eq!((back[0].n, back[1].n), (10, 11));
+        assert_eq!(back[0].exception_id, Some(exception));
+        assert_eq!(back[1].exception_id, None);
+        let mut first = items[0].clone();
+        first.subject = String::new();
+        assert_eq!(back[0].item, first);
+        // A match keeps its references, amount and bookings; the bank's text only for breaks.
+        assert_eq!(back[1].item.description, "");
+        assert_eq!(back[1].item.end_to_end_id, "PO1");
+    }
 }

@@ -143,12 +143,12 @@ mod tests {
             Id128::random(),
         );
         let mut reserve = record(acct, other, 9_000, C::Refund);
-        reserve.transfer.as_mut().map(|t| {
+        if let Some(t) = reserve.transfer.as_mut() {
             t.flags = Some(lpb::TransferFlags {
                 pending: true,
                 ..Default::default()
-            })
-        });
+            });
+        }
         let records = vec![
             record(bank, acct, 150_000, C::QrPayment),
             record(acct, fee, 750, C::Fee),
