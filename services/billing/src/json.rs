@@ -3,25 +3,8 @@
 //! string of whole đồng, times in RFC 3339 UTC, dates as `YYYY-MM-DD`.
 
 use paymesh_proto::billing::v1 as pb;
-use paymesh_proto::common::v1 as cpb;
+use paymesh_platform::edge::json::{money, name, text, time};
 use serde_json::{Value, json};
-
-fn money(m: &Option<cpb::Money>) -> Value {
-    m.as_ref().map_or(Value::Null, |m| json!(m.amount))
-}
-
-fn name(prefix: &str, full: &str) -> String {
-    full.strip_prefix(prefix).unwrap_or(full).to_owned()
-}
-
-fn time(t: &Option<prost_types::Timestamp>) -> Value {
-    t.as_ref().map_or(Value::Null, |t| json!(t.to_string()))
-}
-
-/// An empty string as `null` (an unset optional field).
-fn text(s: &str) -> Value {
-    if s.is_empty() { Value::Null } else { json!(s) }
-}
 
 fn rule(r: pb::AmountRule) -> String {
     name("AMOUNT_RULE_", r.as_str_name())

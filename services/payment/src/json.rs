@@ -2,21 +2,9 @@
 //! merchants' webhook receivers read them: enum names without their prefix, money as a decimal
 //! string of whole đồng, times in RFC 3339 UTC.
 
-use paymesh_proto::common::v1 as cpb;
 use paymesh_proto::payment::v1 as pb;
+use paymesh_platform::edge::json::{money, name, time};
 use serde_json::{Value, json};
-
-fn money(m: &Option<cpb::Money>) -> Value {
-    m.as_ref().map_or(Value::Null, |m| json!(m.amount))
-}
-
-fn name(prefix: &str, full: &str) -> String {
-    full.strip_prefix(prefix).unwrap_or(full).to_owned()
-}
-
-fn time(t: &Option<prost_types::Timestamp>) -> Value {
-    t.as_ref().map_or(Value::Null, |t| json!(t.to_string()))
-}
 
 pub fn intent(i: &pb::PaymentIntent) -> Value {
     json!({

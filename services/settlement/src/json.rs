@@ -2,25 +2,9 @@
 //! `paymesh recon …`) read them: enum names without their prefix (`SETTLED`, `MATCHED`),
 //! money as a decimal string of whole đồng, times in RFC 3339 UTC, dates `YYYY-MM-DD`.
 
-use paymesh_proto::common::v1 as cpb;
 use paymesh_proto::settlement::v1 as pb;
+use paymesh_platform::edge::json::{money, name, text, time};
 use serde_json::{Value, json};
-
-fn money(m: &Option<cpb::Money>) -> Value {
-    m.as_ref().map_or(Value::Null, |m| json!(m.amount))
-}
-
-fn name(prefix: &str, full: &str) -> String {
-    full.strip_prefix(prefix).unwrap_or(full).to_owned()
-}
-
-fn time(t: &Option<prost_types::Timestamp>) -> Value {
-    t.as_ref().map_or(Value::Null, |t| json!(t.to_string()))
-}
-
-fn text(s: &str) -> Value {
-    if s.is_empty() { Value::Null } else { json!(s) }
-}
 
 pub fn format(f: i32) -> String {
     name(

@@ -1549,9 +1549,6 @@ pub async fn exception_locked(
 /// Resolves an exception: the break is settled for good (its bookings count as matched, its
 /// statement line as resolved, so later statements neither flag nor count them again), and
 /// the action is audited.
-/// Resolves an exception: the break is settled for good (its bookings count as matched, its
-/// statement line as resolved, so later statements neither flag nor count them again), and
-/// the action is audited.
 pub async fn resolve_exception(
     conn: &mut PgConnection,
     e: &ExceptionRow,

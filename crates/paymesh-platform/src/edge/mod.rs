@@ -3,6 +3,7 @@
 //! under an idempotency key ([`Transactions`]).
 
 pub mod fields;
+pub mod json;
 mod paging;
 mod transactions;
 mod violations;
