@@ -2,8 +2,8 @@
 //! tools read them: enum names without their prefix (`EXACT`, `PAID`), money as a decimal
 //! string of whole đồng, times in RFC 3339 UTC, dates as `YYYY-MM-DD`.
 
-use paymesh_proto::billing::v1 as pb;
 use paymesh_platform::edge::json::{money, name, text, time};
+use paymesh_proto::billing::v1 as pb;
 use serde_json::{Value, json};
 
 fn rule(r: pb::AmountRule) -> String {

@@ -2,8 +2,8 @@
 //! merchants' webhook receivers read them: enum names without their prefix, money as a decimal
 //! string of whole đồng, times in RFC 3339 UTC.
 
-use paymesh_proto::payment::v1 as pb;
 use paymesh_platform::edge::json::{money, name, time};
+use paymesh_proto::payment::v1 as pb;
 use serde_json::{Value, json};
 
 pub fn intent(i: &pb::PaymentIntent) -> Value {
@@ -100,6 +100,7 @@ pub fn event(e: &pb::PaymentEvent) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use paymesh_proto::common::v1 as cpb;
 
     #[test]
     fn enums_lose_their_prefix_and_money_is_a_string() {

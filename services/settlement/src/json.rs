@@ -2,8 +2,8 @@
 //! `paymesh recon …`) read them: enum names without their prefix (`SETTLED`, `MATCHED`),
 //! money as a decimal string of whole đồng, times in RFC 3339 UTC, dates `YYYY-MM-DD`.
 
-use paymesh_proto::settlement::v1 as pb;
 use paymesh_platform::edge::json::{money, name, text, time};
+use paymesh_proto::settlement::v1 as pb;
 use serde_json::{Value, json};
 
 pub fn format(f: i32) -> String {
