@@ -190,6 +190,7 @@ pub fn report(r: &pb::GetCollectionReportResponse) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use paymesh_proto::common::v1 as cpb;
 
     fn vnd(amount: &str) -> Option<cpb::Money> {
         Some(cpb::Money {
