@@ -549,9 +549,9 @@ async fn each_service_calls_only_the_rpcs_it_needs() {
     let accounts = || pb::CreateAccountsRequest {
         accounts: vec![account(Id128::random(), (false, false))],
     };
-    // Settlement posts but opens nothing (the accounts it posts to exist already).
+    // A service not named opens nothing.
     let err = ledger
-        .client_as(Principal::Service("settlement".into()))
+        .client_as(Principal::Service("reporting".into()))
         .create_accounts(accounts())
         .await
         .unwrap_err();
@@ -568,11 +568,13 @@ async fn each_service_calls_only_the_rpcs_it_needs() {
     );
     // The merchant service opens merchants' accounts, the payment service a bank's clearing
     // account, fee revenue and suspense the first time that bank notifies a credit, the billing
-    // service a channel's clearing account and a biller's payable the first time it posts there.
+    // service a channel's clearing account and a biller's payable the first time it posts there,
+    // the settlement service a settlement bank's payout account before its first payout.
     for p in [
         Principal::Service("merchant".into()),
         Principal::Service("payment".into()),
         Principal::Service("billing".into()),
+        Principal::Service("settlement".into()),
         Principal::Operator("lan".into()),
     ] {
         let r = ledger.client_as(p).create_accounts(accounts()).await;

@@ -692,6 +692,47 @@ async fn a_day_is_closed_paid_out_pulled_and_reconciled() {
         .into_inner()
         .exceptions;
     assert!(open.is_empty(), "{open:?}");
+
+    // The files paymesh sent, read back as the bank's statements (camt.053, and camt.054):
+    // every line is one settled already, nothing new.
+    for bytes in [bytes053, bytes054] {
+        let again = import(&mut op, BANK, bytes, true).await.unwrap();
+        assert_eq!((again.lines, again.already_matched, again.matched), (4, 4, 4), "{again:?}");
+        assert_eq!(again.missing_in_ledger + again.amount_mismatch + again.duplicate, 0);
+    }
+}
+
+/// The scheduled job closes, by itself, the latest day whose cut-off has passed.
+#[tokio::test]
+async fn the_scheduled_job_closes_the_day_whose_cut_off_passed() {
+    let mesh = start_with(&[("settlement.schedule_poll_ms", "100")]).await;
+    let svc = mesh.handle::<SettlementService>("settlement");
+    let due = paymesh_settlement::close::latest_due(svc.settings(), now_ns());
+    let mut op = operator(&mesh);
+    let mut window = None;
+    for _ in 0..100 {
+        let w = op
+            .get_window(pb::GetWindowRequest {
+                business_date: due.to_string(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .window
+            .unwrap();
+        if w.status() == pb::WindowStatus::Settled {
+            window = Some(w);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let window = window.expect("the scheduled job closed the day within 10 s");
+    assert_eq!(window.closed_by, "service:settlement");
+    // Its cut-off is the configured one (23:00 in Hanoi), not an early one.
+    assert_eq!(
+        ns(&window.cutoff_time),
+        paymesh_settlement::close::cutoff_ns(svc.settings(), due)
+    );
 }
 
 #[tokio::test]
