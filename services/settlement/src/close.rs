@@ -346,7 +346,9 @@ async fn bank_bookings(
                     }
                 }
                 None => {
-                    // A payout or refund paymesh instructs: the bank carries our id back.
+                    // A payout or refund paymesh instructs: the bank carries our id back; its
+                    // value date is the business day it is paid out on.
+                    b.value_date = date;
                     b.end_to_end_id = t.reference.clone();
                     b.reference = t.reference.clone();
                     b.description = format!("{} {}", b.code, t.reference);

@@ -477,8 +477,10 @@ fn match_lines(
         mut lines,
         keys,
     } = p;
+    // A line matched before is not matched again; one whose break an operator resolved is
+    // (a payment created from it may have appeared since), and stays settled if nothing fits.
     let fresh: Vec<usize> = (0..lines.len())
-        .filter(|&i| !known.contains_key(&keys[i]))
+        .filter(|&i| known.get(&keys[i]).is_none_or(resolved_only))
         .collect();
     let bank: Vec<recon::BankLine> = fresh
         .iter()
@@ -536,6 +538,11 @@ fn match_lines(
         entries,
         to,
     }
+}
+
+/// A settled line whose break an operator resolved, with no booking matched to it.
+fn resolved_only(settled: &(Vec<Uuid>, bool)) -> bool {
+    settled.1 && settled.0.is_empty()
 }
 
 /// Whether a booking left unmatched counts as missing in the bank: booked by the statement's
@@ -604,7 +611,9 @@ fn build_items(
         note,
     };
     for (i, key) in keys.iter().enumerate() {
-        if let Some((ids, resolved)) = known.get(key) {
+        if let Some(settled @ (ids, resolved)) = known.get(key)
+            && !resolved_only(settled)
+        {
             run.already_matched += 1;
             let note = if *resolved {
                 "its break was resolved by an operator"
@@ -623,6 +632,19 @@ fn build_items(
     for r in &result.lines {
         let i = fresh[r.line as usize];
         let ids: Vec<Uuid> = r.book.iter().map(|&b| book_keys[b as usize].id).collect();
+        let b = &mut bank[r.line as usize];
+        let t = (
+            std::mem::take(&mut b.bank_reference),
+            std::mem::take(&mut b.end_to_end_id),
+            std::mem::take(&mut b.description),
+        );
+        if r.outcome != recon::Outcome::Matched && known.contains_key(&keys[i]) {
+            // Its break was resolved: settled, not a break again.
+            run.already_matched += 1;
+            let note = "its break was resolved by an operator".to_owned();
+            items.push(line_item(&lines[i], t, "MATCHED", ids, note, &keys[i]));
+            continue;
+        }
         match r.outcome {
             recon::Outcome::Matched => run.matched += 1,
             recon::Outcome::MissingInLedger => run.missing_in_ledger += 1,
@@ -630,12 +652,6 @@ fn build_items(
             recon::Outcome::Duplicate => run.duplicate += 1,
             recon::Outcome::MissingInBank => {}
         }
-        let b = &mut bank[r.line as usize];
-        let t = (
-            std::mem::take(&mut b.bank_reference),
-            std::mem::take(&mut b.end_to_end_id),
-            std::mem::take(&mut b.description),
-        );
         items.push(line_item(
             &lines[i],
             t,

@@ -951,7 +951,12 @@ impl SettlementService {
             pb::Resolution::CreatePayment => self.create_payment(&e, account).await?,
             _ => String::new(),
         };
-        store::resolve_exception(&mut tx, &e, name, &note, &reference, &caller)
+        // The adjustment is itself a movement at the bank's account: settled with the break, so
+        // the next statement does not report it missing.
+        let adjustment = (resolution == pb::Resolution::Adjust)
+            .then(|| Uuid::try_parse(&reference).ok())
+            .flatten();
+        store::resolve_exception(&mut tx, &e, name, &note, &reference, &caller, adjustment)
             .await
             .map_err(internal)?;
         let resolved = store::exception_locked(&mut tx, id)
@@ -968,23 +973,28 @@ impl SettlementService {
     }
 
     /// The difference between the bank and paymesh for a break, signed from paymesh's
-    /// account at the bank (in +): what the ledger is short of the bank.
-    fn difference(e: &ExceptionRow) -> i64 {
-        let line = e.item.direction.signed(e.item.amount);
-        match e.kind.as_str() {
-            "MISSING_IN_BANK" => -line,
-            // The note holds both amounts; the booking's is not stored on the exception, so an
-            // amount mismatch is adjusted by the whole line (operators pick INVESTIGATED when
-            // the booking stands).
-            _ => line,
-        }
+    /// account at the bank (in +): what the ledger is short of the bank. A line missing in the
+    /// ledger (or booked twice by the bank): the line; a booking missing in the bank: minus the
+    /// booking; an amount mismatch: the line less what its bookings say.
+    async fn difference(&self, e: &ExceptionRow) -> Result<i64, ApiError> {
+        let item = e.item.direction.signed(e.item.amount);
+        Ok(match e.kind.as_str() {
+            "MISSING_IN_BANK" => -item,
+            "AMOUNT_MISMATCH" => {
+                let booked = store::bookings_signed_sum(self.pool(), &e.item.booking_ids)
+                    .await
+                    .map_err(internal)?;
+                item - booked
+            }
+            _ => item,
+        })
     }
 
     /// Posts the ADJUSTMENT that makes the ledger's position with the bank agree with the
     /// bank's: between the bank's clearing account and suspense. Its id is derived from the
     /// exception, so a retry posts it once.
     async fn adjust(&self, e: &ExceptionRow) -> Result<String, ApiError> {
-        let delta = Self::difference(e);
+        let delta = self.difference(e).await?;
         if delta == 0 {
             return Ok(String::new());
         }

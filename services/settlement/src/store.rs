@@ -1111,6 +1111,19 @@ pub async fn unmatched_book(
     Ok(all.into_iter().map(|(_, k, e)| (k, e)).unzip())
 }
 
+/// What bookings say, signed from paymesh's account at the bank (in +, out −).
+pub async fn bookings_signed_sum(pool: &PgPool, ids: &[Uuid]) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar::<_, Option<i64>>(
+        "SELECT sum(CASE WHEN direction = 'CRDT' THEN amount ELSE -amount END)::int8 \
+         FROM settlement.bookings WHERE id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_one(pool)
+    .await
+    .context("summing bookings")?
+    .unwrap_or(0))
+}
+
 /// The code and text of bookings (those a run lists as missing in the bank).
 pub async fn booking_texts(
     pool: &PgPool,
@@ -1556,6 +1569,7 @@ pub async fn resolve_exception(
     note: &str,
     reference: &str,
     actor: &str,
+    adjustment: Option<Uuid>,
 ) -> anyhow::Result<()> {
     sqlx::query(
         "UPDATE settlement.exceptions SET status = 'RESOLVED', resolution = $2, \
@@ -1574,7 +1588,14 @@ pub async fn resolve_exception(
         "INSERT INTO settlement.matches (booking_id, line_key) \
          SELECT id, $2 FROM unnest($1::uuid[]) AS id ON CONFLICT (booking_id) DO NOTHING",
     )
-    .bind(&e.item.booking_ids)
+    .bind(
+        e.item
+            .booking_ids
+            .iter()
+            .copied()
+            .chain(adjustment)
+            .collect::<Vec<_>>(),
+    )
     .bind(&e.item.subject)
     .execute(&mut *conn)
     .await

@@ -648,7 +648,13 @@ async fn a_day_is_closed_paid_out_pulled_and_reconciled() {
         .into_inner()
         .exception
         .unwrap();
-    assert!(!adjusted.resolution_reference.is_empty());
+    // The adjustment is the difference (the bank booked 50,001 for a 50,000 credit).
+    let adjustment: i64 = sqlx::query_scalar("SELECT amount FROM ledger.transfers WHERE id = $1")
+        .bind(uuid::Uuid::parse_str(&adjusted.resolution_reference).unwrap())
+        .fetch_one(&mesh.pool)
+        .await
+        .unwrap();
+    assert_eq!(adjustment, 1);
     let dup = find(pb::Outcome::Duplicate);
     op.resolve_recon_exception(resolve(
         dup.id.clone(),
@@ -693,12 +699,77 @@ async fn a_day_is_closed_paid_out_pulled_and_reconciled() {
         .exceptions;
     assert!(open.is_empty(), "{open:?}");
 
+    // The next day, closed early as well: the payouts posted at the first close are its
+    // debits at the vendors' settlement bank (970436 here), which books the first day's payout
+    // file as one line naming its batch; and the payment created from the bank line is its
+    // credit.
+    let next = today.plus_days(1);
+    let w2 = close_now(&mut op, next).await;
+    assert_eq!(w2.status(), pb::WindowStatus::Settled, "{w2:?}");
+    let (payout_file, payout_csv) = pull(&mut bank, today, pb::FileFormat::PayoutCsv).await;
+    assert_eq!(payout_file.entry_count, 2);
+    let payout_csv = String::from_utf8(payout_csv).unwrap();
+    assert_eq!(payout_csv.lines().last().unwrap(), "TRAILER,2,277000");
+    let batch = paymesh_settlement::close::payout_batch(BANK, today);
+    assert!(payout_csv.contains(&batch), "{payout_csv}");
+    let paid_out = Entry {
+        direction: Direction::Debit,
+        description: format!("CK THEO LO {batch}"),
+        ..line(next, "FTPAYOUTLO1", 277_000, "")
+    };
+    let day2 = statement_csv(
+        next,
+        &[
+            paid_out,
+            line(next, &txn(5), 33_000, "SAU GIO CHOT"),
+            line(
+                next,
+                &txn(9),
+                77_000,
+                &format!("IBFT {} mua ca", unpaid.reference),
+            ),
+        ],
+    );
+    let run2 = import(&mut op, BANK, day2, false).await.unwrap();
+    assert_eq!(
+        (
+            run2.lines,
+            run2.matched,
+            run2.missing_in_bank,
+            run2.missing_in_ledger,
+            run2.amount_mismatch
+        ),
+        (3, 3, 0, 0, 0),
+        "{run2:?}"
+    );
+    let lines2 = op
+        .list_recon_items(pb::ListReconItemsRequest {
+            run_id: run2.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .items;
+    assert_eq!(
+        lines2[0].booking_ids.len(),
+        2,
+        "one bank line for both payouts: {lines2:?}"
+    );
+
     // The files paymesh sent, read back as the bank's statements (camt.053, and camt.054):
     // every line is one settled already, nothing new.
     for bytes in [bytes053, bytes054] {
         let again = import(&mut op, BANK, bytes, true).await.unwrap();
-        assert_eq!((again.lines, again.already_matched, again.matched), (4, 4, 4), "{again:?}");
-        assert_eq!(again.missing_in_ledger + again.amount_mismatch + again.duplicate, 0);
+        assert_eq!(
+            (again.lines, again.already_matched, again.matched),
+            (4, 4, 4),
+            "{again:?}"
+        );
+        assert_eq!(
+            again.missing_in_ledger + again.amount_mismatch + again.duplicate,
+            0
+        );
     }
 }
 
