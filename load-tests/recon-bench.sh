@@ -38,8 +38,8 @@ if [[ ${PAYMESH_BENCH_VALIDATE:-0} == 1 ]]; then
     validated="validated by xmllint --stream --schema camt.053.001.08.xsd"
     rm -f "$out"
 fi
-rline=$(grep '^recon: [0-9]' <<<"$recon")
-cline=$(grep '^camt: ' <<<"$camt")
+r=$(grep '^RESULT label=recon ' <<<"$recon")
+c=$(grep '^RESULT label=camt ' <<<"$camt")
 cat <<TABLE
 
 Conditions: $(machine), $(postgres_conditions), the settlement library in one process ($profile
@@ -47,8 +47,8 @@ build) on a fresh database; statement as paymesh's CSV; the camt.053 $validated.
 
 | benchmark | size | time | peak memory | target |
 |---|---|---|---|---|
-| import + three-way match + store a statement | $(sed -n 's/^recon: \([0-9]*\) statement lines (\(.*\)), peak.*/\1 s (\2)/p' <<<"$rline") | $(sed -n 's/.*peak \([0-9]*\) MiB.*/\1 MiB/p' <<<"$rline") | ≤ 10 s, ≤ 1 GiB |
-| produce a day's camt.053 | $(sed -n 's/^camt: camt.053 of \([0-9]*\) entries (\([0-9]*\) MB).*/\1 entries (\2 MB)/p' <<<"$cline") | $(sed -n 's/.* in \([0-9.]*\) s, peak.*/\1 s/p' <<<"$cline") | $(sed -n 's/.*peak \([0-9]*\) MiB.*/\1 MiB/p' <<<"$cline") | ≤ 15 s, ≤ 256 MiB |
+| import + three-way match + store a statement | $(field "$r" lines) lines ($(field "$r" csv_mb) MB) vs $(field "$r" bookings) bookings | $(field "$r" seconds) s (read $(field "$r" read_ms) ms while the bookings load, loaded at $(field "$r" loaded_ms) ms, match $(field "$r" match_ms) ms, store $(field "$r" store_ms) ms) | $(field "$r" peak_mib) MiB | ≤ 10 s, ≤ 1 GiB |
+| produce a day's camt.053 | $(field "$c" entries) entries ($(field "$c" mb) MB) | $(field "$c" seconds) s | $(field "$c" peak_mib) MiB | ≤ 15 s, ≤ 256 MiB |
 
-$(grep -v '^recon: [0-9]' <<<"$recon")
+$(grep '^recon: every' <<<"$recon")
 TABLE

@@ -281,6 +281,15 @@ pub async fn recon(run: ReconRun) -> anyhow::Result<()> {
         result.amount_mismatch,
         result.duplicate
     );
+    println!(
+        "RESULT label=recon lines={} csv_mb={:.0} bookings={n} seconds={elapsed:.2} read_ms={} loaded_ms={} match_ms={} store_ms={} peak_mib={peak:.0}",
+        result.lines,
+        size as f64 / 1e6,
+        timings.parse_ms,
+        timings.load_ms,
+        timings.match_ms,
+        timings.store_ms,
+    );
     anyhow::ensure!(
         got == planted,
         "the run found {got:?}, but {planted:?} was planted"
@@ -335,6 +344,12 @@ pub async fn camt(run: CamtRun) -> anyhow::Result<()> {
         peak_mib(),
         cores(),
         rendered.sha256
+    );
+    println!(
+        "RESULT label=camt entries={} mb={:.0} seconds={elapsed:.2} peak_mib={:.0}",
+        rendered.entries,
+        rendered.size as f64 / 1e6,
+        peak_mib()
     );
     if let Some(out) = run.out {
         let (_, bytes) = paymesh_settlement::files::render_statement(
