@@ -13,7 +13,7 @@ CREATE TABLE settlement.windows (
     settle_time timestamptz
 );
 
--- One line per merchant or biller with movements in a window (or a shortfall carried in).
+-- One line per merchant or biller with movements in a window (or something carried in).
 CREATE TABLE settlement.payouts (
     id uuid PRIMARY KEY,
     business_date date NOT NULL REFERENCES settlement.windows (business_date),
@@ -28,16 +28,17 @@ CREATE TABLE settlement.payouts (
     adjustments bigint NOT NULL,
     -- PAYOUT debits of the window (earlier windows' payouts leaving the account).
     paid_out bigint NOT NULL CHECK (paid_out >= 0),
-    carried_in bigint NOT NULL CHECK (carried_in <= 0),
+    -- What earlier windows left: a shortfall (< 0) or money held back for a pending refund (> 0).
+    carried_in bigint NOT NULL,
     net bigint NOT NULL,
     payout bigint NOT NULL CHECK (payout >= 0),
-    carried_out bigint NOT NULL CHECK (carried_out <= 0),
+    carried_out bigint NOT NULL,
     status text NOT NULL CHECK (status IN ('PENDING', 'NONE', 'POSTED', 'FAILED')),
     failure_reason text NOT NULL DEFAULT '',
     transfer_id uuid,
     UNIQUE (business_date, merchant_id, biller),
-    CHECK (payout = greatest(net + carried_in, 0)),
-    CHECK (carried_out = least(net + carried_in, 0)),
+    -- Every đồng due is paid or carried.
+    CHECK (payout + carried_out = net + carried_in),
     CHECK (net = gross - fees - refunds + adjustments)
 );
 

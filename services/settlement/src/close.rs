@@ -480,7 +480,8 @@ async fn merchant_lines(
         if records.is_empty() && carried_in == 0 {
             continue;
         }
-        let line = window::sums(account, &records).line(carried_in);
+        let available = available(peers, account).await?;
+        let line = window::sums(account, &records).line(carried_in, Some(available));
         let (id, transfer) = payout_ids(date, merchant, biller)?;
         lines.push(PayoutRow {
             id,
@@ -505,6 +506,21 @@ async fn merchant_lines(
         });
     }
     Ok(lines)
+}
+
+/// What an account can pay now: its posted balance (credits − debits) less its pending
+/// debits (a refund reserved and not yet paid).
+async fn available(peers: &Peers, account: Id128) -> Result<i64, ApiError> {
+    let balances = peers.ledger.get_balances(&[account]).await?;
+    let Some(b) = balances.first() else {
+        return Ok(0);
+    };
+    let n = |m: &Option<paymesh_proto::common::v1::Money>| -> i64 {
+        m.as_ref()
+            .and_then(|m| m.amount.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    Ok(n(&b.credits_posted) - n(&b.debits_posted) - n(&b.debits_pending))
 }
 
 /// Posts the window's pending payouts: one transfer each, merchant payable → the settlement

@@ -431,6 +431,11 @@ pub async fn write_window(pool: &PgPool, settings: &Settings, w: &WindowRow) -> 
             store_file(pool, settings, w, &bin, Kind::Statement(format, &d), name).await?;
         }
     }
+    // The payout file lists every payout of the window: it waits until none is refused (a
+    // retried close posts them, then writes it).
+    if !store::failed_payouts(pool, date).await?.is_empty() {
+        return Ok(());
+    }
     let mut bins: Vec<String> = store::payouts(pool, date, Some("POSTED"), None, i64::MAX)
         .await?
         .into_iter()

@@ -621,11 +621,11 @@ pub async fn failed_payouts(pool: &PgPool, date: Date) -> anyhow::Result<Vec<(Uu
     .context("reading refused payouts")
 }
 
-/// The shortfalls `date`'s window carried out, by (merchant, biller).
+/// What `date`'s window carried out (a shortfall, or money held back), by (merchant, biller).
 pub async fn carried(pool: &PgPool, date: Date) -> anyhow::Result<HashMap<(Uuid, bool), i64>> {
     let rows: Vec<(Uuid, bool, i64)> = sqlx::query_as(
         "SELECT merchant_id, biller, carried_out FROM settlement.payouts \
-         WHERE business_date = DATE '1970-01-01' + $1::int4 AND carried_out < 0",
+         WHERE business_date = DATE '1970-01-01' + $1::int4 AND carried_out <> 0",
     )
     .bind(date.days())
     .fetch_all(pool)

@@ -17,10 +17,13 @@
 //! Pending transfers (a refund's reservation) and voids move no posted balance and count
 //! nowhere; posting a pending transfer counts as the movement it posts.
 //!
-//! `net = gross − fees − refunds + adjustments`. The payout is `net + carried_in` when that is
-//! positive (`carried_in` ≤ 0 is the shortfall of earlier windows); otherwise nothing is paid
-//! and the shortfall is carried on (`carried_out`). Earlier windows' payouts are not part of
-//! this window's net: they were that window's.
+//! `net = gross − fees − refunds + adjustments`; what is due is `net + carried_in`, where
+//! `carried_in` is what earlier windows left: a shortfall (< 0) or money held back (> 0). The
+//! payout is what is due, at most what the account can pay now (its posted balance less its
+//! pending debits: a refund reserved but not yet paid keeps its money), never below zero; the
+//! rest is carried on (`carried_out`: a shortfall, or money held back until the refund is paid
+//! — then the refund is that window's and the two cancel — or voided and paid out). Earlier
+//! windows' payouts are not part of this window's net: they were that window's.
 
 use paymesh_money::Id128;
 use paymesh_proto::ledger::v1 as lpb;
@@ -53,15 +56,18 @@ impl Sums {
         self.gross - self.fees - self.refunds + self.adjustments - self.paid_out
     }
 
-    pub fn line(self, carried_in: i64) -> Line {
+    /// The line, with what earlier windows left and what the account can pay now
+    /// (`None`: no bound).
+    pub fn line(self, carried_in: i64, available: Option<i64>) -> Line {
         let net = self.gross - self.fees - self.refunds + self.adjustments;
-        let due = net + carried_in.min(0);
+        let due = net + carried_in;
+        let payout = due.clamp(0, available.unwrap_or(i64::MAX).max(0));
         Line {
             sums: self,
-            carried_in: carried_in.min(0),
+            carried_in,
             net,
-            payout: due.max(0),
-            carried_out: due.min(0),
+            payout,
+            carried_out: due - payout,
         }
     }
 }
@@ -169,10 +175,38 @@ mod tests {
         assert_eq!(s.movements, 8, "the reservation moved nothing posted");
         // credits 150,000 + 300,000 + 250 + 20,000; debits 750 + 1,500 + 50,000 + 100,000.
         assert_eq!(s.movement(), 470_250 - 152_250);
-        let line = s.line(0);
+        let line = s.line(0, None);
         assert_eq!(line.net, 418_000);
         assert_eq!(line.payout, 418_000);
         assert_eq!(line.carried_out, 0);
+    }
+
+    #[test]
+    fn money_a_pending_refund_holds_is_carried_not_paid() {
+        // 100,000 due, 30,000 of it reserved for a refund not yet paid: 70,000 paid out.
+        let held = Sums {
+            gross: 100_000,
+            ..Sums::default()
+        }
+        .line(0, Some(70_000));
+        assert_eq!((held.payout, held.carried_out), (70_000, 30_000));
+        // The refund is paid the next day: its window's refund and the money held cancel.
+        let paid = Sums {
+            refunds: 30_000,
+            ..Sums::default()
+        }
+        .line(held.carried_out, Some(0));
+        assert_eq!((paid.net, paid.payout, paid.carried_out), (-30_000, 0, 0));
+        // Or it fails (voided): the money held is paid out then.
+        let voided = Sums::default().line(held.carried_out, Some(30_000));
+        assert_eq!((voided.payout, voided.carried_out), (30_000, 0));
+        // Nothing available at all: nothing paid, all carried.
+        let none = Sums {
+            gross: 5_000,
+            ..Sums::default()
+        }
+        .line(0, Some(-1));
+        assert_eq!((none.payout, none.carried_out), (0, 5_000));
     }
 
     #[test]
@@ -182,7 +216,7 @@ mod tests {
             refunds: 25_000,
             ..Sums::default()
         }
-        .line(0);
+        .line(0, None);
         assert_eq!(
             (short.net, short.payout, short.carried_out),
             (-15_000, 0, -15_000)
@@ -192,7 +226,7 @@ mod tests {
             fees: 200,
             ..Sums::default()
         }
-        .line(short.carried_out);
+        .line(short.carried_out, None);
         assert_eq!(
             (next.net, next.payout, next.carried_out),
             (39_800, 24_800, 0)
@@ -201,7 +235,7 @@ mod tests {
             gross: 5_000,
             ..Sums::default()
         }
-        .line(-15_000);
+        .line(-15_000, None);
         assert_eq!((still.payout, still.carried_out), (0, -10_000));
     }
 }

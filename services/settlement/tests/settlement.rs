@@ -886,3 +886,86 @@ async fn hostile_or_foreign_statements_are_refused_whole() {
     );
     assert_eq!(mesh.count("settlement.matches").await, 0);
 }
+
+/// A refund reserved but not paid at the cut-off keeps its money: the payout is what the
+/// account can pay, the rest is held; when the bank pays the refund the next day, the refund
+/// and the money held cancel.
+#[tokio::test]
+async fn a_refund_pending_at_the_cut_off_keeps_its_money() {
+    let mesh = start().await;
+    let mut op = operator(&mesh);
+    let today = open_day(&mesh);
+    let v = active_vendor(&mesh).await;
+    let txn = paymesh_testkit::unique_key("FT");
+    let paid = credit(
+        &mesh,
+        &txn,
+        &v.virtual_account_number,
+        100_000,
+        "CHUYEN TIEN",
+    )
+    .await;
+    let refund = payments(&mesh, Principal::Merchant(v.id.clone()))
+        .refund_payment(keyed(ppb::RefundPaymentRequest {
+            payment_id: paid.payment_id.clone(),
+            amount: Some(vnd(30_000)),
+            reason: "3 kg returned".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .refund
+        .unwrap();
+    assert_eq!(refund.status(), ppb::RefundStatus::Pending);
+    let w = close_now(&mut op, today).await;
+    assert_eq!(w.status(), pb::WindowStatus::Settled, "{w:?}");
+    let line =
+        |payouts: Vec<pb::Payout>| payouts.into_iter().find(|p| p.merchant_id == v.id).unwrap();
+    let list = |date: Date| pb::ListPayoutsRequest {
+        business_date: date.to_string(),
+        ..Default::default()
+    };
+    let p = line(
+        op.list_payouts(list(today))
+            .await
+            .unwrap()
+            .into_inner()
+            .payouts,
+    );
+    let amt = |m: &Option<cpb::Money>| m.as_ref().unwrap().amount.parse::<i64>().unwrap();
+    // Fee 1,000 less the 300 given back with the refund's share; 30,000 reserved stays.
+    assert_eq!(
+        (amt(&p.gross), amt(&p.fees), p.net.as_str()),
+        (100_000, 700, "99300")
+    );
+    assert_eq!((amt(&p.payout), p.carried_out.as_str()), (69_300, "30000"));
+    // The bank pays the refund back; the next day's line: the refund and the money held cancel.
+    payments(&mesh, Principal::Bank(BANK.into()))
+        .settle_refund(ppb::SettleRefundRequest {
+            refund_id: refund.id.clone(),
+            status: ppb::RefundStatus::Completed as i32,
+            failure_reason: String::new(),
+        })
+        .await
+        .unwrap();
+    let next = today.plus_days(1);
+    let w2 = close_now(&mut op, next).await;
+    assert_eq!(w2.status(), pb::WindowStatus::Settled, "{w2:?}");
+    let p2 = line(
+        op.list_payouts(list(next))
+            .await
+            .unwrap()
+            .into_inner()
+            .payouts,
+    );
+    assert_eq!(
+        (
+            amt(&p2.refunds),
+            p2.carried_in.as_str(),
+            amt(&p2.payout),
+            p2.carried_out.as_str()
+        ),
+        (30_000, "30000", 0, "0"),
+        "{p2:?}"
+    );
+}
