@@ -13,7 +13,8 @@ use paymesh_payment::client::PaymentClient;
 use paymesh_platform::ApiError;
 use paymesh_platform::auth::{Principal, principal};
 use paymesh_platform::config::Section;
-use paymesh_platform::edge::fields::{text_field, uuid_field};
+use paymesh_platform::edge::answer;
+use paymesh_platform::edge::fields::{bin_field, text_field, uuid_field};
 use paymesh_platform::edge::{PageLimits, Paging, Violations, cursor_i64, i64_cursor};
 use paymesh_platform::idempotency::KeyRule;
 use paymesh_platform::kit::{Callers, Rpc, ServiceDef, StartContext, Started};
@@ -164,10 +165,6 @@ struct Inner {
     settings: Settings,
 }
 
-fn answer<T>(result: Result<T, ApiError>) -> Result<Response<T>, Status> {
-    result.map(Response::new).map_err(Status::from)
-}
-
 fn money(amount: i64) -> Option<cpb::Money> {
     Some(chain::vnd(amount))
 }
@@ -179,15 +176,6 @@ fn date_field(v: &mut Violations, field: &str, text: &str) -> Option<Date> {
             v.add(field, e.to_string());
             None
         }
-    }
-}
-
-fn bin_field(v: &mut Violations, field: &str, text: &str) -> Option<String> {
-    if text.len() == 6 && text.bytes().all(|b| b.is_ascii_digit()) {
-        Some(text.to_owned())
-    } else {
-        v.add(field, "must be a 6-digit BIN");
-        None
     }
 }
 

@@ -13,6 +13,16 @@ use crate::kit::is_owner;
 /// The currency of QR and bill payments.
 const VND: &str = "VND";
 
+/// A bank's BIN: exactly 6 ASCII digits.
+pub fn bin_field(v: &mut Violations, field: &str, text: &str) -> Option<String> {
+    if text.len() == 6 && text.bytes().all(|b| b.is_ascii_digit()) {
+        Some(text.to_owned())
+    } else {
+        v.add(field, "must be a 6-digit BIN");
+        None
+    }
+}
+
 /// A UUID in its canonical lower-case hyphenated form (one spelling per object).
 pub fn uuid_field(v: &mut Violations, field: &str, text: &str) -> Option<Uuid> {
     if text.is_empty() {

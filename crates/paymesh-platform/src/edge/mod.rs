@@ -11,3 +11,10 @@ mod violations;
 pub use paging::{PageLimits, Paging, cursor_i64, i64_cursor};
 pub use transactions::{Begun, Transactions, Work};
 pub use violations::{VIOLATIONS_MAX, Violations};
+
+/// A handler's answer on the wire: the message, or the error as its gRPC status.
+pub fn answer<T>(result: Result<T, crate::ApiError>) -> Result<tonic::Response<T>, tonic::Status> {
+    result
+        .map(tonic::Response::new)
+        .map_err(tonic::Status::from)
+}

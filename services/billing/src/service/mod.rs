@@ -29,6 +29,7 @@ use paymesh_money::fees::FeePlan;
 use paymesh_platform::ApiError;
 use paymesh_platform::config::Section;
 use paymesh_platform::edge::Transactions;
+use paymesh_platform::edge::answer;
 use paymesh_platform::edge::fields::sql;
 use paymesh_platform::idempotency::KeyRule;
 use paymesh_platform::kit::{Callers, Rpc, ServiceDef, StartContext, Started};
@@ -323,11 +324,6 @@ impl BillingService {
         }
         self.inner.poster.post(linked(transfers)).await
     }
-}
-
-/// A handler's answer on the wire.
-fn answer<T>(result: Result<T, ApiError>) -> Result<Response<T>, Status> {
-    result.map(Response::new).map_err(Status::from)
 }
 
 #[tonic::async_trait]

@@ -30,6 +30,7 @@ use paymesh_ledger::client::LedgerClient;
 use paymesh_platform::auth::Minter;
 use paymesh_platform::config::Section;
 use paymesh_platform::edge::Transactions;
+use paymesh_platform::edge::answer;
 use paymesh_platform::idempotency::KeyRule;
 use paymesh_platform::kit::{Callers, Rpc, ServiceDef, StartContext, Started};
 use paymesh_platform::migrate::Migration;
@@ -157,11 +158,6 @@ impl MerchantService {
     pub fn pool(&self) -> &PgPool {
         self.inner.tx.pool()
     }
-}
-
-/// A handler's answer on the wire.
-fn answer<T>(result: Result<T, paymesh_platform::ApiError>) -> Result<Response<T>, Status> {
-    result.map(Response::new).map_err(Status::from)
 }
 
 #[tonic::async_trait]

@@ -35,7 +35,7 @@ use crate::posting::{chain, credit_id};
 use crate::store::{self, CreditRow, IntentRow, NewPayment, Resolution};
 use paymesh_billing::client::Applied;
 use paymesh_merchant::directory::MerchantInfo;
-use paymesh_platform::edge::fields::{db, sql, vnd_field};
+use paymesh_platform::edge::fields::{bin_field, db, sql, vnd_field};
 use paymesh_vn::reference::{self, Finding, Kind, Reference};
 
 /// Notifications applied together at most.
@@ -60,9 +60,7 @@ struct Notice {
 fn parse(caller: &Principal, req: &pb::NotifyCreditRequest) -> Result<Notice, ApiError> {
     let mut v = Violations::default();
     let bin = req.bank_bin.as_str();
-    if bin.len() != 6 || !bin.bytes().all(|b| b.is_ascii_digit()) {
-        v.add("bank_bin", "must be a 6-digit BIN");
-    } else {
+    if bin_field(&mut v, "bank_bin", bin).is_some() {
         match caller {
             Principal::Bank(own) if own != bin => {
                 return Err(ApiError::PermissionDenied(format!(

@@ -33,6 +33,7 @@ use paymesh_merchant::client::MerchantClient;
 use paymesh_platform::ApiError;
 use paymesh_platform::config::Section;
 use paymesh_platform::edge::Transactions;
+use paymesh_platform::edge::answer;
 use paymesh_platform::idempotency::KeyRule;
 use paymesh_platform::kit::{Callers, Rpc, ServiceDef, StartContext, Started};
 use paymesh_platform::migrate::Migration;
@@ -268,11 +269,6 @@ impl PaymentService {
 fn fee_of(plan: &FeePlan, amount: i64) -> i64 {
     // Amounts are positive; a fee is never more than the amount, so it fits back.
     i64::try_from(plan.fee(u64::try_from(amount).unwrap_or(0))).unwrap_or(0)
-}
-
-/// A handler's answer on the wire.
-fn answer<T>(result: Result<T, paymesh_platform::ApiError>) -> Result<Response<T>, Status> {
-    result.map(Response::new).map_err(Status::from)
 }
 
 #[tonic::async_trait]

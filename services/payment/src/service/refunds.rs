@@ -22,7 +22,9 @@ use uuid::Uuid;
 use super::{PaymentService, convert, watch};
 use crate::posting::{RefundSource, fee_share, refund_id, refund_reserve, refund_settle};
 use crate::store::{self, CreditAction, NewRefund, RefundFilter, RefundRow};
-use paymesh_platform::edge::fields::{db, may_read, sql, text_field, uuid_field, vnd_field};
+use paymesh_platform::edge::fields::{
+    bin_field, db, may_read, sql, text_field, uuid_field, vnd_field,
+};
 
 pub(super) const REASON_CHARS_MAX: usize = 200;
 
@@ -205,11 +207,7 @@ impl PaymentService {
             filter.payment_id = uuid_field(&mut v, "payment_id", &req.payment_id);
         }
         if !req.bank_bin.is_empty() {
-            if req.bank_bin.len() == 6 && req.bank_bin.bytes().all(|b| b.is_ascii_digit()) {
-                filter.bank_bin = Some(req.bank_bin.clone());
-            } else {
-                v.add("bank_bin", "must be a 6-digit BIN");
-            }
+            filter.bank_bin = bin_field(&mut v, "bank_bin", &req.bank_bin);
         }
         // A merchant and a bank see their own without naming themselves.
         let unnamed =

@@ -16,7 +16,7 @@ use super::refunds::REASON_CHARS_MAX;
 use super::{PaymentService, convert, watch};
 use crate::posting::{assignment, refund_id};
 use crate::store::{self, CreditAction, CreditRow, NewPayment, NewRefund};
-use paymesh_platform::edge::fields::{db, text_field, uuid_field};
+use paymesh_platform::edge::fields::{bin_field, db, text_field, uuid_field};
 
 const PAGE: PageLimits = PageLimits {
     size_default: 50,
@@ -82,9 +82,8 @@ impl PaymentService {
         let req = request.get_ref();
         let bin = req.bank_bin.as_str();
         let mut v = Violations::default();
-        if bin.len() != 6 || !bin.bytes().all(|b| b.is_ascii_digit()) {
-            v.add("bank_bin", "must be a 6-digit BIN");
-        } else if let Principal::Bank(own) = principal(&request)?
+        if bin_field(&mut v, "bank_bin", bin).is_some()
+            && let Principal::Bank(own) = principal(&request)?
             && own != bin
         {
             return Err(ApiError::PermissionDenied(format!(
