@@ -126,7 +126,9 @@ impl<W: Write> CsvWriter<W> {
     }
 }
 
-fn quote_into(buf: &mut String, field: &str) {
+/// Appends `field` to `buf`, RFC 4180-quoted when it holds a comma, a quote or a line break
+/// (other CSV files paymesh writes, such as the payout file, quote with it too).
+pub fn quote_into(buf: &mut String, field: &str) {
     if field.contains([',', '"', '\r', '\n']) {
         buf.push('"');
         buf.push_str(&field.replace('"', "\"\""));

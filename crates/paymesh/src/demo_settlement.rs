@@ -64,14 +64,21 @@ async fn day_to_close(c: &mut SettlementServiceClient<Authed>) -> anyhow::Result
         .windows
         .into_iter()
         .next();
+    // Today until its cut-off (the service's, as GetWindow tells it), tomorrow after it.
     let today = Date::today_in_vietnam();
-    let open = if paymesh_platform::time::now_ns().div_euclid(1_000_000_000)
-        >= today.vietnam_start_unix() + 23 * 3600
-    {
-        today.plus_days(1)
-    } else {
-        today
-    };
+    let cutoff = c
+        .get_window(pb::GetWindowRequest {
+            business_date: today.to_string(),
+        })
+        .await?
+        .into_inner()
+        .window
+        .and_then(|w| w.cutoff_time)
+        .context("no cut-off for today")?;
+    let passed = paymesh_platform::time::ns_from_timestamp(&cutoff)
+        .map_err(|e| anyhow::anyhow!("cut-off {cutoff}: {e}"))?
+        <= now_ns();
+    let open = if passed { today.plus_days(1) } else { today };
     Ok(
         match last.and_then(|w| Date::parse(&w.business_date).ok()) {
             Some(d) if d >= open => d.plus_days(1),

@@ -34,6 +34,7 @@ use paymesh_proto::payment::v1 as ppb;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::internal;
 use crate::settings::Settings;
 use crate::store::{self, Booking, Direction, PayoutRow, WindowRow};
 use crate::window;
@@ -44,8 +45,8 @@ const NS: i64 = 1_000_000_000;
 /// start whose ledger transfer committed in the window is still joined to its details.
 const CREDITS_BEFORE_NS: i64 = 2 * 86_400 * NS;
 
-/// The advisory lock key of closing (any window).
-const CLOSE_LOCK: i64 = 0x5e77_1e00_c105_e001;
+/// The advisory lock of closing (any window).
+const CLOSE_LOCK: &str = "settlement.close";
 
 /// What closing reaches.
 #[derive(Clone)]
@@ -90,27 +91,10 @@ pub async fn close(
     early: Option<i64>,
     actor: &str,
 ) -> Result<WindowRow, ApiError> {
-    let mut lock = pool.acquire().await.map_err(internal)?;
-    sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(CLOSE_LOCK)
-        .execute(&mut *lock)
-        .await
-        .map_err(internal)?;
+    let held = store::hold(pool, CLOSE_LOCK).await.map_err(internal)?;
     let result = close_locked(pool, peers, settings, date, early, actor).await;
-    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(CLOSE_LOCK)
-        .execute(&mut *lock)
-        .await;
-    if let Err(e) = unlocked {
-        // The connection goes back to the pool holding the lock: close it instead.
-        tracing::warn!(error = %e, "could not release the close lock; dropping the connection");
-        let _ = lock.detach();
-    }
+    held.release().await;
     result
-}
-
-fn internal(e: impl Into<anyhow::Error>) -> ApiError {
-    ApiError::Internal(e.into())
 }
 
 async fn close_locked(

@@ -33,6 +33,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context;
+use paymesh_formats::statement_csv::quote_into;
 use paymesh_formats::{Account, Day, Entry, StatementHeader};
 use paymesh_platform::time::{Date, rfc3339_from_ns, vietnam_rfc3339_from_ns};
 use paymesh_proto::settlement::v1 as pb;
@@ -42,7 +43,7 @@ use uuid::Uuid;
 
 use crate::close::payout_batch;
 use crate::settings::Settings;
-use crate::store::{self, BankDay, Booking, Direction, FileRow, WindowRow};
+use crate::store::{self, BankDay, Booking, FileRow, WindowRow};
 
 /// Bytes per stored chunk (and per GetReconFile message).
 pub const CHUNK_BYTES: usize = 1 << 20;
@@ -261,10 +262,7 @@ pub fn statement_account(bin: &str) -> String {
 fn entry(b: Booking, date: Date) -> Entry {
     Entry {
         amount: b.amount,
-        direction: match b.direction {
-            Direction::Credit => paymesh_formats::Direction::Credit,
-            Direction::Debit => paymesh_formats::Direction::Debit,
-        },
+        direction: b.direction.to_format(),
         booking_date: day(date),
         value_date: day(b.value_date),
         bank_reference: if b.bank_reference.is_empty() {
@@ -354,15 +352,6 @@ pub async fn render_statement(
     em.finish(&buf, entries).await
 }
 
-/// RFC 4180 quoting where needed.
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
-    }
-}
-
 /// Renders the payout file of the settlement bank `bin` for window `w`.
 pub async fn render_payouts(
     pool: &PgPool,
@@ -384,16 +373,13 @@ pub async fn render_payouts(
     loop {
         let page = store::payouts(pool, w.business_date, Some("POSTED"), after, PAGE).await?;
         for p in page.iter().filter(|p| p.bank_bin == bin) {
+            let (mut name, mut account) = (String::new(), String::new());
+            quote_into(&mut name, &p.business_name);
+            quote_into(&mut account, &p.account_number);
             writeln!(
                 text,
-                "{},{},{batch},{},{},{},{},{},VND",
-                p.id,
-                w.business_date,
-                p.merchant_id,
-                csv_field(&p.business_name),
-                p.bank_bin,
-                csv_field(&p.account_number),
-                p.payout
+                "{},{},{batch},{},{name},{},{account},{},VND",
+                p.id, w.business_date, p.merchant_id, p.bank_bin, p.payout
             )?;
             rows += 1;
             sum += p.payout;

@@ -37,6 +37,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::internal;
 use crate::store::{self, Direction, RunItem, RunRow};
 
 /// How far back a run looks for unmatched bookings.
@@ -109,20 +110,6 @@ pub fn line_keys(lines: &[StatementLine]) -> Vec<String> {
         .collect()
 }
 
-fn to_recon(d: Direction) -> recon::Direction {
-    match d {
-        Direction::Credit => recon::Direction::Credit,
-        Direction::Debit => recon::Direction::Debit,
-    }
-}
-
-fn from_format(d: paymesh_formats::Direction) -> Direction {
-    match d {
-        paymesh_formats::Direction::Credit => Direction::Credit,
-        paymesh_formats::Direction::Debit => Direction::Debit,
-    }
-}
-
 /// The references a bank's text carries: a payment or bill reference with a valid check
 /// character, and payout batch references (`PO` + 8 digits + BIN).
 pub fn find_references(description: &str) -> Vec<String> {
@@ -167,10 +154,6 @@ pub struct Timings {
 
 fn ms(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
-
-fn internal(e: impl Into<anyhow::Error>) -> ApiError {
-    ApiError::Internal(e.into())
 }
 
 /// Imports (or, dry, only matches) a statement.
@@ -271,23 +254,15 @@ type Book = (Vec<store::BookKey>, Vec<recon::BookEntry>);
 pub async fn import_timed(pool: &PgPool, mut s: Statement) -> Result<(RunRow, Timings), ApiError> {
     // One import of a bank's statements at a time (not for a dry run, which stores nothing):
     // two overlapping statements must not both match a booking.
-    let mut lock = if s.dry_run {
+    let held = if s.dry_run {
         None
     } else {
-        let mut conn = pool.acquire().await.map_err(internal)?;
-        store::lock_bank(&mut conn, &s.bank_bin)
-            .await
-            .map_err(ApiError::Internal)?;
-        Some(conn)
+        let name = format!("settlement.import:{}", s.bank_bin);
+        Some(store::hold(pool, &name).await.map_err(internal)?)
     };
     let result = read_match_store(pool, &mut s).await;
-    if let Some(conn) = lock.as_mut()
-        && let Err(e) = store::unlock_bank(conn, &s.bank_bin).await
-    {
-        tracing::warn!(error = %e, "could not release the import lock; dropping the connection");
-        if let Some(conn) = lock.take() {
-            let _ = conn.detach();
-        }
+    if let Some(held) = held {
+        held.release().await;
     }
     result
 }
@@ -488,7 +463,7 @@ fn match_lines(
             let l = &mut lines[i];
             recon::BankLine {
                 amount: l.amount,
-                direction: to_recon(from_format(l.direction)),
+                direction: Direction::of_format(l.direction).to_recon(),
                 value_date: l.value_date.days_since_epoch(),
                 bank_reference: std::mem::take(&mut l.bank_reference),
                 end_to_end_id: std::mem::take(&mut l.end_to_end_id),
@@ -596,7 +571,7 @@ fn build_items(
         line: i64::try_from(l.index).unwrap_or(i64::MAX),
         outcome,
         amount: l.amount,
-        direction: from_format(l.direction),
+        direction: Direction::of_format(l.direction),
         value_date: day(l.value_date),
         bank_reference: texts.0,
         end_to_end_id: texts.1,

@@ -21,3 +21,8 @@ pub mod store;
 pub mod window;
 
 pub use service::{SERVICE, SettlementService};
+
+/// An error of ours (storage, a peer's odd answer, a task that died): INTERNAL, logged.
+pub(crate) fn internal(e: impl Into<anyhow::Error>) -> paymesh_platform::ApiError {
+    paymesh_platform::ApiError::Internal(e.into())
+}

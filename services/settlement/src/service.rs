@@ -32,6 +32,7 @@ use uuid::Uuid;
 
 use crate::close::{self, Peers};
 use crate::files::CHUNK_BYTES;
+use crate::internal;
 use crate::settings::{self, Settings};
 use crate::store::{self, Direction, ExceptionRow, FileRow, PayoutRow, RunItem, RunRow, WindowRow};
 
@@ -372,10 +373,6 @@ fn exception_pb(e: &ExceptionRow) -> pb::ReconException {
         resolve_time: e.resolve_ns.map(timestamp_from_ns),
         resolution_reference: e.resolution_reference.clone(),
     }
-}
-
-fn internal(e: anyhow::Error) -> ApiError {
-    ApiError::Internal(e)
 }
 
 /// The longest note an operator writes on a resolution.
@@ -913,7 +910,7 @@ impl SettlementService {
             return Err(ApiError::invalid("exception_id", "required"));
         };
         let name = resolution.as_str_name().trim_start_matches("RESOLUTION_");
-        let mut tx = self.pool().begin().await.map_err(|e| internal(e.into()))?;
+        let mut tx = self.pool().begin().await.map_err(internal)?;
         let e = store::exception_locked(&mut tx, id)
             .await
             .map_err(internal)?
@@ -953,7 +950,7 @@ impl SettlementService {
             .ok_or(ApiError::NotFound {
                 resource: "exception",
             })?;
-        tx.commit().await.map_err(|e| internal(e.into()))?;
+        tx.commit().await.map_err(internal)?;
         tracing::info!(exception = %id, resolution = name, actor = %caller, "exception resolved");
         Ok(pb::ResolveReconExceptionResponse {
             exception: Some(exception_pb(&resolved)),

@@ -58,6 +58,30 @@ impl Direction {
         }
     }
 
+    /// The matching engine's name of the same side.
+    pub fn to_recon(self) -> paymesh_recon::Direction {
+        match self {
+            Direction::Credit => paymesh_recon::Direction::Credit,
+            Direction::Debit => paymesh_recon::Direction::Debit,
+        }
+    }
+
+    /// The file formats' name of the same side.
+    pub fn to_format(self) -> paymesh_formats::Direction {
+        match self {
+            Direction::Credit => paymesh_formats::Direction::Credit,
+            Direction::Debit => paymesh_formats::Direction::Debit,
+        }
+    }
+
+    /// The side a statement line is on.
+    pub fn of_format(d: paymesh_formats::Direction) -> Direction {
+        match d {
+            paymesh_formats::Direction::Credit => Direction::Credit,
+            paymesh_formats::Direction::Debit => Direction::Debit,
+        }
+    }
+
     /// `amount` signed from the account's side: in +, out −.
     pub fn signed(self, amount: i64) -> i64 {
         match self {
@@ -314,26 +338,6 @@ pub async fn insert_bookings(conn: &mut PgConnection, b: &[Booking]) -> anyhow::
 pub const BOOKING_COLUMNS: &str = "id, bank_bin, (business_date - DATE '1970-01-01')::int4 AS day, \
     seq, direction, amount, code, in_ledger, bank_reference, end_to_end_id, reference, batch, \
     description, (value_date - DATE '1970-01-01')::int4 AS vday, credit_id";
-
-pub fn booking_row(r: &PgRow) -> Result<Booking, sqlx::Error> {
-    Ok(Booking {
-        id: r.try_get("id")?,
-        bank_bin: r.try_get("bank_bin")?,
-        business_date: date_of(r, "day")?,
-        seq: r.try_get("seq")?,
-        direction: Direction::parse(r.try_get::<&str, _>("direction")?),
-        amount: r.try_get("amount")?,
-        code: r.try_get("code")?,
-        in_ledger: r.try_get("in_ledger")?,
-        bank_reference: r.try_get("bank_reference")?,
-        end_to_end_id: r.try_get("end_to_end_id")?,
-        reference: r.try_get("reference")?,
-        batch: r.try_get("batch")?,
-        description: r.try_get("description")?,
-        value_date: date_of(r, "vday")?,
-        credit_id: r.try_get("credit_id")?,
-    })
-}
 
 /// The credits among `ids` booked already (with or without a ledger transfer).
 pub async fn credits_booked(pool: &PgPool, ids: &[Uuid]) -> anyhow::Result<HashSet<Uuid>> {
@@ -1091,10 +1095,7 @@ pub async fn unmatched_book(
             },
             paymesh_recon::BookEntry {
                 amount: t.4,
-                direction: match direction {
-                    Direction::Credit => paymesh_recon::Direction::Credit,
-                    Direction::Debit => paymesh_recon::Direction::Debit,
-                },
+                direction: direction.to_recon(),
                 value_date: t.10,
                 bank_reference: t.6,
                 end_to_end_id: t.7,
@@ -1138,24 +1139,40 @@ pub async fn booking_texts(
     Ok(rows.into_iter().map(|(id, c, d)| (id, (c, d))).collect())
 }
 
-/// Serialises imports of one bank's statements (a session-level advisory lock on `conn`,
-/// released when the connection is): two overlapping statements never match one booking twice.
-pub async fn lock_bank(conn: &mut PgConnection, bin: &str) -> anyhow::Result<()> {
-    sqlx::query("SELECT pg_advisory_lock(hashtextextended('settlement.import:' || $1, 0))")
-        .bind(bin)
-        .execute(&mut *conn)
-        .await
-        .context("waiting for the bank's other import")?;
-    Ok(())
+/// A session-level advisory lock, held on a connection of its own until [`Held::release`]: two
+/// closers of windows, or two imports of one bank's statements, run one after the other.
+pub struct Held {
+    conn: sqlx::pool::PoolConnection<sqlx::Postgres>,
+    name: String,
 }
 
-pub async fn unlock_bank(conn: &mut PgConnection, bin: &str) -> anyhow::Result<()> {
-    sqlx::query("SELECT pg_advisory_unlock(hashtextextended('settlement.import:' || $1, 0))")
-        .bind(bin)
+/// Waits for the advisory lock `name`, and holds it.
+pub async fn hold(pool: &PgPool, name: &str) -> anyhow::Result<Held> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
+        .bind(name)
         .execute(&mut *conn)
         .await
-        .context("releasing the bank's import lock")?;
-    Ok(())
+        .with_context(|| format!("waiting for {name}"))?;
+    Ok(Held {
+        conn,
+        name: name.to_owned(),
+    })
+}
+
+impl Held {
+    /// Releases the lock; if that fails, the connection is closed (which releases it) rather
+    /// than returned to the pool holding it.
+    pub async fn release(mut self) {
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
+            .bind(&self.name)
+            .execute(&mut *self.conn)
+            .await;
+        if let Err(e) = unlocked {
+            tracing::warn!(error = %e, lock = %self.name, "could not release a lock; dropping its connection");
+            let _ = self.conn.detach();
+        }
+    }
 }
 
 /// Starts storing a run: its row, in the run's transaction.
@@ -1308,17 +1325,18 @@ pub async fn store_lists(
 ) -> anyhow::Result<()> {
     let exception_of = std::sync::Arc::new(exception_of);
     let mut rest = items.into_iter();
+    // The chunk after `chunk`, encoded on a blocking thread (`None` when there is none).
+    let encode = |rest: &mut std::vec::IntoIter<RunItem>, chunk: usize| {
+        let part: Vec<RunItem> = rest.by_ref().take(ITEMS_PER_CHUNK).collect();
+        let e = exception_of.clone();
+        tokio::task::spawn_blocking(move || {
+            (!part.is_empty()).then(|| encode_items(chunk * ITEMS_PER_CHUNK, &part, &e))
+        })
+    };
     let mut chunk = 0usize;
-    let mut next = encode_next(&mut rest, chunk, &exception_of);
-    while let Some(text) = next {
-        let encoding = {
-            let part: Vec<RunItem> = rest.by_ref().take(ITEMS_PER_CHUNK).collect();
-            let e = exception_of.clone();
-            let first = (chunk + 1) * ITEMS_PER_CHUNK;
-            tokio::task::spawn_blocking(move || {
-                (!part.is_empty()).then(|| encode_items(first, &part, &e))
-            })
-        };
+    let mut encoding = encode(&mut rest, chunk);
+    while let Some(text) = encoding.await.context("encoding a run's lists")? {
+        encoding = encode(&mut rest, chunk + 1);
         sqlx::query(
             "INSERT INTO settlement.run_item_chunks (run_id, chunk, first_n, items) \
              VALUES ($1, $2, $3, $4)",
@@ -1330,19 +1348,9 @@ pub async fn store_lists(
         .execute(&mut *conn)
         .await
         .context("storing a run's lists")?;
-        next = encoding.await.context("encoding a run's lists")?;
         chunk += 1;
     }
     Ok(())
-}
-
-fn encode_next(
-    rest: &mut std::vec::IntoIter<RunItem>,
-    chunk: usize,
-    exception_of: &HashMap<String, Uuid>,
-) -> Option<String> {
-    let part: Vec<RunItem> = rest.by_ref().take(ITEMS_PER_CHUNK).collect();
-    (!part.is_empty()).then(|| encode_items(chunk * ITEMS_PER_CHUNK, &part, exception_of))
 }
 
 async fn insert_run(conn: &mut PgConnection, r: &RunRow) -> anyhow::Result<()> {
