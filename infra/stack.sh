@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Local PostgreSQL + Redis for paymesh, one named stack per use (dev, test, ...).
+# Local PostgreSQL + Redis + Mosquitto for paymesh, one named stack per use (dev, test, ...).
 #
 #   infra/stack.sh up <name>               start (installing what is missing) and print export lines
 #   infra/stack.sh down <name> [--purge]   stop; --purge also deletes the stack's data
@@ -10,9 +10,11 @@
 # Only the export lines go to stdout; progress and errors go to stderr. Every command is
 # idempotent, and calls for one name are serialised with flock, so two shells may race.
 #
-# Ports (PostgreSQL / Redis): dev 54329 / 63799, test 54339 / 63809, any other name 54349 / 63819.
-# When a port is taken by something else, the next free one is used and kept in
-# .paymesh/<name>/ports for later calls.
+# Ports (PostgreSQL / Redis / Mosquitto): dev 54329 / 63799 / 18839, test 54339 / 63809 / 18849,
+# any other name 54349 / 63819 / 18859. All listen on 127.0.0.1 only. When a port is taken by
+# something else, the next free one is used and kept in .paymesh/<name>/ports for later calls.
+# (A system-wide mosquitto that the Debian package may start on 1883 is left alone: it is not
+# ours, and ours never uses that port.)
 #
 # State, under <repo>/.paymesh/<name>/:
 #   env            the export lines (removed by `down`)
@@ -22,6 +24,10 @@
 #   sock/          PostgreSQL unix socket directory
 #   postgres.log   PostgreSQL server log; initdb.log: initdb's output
 #   redis/         Redis config, pid file and AOF; redis.log: Redis log
+#   mosquitto/     Mosquitto config and pid file (no persistence: sessions live in memory);
+#                  mosquitto.log: Mosquitto log. Started as a daemon by this script, not through
+#                  systemd. As root it runs as the `mosquitto` OS user (made by the package),
+#                  which owns both; as root itself when that user cannot reach the state folder.
 # PostgreSQL refuses to run as root, so as root the server runs as `postgres`. When `postgres`
 # cannot reach the state folder (e.g. the repo is under /root, mode 0700), pg/, sock/ and
 # postgres.log live in /var/tmp/paymesh-<sha256(repo path), 12 hex>/<name>/ instead, with
@@ -75,9 +81,9 @@ wait_s=${PAYMESH_STACK_WAIT_S:-30}
 port_scan_max=100 # how many ports past a busy one to try
 
 case "$name" in
-dev) pg_port_default=54329 redis_port_default=63799 ;;
-test) pg_port_default=54339 redis_port_default=63809 ;;
-*) pg_port_default=54349 redis_port_default=63819 ;;
+dev) pg_port_default=54329 redis_port_default=63799 mqtt_port_default=18839 ;;
+test) pg_port_default=54339 redis_port_default=63809 mqtt_port_default=18849 ;;
+*) pg_port_default=54349 redis_port_default=63819 mqtt_port_default=18859 ;;
 esac
 
 # The caller's libpq settings must not redirect our own psql/pg_ctl calls.
@@ -127,12 +133,22 @@ newest_pg_bin() {
     dirname -- "$p"
 }
 
+# The broker is in /usr/sbin, which a normal user's PATH may lack.
+mosquitto_bin() {
+    local p
+    p=$(command -v mosquitto 2>/dev/null || echo /usr/sbin/mosquitto)
+    [[ -x $p ]] || return 1
+    echo "$p"
+}
+
 missing_packages() {
     local -a pkgs=() extra=()
     local p raw=${PAYMESH_APT_EXTRA:-}
     newest_pg_bin >/dev/null || pkgs+=(postgresql)
     command -v redis-server >/dev/null || pkgs+=(redis-server)
     command -v redis-cli >/dev/null || pkgs+=(redis-tools)
+    mosquitto_bin >/dev/null || pkgs+=(mosquitto)
+    { command -v mosquitto_pub && command -v mosquitto_sub; } >/dev/null || pkgs+=(mosquitto-clients)
     read -ra extra <<<"${raw//,/ }"
     for p in "${extra[@]}"; do
         # shellcheck disable=SC2016 # ${Status} is dpkg-query's field, not a shell variable
@@ -204,15 +220,18 @@ read_ports() {
     local k v
     pg_port=$pg_port_default
     redis_port=$redis_port_default
+    mqtt_port=$mqtt_port_default
     if [[ -f $state/ports ]]; then
         while IFS='=' read -r k v; do
             case "$k" in
             pg) pg_port=$v ;;
             redis) redis_port=$v ;;
+            mqtt) mqtt_port=$v ;;
             esac
         done <"$state/ports"
     fi
-    [[ $pg_port =~ ^[0-9]+$ && $redis_port =~ ^[0-9]+$ ]] || die "bad port in $state/ports"
+    [[ $pg_port =~ ^[0-9]+$ && $redis_port =~ ^[0-9]+$ && $mqtt_port =~ ^[0-9]+$ ]] ||
+        die "bad port in $state/ports"
 }
 
 # Can the PostgreSQL user reach (traverse into) directory $1?
@@ -452,6 +471,112 @@ stop_redis() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Mosquitto (the MQTT broker the sound boxes subscribe to)
+
+mqtt_dir=$state/mosquitto
+mqtt_conf=$mqtt_dir/mosquitto.conf
+mqtt_log=$state/mosquitto.log
+
+# Mosquitto will not run as root unless told `user root`. As root, ours drops to the package's
+# `mosquitto` user right after opening its port (as PostgreSQL runs as `postgres`); it writes
+# its pid file and log after that, so that user owns mosquitto/ and mosquitto.log. It stays
+# root only when that user does not exist or cannot reach the state folder (a repo under /root,
+# mode 0700). A normal user runs it as itself (the `user` line is ignored then).
+mqtt_user() {
+    if ((EUID != 0)); then
+        id -un
+    elif getent passwd mosquitto >/dev/null &&
+        (cd / && runuser -u mosquitto -- test -x "$state") 2>/dev/null; then
+        echo mosquitto
+    else
+        echo root
+    fi
+}
+
+# Prints the pid of this stack's mosquitto, or fails when it is not running.
+mqtt_pid() {
+    local pid
+    [[ -f $mqtt_dir/mosquitto.pid ]] || return 1
+    pid=$(<"$mqtt_dir/mosquitto.pid")
+    [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" mosquitto || return 1
+    echo "$pid"
+}
+mqtt_conf_port() { sed -n 's/^listener \([0-9][0-9]*\) .*/\1/p' "$mqtt_conf"; }
+# Connects and publishes an empty QoS 0 message: fails while nothing speaks MQTT on the port.
+mqtt_ready() {
+    timeout 5 mosquitto_pub -h 127.0.0.1 -p "$mqtt_port" -i "paymesh-stack-$name-$$" \
+        -t paymesh/stack/ready -n >/dev/null 2>&1
+}
+
+write_mqtt_conf() {
+    local user
+    user=$(mqtt_user)
+    cat >"$mqtt_conf.tmp" <<EOF
+# Written by infra/stack.sh before every start: change the script, not this file.
+# Anonymous clients are allowed only because the one listener is on loopback: nothing off this
+# machine can connect. Never copy this to a broker that listens on another interface.
+listener $mqtt_port 127.0.0.1
+allow_anonymous true
+# Sessions, subscriptions and in-flight messages live in memory only (a restart forgets them).
+persistence false
+pid_file $mqtt_dir/mosquitto.pid
+log_dest file $mqtt_log
+log_type error
+log_type warning
+log_type notice
+log_type information
+log_timestamp_format %Y-%m-%dT%H:%M:%S
+connection_messages true
+user $user
+EOF
+    mv -f "$mqtt_conf.tmp" "$mqtt_conf"
+}
+
+start_mqtt() {
+    local bin user
+    bin=$(mosquitto_bin) || die "mosquitto is not installed (package mosquitto)"
+    if mqtt_pid >/dev/null; then
+        mqtt_port=$(mqtt_conf_port)
+        say "Mosquitto already running on port $mqtt_port"
+    else
+        if port_busy "$mqtt_port"; then
+            local busy=$mqtt_port
+            mqtt_port=$(free_port_from "$mqtt_port")
+            say "port $busy is taken by another process; Mosquitto will use $mqtt_port"
+        fi
+        user=$(mqtt_user)
+        install -d -m 0755 -o "$user" "$mqtt_dir"
+        [[ -e $mqtt_log ]] || install -m 0640 -o "$user" /dev/null "$mqtt_log"
+        chown "$user" "$mqtt_log"
+        rm -f "$mqtt_dir/mosquitto.pid" # a dead broker's
+        write_mqtt_conf
+        say "starting Mosquitto on 127.0.0.1:$mqtt_port as $user (log: $mqtt_log)"
+        # A daemon in its own session, not a systemd service (the package's service is another
+        # broker). Not `mosquitto -d`: that sends stderr to /dev/null before the log is open, and
+        # an early error (an unwritable pid file) would be lost; here it lands in the log.
+        if ! (cd / && setsid -f "$bin" -c "$mqtt_conf") </dev/null >>"$mqtt_log" 2>&1 \
+            3>&- 7>&- 8>&- 9>&-; then
+            tail -n 30 "$mqtt_log" >&2 || true
+            die "Mosquitto failed to start"
+        fi
+    fi
+    wait_until Mosquitto "$mqtt_log" mqtt_ready
+}
+
+stop_mqtt() {
+    local pid deadline
+    pid=$(mqtt_pid) || return 0
+    say "stopping Mosquitto"
+    kill -TERM "$pid" 2>/dev/null || true
+    deadline=$((SECONDS + wait_s))
+    while alive "$pid" mosquitto; do
+        ((SECONDS < deadline)) || die "Mosquitto (pid $pid) did not stop within ${wait_s}s"
+        sleep 0.2
+    done
+    rm -f "$mqtt_dir/mosquitto.pid" # left behind when it could not remove it itself
+}
+
+# ---------------------------------------------------------------------------------------------
 # Commands
 
 cmd_up() {
@@ -471,17 +596,20 @@ cmd_up() {
     read_ports
     start_pg
     start_redis
+    start_mqtt
     exec 8>&-
 
-    printf 'pg=%s\nredis=%s\n' "$pg_port" "$redis_port" >"$state/ports"
+    printf 'pg=%s\nredis=%s\nmqtt=%s\n' "$pg_port" "$redis_port" "$mqtt_port" >"$state/ports"
     {
         printf 'export PAYMESH_DATABASE_URL=postgres://paymesh@127.0.0.1:%s/paymesh\n' "$pg_port"
         printf 'export PAYMESH_REDIS_URL=redis://127.0.0.1:%s/\n' "$redis_port"
-        printf 'export PAYMESH_PG_PORT=%s PAYMESH_REDIS_PORT=%s PAYMESH_PG_BIN=%q\n' \
-            "$pg_port" "$redis_port" "$pg_bin"
+        printf 'export PAYMESH_MQTT_URL=mqtt://127.0.0.1:%s\n' "$mqtt_port"
+        printf 'export PAYMESH_PG_PORT=%s PAYMESH_REDIS_PORT=%s PAYMESH_MQTT_PORT=%s PAYMESH_PG_BIN=%q\n' \
+            "$pg_port" "$redis_port" "$mqtt_port" "$pg_bin"
     } >"$state/env.tmp"
     mv -f "$state/env.tmp" "$state/env"
-    say "up: PostgreSQL 127.0.0.1:$pg_port (data $pg_data), Redis 127.0.0.1:$redis_port"
+    say "up: PostgreSQL 127.0.0.1:$pg_port (data $pg_data), Redis 127.0.0.1:$redis_port," \
+        "Mosquitto 127.0.0.1:$mqtt_port"
     cat "$state/env" >&3
 }
 
@@ -491,6 +619,7 @@ cmd_down() {
         resolve_pg_paths
         stop_pg
         stop_redis
+        stop_mqtt
         rm -f "$state/env"
     fi
     if $purge; then
@@ -508,6 +637,7 @@ cmd_env() {
     select_pg_bin
     pg_ready || die "stack '$name': PostgreSQL does not answer on port $pg_port; run: infra/stack.sh up $name"
     redis_ready || die "stack '$name': Redis does not answer on port $redis_port; run: infra/stack.sh up $name"
+    mqtt_ready || die "stack '$name': Mosquitto does not answer on port $mqtt_port; run: infra/stack.sh up $name"
     cat "$state/env" >&3
 }
 

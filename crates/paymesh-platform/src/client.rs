@@ -126,7 +126,22 @@ impl ServiceCaller {
         });
         Ok(context)
     }
+
+    /// A call context acting for `principal` (a token minted for this one call, living
+    /// [`ON_BEHALF_TOKEN_TTL`]): for a service that is the edge of a person already
+    /// authenticated by it (the stall page acts for the vendor signed in), so that the peer
+    /// checks and records that person's rights, not the service's.
+    pub fn context_for(&self, principal: &Principal) -> Result<CallContext, ApiError> {
+        let token = self
+            .inner
+            .minter
+            .mint(principal, ON_BEHALF_TOKEN_TTL.as_secs())?;
+        Ok(CallContext::with_token(&token)?)
+    }
 }
+
+/// Lifetime of a token [`ServiceCaller::context_for`] mints: one call.
+pub const ON_BEHALF_TOKEN_TTL: Duration = Duration::from_secs(60);
 
 /// One call to a peer service within a timeout.
 pub mod within {

@@ -4,14 +4,17 @@
 use std::future::Future;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 
 use crate::error::ApiError;
 
-pub type Response = http::Response<Full<Bytes>>;
+/// An answer's body: whole, or a stream of frames (server-sent events).
+pub type Body = BoxBody<Bytes, std::convert::Infallible>;
+pub type Response = http::Response<Body>;
 
 /// Serves `handler` on `listener` until `shutdown` resolves (connections in flight finish on
 /// their own tasks).
@@ -53,7 +56,24 @@ where
 
 /// An answer with a body and a content type.
 pub fn respond(status: http::StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response {
-    let mut r = http::Response::new(Full::new(body.into()));
+    let mut r = http::Response::new(Full::new(body.into()).boxed());
+    *r.status_mut() = status;
+    if let Ok(v) = http::HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+/// An answer whose body is what `chunks` yields, sent as it comes (e.g. server-sent events);
+/// it ends when the stream ends, and the stream is dropped when the client goes away.
+pub fn streaming(
+    status: http::StatusCode,
+    content_type: &str,
+    chunks: impl futures::Stream<Item = Bytes> + Send + Sync + 'static,
+) -> Response {
+    use futures::StreamExt;
+    let frames = chunks.map(|b| Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(b)));
+    let mut r = http::Response::new(BodyExt::boxed(StreamBody::new(frames)));
     *r.status_mut() = status;
     if let Ok(v) = http::HeaderValue::from_str(content_type) {
         r.headers_mut().insert(http::header::CONTENT_TYPE, v);

@@ -1,7 +1,8 @@
 //! What every paymesh service shares: configuration, telemetry, auth, errors, migrations, the
 //! service kit (how a service is described and started, [`kit`]) and the edge helpers every
-//! handler uses ([`edge`]: field violations, page tokens, idempotent transactions). The platform
-//! knows no service: each service crate describes itself to the kit.
+//! handler uses ([`edge`]: field violations, page tokens, idempotent transactions), and the MQTT
+//! publisher that tells the sound boxes of each payment ([`mqtt`]). The platform knows no
+//! service: each service crate describes itself to the kit.
 
 pub mod auth;
 pub mod client;
@@ -15,6 +16,7 @@ pub mod idempotency;
 pub mod kit;
 pub mod metrics;
 pub mod migrate;
+pub mod mqtt;
 pub mod server;
 pub mod telemetry;
 pub mod time;

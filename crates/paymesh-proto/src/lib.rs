@@ -46,3 +46,9 @@ pub mod settlement {
         tonic::include_proto!("paymesh.settlement.v1");
     }
 }
+
+pub mod stall {
+    pub mod v1 {
+        tonic::include_proto!("paymesh.stall.v1");
+    }
+}

@@ -11,6 +11,7 @@
 //! | [`text`] | [`TextRule`], [`text_type!`] | bounded free text typed by people (names, addresses) |
 //! | [`fold`] | [`fold::search_key`], [`fold::qr_text`] | Vietnamese text without diacritics, for search keys and VietQR fields |
 //! | [`reference`] | [`reference::Reference`] | the payment reference (`PM…` intents, `PB…` bills) a payer's bank carries into the transfer description |
+//! | [`words`] | [`words::number_words`], [`words::received_announcement`] | an amount of đồng as Vietnamese words, as a payment sound box speaks it |
 //! | [`mask`], [`table`] | | masking personal data; reading the compiled-in tab-separated lists |
 //!
 //! The rules every type here keeps:
@@ -39,6 +40,7 @@ pub mod reference;
 pub mod table;
 pub mod tax_code;
 pub mod text;
+pub mod words;
 
 pub use account_number::{BankAccountNumber, BankAccountNumberError};
 pub use bank::{Bank, BankBin, BankBinError};

@@ -36,6 +36,7 @@ pub struct Mesh<'a> {
     pub payment: String,
     pub billing: String,
     pub settlement: String,
+    pub stall: String,
     /// Signs service tokens (the demo reads balances as `service:demo`).
     pub services: &'a Minter,
     /// Signs operator, merchant and bank tokens (the dev operator key).
@@ -109,7 +110,7 @@ pub(crate) fn now() -> prost_types::Timestamp {
 }
 
 /// The wall-clock time in Vietnam (UTC+7 all year: no daylight saving), as `HH:MM`.
-fn vietnam_clock(t: &prost_types::Timestamp) -> String {
+pub(crate) fn vietnam_clock(t: &prost_types::Timestamp) -> String {
     let seconds_of_day = (t.seconds + 7 * 3600).rem_euclid(86_400);
     format!(
         "{:02}:{:02}",
@@ -144,7 +145,8 @@ pub(crate) async fn balance_line(
     ))
 }
 
-pub async fn run(mesh: &Mesh<'_>) -> anyhow::Result<()> {
+/// Runs the demo; with `buyer`, a demo buyer keeps paying the vendor's stall afterwards.
+pub async fn run(mesh: &Mesh<'_>, buyer: bool) -> anyhow::Result<()> {
     println!("\n== demo: a VietQR payment at a market stall ==");
     let mut merchants =
         MerchantServiceClient::new(mesh.channel(&mesh.merchant, &mesh.people, "operator:demo")?);
@@ -316,6 +318,10 @@ pub async fn run(mesh: &Mesh<'_>) -> anyhow::Result<()> {
     }
     crate::demo_bills::run(mesh).await?;
     crate::demo_settlement::run(mesh, &vendor.virtual_account_number).await?;
+    crate::demo_stall::link(mesh, &vendor).await?;
+    if buyer {
+        crate::demo_stall::start_buyer(mesh, &vendor)?;
+    }
     println!("== demo done ==");
     Ok(())
 }

@@ -18,6 +18,7 @@ pub const SERVICES: &[&dyn ServiceDef] = &[
     &paymesh_billing::SERVICE,
     &paymesh_payment::SERVICE,
     &paymesh_settlement::SERVICE,
+    &paymesh_stall::SERVICE,
 ];
 
 /// The config sections of every service.
@@ -103,6 +104,10 @@ fn dev_environment() -> anyhow::Result<BTreeMap<String, String>> {
                 .or_insert_with(|| path.display().to_string());
         }
     }
+    // The sound boxes' broker: the stack's Mosquitto, unless one is configured.
+    if let Some(url) = env.get("PAYMESH_MQTT_URL").cloned() {
+        env.entry("PAYMESH_STALL_MQTT_URL".into()).or_insert(url);
+    }
     env.entry("PAYMESH_TELEMETRY_LOG_FORMAT".into())
         .or_insert_with(|| "text".into());
     env.entry("PAYMESH_TELEMETRY_LOG_LEVEL".into())
@@ -137,19 +142,23 @@ pub async fn run(
                 .with_context(|| format!("the {name} service is not running"))
         };
         let env = mesh.env();
-        crate::demo::run(&crate::demo::Mesh {
-            ledger: addr("ledger")?,
-            merchant: addr("merchant")?,
-            payment: addr("payment")?,
-            billing: addr("billing")?,
-            settlement: addr("settlement")?,
-            services: env
-                .minter
-                .as_ref()
-                .context("the demo needs auth.private_key_file")?,
-            people: paymesh_platform::auth::Minter::operator_from_config(&env.config.auth)
-                .context("the demo needs auth.operator_private_key_file")?,
-        })
+        crate::demo::run(
+            &crate::demo::Mesh {
+                ledger: addr("ledger")?,
+                merchant: addr("merchant")?,
+                payment: addr("payment")?,
+                billing: addr("billing")?,
+                settlement: addr("settlement")?,
+                stall: addr("stall")?,
+                services: env
+                    .minter
+                    .as_ref()
+                    .context("the demo needs auth.private_key_file")?,
+                people: paymesh_platform::auth::Minter::operator_from_config(&env.config.auth)
+                    .context("the demo needs auth.operator_private_key_file")?,
+            },
+            !exit_after_demo,
+        )
         .await?;
         if exit_after_demo {
             let _ = metrics_stop.send(true);
@@ -173,6 +182,12 @@ fn print_banner(mesh: &Mesh, metrics: SocketAddr) {
         println!(
             "  banks     http://{}/v1/banks/{{bin}}/credits  (signed credit notifications)",
             payment.bank_webhook_addr()
+        );
+    }
+    if let Some(stall) = mesh.handle::<paymesh_stall::StallService>("stall") {
+        println!(
+            "  stall     {}/  (the vendors' stall page; sign in: paymesh merchant link MERCHANT_ID)",
+            stall.public_url()
         );
     }
     println!("  metrics   http://{metrics}/metrics");

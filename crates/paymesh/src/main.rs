@@ -5,6 +5,7 @@ mod cli;
 mod demo;
 mod demo_bills;
 mod demo_settlement;
+mod demo_stall;
 mod dev;
 mod merchant_cli;
 mod payment_cli;

@@ -82,6 +82,17 @@ enum MerchantCommand {
     },
     /// A merchant's audit log.
     Audit { id: String },
+    /// A one-time sign-in link to a vendor's stall page (from the stall service): prints it,
+    /// its expiry and its QR as text (`qr_text`, also drawn on stderr when it is a terminal);
+    /// `--png` writes the QR as an image to scan with the vendor's phone.
+    Link {
+        id: String,
+        /// The stall service (host:port); default: stall.listen.
+        #[arg(long)]
+        stall_addr: Option<String>,
+        #[arg(long)]
+        png: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -288,8 +299,9 @@ fn audit_json(e: &pb::AuditEvent) -> Value {
     })
 }
 
-fn client(args: &MerchantArgs, cfg: &Config) -> anyhow::Result<Client> {
-    let token = match &args.token {
+/// The bearer token of this command: `--token`, or one minted for `operator:{--operator}`.
+fn token(args: &MerchantArgs, cfg: &Config) -> anyhow::Result<String> {
+    Ok(match &args.token {
         Some(t) => t.clone(),
         None => {
             let name = operator_name(args.operator.as_deref());
@@ -299,7 +311,11 @@ fn client(args: &MerchantArgs, cfg: &Config) -> anyhow::Result<Client> {
                 .context("minting an operator token (or pass --token)")?
                 .mint(&operator, TOKEN_TTL_SECONDS)?
         }
-    };
+    })
+}
+
+fn client(args: &MerchantArgs, cfg: &Config) -> anyhow::Result<Client> {
+    let token = token(args, cfg)?;
     let addr = match &args.addr {
         Some(addr) => addr.clone(),
         None => cfg.service("merchant")?.addr("listen")?.to_string(),
@@ -314,6 +330,14 @@ fn client(args: &MerchantArgs, cfg: &Config) -> anyhow::Result<Client> {
 type Answer = Result<Value, tonic::Status>;
 
 pub async fn run(args: MerchantArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
+    if let MerchantCommand::Link {
+        id,
+        stall_addr,
+        png,
+    } = &args.command
+    {
+        return finish(link(&args, cfg, id, stall_addr.as_deref(), png.as_deref()).await?);
+    }
     let mut client = client(&args, cfg)?;
     let result = match args.command {
         MerchantCommand::Onboard(a) => onboard(&mut client, *a).await?,
@@ -335,7 +359,19 @@ pub async fn run(args: MerchantArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
             svg,
             module_px,
         } => qr(&mut client, id, module_px, png, svg).await?,
+        MerchantCommand::Link { .. } => unreachable_link(),
     };
+    finish(result)
+}
+
+/// `link` is answered before the merchant client is made.
+fn unreachable_link() -> Answer {
+    Err(tonic::Status::internal(
+        "link is handled by the stall service",
+    ))
+}
+
+fn finish(result: Answer) -> anyhow::Result<ExitCode> {
     match result {
         Ok(value) => {
             print(&value)?;
@@ -518,6 +554,50 @@ async fn qr(
         "virtual_account_number": qr.virtual_account_number,
         "png": shown(&png),
         "svg": shown(&svg),
+    })))
+}
+
+/// A sign-in link for a vendor's stall page, from the stall service.
+async fn link(
+    args: &MerchantArgs,
+    cfg: &Config,
+    id: &str,
+    stall_addr: Option<&str>,
+    png: Option<&std::path::Path>,
+) -> anyhow::Result<Answer> {
+    use paymesh_proto::stall::v1 as spb;
+    use paymesh_proto::stall::v1::stall_service_client::StallServiceClient;
+    let addr = match stall_addr {
+        Some(a) => a.to_owned(),
+        None => cfg.service("stall")?.addr("listen")?.to_string(),
+    };
+    let mut client = StallServiceClient::with_interceptor(
+        channel(&addr)?,
+        CallContext::with_token(&token(args, cfg)?)?,
+    );
+    let answer = match client
+        .create_sign_in_link(spb::CreateSignInLinkRequest {
+            merchant_id: id.to_owned(),
+        })
+        .await
+    {
+        Ok(r) => r.into_inner(),
+        Err(status) => return Ok(Err(status)),
+    };
+    let qr_text = vietqr::render_text(&answer.url).context("drawing the link's QR")?;
+    if let Some(path) = png {
+        let image = vietqr::render_png(&answer.url, 8).context("rendering the link's QR")?;
+        std::fs::write(path, image).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprintln!("{qr_text}");
+    }
+    Ok(Ok(json!({
+        "merchant_id": answer.merchant_id,
+        "url": answer.url,
+        "expire_time": time(&answer.expire_time),
+        "qr_text": qr_text,
+        "png": png.map(|p| p.display().to_string()),
     })))
 }
 

@@ -29,6 +29,8 @@ async fn dev_runs_the_demo_and_exits() {
         .env("PAYMESH_PAYMENT_LISTEN", "127.0.0.1:0")
         .env("PAYMESH_BILLING_LISTEN", "127.0.0.1:0")
         .env("PAYMESH_SETTLEMENT_LISTEN", "127.0.0.1:0")
+        .env("PAYMESH_STALL_LISTEN", "127.0.0.1:0")
+        .env("PAYMESH_STALL_PAGE_LISTEN", "127.0.0.1:0")
         .env("PAYMESH_PAYMENT_WEBHOOK_LISTEN", "127.0.0.1:0")
         .env("PAYMESH_TELEMETRY_METRICS_LISTEN", "127.0.0.1:0")
         .output()
@@ -63,6 +65,8 @@ async fn dev_runs_the_demo_and_exits() {
         "MISSING_IN_LEDGER 65000 đồng (CRDT) -> CREATE_PAYMENT by operator:demo",
         "open breaks left: 0",
         "== settlement demo done ==",
+        "stall page for the demo vendor",
+        "/signin?token=",
         "== demo done ==",
     ] {
         assert!(

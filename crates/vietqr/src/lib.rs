@@ -4,7 +4,8 @@
 //!   naming the field (e.g. `"38/01/00"`) and the rule broken.
 //! - [`VietQrBuilder`] and [`VietQr::encode`]: an encoder that refuses whatever
 //!   the decoder would reject, so encode then decode round-trips.
-//! - [`render_png`] and [`render_svg`]: the QR image (level M, 4-module quiet zone).
+//! - [`render_png`], [`render_svg`] and [`render_text`]: the QR image (level M, 4-module quiet
+//!   zone), or text for a terminal.
 //!
 //! Format notes: each field is a two-digit id, a two-digit length and the
 //! value; lengths count characters, not UTF-8 bytes. Field 00 (`"01"`) comes
@@ -39,4 +40,4 @@ pub use model::{
     AdditionalData, MerchantAccount, PointOfInitiation, Scheme, ServiceCode, TemplateAccount,
     VIETQR_GUID, VND, VNPAYQR_GUID, VietQr, VietQrAccount, decode,
 };
-pub use render::{MAX_MODULE_PX, QUIET_ZONE, RenderError, render_png, render_svg};
+pub use render::{MAX_MODULE_PX, QUIET_ZONE, RenderError, render_png, render_svg, render_text};

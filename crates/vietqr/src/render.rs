@@ -131,9 +131,42 @@ pub fn render_svg(payload: &str) -> Result<String, RenderError> {
     ))
 }
 
+/// `payload` as text for a terminal, two module rows per line in Unicode half blocks, light
+/// modules drawn (as `qrencode -t UTF8` does: for a dark terminal background).
+pub fn render_text(payload: &str) -> Result<String, RenderError> {
+    let matrix = Matrix::new(payload)?;
+    let n = matrix.size;
+    let mut out = String::with_capacity((n + 1) * n.div_ceil(2) * 3);
+    for row in (0..n).step_by(2) {
+        for col in 0..n {
+            let top = !matrix.is_dark(row, col);
+            let bottom = row + 1 < n && !matrix.is_dark(row + 1, col);
+            out.push(match (top, bottom) {
+                (true, true) => '█',
+                (true, false) => '▀',
+                (false, true) => '▄',
+                (false, false) => ' ',
+            });
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_has_two_module_rows_per_line_and_a_light_quiet_zone() {
+        let text = render_text("hello").unwrap();
+        let n = Matrix::new("hello").unwrap().size;
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), n.div_ceil(2));
+        assert!(lines.iter().all(|l| l.chars().count() == n));
+        // The quiet zone is light: the first line is all full blocks.
+        assert!(lines[0].chars().all(|c| c == '█'));
+    }
 
     #[test]
     fn quiet_zone_is_light_and_symbol_has_finder() {
