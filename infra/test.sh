@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every paymesh test on this machine, from a fresh clone:
-#   - installs what is missing (PostgreSQL, Redis, xmllint, zbarimg, python3-venv) from Debian,
-#   - starts a private PostgreSQL and Redis for tests (infra/stack.sh up test: own folder, own ports),
+#   - installs what is missing (PostgreSQL, Redis, Mosquitto, xmllint, zbarimg, Chromium, fonts,
+#     python3-venv) from Debian,
+#   - starts a private PostgreSQL, Redis and Mosquitto for tests (infra/stack.sh up test: own
+#     folder, own ports),
 #   - checks formatting and lints, lints the protos with buf (pinned in infra/tools/, installed
 #     from the npm registry into .paymesh/tools/), runs the Rust test suite against them,
 #   - checks the gRPC surface with an independent client (Python grpcio),
@@ -11,8 +13,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-step "test stack (PostgreSQL + Redis)"
-export PAYMESH_APT_EXTRA="${PAYMESH_APT_EXTRA:-} libxml2-utils zbar-tools python3 python3-venv python3-pip"
+step "test stack (PostgreSQL + Redis + Mosquitto)"
+export PAYMESH_APT_EXTRA="${PAYMESH_APT_EXTRA:-} libxml2-utils zbar-tools python3 python3-venv python3-pip chromium fonts-noto-core"
 # buf (the proto linter) comes from the npm registry, pinned by infra/tools/package-lock.json,
 # into .paymesh/tools/. The copy of the lock file there says which version is installed; npm
 # is needed (and installed from Debian when missing) only when that is not the pinned one.
@@ -62,6 +64,9 @@ cargo test --workspace --locked
 step "gRPC surface through Python grpcio"
 cargo build --locked -p paymesh
 "$venv/bin/pytest" -q -p no:cacheprovider tests/grpc
+
+step "browser harness: headless Chromium through CDP (tests/browser)"
+"$venv/bin/pytest" -q -p no:cacheprovider tests/browser
 
 step "payment load scenario, short and bounded (the full run: load-tests/payment-bench.sh)"
 # Its own PostgreSQL and Redis (the bench stack), a debug build, 3 s of load on 100 merchants;

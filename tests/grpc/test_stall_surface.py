@@ -76,7 +76,7 @@ def test_sign_in_links_are_for_the_vendor_herself_or_an_operator(stall, stall_st
     with urllib.request.urlopen(own.url, timeout=10) as r:
         assert r.status == 200
         assert "signin-form" in r.read().decode()
-        assert r.headers["Referrer-Policy"] == "no-referrer"
+        assert r.headers["Referrer-Policy"] == "strict-origin"
     revoked = client.RevokeSessions(
         pb.RevokeSessionsRequest(merchant_id=vendor.id), metadata=_call(mint(f"merchant:{vendor.id}"))
     )

@@ -24,6 +24,8 @@ async fn an_operator_onboards_approves_and_prints_the_static_qr() {
     let dir = std::env::temp_dir().join(format!("paymesh-mcli-{}", paymesh_money::Id128::random()));
     std::fs::create_dir_all(&dir).unwrap();
     let merchant_addr = format!("127.0.0.1:{}", paymesh_testkit::free_port());
+    let stall_addr = format!("127.0.0.1:{}", paymesh_testkit::free_port());
+    let page_addr = format!("127.0.0.1:{}", paymesh_testkit::free_port());
     let env = [
         ("PAYMESH_DATABASE_URL", db_url),
         ("PAYMESH_REDIS_URL", paymesh_testkit::redis_url()),
@@ -45,6 +47,8 @@ async fn an_operator_onboards_approves_and_prints_the_static_qr() {
             format!("127.0.0.1:{}", paymesh_testkit::free_port()),
         ),
         ("PAYMESH_MERCHANT_LISTEN", merchant_addr.clone()),
+        ("PAYMESH_STALL_LISTEN", stall_addr.clone()),
+        ("PAYMESH_STALL_PAGE_LISTEN", page_addr.clone()),
         (
             "PAYMESH_TELEMETRY_METRICS_LISTEN",
             "127.0.0.1:0".to_string(),
@@ -223,6 +227,29 @@ async fn an_operator_onboards_approves_and_prints_the_static_qr() {
             "fee plan default -> percent:0.6,min:1000,cap:50000: market rate",
             "fee plan percent:0.6,min:1000,cap:50000 -> default: back to the default",
         ]
+    );
+
+    // The vendor's sign-in link to her stall page, and its QR as an image a phone scans.
+    let link_png = dir.join("link.png");
+    let link: serde_json::Value = serde_json::from_str(&cli(&[
+        "link",
+        &id,
+        "--stall-addr",
+        &stall_addr,
+        "--png",
+        link_png.to_str().unwrap(),
+    ]))
+    .unwrap();
+    let url = link["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("http://{page_addr}/signin?token=")),
+        "{link}"
+    );
+    assert!(link["expire_time"].as_str().unwrap().ends_with('Z'));
+    assert!(link["qr_text"].as_str().unwrap().contains('█'));
+    assert_eq!(
+        paymesh_testkit::fixtures::zbarimg(&std::fs::read(&link_png).unwrap()),
+        url
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

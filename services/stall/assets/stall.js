@@ -98,7 +98,8 @@ function showStall() {
   const s = state.stall;
   $("name").textContent = s.name;
   const where = [];
-  if (s.market) where.push(`${t("market")} ${s.market}`);
+  // "Chợ Đông Ba" names itself a market already.
+  if (s.market) where.push(/^chợ\s/i.test(s.market) ? s.market : `${t("market")} ${s.market}`);
   if (s.stall) where.push(`${t("stall")} ${s.stall}`);
   $("where").textContent = where.join(" · ");
   $("account").textContent = s.account;
@@ -305,6 +306,8 @@ async function ask(e) {
     if (!r.ok) throw new Error(body.message || String(r.status));
     state.intent = body;
     showIntent();
+    // The QR to show the buyer, on screen.
+    $("ask-result").scrollIntoView({ block: "start" });
   } catch (err) {
     error.textContent = `${t("ask_failed")}: ${err.message}`;
     error.hidden = false;

@@ -65,7 +65,7 @@ fn with_headers(mut r: Response, cache: bool) -> Response {
     );
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("strict-origin"),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
