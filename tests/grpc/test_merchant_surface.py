@@ -44,6 +44,21 @@ def _vendor(pb):
     )
 
 
+def _approved_vendor(addrs, mint, merchant_stubs):
+    """A vendor onboarded and approved by an operator through the mesh at `addrs`."""
+    mpb, mgrpc = merchant_stubs
+    merchants = mgrpc.MerchantServiceStub(grpc.insecure_channel(addrs["merchant"]))
+    operator = mint("operator:pytest")
+    m = merchants.OnboardMerchant(
+        mpb.OnboardMerchantRequest(kind=mpb.MERCHANT_KIND_VENDOR, application=_vendor(mpb)),
+        metadata=_call(operator, str(uuid.uuid4())),
+    )
+    return merchants.ApproveMerchant(
+        mpb.ApproveMerchantRequest(merchant_id=m.id, reason="checked", etag=m.etag),
+        metadata=_call(operator, str(uuid.uuid4())),
+    )
+
+
 def _details(error):
     status = rpc_status.from_call(error)
     assert status is not None, "no google.rpc.Status details"

@@ -17,7 +17,7 @@ from google.protobuf import timestamp_pb2
 from grpc_status import rpc_status
 from google.rpc import error_details_pb2
 
-from test_merchant_surface import _call, _vendor
+from test_merchant_surface import _approved_vendor, _call
 
 
 def _reasons(error):
@@ -34,17 +34,7 @@ def _reasons(error):
 @pytest.fixture(scope="module")
 def vendor(payment, merchant_stubs):
     addrs, mint = payment
-    mpb, mgrpc = merchant_stubs
-    merchants = mgrpc.MerchantServiceStub(grpc.insecure_channel(addrs["merchant"]))
-    operator = mint("operator:pytest")
-    m = merchants.OnboardMerchant(
-        mpb.OnboardMerchantRequest(kind=mpb.MERCHANT_KIND_VENDOR, application=_vendor(mpb)),
-        metadata=_call(operator, str(uuid.uuid4())),
-    )
-    return merchants.ApproveMerchant(
-        mpb.ApproveMerchantRequest(merchant_id=m.id, reason="checked", etag=m.etag),
-        metadata=_call(operator, str(uuid.uuid4())),
-    )
+    return _approved_vendor(addrs, mint, merchant_stubs)
 
 
 def _money(stubs, amount):

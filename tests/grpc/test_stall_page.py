@@ -20,8 +20,7 @@ import grpc
 import pytest
 from google.protobuf import timestamp_pb2
 
-from test_merchant_surface import _call
-from test_stall_surface import _approved_vendor
+from test_merchant_surface import _approved_vendor, _call
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "browser"))

@@ -16,22 +16,8 @@ import grpc
 import pytest
 from google.protobuf import timestamp_pb2
 
-from test_merchant_surface import _call, _vendor
+from test_merchant_surface import _approved_vendor, _call
 from test_payment_surface import _reasons
-
-
-def _approved_vendor(addrs, mint, merchant_stubs):
-    mpb, mgrpc = merchant_stubs
-    merchants = mgrpc.MerchantServiceStub(grpc.insecure_channel(addrs["merchant"]))
-    operator = mint("operator:pytest")
-    m = merchants.OnboardMerchant(
-        mpb.OnboardMerchantRequest(kind=mpb.MERCHANT_KIND_VENDOR, application=_vendor(mpb)),
-        metadata=_call(operator, str(uuid.uuid4())),
-    )
-    return merchants.ApproveMerchant(
-        mpb.ApproveMerchantRequest(merchant_id=m.id, reason="checked", etag=m.etag),
-        metadata=_call(operator, str(uuid.uuid4())),
-    )
 
 
 @pytest.fixture(scope="module")

@@ -162,12 +162,17 @@ pub(crate) fn vendor_refusal(m: &mpb::Merchant) -> Option<ApiError> {
     None
 }
 
-/// The merchant a request names, which the caller must be or be an operator for.
-fn own_merchant(caller: &Principal, text: &str) -> Result<Uuid, ApiError> {
+/// The merchant a request names.
+fn merchant_field(text: &str) -> Result<Uuid, ApiError> {
     let mut v = Violations::default();
     let merchant = uuid_field(&mut v, "merchant_id", text);
     v.into_result()?;
-    let merchant = merchant.ok_or_else(|| ApiError::invalid("merchant_id", "required"))?;
+    merchant.ok_or_else(|| ApiError::invalid("merchant_id", "required"))
+}
+
+/// The merchant a request names, which the caller must be or be an operator for.
+fn own_merchant(caller: &Principal, text: &str) -> Result<Uuid, ApiError> {
+    let merchant = merchant_field(text)?;
     match caller {
         Principal::Operator(_) => Ok(merchant),
         p if is_owner(p, &merchant.to_string()) => Ok(merchant),
@@ -175,6 +180,18 @@ fn own_merchant(caller: &Principal, text: &str) -> Result<Uuid, ApiError> {
             "{p} may not act for merchant {merchant}"
         ))),
     }
+}
+
+/// The caller's own sound box a request names: (merchant, terminal).
+fn own_box(
+    caller: &Principal,
+    merchant_id: &str,
+    terminal_id: &str,
+) -> Result<(Uuid, String), ApiError> {
+    Ok((
+        own_merchant(caller, merchant_id)?,
+        terminal_field(terminal_id)?,
+    ))
 }
 
 /// A terminal id: 1-32 of A-Z a-z 0-9 - _.
@@ -341,10 +358,9 @@ impl stall_service_server::StallService for StallService {
     ) -> Result<Response<pb::AddSoundBoxResponse>, Status> {
         answer(
             async {
-                let caller = principal(&request)?;
                 let req = request.get_ref();
-                let merchant = own_merchant(caller, &req.merchant_id)?;
-                let terminal = terminal_field(&req.terminal_id)?;
+                let (merchant, terminal) =
+                    own_box(principal(&request)?, &req.merchant_id, &req.terminal_id)?;
                 self.active_vendor(merchant).await?;
                 let row = store::add_sound_box(&self.inner.pool, merchant, &terminal)
                     .await
@@ -373,12 +389,7 @@ impl stall_service_server::StallService for StallService {
                 let caller = principal(&request)?;
                 let text = &request.get_ref().merchant_id;
                 let merchant = match caller {
-                    Principal::Service(_) => {
-                        let mut v = Violations::default();
-                        let m = uuid_field(&mut v, "merchant_id", text);
-                        v.into_result()?;
-                        m.ok_or_else(|| ApiError::invalid("merchant_id", "required"))?
-                    }
+                    Principal::Service(_) => merchant_field(text)?,
                     _ => own_merchant(caller, text)?,
                 };
                 let rows = store::sound_boxes(&self.inner.pool, merchant)
@@ -398,10 +409,9 @@ impl stall_service_server::StallService for StallService {
     ) -> Result<Response<pb::RemoveSoundBoxResponse>, Status> {
         answer(
             async {
-                let caller = principal(&request)?;
                 let req = request.get_ref();
-                let merchant = own_merchant(caller, &req.merchant_id)?;
-                let terminal = terminal_field(&req.terminal_id)?;
+                let (merchant, terminal) =
+                    own_box(principal(&request)?, &req.merchant_id, &req.terminal_id)?;
                 let row = store::remove_sound_box(&self.inner.pool, merchant, &terminal)
                     .await
                     .map_err(sql)?
