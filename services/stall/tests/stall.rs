@@ -710,15 +710,24 @@ async fn each_payment_reaches_the_vendors_sound_boxes_over_mqtt() {
     assert_eq!(messages[0]["text"], "Đã nhận một trăm năm mươi nghìn đồng");
     assert_eq!(messages[1]["id"], second.payment_id);
     assert_eq!(messages[1]["text"], "Đã nhận một tỷ đồng");
-    // The cursor is stored past both (a restart publishes neither again).
-    let cursor: i64 = sqlx::query_scalar(
-        "SELECT event_cursor FROM stall.sound_box_cursors WHERE merchant_id = $1",
-    )
-    .bind(vendor_id)
-    .fetch_one(&mesh.pool)
-    .await
-    .unwrap();
-    assert!(cursor >= 2, "{cursor}");
+    // The cursor is stored past both once their PUBACKs are in (after the subscriber may have
+    // them): a restart publishes neither again.
+    let mut cursor = 0_i64;
+    for _ in 0..100 {
+        cursor = sqlx::query_scalar(
+            "SELECT event_cursor FROM stall.sound_box_cursors WHERE merchant_id = $1",
+        )
+        .bind(vendor_id)
+        .fetch_optional(&mesh.pool)
+        .await
+        .unwrap()
+        .unwrap_or_default();
+        if cursor >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(cursor, 2);
 
     // The cursor moved past both; removing the box stops the publishing.
     own.clone()
