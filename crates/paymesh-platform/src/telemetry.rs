@@ -4,8 +4,14 @@
 //! - Spans go to an OpenTelemetry tracer; when `telemetry.otlp_endpoint` is set they are
 //!   exported over OTLP/gRPC, otherwise they only give the logs their ids.
 //! - W3C `traceparent` travels in gRPC metadata: [`ObserveLayer`] takes it from incoming
-//!   requests, [`inject_trace_context`] puts it on outgoing ones.
+//!   requests, [`inject_trace_context`] puts it on outgoing ones; an HTTP edge takes it with
+//!   [`http_server_span`].
+//! - Work done later for a request (a webhook delivery) stores its [`traceparent`] and continues
+//!   the trace with [`set_parent_traceparent`]; work done once for several requests (a group
+//!   commit, a batched call) is a span of its own made by [`serve_batch`]: the child of the
+//!   first request's span, with a link to each other one's.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -19,6 +25,7 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::{Instrument, Subscriber};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::Layer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, format::Writer};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
@@ -59,20 +66,35 @@ pub fn init(cfg: &TelemetryConfig, service_name: &'static str) -> anyhow::Result
     }
     let provider = builder.build();
     let tracer = provider.tracer("paymesh");
-    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log_level)
-        .map_err(|e| anyhow::anyhow!("telemetry.log_level {:?}: {e}", cfg.log_level))?;
+    let log_filter = || {
+        tracing_subscriber::EnvFilter::try_new(&cfg.log_level)
+            .map_err(|e| anyhow::anyhow!("telemetry.log_level {:?}: {e}", cfg.log_level))
+    };
+    // Spans are exported at `info` whenever there is a collector, however quiet the logs are
+    // (`paymesh dev` logs at `warn`): the log level chooses what is printed, not what is traced.
     let otel = tracing_opentelemetry::layer().with_tracer(tracer);
-    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    let otel = match (&cfg.otlp_endpoint, cfg.log_level.trim()) {
+        (Some(_), "off" | "error" | "warn") => {
+            otel.with_filter(tracing_subscriber::EnvFilter::new("info"))
+        }
+        _ => otel.with_filter(log_filter()?),
+    };
+    let registry = tracing_subscriber::registry().with(otel);
     let installed = match cfg.log_format {
         LogFormat::Json => registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .event_format(JsonWithTrace)
-                    .with_writer(std::io::stderr),
+                    .with_writer(std::io::stderr)
+                    .with_filter(log_filter()?),
             )
             .try_init(),
         LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_filter(log_filter()?),
+            )
             .try_init(),
     };
     if installed.is_err() {
@@ -212,6 +234,58 @@ impl Injector for MetadataInjector<'_> {
 pub fn inject_trace_context(metadata: &mut tonic::metadata::MetadataMap) {
     let cx = tracing::Span::current().context();
     TraceContextPropagator::new().inject_context(&cx, &mut MetadataInjector(metadata));
+}
+
+/// The W3C `traceparent` of `span` (`""` when it records nothing: no tracer, or filtered out),
+/// to store with work that runs later in another task (see [`set_parent_traceparent`]).
+pub fn traceparent(span: &tracing::Span) -> String {
+    let mut carrier: HashMap<String, String> = HashMap::new();
+    TraceContextPropagator::new().inject_context(&span.context(), &mut carrier);
+    carrier.remove("traceparent").unwrap_or_default()
+}
+
+/// Makes `span` (not yet entered) the child of the span a stored W3C `traceparent` names; an
+/// empty or malformed one changes nothing.
+pub fn set_parent_traceparent(span: &tracing::Span, traceparent: &str) {
+    if traceparent.is_empty() {
+        return;
+    }
+    let carrier = HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let cx = TraceContextPropagator::new().extract(&carrier);
+    if cx.span().span_context().is_valid() {
+        let _ = span.set_parent(cx);
+    }
+}
+
+/// Puts `span` (not yet entered), one piece of work done for several callers at once (a group
+/// commit, one batched call), in their traces: it is the child of the first caller's span and
+/// links every other caller's span. So each caller's trace either contains the work (and what
+/// it calls) or is named by a link from it.
+pub fn serve_batch<'a>(span: &tracing::Span, callers: impl IntoIterator<Item = &'a tracing::Span>) {
+    let mut callers = callers.into_iter();
+    if let Some(first) = callers.next() {
+        let _ = span.set_parent(first.context());
+    }
+    for other in callers {
+        span.add_link(other.context().span().span_context().clone());
+    }
+}
+
+/// A server span for one request on a plain HTTP edge (the gRPC ones get theirs from
+/// [`ObserveLayer`]): the child of the caller's `traceparent` header when it sends one. `route`
+/// is the path's template (`/v1/banks/{bin}/credits`), never the path itself; record
+/// `http.response.status_code` on it when answering.
+pub fn http_server_span<B>(req: &http::Request<B>, route: &'static str) -> tracing::Span {
+    let parent = TraceContextPropagator::new().extract(&HeaderExtractor(req.headers()));
+    let span = tracing::info_span!(
+        "http.server",
+        otel.kind = "server",
+        http.request.method = %req.method(),
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
+    );
+    let _ = span.set_parent(parent);
+    span
 }
 
 /// Server-side tower layer: a span per RPC whose parent is the caller's `traceparent`, and

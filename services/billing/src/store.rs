@@ -20,6 +20,9 @@ static IDEMPOTENCY_SQL: LazyLock<String> =
 static EVENTS_SQL: LazyLock<String> =
     LazyLock::new(|| paymesh_platform::events::migration_sql(SCHEMA));
 
+static OUTBOX_TRACEPARENT_SQL: LazyLock<String> =
+    LazyLock::new(|| paymesh_platform::events::outbox_traceparent_sql(SCHEMA));
+
 pub fn migrations() -> Vec<Migration> {
     vec![
         Migration {
@@ -36,6 +39,11 @@ pub fn migrations() -> Vec<Migration> {
             version: 3,
             name: "billers' event streams, webhook endpoints and outbox",
             sql: EVENTS_SQL.as_str(),
+        },
+        Migration {
+            version: 4,
+            name: "webhook deliveries keep their event's trace",
+            sql: OUTBOX_TRACEPARENT_SQL.as_str(),
         },
     ]
 }

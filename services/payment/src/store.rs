@@ -13,6 +13,9 @@ pub const SCHEMA: &str = "payment";
 static IDEMPOTENCY_SQL: LazyLock<String> =
     LazyLock::new(|| paymesh_platform::idempotency::pg::migration_sql(SCHEMA));
 
+static OUTBOX_TRACEPARENT_SQL: LazyLock<String> =
+    LazyLock::new(|| paymesh_platform::events::outbox_traceparent_sql(SCHEMA));
+
 pub fn migrations() -> Vec<Migration> {
     vec![
         Migration {
@@ -34,6 +37,11 @@ pub fn migrations() -> Vec<Migration> {
             version: 4,
             name: "credits by bank and receive time",
             sql: include_str!("../migrations/0004_credits_by_bank.sql"),
+        },
+        Migration {
+            version: 5,
+            name: "webhook deliveries keep their event's trace",
+            sql: OUTBOX_TRACEPARENT_SQL.as_str(),
         },
     ]
 }

@@ -13,7 +13,9 @@
 //! in this process wakes it at once ([`Events::committed`]); events committed by another
 //! process are found by polling. (PostgreSQL's NOTIFY was not used: it serializes every
 //! notifying commit on one database-wide lock.) Deliveries are POSTed by [`Outbox`], signed as
-//! [`signing`] says; endpoints are set with [`endpoints`].
+//! [`signing`] says; endpoints are set with [`endpoints`]. A delivery keeps the W3C
+//! `traceparent` of the span its event happened in ([`NewEvent::traceparent`]), so its attempts,
+//! made later by the worker, are spans of the trace that caused the event.
 
 pub mod endpoints;
 mod outbox;
@@ -80,7 +82,8 @@ const EVENTS_PER_READ: i64 = 256;
 /// Events waiting for a slow client at most (then the reader waits for it).
 const STREAM_BUFFER: usize = 64;
 
-/// The tables of an event log in `schema` (for a service's migrations).
+/// The tables of an event log in `schema` (for a service's migrations; then
+/// [`outbox_traceparent_sql`]).
 pub fn migration_sql(schema: &str) -> String {
     format!(
         "CREATE TABLE {schema}.streams (merchant_id uuid PRIMARY KEY, last_seq bigint NOT NULL);
@@ -116,6 +119,11 @@ CREATE INDEX outbox_due ON {schema}.outbox (next_attempt_time) WHERE status = 'P
     )
 }
 
+/// The migration after [`migration_sql`]: each delivery's `traceparent` (see [`NewEvent`]).
+pub fn outbox_traceparent_sql(schema: &str) -> String {
+    format!("ALTER TABLE {schema}.outbox ADD COLUMN traceparent text NOT NULL DEFAULT '';\n")
+}
+
 /// An event to store, with its webhook delivery (stored when the owner has an endpoint).
 pub struct NewEvent {
     pub owner: Uuid,
@@ -127,6 +135,9 @@ pub struct NewEvent {
     pub delivery_id: Uuid,
     /// The JSON POSTed (exactly these bytes are signed).
     pub delivery_body: String,
+    /// The W3C `traceparent` of the span the event happened in
+    /// (`crate::telemetry::traceparent`; `""`: none): the delivery's attempts are its children.
+    pub traceparent: String,
 }
 
 /// The webhook delivery of an event numbered `seq` whose JSON is `body`: a fresh event id
@@ -177,13 +188,13 @@ pub async fn insert(
 ) -> anyhow::Result<()> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "WITH u AS ( \
-           SELECT * FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::bytea[], $5::uuid[], $6::text[]) \
-           AS u(merchant_id, seq, kind, body, delivery_id, delivery_body)), \
+           SELECT * FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::bytea[], $5::uuid[], $6::text[], $7::text[]) \
+           AS u(merchant_id, seq, kind, body, delivery_id, delivery_body, traceparent)), \
          e AS ( \
            INSERT INTO {schema}.events (merchant_id, seq, kind, body, create_time) \
            SELECT merchant_id, seq, kind, body, clock_timestamp() FROM u) \
-         INSERT INTO {schema}.outbox (id, merchant_id, seq, body, next_attempt_time, create_time) \
-         SELECT u.delivery_id, u.merchant_id, u.seq, u.delivery_body, clock_timestamp(), clock_timestamp() \
+         INSERT INTO {schema}.outbox (id, merchant_id, seq, body, next_attempt_time, create_time, traceparent) \
+         SELECT u.delivery_id, u.merchant_id, u.seq, u.delivery_body, clock_timestamp(), clock_timestamp(), u.traceparent \
          FROM u JOIN {schema}.webhook_endpoints w ON w.merchant_id = u.merchant_id AND w.url <> ''"
     )))
     .bind(events.iter().map(|e| e.owner).collect::<Vec<_>>())
@@ -192,6 +203,7 @@ pub async fn insert(
     .bind(events.iter().map(|e| e.body.clone()).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.delivery_id).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.delivery_body.clone()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.traceparent.clone()).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await
     .context("storing events")?;

@@ -10,6 +10,11 @@
 //! jitter), until `<service>.webhook_retry_for_ms` after the event (three days by default),
 //! then FAILED. Delivery is at least once: a receiver that answered late may get an event again
 //! and deduplicates on its id.
+//!
+//! Each attempt is a span (`webhook.deliver`) whose parent is the span the event happened in
+//! (the row's `traceparent`, written with it), and the POST carries the attempt's own
+//! `traceparent`: the delivery, though made later by another task, is part of the trace of
+//! what caused it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +25,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use sqlx::{PgPool, Row};
 use tokio::sync::Notify;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::signing;
@@ -63,6 +69,8 @@ struct Claimed {
     age: Duration,
     url: String,
     secret: String,
+    /// The span the event happened in (W3C; `""`: none).
+    traceparent: String,
 }
 
 async fn claim(pool: &PgPool, schema: &str, lease: Duration) -> anyhow::Result<Vec<Claimed>> {
@@ -75,7 +83,7 @@ async fn claim(pool: &PgPool, schema: &str, lease: Duration) -> anyhow::Result<V
              SELECT id FROM {schema}.outbox WHERE status = 'PENDING' \
              AND next_attempt_time <= clock_timestamp() \
              ORDER BY next_attempt_time LIMIT $1 FOR UPDATE SKIP LOCKED) \
-         RETURNING o.id, o.body, o.attempts, w.url, w.secret, \
+         RETURNING o.id, o.body, o.attempts, w.url, w.secret, o.traceparent, \
              (extract(epoch FROM clock_timestamp() - o.create_time) * 1000)::int8 AS age_ms"
     )))
     .bind(CLAIM_MAX)
@@ -91,6 +99,7 @@ async fn claim(pool: &PgPool, schema: &str, lease: Duration) -> anyhow::Result<V
                 attempts: r.try_get("attempts")?,
                 url: r.try_get("url")?,
                 secret: r.try_get("secret")?,
+                traceparent: r.try_get("traceparent")?,
                 age: Duration::from_millis(r.try_get::<i64, _>("age_ms")?.max(0) as u64),
             })
         })
@@ -166,7 +175,15 @@ async fn post_inner(
         .header(
             signing::SIGNATURE_HEADER,
             signing::sign(secret, now, body.as_bytes()),
-        )
+        );
+    // The receiver may continue the trace (its parent: this attempt's span).
+    let traceparent = crate::telemetry::traceparent(&tracing::Span::current());
+    let request = if traceparent.is_empty() {
+        request
+    } else {
+        request.header("traceparent", traceparent)
+    };
+    let request = request
         .body(Full::new(Bytes::from(body.to_owned())))
         .context("building the request")?;
     let response = sender.send_request(request).await.context("sending")?;
@@ -234,17 +251,34 @@ async fn round(pool: &PgPool, schema: &'static str, d: Delivery) -> anyhow::Resu
     let n = claimed.len();
     let now = crate::time::now_ns() / 1_000_000_000;
     let counters = super::counters();
-    let attempts = claimed.into_iter().map(|c| async move {
-        let answer = post(
-            &c.url,
-            c.secret.as_bytes(),
-            &c.id.to_string(),
-            &c.body,
-            now,
-            d.timeout,
-        )
-        .await;
-        (c, answer)
+    let attempts = claimed.into_iter().map(|c| {
+        let span = tracing::info_span!(
+            "webhook.deliver",
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            webhook.schema = schema,
+            webhook.delivery_id = %c.id,
+            webhook.attempt = c.attempts,
+            error.message = tracing::field::Empty,
+        );
+        crate::telemetry::set_parent_traceparent(&span, &c.traceparent);
+        async move {
+            let answer = post(
+                &c.url,
+                c.secret.as_bytes(),
+                &c.id.to_string(),
+                &c.body,
+                now,
+                d.timeout,
+            )
+            .instrument(span.clone())
+            .await;
+            if let Answer::Refused(why) = &answer {
+                span.record("otel.status_code", "error");
+                span.record("error.message", why.as_str());
+            }
+            (c, answer)
+        }
     });
     let mut delivered = Vec::new();
     for (c, answer) in futures::future::join_all(attempts).await {

@@ -70,6 +70,8 @@ pub(super) async fn record(
             body: event.encode_to_vec(),
             delivery_id,
             delivery_body,
+            // Its webhook delivery continues the trace of the change it reports.
+            traceparent: paymesh_platform::telemetry::traceparent(&tracing::Span::current()),
         })
     })
     .await

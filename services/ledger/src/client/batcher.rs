@@ -7,6 +7,7 @@ use std::time::Duration;
 use paymesh_platform::ApiError;
 use paymesh_proto::ledger::v1 as pb;
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use tracing::Instrument;
 
 use super::{LedgerClient, copy_error};
 use crate::validate::{self, BATCH_ITEMS_MAX};
@@ -52,6 +53,8 @@ type Reply = oneshot::Sender<Result<Vec<pb::CreateTransferResult>, ApiError>>;
 struct Submission {
     transfers: Vec<pb::Transfer>,
     reply: Reply,
+    /// The submitter's span: the call that carries these transfers is its child, or links it.
+    span: tracing::Span,
 }
 
 #[derive(Default)]
@@ -73,6 +76,10 @@ struct Counters {
 /// Submissions are checked as the ledger checks them before they join a batch, so one bad
 /// transfer fails only its own submitter, not everyone batched with it. A submission, once
 /// queued, is sent even if its caller stops waiting.
+///
+/// Traces: each call is a span (`ledger.create_transfers`) that is the child of the first
+/// submitter's span and links every other submitter's (`paymesh_platform::telemetry::serve_batch`);
+/// the ledger's server span is its child.
 ///
 /// Clones share the queue. The task ends when the last clone is dropped.
 #[derive(Clone)]
@@ -150,7 +157,11 @@ impl TransferBatcher {
     ) -> Result<Vec<pb::CreateTransferResult>, ApiError> {
         self.check(&transfers)?;
         let (reply, answer) = oneshot::channel();
-        let submission = Submission { transfers, reply };
+        let submission = Submission {
+            transfers,
+            reply,
+            span: tracing::Span::current(),
+        };
         let deadline = tokio::time::Instant::now() + self.wait_max;
         match tokio::time::timeout_at(deadline, self.queue.send(submission)).await {
             Err(_) => {
@@ -256,13 +267,24 @@ async fn run(
 
 /// Sends one batch and answers each submitter with its own results.
 async fn send(client: &LedgerClient, batch: Vec<Submission>, size: usize) {
+    let span = tracing::info_span!(
+        "ledger.create_transfers",
+        otel.kind = "client",
+        submissions = batch.len(),
+        transfers = size,
+    );
+    paymesh_platform::telemetry::serve_batch(&span, batch.iter().map(|s| &s.span));
     let mut transfers = Vec::with_capacity(size);
     let mut waiting = Vec::with_capacity(batch.len());
     for s in batch {
         waiting.push((s.transfers.len(), s.reply));
         transfers.extend(s.transfers);
     }
-    match client.create_transfers(transfers).await {
+    match client
+        .create_transfers(transfers)
+        .instrument(span.clone())
+        .await
+    {
         Ok(results) => {
             let mut results = results.into_iter();
             for (len, reply) in waiting {
@@ -272,7 +294,7 @@ async fn send(client: &LedgerClient, batch: Vec<Submission>, size: usize) {
             }
         }
         Err(e) => {
-            tracing::warn!(error = %e, transfers = size, "ledger batch failed");
+            span.in_scope(|| tracing::warn!(error = %e, transfers = size, "ledger batch failed"));
             for (_, reply) in waiting {
                 let _ = reply.send(Err(copy_error(&e)));
             }

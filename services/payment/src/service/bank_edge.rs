@@ -7,7 +7,8 @@
 //! a timestamp outside the 5-minute window, or a request seen before (the same signature: a
 //! replay) is refused with 401/409 and logged, and never applied. An accepted notification
 //! goes through exactly the path of gRPC `NotifyCredit` as `bank:{bin}`, so the same bank
-//! transaction arriving over both is applied once.
+//! transaction arriving over both is applied once. Each request is a server span
+//! (`http.server`), the child of the bank's W3C `traceparent` header when it sends one.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -18,6 +19,7 @@ use paymesh_platform::http::{self, Response};
 use paymesh_proto::common::v1 as cpb;
 use paymesh_proto::payment::v1 as pb;
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 use super::PaymentService;
 use paymesh_platform::edge::fields::sql;
@@ -81,9 +83,24 @@ fn notification(bin: &str, body: &Bytes) -> Result<pb::NotifyCreditRequest, Stri
     })
 }
 
+/// The route of a request on the edge, for its span.
+const ROUTE: &str = "/v1/banks/{bin}/credits";
+
 impl PaymentService {
-    /// Answers one request on the edge.
+    /// Answers one request on the edge, in its server span.
     pub async fn bank_webhook(&self, req: ::http::Request<hyper::body::Incoming>) -> Response {
+        let route = if bin_of(req.uri().path()).is_some() {
+            ROUTE
+        } else {
+            "unknown"
+        };
+        let span = paymesh_platform::telemetry::http_server_span(&req, route);
+        let response = self.answer_bank(req).instrument(span.clone()).await;
+        span.record("http.response.status_code", response.status().as_u16());
+        response
+    }
+
+    async fn answer_bank(&self, req: ::http::Request<hyper::body::Incoming>) -> Response {
         use ::http::StatusCode as S;
         let path = req.uri().path().to_owned();
         if req.method() != ::http::Method::POST {

@@ -14,6 +14,12 @@
 //! answer every bank. If anything in a batch fails, its notifications are applied one by one
 //! instead, so one bad notification fails alone; a failure before the commit rolls back all
 //! but the ledger postings, which a retry finds applied (EXISTS).
+//!
+//! Traces: each notification has its span (`payment.notify_credit`); a batch's span
+//! (`payment.credit_batch`) is the child of its first notification's and links the others'
+//! (`paymesh_platform::telemetry::serve_batch`); each notification's posting
+//! (`payment.credit_posting`) and its event's webhook delivery are children of the
+//! notification's own span, whichever batch applied it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -27,6 +33,7 @@ use paymesh_proto::payment::v1 as pb;
 use paymesh_proto::payment::v1::{CreditOutcome, EventKind};
 use tokio::sync::{mpsc, oneshot};
 use tonic::Request;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{PaymentService, convert, watch};
@@ -164,6 +171,8 @@ pub struct Item {
     /// A bill's reference the billing service refused (why): the credit waits in suspense.
     bill_refused: Option<&'static str>,
     reply: oneshot::Sender<Result<pb::NotifyCreditResponse, ApiError>>,
+    /// The notification's span (`payment.notify_credit`).
+    span: tracing::Span,
 }
 
 /// Why a batch was not applied.
@@ -228,14 +237,40 @@ impl PaymentService {
             .await
     }
 
-    /// A notification from `caller` (gRPC, or the banks' HTTP edge).
+    /// A notification from `caller` (gRPC, or the banks' HTTP edge), in a span of its own.
     pub(super) async fn notify_from(
         &self,
         caller: &Principal,
         req: &pb::NotifyCreditRequest,
     ) -> Result<pb::NotifyCreditResponse, ApiError> {
+        let span = tracing::info_span!(
+            "payment.notify_credit",
+            credit = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            duplicate = tracing::field::Empty,
+        );
+        let answer = self
+            .notify_in(caller, req, &span)
+            .instrument(span.clone())
+            .await;
+        if let Ok(answer) = &answer
+            && let Some(credit) = &answer.credit
+        {
+            span.record("outcome", credit.outcome().as_str_name());
+            span.record("duplicate", answer.duplicate);
+        }
+        answer
+    }
+
+    async fn notify_in(
+        &self,
+        caller: &Principal,
+        req: &pb::NotifyCreditRequest,
+        span: &tracing::Span,
+    ) -> Result<pb::NotifyCreditResponse, ApiError> {
         let notice = parse(caller, req)?;
         let id = credit_id(&notice.bank_bin, &notice.bank_transaction_id);
+        span.record("credit", tracing::field::display(id));
         let finding = reference::find(&notice.description);
         let mut bill_refused = None;
         if let Finding::Found(r) = &finding
@@ -265,6 +300,7 @@ impl PaymentService {
                 fee,
                 bill_refused,
                 reply,
+                span: span.clone(),
             })
             .await
             .map_err(|_| ApiError::Unavailable("the payment service is stopping; retry".into()))?;
@@ -352,7 +388,7 @@ impl PaymentService {
     async fn apply(&self, batch: Vec<Item>) {
         if batch.len() == 1 {
             for item in batch {
-                let answer = match self.try_batch(std::slice::from_ref(&item)).await {
+                let answer = match self.traced_batch(std::slice::from_ref(&item)).await {
                     Ok(mut answers) => answers.pop().unwrap_or_else(|| {
                         Err(ApiError::Internal(anyhow::anyhow!(
                             "a batch of one had no answer"
@@ -365,7 +401,7 @@ impl PaymentService {
             }
             return;
         }
-        match self.try_batch(&batch).await {
+        match self.traced_batch(&batch).await {
             Ok(answers) => {
                 for (item, answer) in batch.into_iter().zip(answers) {
                     let _ = item.reply.send(answer);
@@ -400,6 +436,17 @@ impl PaymentService {
                 )
             })?;
         repeat(&stored, notice)
+    }
+
+    /// [`Self::try_batch`] in its span: the child of the first notification's span, linking
+    /// the others'.
+    async fn traced_batch(
+        &self,
+        items: &[Item],
+    ) -> Result<Vec<Result<pb::NotifyCreditResponse, ApiError>>, Refused> {
+        let span = tracing::info_span!("payment.credit_batch", credits = items.len());
+        paymesh_platform::telemetry::serve_batch(&span, items.iter().map(|i| &i.span));
+        self.try_batch(items).instrument(span).await
     }
 
     /// One transaction for `items`; their answers in order, or why nothing was applied.
@@ -518,8 +565,10 @@ impl PaymentService {
                 Step::Repeat => None,
             });
         let ledger_started = std::time::Instant::now();
-        let posted =
-            futures::future::join_all(postings.map(|(item, credit, decision)| async move {
+        let posted = futures::future::join_all(postings.map(|(item, credit, decision)| {
+            // In the notification's own trace, whichever batch posts it.
+            let span = tracing::info_span!(parent: &item.span, "payment.credit_posting");
+            async move {
                 let fee = decision.merchant_id.map_or(0, |_| item.fee.0);
                 let legs = chain(
                     credit.id,
@@ -529,8 +578,10 @@ impl PaymentService {
                     fee,
                 )?;
                 self.post(&credit.bank_bin, legs).await
-            }))
-            .await;
+            }
+            .instrument(span)
+        }))
+        .await;
         crate::metrics::metrics()
             .batch_ledger_seconds
             .observe(ledger_started.elapsed().as_secs_f64());
@@ -603,7 +654,7 @@ impl PaymentService {
                     .filter(|i| Some(i.id) == decision.intent_id)
                     .map(|i| i.order_reference.clone());
                 let row = payment.row(credit, order_reference);
-                events.push(watch::stored(
+                let mut event = watch::stored(
                     merchant,
                     seq,
                     EventKind::PaymentReceived,
@@ -612,7 +663,10 @@ impl PaymentService {
                         intent: intent.as_ref().map(|i| convert::intent(i, now_us)),
                         refund: None,
                     },
-                )?);
+                )?;
+                // Its webhook continues the notification's trace, not the batch's.
+                event.traceparent = paymesh_platform::telemetry::traceparent(&item.span);
+                events.push(event);
                 payments.push(payment);
             }
             store::insert_payments(&mut tx, &payments)

@@ -58,6 +58,8 @@ pub fn stored(
         body: event.encode_to_vec(),
         delivery_id,
         delivery_body,
+        // Its webhook delivery continues the trace of the change it reports.
+        traceparent: paymesh_platform::telemetry::traceparent(&tracing::Span::current()),
     })
 }
 
