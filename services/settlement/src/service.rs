@@ -443,15 +443,22 @@ impl SettlementService {
         let Some(date) = date else {
             return Err(ApiError::invalid("business_date", "required"));
         };
-        let w = close::close(
-            self.pool(),
-            &self.inner.peers,
-            &self.inner.settings,
-            date,
-            early,
-            &caller,
-        )
-        .await?;
+        // A close runs to its end even when its caller gives up (a deadline shorter than a
+        // busy day's close): asking again then answers the window, or waits for the lock.
+        let service = self.clone();
+        let w = tokio::spawn(async move {
+            close::close(
+                service.pool(),
+                &service.inner.peers,
+                &service.inner.settings,
+                date,
+                early,
+                &caller,
+            )
+            .await
+        })
+        .await
+        .map_err(internal)??;
         Ok(pb::CloseWindowResponse {
             window: Some(self.window_answer(&w).await?),
         })

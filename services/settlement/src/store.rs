@@ -1139,38 +1139,68 @@ pub async fn booking_texts(
     Ok(rows.into_iter().map(|(id, c, d)| (id, (c, d))).collect())
 }
 
-/// A session-level advisory lock, held on a connection of its own until [`Held::release`]: two
-/// closers of windows, or two imports of one bank's statements, run one after the other.
+/// An advisory lock held on a connection of its own. Only [`Held::release`] gives the
+/// connection back to the pool (unlocked); dropped any other way — its request cancelled
+/// mid-close, or while it still waited — the connection is closed instead, which ends its
+/// session and so its lock and any lock attempt in flight. A pooled connection never keeps one.
 pub struct Held {
-    conn: sqlx::pool::PoolConnection<sqlx::Postgres>,
+    conn: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
     name: String,
 }
 
+/// How often a waiter tries the lock again. A wait is a loop of `pg_try_advisory_lock`, not one
+/// blocking `pg_advisory_lock`: a blocked statement cannot be abandoned by a cancelled caller
+/// (PostgreSQL would grant the lock later to a connection nobody uses).
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Waits for the advisory lock `name`, and holds it.
 pub async fn hold(pool: &PgPool, name: &str) -> anyhow::Result<Held> {
-    let mut conn = pool.acquire().await?;
-    sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
-        .bind(name)
-        .execute(&mut *conn)
-        .await
-        .with_context(|| format!("waiting for {name}"))?;
-    Ok(Held {
-        conn,
+    let mut held = Held {
+        conn: Some(pool.acquire().await?),
         name: name.to_owned(),
-    })
+    };
+    loop {
+        let conn = held
+            .conn
+            .as_mut()
+            .context("a held lock has its connection")?;
+        let locked: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+                .bind(name)
+                .fetch_one(&mut **conn)
+                .await
+                .with_context(|| format!("waiting for {name}"))?;
+        if locked {
+            return Ok(held);
+        }
+        tokio::time::sleep(LOCK_RETRY).await;
+    }
 }
 
 impl Held {
-    /// Releases the lock; if that fails, the connection is closed (which releases it) rather
-    /// than returned to the pool holding it.
+    /// Releases the lock and gives the connection back; if unlocking fails, the connection is
+    /// closed (which releases it) rather than returned to the pool holding it.
     pub async fn release(mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
         let unlocked = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
             .bind(&self.name)
-            .execute(&mut *self.conn)
+            .execute(&mut *conn)
             .await;
         if let Err(e) = unlocked {
             tracing::warn!(error = %e, lock = %self.name, "could not release a lock; dropping its connection");
-            let _ = self.conn.detach();
+            drop(conn.detach());
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            tracing::info!(lock = %self.name, "a lock's holder went away: closing its connection");
+            // Detached, the connection is closed when dropped, not pooled: the session ends.
+            drop(conn.detach());
         }
     }
 }
