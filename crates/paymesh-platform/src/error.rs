@@ -152,8 +152,36 @@ pub fn caller_fault(status: &tonic::Status) -> Option<ApiError> {
     }
 }
 
+/// Whether an internal error is the database pool having had no connection within its wait:
+/// an overload the caller should retry, not our fault.
+fn pool_timed_out(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<sqlx::Error>(),
+            Some(sqlx::Error::PoolTimedOut)
+        )
+    })
+}
+
+impl ApiError {
+    /// The error as callers are told it: an internal error that is the database pool having
+    /// had no connection in time is UNAVAILABLE (retry), every other one as it is.
+    pub fn as_answered(self) -> ApiError {
+        match self {
+            ApiError::Internal(e) if pool_timed_out(&e) => {
+                tracing::warn!(error = format!("{e:#}"), "database pool exhausted");
+                ApiError::Unavailable(
+                    "the database is busy (no connection free in time); retry".to_string(),
+                )
+            }
+            other => other,
+        }
+    }
+}
+
 impl From<ApiError> for tonic::Status {
     fn from(err: ApiError) -> tonic::Status {
+        let err = err.as_answered();
         let code = err.code();
         let message = match &err {
             ApiError::Internal(inner) => {
@@ -175,6 +203,18 @@ impl From<ApiError> for tonic::Status {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_exhausted_database_pool_is_unavailable_not_internal() {
+        let e = anyhow::Error::from(sqlx::Error::PoolTimedOut).context("reading bills");
+        let status = tonic::Status::from(super::ApiError::Internal(e));
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        let other = anyhow::anyhow!("a bug");
+        assert_eq!(
+            tonic::Status::from(super::ApiError::Internal(other)).code(),
+            tonic::Code::Internal
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -109,6 +109,7 @@ pub fn status_of(code: tonic::Code) -> http::StatusCode {
 /// A refusal as JSON: `{"code": "FAILED_PRECONDITION", "reason": …, "message": …}` with the
 /// HTTP status of its gRPC code (an internal error's details are logged, not sent).
 pub fn error(e: ApiError) -> Response {
+    let e = e.as_answered();
     let reason = e.reason().to_owned();
     let status = tonic::Status::from(e);
     json(
