@@ -78,9 +78,26 @@ step "bill-payment load scenario, short and bounded (the full run: load-tests/bi
 # it fails unless every bill loads and no bill is paid twice. Numbers from it mean nothing.
 PAYMESH_BENCH_PROFILE=debug PAYMESH_BENCH_PORT=50801 load-tests/billing-bench.sh 20000 3 8
 
+step "a province's day, short and bounded (the full run: load-tests/province-bench.sh)"
+# 50 vendors, 5,000 bills, 6 s of the mixed open-loop load (QR payments, intents, bills,
+# refunds, 20 streams watched) at 50 flows/s with the window closed early in the middle, debug
+# build; it fails unless its checks hold (ledger once and audited, no bill paid twice, every
+# watched event streamed, the window SETTLED). Numbers from it mean nothing.
+PAYMESH_BENCH_PROFILE=debug PAYMESH_BENCH_PORT=50811 PAYMESH_BENCH_BILLS=5000 PAYMESH_BENCH_WATCHERS=20 \
+    load-tests/province-bench.sh 6 50 50
+
 step "settlement benchmarks, short and bounded (the full run: load-tests/recon-bench.sh)"
 # 20,000 statement lines with planted breaks and a 20,000-entry camt.053 (validated by
 # xmllint), debug build: it fails unless the run finds exactly the breaks planted. Numbers from
 # it mean nothing.
 PAYMESH_BENCH_PROFILE=debug PAYMESH_BENCH_VALIDATE=1 load-tests/recon-bench.sh 20000 20000
 [[ ${PAYMESH_KEEP_STACK:-} == 1 ]] || infra/stack.sh down bench
+
+step "faults under load, short and bounded (the full run: load-tests/faults.sh)"
+# The six services as separate processes on a stack of their own, debug build: PostgreSQL
+# crashed and paused past every deadline, Redis flushed, each service kill -9'd, the webhook
+# receiver dropped, each under load; it fails unless nothing acknowledged is lost or applied
+# twice, nothing is half-applied, the ledger balances, every event arrives and every service
+# recovers by itself. Numbers from it mean nothing.
+PAYMESH_BENCH_PROFILE=debug PAYMESH_FAULTS_STACK=faults-test PAYMESH_FAULTS_PORT=29141 load-tests/faults.sh --short
+[[ ${PAYMESH_KEEP_STACK:-} == 1 ]] || infra/stack.sh down faults-test

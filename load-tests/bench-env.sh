@@ -2,10 +2,13 @@
 # (or PAYMESH_BENCH_PROFILE=debug) build, fresh databases, dev keys, pgbench's TPC-B-like
 # baseline, and the table helpers. Loopback only.
 
-# bench_setup DATABASE: sets admin, base, bin; exports PAYMESH_DATABASE_URL (fresh) and keys.
+# bench_setup DATABASE: sets admin, base, bin, bench_stack; exports PAYMESH_DATABASE_URL (fresh)
+# and keys. PAYMESH_BENCH_STACK (default bench) names the stack and its folder .paymesh/<stack>/,
+# so that benchmarks on stacks of their own do not share a PostgreSQL.
 bench_setup() {
     local stack_env
-    stack_env=$(infra/stack.sh up bench) || { echo "the bench stack did not start" >&2; return 1; }
+    bench_stack=${PAYMESH_BENCH_STACK:-bench}
+    stack_env=$(infra/stack.sh up "$bench_stack") || { echo "the $bench_stack stack did not start" >&2; return 1; }
     eval "$stack_env"
     admin=$PAYMESH_DATABASE_URL
     base=${admin%/*}
@@ -18,7 +21,7 @@ bench_setup() {
     bin=target/$profile
     psql -q "$admin" -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" \
         -c "DROP DATABASE IF EXISTS pgbench" -c "CREATE DATABASE pgbench"
-    local keys=.paymesh/bench/keys
+    local keys=.paymesh/$bench_stack/keys
     export PAYMESH_DATABASE_URL=$base/$1
     export PAYMESH_AUTH_PRIVATE_KEY_FILE=$keys/private/mesh.pem PAYMESH_AUTH_OPERATOR_PRIVATE_KEY_FILE=$keys/private/operator.pem
     export PAYMESH_AUTH_PUBLIC_KEYS_DIR=$keys/public

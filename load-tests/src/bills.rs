@@ -48,10 +48,10 @@ use tonic_types::StatusExt;
 
 use crate::{DURATION_MAX, WARM_UP, check, histogram};
 
-type Billing = BillingServiceClient<InterceptedService<Channel, CallContext>>;
+pub(crate) type Billing = BillingServiceClient<InterceptedService<Channel, CallContext>>;
 
 /// The customer-code pattern of every biller of the run (Ho Chi Minh City power customers).
-const PATTERN: &str = "PE[0-9]{11}";
+pub(crate) const PATTERN: &str = "PE[0-9]{11}";
 /// Requests in flight while setting up.
 const SETUP_IN_FLIGHT: usize = 8;
 /// Bills one customer may have: a lookup shows at most 100 outstanding ones.
@@ -67,22 +67,8 @@ pub struct BillsRun {
     billing_addr: SocketAddr,
     #[arg(long, default_value = "127.0.0.1:50052")]
     merchant_addr: SocketAddr,
-    /// An operator's token (onboards and approves billers, sets their policies, loads bills).
-    #[arg(long, env = "PAYMESH_LOAD_OPERATOR_TOKEN", hide_env_values = true)]
-    operator_token: String,
-    /// Payer channels' tokens (`channel:{id}`), comma-separated; clients take them in turn, and
-    /// a racing payment comes from the next one.
-    #[arg(
-        long,
-        env = "PAYMESH_LOAD_CHANNEL_TOKENS",
-        hide_env_values = true,
-        value_delimiter = ',',
-        required = true
-    )]
-    channel_tokens: Vec<String>,
-    /// The mesh's PostgreSQL (read after the run: no bill paid twice).
-    #[arg(long, env = "PAYMESH_DATABASE_URL", hide_env_values = true)]
-    database_url: String,
+    #[command(flatten)]
+    access: Access,
     /// Bills loaded, spread evenly over the billers.
     #[arg(long, default_value_t = 1_000_000)]
     bills: usize,
@@ -122,16 +108,63 @@ pub struct BillsRun {
     collisions: f64,
 }
 
+/// The tokens and the database a run with payer channels needs (read from the environment
+/// by the scripts, not given on the command line).
+#[derive(clap::Args)]
+pub(crate) struct Access {
+    /// An operator's token (onboards and approves merchants, sets policies, loads bills).
+    #[arg(long, env = "PAYMESH_LOAD_OPERATOR_TOKEN", hide_env_values = true)]
+    pub(crate) operator_token: String,
+    /// Payer channels' tokens (`channel:{id}`), comma-separated; clients take them in turn (a
+    /// racing payment comes from the next one).
+    #[arg(
+        long,
+        env = "PAYMESH_LOAD_CHANNEL_TOKENS",
+        hide_env_values = true,
+        value_delimiter = ',',
+        required = true
+    )]
+    pub(crate) channel_tokens: Vec<String>,
+    /// The mesh's PostgreSQL (read after the run: no bill paid twice, and more).
+    #[arg(long, env = "PAYMESH_DATABASE_URL", hide_env_values = true)]
+    pub(crate) database_url: String,
+}
+
+impl Access {
+    /// The operator's call context, and one per channel.
+    pub(crate) fn contexts(&self) -> anyhow::Result<(CallContext, Vec<CallContext>)> {
+        let channels = self
+            .channel_tokens
+            .iter()
+            .map(|t| CallContext::with_token(t.trim()))
+            .collect::<anyhow::Result<_>>()?;
+        Ok((CallContext::with_token(&self.operator_token)?, channels))
+    }
+}
+
+/// The channels' billing clients: client k on connection k mod connections, as channel k mod
+/// channels.
+pub(crate) fn channel_clients(connections: &[Channel], channels: &[CallContext]) -> Vec<Billing> {
+    (0..connections.len().max(channels.len()))
+        .map(|k| {
+            BillingServiceClient::with_interceptor(
+                connections[k % connections.len()].clone(),
+                channels[k % channels.len()].clone(),
+            )
+        })
+        .collect()
+}
+
 /// SplitMix64: enough randomness to pick customers, without a dependency.
-struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    fn seeded() -> Rng {
+    pub(crate) fn seeded() -> Rng {
         let bytes = Id128::random().to_bytes();
         Rng(u64::from_le_bytes(bytes[..8].try_into().unwrap_or([7; 8])))
     }
 
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -139,7 +172,7 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
 }
@@ -197,13 +230,13 @@ fn application(run: u64, i: usize, water: bool) -> mpb::MerchantApplication {
 }
 
 /// A biller of the run and how its bills are laid out.
-struct Biller {
-    id: String,
+pub(crate) struct Biller {
+    pub(crate) id: String,
     water: bool,
     /// Its bills: indices `0..bills`.
     bills: u64,
     /// Its customers with bills: bill `w` is customer `w % customers`'s `w / customers`-th.
-    customers: u64,
+    pub(crate) customers: u64,
 }
 
 const NAMES: [&str; 8] = [
@@ -219,9 +252,9 @@ const NAMES: [&str; 8] = [
 
 /// Every bill of the run, derived from (biller, index): run-wide bill `j` is bill `j / billers`
 /// of biller `j % billers`.
-struct Book {
-    billers: Vec<Biller>,
-    bills: u64,
+pub(crate) struct Book {
+    pub(crate) billers: Vec<Biller>,
+    pub(crate) bills: u64,
     issue: String,
     due: String,
     /// This month as `year * 12 + month - 1`: a customer's `k`-th bill is `k` months before.
@@ -229,13 +262,17 @@ struct Book {
 }
 
 /// One bill as the payer sees it.
-struct Wanted {
-    customer: String,
-    number: String,
+pub(crate) struct Wanted {
+    pub(crate) customer: String,
+    pub(crate) number: String,
 }
 
 impl Book {
-    fn new(billers: Vec<(String, bool)>, bills: u64, customers: u64) -> anyhow::Result<Book> {
+    pub(crate) fn new(
+        billers: Vec<(String, bool)>,
+        bills: u64,
+        customers: u64,
+    ) -> anyhow::Result<Book> {
         let n = billers.len() as u64;
         let billers: Vec<Biller> = billers
             .into_iter()
@@ -270,16 +307,16 @@ impl Book {
     }
 
     /// Run-wide bill `j`: (biller, its index there).
-    fn at(&self, j: u64) -> (usize, u64) {
+    pub(crate) fn at(&self, j: u64) -> (usize, u64) {
         let n = self.billers.len() as u64;
         ((j % n) as usize, j / n)
     }
 
-    fn customer_code(c: u64) -> String {
+    pub(crate) fn customer_code(c: u64) -> String {
         format!("PE{c:011}")
     }
 
-    fn wanted(&self, b: usize, w: u64) -> Wanted {
+    pub(crate) fn wanted(&self, b: usize, w: u64) -> Wanted {
         let biller = &self.billers[b];
         let (c, k) = (w % biller.customers, w / biller.customers);
         Wanted {
@@ -312,19 +349,24 @@ impl Book {
     }
 }
 
-/// Onboards, approves and gives a policy to the run's billers.
-async fn set_up(run: &BillsRun, operator: &CallContext) -> anyhow::Result<Vec<(String, bool)>> {
+/// Onboards, approves and gives a policy to `billers` billers.
+pub(crate) async fn set_up(
+    merchant_addr: SocketAddr,
+    billing_addr: SocketAddr,
+    billers: usize,
+    operator: &CallContext,
+) -> anyhow::Result<Vec<(String, bool)>> {
     let merchants = MerchantServiceClient::with_interceptor(
-        channel(&run.merchant_addr.to_string())?,
+        channel(&merchant_addr.to_string())?,
         operator.clone(),
     );
     let billing = BillingServiceClient::with_interceptor(
-        channel(&run.billing_addr.to_string())?,
+        channel(&billing_addr.to_string())?,
         operator.clone(),
     );
     let run_id = u64::from_le_bytes(Id128::random().to_bytes()[..8].try_into().unwrap_or([0; 8]));
     let started = Instant::now();
-    let billers: Vec<(usize, String, bool)> = futures::stream::iter(0..run.billers)
+    let billers: Vec<(usize, String, bool)> = futures::stream::iter(0..billers)
         .map(|i| {
             let (mut merchants, mut billing) = (merchants.clone(), billing.clone());
             let water = i % 2 == 0;
@@ -375,24 +417,36 @@ async fn set_up(run: &BillsRun, operator: &CallContext) -> anyhow::Result<Vec<(S
 }
 
 /// What the load phase did.
-struct Loaded {
-    loaded: u64,
-    streams: usize,
-    elapsed: Duration,
-    stream_max: Duration,
+pub(crate) struct Loaded {
+    pub(crate) loaded: u64,
+    pub(crate) streams: usize,
+    pub(crate) elapsed: Duration,
+    pub(crate) stream_max: Duration,
 }
 
-/// Loads every bill of the book: streams of `--bills-per-stream` bills, `--streams` at a time.
-async fn load(run: &BillsRun, book: &Arc<Book>, clients: &[Billing]) -> anyhow::Result<Loaded> {
-    let per_stream = run.bills_per_stream as u64;
-    let per_message = run.bills_per_message;
+/// How bills are loaded: bills per stream (one transaction), per message, streams in flight.
+#[derive(Clone, Copy)]
+pub(crate) struct Loading {
+    pub(crate) per_stream: usize,
+    pub(crate) per_message: usize,
+    pub(crate) streams: usize,
+}
+
+/// Loads every bill of the book: streams of `per_stream` bills, `streams` at a time.
+pub(crate) async fn load(
+    how: Loading,
+    book: &Arc<Book>,
+    clients: &[Billing],
+) -> anyhow::Result<Loaded> {
+    let per_stream = how.per_stream as u64;
+    let per_message = how.per_message;
     let plan: Vec<(usize, u64, u64)> = book
         .billers
         .iter()
         .enumerate()
         .flat_map(|(b, biller)| {
             (0..biller.bills)
-                .step_by(run.bills_per_stream)
+                .step_by(how.per_stream)
                 .map(move |from| (b, from, (from + per_stream).min(biller.bills)))
         })
         .collect();
@@ -431,7 +485,7 @@ async fn load(run: &BillsRun, book: &Arc<Book>, clients: &[Billing]) -> anyhow::
                     anyhow::Ok((answer, began.elapsed()))
                 }
             })
-            .buffer_unordered(run.streams)
+            .buffer_unordered(how.streams)
             .try_collect()
             .await?;
     let elapsed = started.elapsed();
@@ -471,7 +525,7 @@ struct Looked {
 }
 
 /// Prints the first failures' causes.
-fn report_error(printed: &AtomicU64, what: &str, e: &anyhow::Error) {
+pub(crate) fn report_error(printed: &AtomicU64, what: &str, e: &anyhow::Error) {
     if printed.fetch_add(1, Ordering::Relaxed) < ERRORS_PRINTED_MAX {
         eprintln!("{what} failed: {e:#}");
     }
@@ -573,7 +627,7 @@ enum Paid {
 }
 
 /// Looks `bill` up as `client`, and answers the lookup reference and the amount it shows.
-async fn look_up(
+pub(crate) async fn look_up(
     client: &mut Billing,
     biller: &str,
     bill: &Wanted,
@@ -595,7 +649,7 @@ async fn look_up(
     Ok((found.lookup_reference, amount))
 }
 
-async fn pay(
+pub(crate) async fn pay(
     client: &mut Billing,
     lookup_reference: String,
     number: &str,
@@ -617,7 +671,7 @@ async fn pay(
     Ok((answer, started.elapsed()))
 }
 
-fn paid_in_full(answer: &pb::PayBillResponse) -> anyhow::Result<()> {
+pub(crate) fn paid_in_full(answer: &pb::PayBillResponse) -> anyhow::Result<()> {
     anyhow::ensure!(
         answer.payments.len() == 1 && answer.payments[0].bill_status == pb::BillStatus::Paid as i32,
         "the payment did not leave its bill PAID: {answer:?}"
@@ -625,7 +679,7 @@ fn paid_in_full(answer: &pb::PayBillResponse) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn reason(status: &tonic::Status) -> String {
+pub(crate) fn reason(status: &tonic::Status) -> String {
     status
         .get_error_details()
         .error_info()
@@ -775,16 +829,16 @@ async fn payer(
 }
 
 /// What the database says about the run's bills.
-struct Audit {
-    bills: i64,
-    paid_bills: i64,
-    payments: i64,
-    double_paid: i64,
-    mismatched: i64,
+pub(crate) struct Audit {
+    pub(crate) bills: i64,
+    pub(crate) paid_bills: i64,
+    pub(crate) payments: i64,
+    pub(crate) double_paid: i64,
+    pub(crate) mismatched: i64,
 }
 
-async fn audit(run: &BillsRun, book: &Book) -> anyhow::Result<Audit> {
-    let mut db = sqlx::PgConnection::connect(&run.database_url)
+pub(crate) async fn audit(database_url: &str, book: &Book) -> anyhow::Result<Audit> {
+    let mut db = sqlx::PgConnection::connect(database_url)
         .await
         .context("connecting to the mesh's database (--database-url)")?;
     let ids: Vec<String> = book.billers.iter().map(|b| b.id.clone()).collect();
@@ -832,7 +886,7 @@ pub async fn bills(run: BillsRun) -> anyhow::Result<()> {
                 ("--lookups-in-flight", run.lookups_in_flight, 65_536),
                 ("--clients", run.clients, 1024),
                 ("--connections", run.connections, 64),
-                ("channel tokens", run.channel_tokens.len(), 1024),
+                ("channel tokens", run.access.channel_tokens.len(), 1024),
             ],
         )?;
     }
@@ -852,30 +906,17 @@ pub async fn bills(run: BillsRun) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let operator = CallContext::with_token(&run.operator_token)?;
-    let channels: Vec<CallContext> = run
-        .channel_tokens
-        .iter()
-        .map(|t| CallContext::with_token(t.trim()))
-        .collect::<anyhow::Result<_>>()?;
+    let (operator, channels) = run.access.contexts()?;
     let connections: Vec<Channel> = (0..run.connections)
         .map(|_| channel(&run.billing_addr.to_string()))
         .collect::<anyhow::Result<_>>()?;
-    // Client k: connection k mod connections, channel k mod channels.
-    let as_channels: Vec<Billing> = (0..run.connections.max(channels.len()))
-        .map(|k| {
-            BillingServiceClient::with_interceptor(
-                connections[k % connections.len()].clone(),
-                channels[k % channels.len()].clone(),
-            )
-        })
-        .collect();
+    let as_channels = channel_clients(&connections, &channels);
     let as_operator: Vec<Billing> = connections
         .iter()
         .map(|c| BillingServiceClient::with_interceptor(c.clone(), operator.clone()))
         .collect();
 
-    let billers = set_up(&run, &operator).await?;
+    let billers = set_up(run.merchant_addr, run.billing_addr, run.billers, &operator).await?;
     let book = Arc::new(Book::new(billers, run.bills as u64, run.customers as u64)?);
     let customers_max = book.billers.iter().map(|b| b.customers).max().unwrap_or(0);
 
@@ -884,7 +925,12 @@ pub async fn bills(run: BillsRun) -> anyhow::Result<()> {
         "== load: {} bills, {} per message, {} per stream, {} streams in flight ==",
         run.bills, run.bills_per_message, run.bills_per_stream, run.streams
     );
-    let loaded = load(&run, &book, &as_operator).await?;
+    let loading = Loading {
+        per_stream: run.bills_per_stream,
+        per_message: run.bills_per_message,
+        streams: run.streams,
+    };
+    let loaded = load(loading, &book, &as_operator).await?;
     println!(
         "RESULT label=bills-load bills_per_s={:.0} loaded={} rejected=0 billers={} customers_per_biller={customers_max} \
          bills_per_message={} bills_per_stream={} streams={} streams_in_flight={} stream_max_s={:.2} \
@@ -990,7 +1036,7 @@ pub async fn bills(run: BillsRun) -> anyhow::Result<()> {
     );
 
     // 4. No bill paid twice, as the database has it.
-    let a = audit(&run, &book).await?;
+    let a = audit(&run.access.database_url, &book).await?;
     let ok_total = state.ok_total.load(Ordering::Relaxed) as i64;
     let refused_total = state.refused_total.load(Ordering::Relaxed);
     let double_paid_seen = state.double_paid.load(Ordering::Relaxed);

@@ -32,7 +32,9 @@ use paymesh_proto::ledger::v1 as pb;
 use paymesh_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 
 mod bills;
+mod faults;
 mod payments;
+mod province;
 mod recon;
 
 /// Longest run allowed, whatever is asked.
@@ -63,6 +65,12 @@ enum Scenario {
     Recon(recon::ReconRun),
     /// A day's camt.053 of N entries rendered and stored as a window's close does.
     Camt(recon::CamtRun),
+    /// A province's day: QR payments, bills, refunds and watchers open loop, the settlement
+    /// window closed early in the middle; a table per RPC and the checks (see [`province`]).
+    Province(province::ProvinceRun),
+    /// Faults under load (PostgreSQL crashed and paused, Redis flushed, each service kill -9ed,
+    /// the webhook receiver dropped), each followed by the no-loss checks (see [`faults`]).
+    Faults(Box<faults::FaultsRun>),
 }
 
 #[derive(clap::Args)]
@@ -146,6 +154,8 @@ fn main() -> anyhow::Result<()> {
             Scenario::Bills(run) => bills::bills(run).await,
             Scenario::Recon(run) => recon::recon(run).await,
             Scenario::Camt(run) => recon::camt(run).await,
+            Scenario::Faults(run) => faults::faults(*run).await,
+            Scenario::Province(run) => province::province(run).await,
         }
     })
 }

@@ -22,6 +22,7 @@ use futures::{StreamExt, TryStreamExt};
 use hdrhistogram::Histogram;
 use paymesh_money::Id128;
 use paymesh_platform::client::{CallContext, channel};
+use paymesh_platform::time::ns_from_timestamp;
 use paymesh_proto::common::v1::Money;
 use paymesh_proto::ledger::v1 as lpb;
 use paymesh_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
@@ -34,10 +35,10 @@ use tonic::transport::Channel;
 
 use crate::{DURATION_MAX, Shared, check, drive, histogram, measure};
 
-type Authed = InterceptedService<Channel, CallContext>;
+pub(crate) type Authed = InterceptedService<Channel, CallContext>;
 
 /// The acquiring bank of the run (the merchant service's collection bank).
-const BANK_BIN: &str = "970436";
+pub(crate) const BANK_BIN: &str = "970436";
 /// Requests in flight while setting up.
 const SETUP_IN_FLIGHT: usize = 32;
 /// How long the run waits for streams and webhooks to catch up after the load.
@@ -72,7 +73,7 @@ pub struct PaymentsRun {
     seconds: u64,
 }
 
-fn keyed<T>(message: T) -> tonic::Request<T> {
+pub(crate) fn keyed<T>(message: T) -> tonic::Request<T> {
     let mut r = tonic::Request::new(message);
     if let Ok(key) = Id128::random().to_string().parse() {
         r.metadata_mut().insert("idempotency-key", key);
@@ -80,7 +81,7 @@ fn keyed<T>(message: T) -> tonic::Request<T> {
     r
 }
 
-fn vnd(amount: u64) -> Option<Money> {
+pub(crate) fn vnd(amount: u64) -> Option<Money> {
     Some(Money {
         amount: amount.to_string(),
         currency_code: "VND".into(),
@@ -166,6 +167,63 @@ async fn receiver(
     Ok(addr)
 }
 
+/// The acquiring bank's notification of a credit of `amount` to `account`, valued now.
+pub(crate) fn credit(
+    txn: String,
+    account: &str,
+    amount: u64,
+    description: String,
+) -> pb::NotifyCreditRequest {
+    pb::NotifyCreditRequest {
+        bank_bin: BANK_BIN.into(),
+        bank_transaction_id: txn,
+        account_number: account.into(),
+        amount: vnd(amount),
+        description,
+        value_time: Some(paymesh_platform::time::timestamp_from_ns(
+            paymesh_platform::time::now_ns(),
+        )),
+    }
+}
+
+/// The description a buyer's bank app writes for a dynamic QR: the payment reference among
+/// the bank's own words.
+pub(crate) fn intent_memo(n: u64, reference: &str, account: &str) -> String {
+    format!("MBVCB.{n}.{reference}.CT tu 0071000123456 NGUYEN VAN AN toi {account}")
+}
+
+/// A number that tells this run's merchants from earlier runs' (their tax codes).
+pub(crate) fn run_id() -> u64 {
+    u64::from_le_bytes(Id128::random().to_bytes()[..8].try_into().unwrap_or([0; 8]))
+}
+
+/// Vendor `i` of run `run_id`, onboarded and approved through the merchant service (ledger
+/// accounts opened, virtual account and static QR issued).
+pub(crate) async fn onboard_vendor(
+    merchants: &mut MerchantServiceClient<Authed>,
+    run_id: u64,
+    i: usize,
+) -> anyhow::Result<mpb::Merchant> {
+    let m = merchants
+        .onboard_merchant(keyed(mpb::OnboardMerchantRequest {
+            kind: mpb::MerchantKind::Vendor as i32,
+            application: Some(application(run_id, i)),
+            ..Default::default()
+        }))
+        .await
+        .context("onboarding")?
+        .into_inner();
+    Ok(merchants
+        .approve_merchant(keyed(mpb::ApproveMerchantRequest {
+            merchant_id: m.id.clone(),
+            reason: "load test".into(),
+            etag: m.etag,
+        }))
+        .await
+        .context("approving")?
+        .into_inner())
+}
+
 async fn set_up(
     run: &PaymentsRun,
     ctx: &CallContext,
@@ -179,30 +237,13 @@ async fn set_up(
         channel(&run.payment_addr.to_string())?,
         ctx.clone(),
     );
-    let run_id = u64::from_le_bytes(Id128::random().to_bytes()[..8].try_into().unwrap_or([0; 8]));
+    let run_id = run_id();
     let started = Instant::now();
     let stalls: Vec<Arc<Stall>> = futures::stream::iter(0..run.merchants)
         .map(|i| {
             let (mut merchants, mut payments) = (merchants.clone(), payments.clone());
             async move {
-                let m = merchants
-                    .onboard_merchant(keyed(mpb::OnboardMerchantRequest {
-                        kind: mpb::MerchantKind::Vendor as i32,
-                        application: Some(application(run_id, i)),
-                        ..Default::default()
-                    }))
-                    .await
-                    .context("onboarding")?
-                    .into_inner();
-                let m = merchants
-                    .approve_merchant(keyed(mpb::ApproveMerchantRequest {
-                        merchant_id: m.id.clone(),
-                        reason: "load test".into(),
-                        etag: m.etag,
-                    }))
-                    .await
-                    .context("approving")?
-                    .into_inner();
+                let m = onboard_vendor(&mut merchants, run_id, i).await?;
                 payments
                     .update_webhook_endpoint(keyed(pb::UpdateWebhookEndpointRequest {
                         merchant_id: m.id.clone(),
@@ -265,39 +306,58 @@ fn spawn_watchers(
         ctx.clone(),
     );
     for stall in stalls.iter().take(run.watchers) {
-        let (mut client, watch, merchant) = (client.clone(), watch.clone(), stall.id.clone());
-        tokio::spawn(async move {
-            let Ok(stream) = client
-                .watch_payments(pb::WatchPaymentsRequest {
-                    merchant_id: merchant.clone(),
-                    // From its first event: nothing is missed however late the stream opens.
-                    after_cursor: "0".into(),
-                })
-                .await
-            else {
-                eprintln!("watching {merchant} failed");
-                return;
-            };
-            let mut stream = stream.into_inner();
-            while let Ok(Some(m)) = stream.message().await {
-                let Some(payment) = m.event.and_then(|e| e.payment) else {
-                    continue;
+        let watch = watch.clone();
+        tokio::spawn(watch_events(
+            client.clone(),
+            stall.id.clone(),
+            move |event| {
+                let Some(payment) = event.payment else {
+                    return;
                 };
-                let committed = payment
-                    .create_time
-                    .map(|t| t.seconds as i128 * 1_000_000 + i128::from(t.nanos / 1_000))
-                    .unwrap_or_default();
-                let now = paymesh_platform::time::now_ns() as i128 / 1_000;
                 if let Ok(mut h) = watch.latency.lock() {
-                    let _ = h.record(u64::try_from(now - committed).unwrap_or(1).max(1));
+                    let committed = payment.create_time.as_ref().map(ns_from_timestamp);
+                    let _ = h.record(micros_since(committed.and_then(Result::ok).unwrap_or(0)));
                 }
                 if let Ok(mut seen) = watch.seen.lock() {
                     *seen.entry(payment.id).or_default() += 1;
                 }
-            }
-        });
+            },
+        ));
     }
     Ok(watch)
+}
+
+/// Microseconds from `commit_ns` (a commit time the service stamped) to now, at least 1.
+pub(crate) fn micros_since(commit_ns: i64) -> u64 {
+    let now = paymesh_platform::time::now_ns();
+    u64::try_from(now.saturating_sub(commit_ns) / 1_000)
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// Watches `merchant`'s payment stream from its first event (nothing is missed however late
+/// the stream opens), handing each event to `on_event` until the stream ends.
+pub(crate) async fn watch_events(
+    mut client: PaymentServiceClient<Authed>,
+    merchant: String,
+    mut on_event: impl FnMut(pb::PaymentEvent),
+) {
+    let Ok(stream) = client
+        .watch_payments(pb::WatchPaymentsRequest {
+            merchant_id: merchant.clone(),
+            after_cursor: "0".into(),
+        })
+        .await
+    else {
+        eprintln!("watching {merchant} failed");
+        return;
+    };
+    let mut stream = stream.into_inner();
+    while let Ok(Some(m)) = stream.message().await {
+        if let Some(event) = m.event {
+            on_event(event);
+        }
+    }
 }
 
 async fn clearing_debits(run: &PaymentsRun, ctx: &CallContext) -> anyhow::Result<u64> {
@@ -374,10 +434,7 @@ pub async fn payments(run: PaymentsRun) -> anyhow::Result<()> {
                     let (amount, description) = if by_reference {
                         (
                             stall.intent_amount,
-                            format!(
-                                "MBVCB.{n}.{}.CT tu 0071000123456 NGUYEN VAN AN toi {}",
-                                stall.reference, stall.account
-                            ),
+                            intent_memo(n, &stall.reference, &stall.account),
                         )
                     } else {
                         (
@@ -385,16 +442,7 @@ pub async fn payments(run: PaymentsRun) -> anyhow::Result<()> {
                             format!("IBFT {n} chuyen tien mua hang"),
                         )
                     };
-                    let request = pb::NotifyCreditRequest {
-                        bank_bin: BANK_BIN.into(),
-                        bank_transaction_id: txn,
-                        account_number: stall.account.clone(),
-                        amount: vnd(amount),
-                        description,
-                        value_time: Some(paymesh_platform::time::timestamp_from_ns(
-                            paymesh_platform::time::now_ns(),
-                        )),
-                    };
+                    let request = credit(txn, &stall.account, amount, description);
                     let answer = client.notify_credit(request).await.ok()?.into_inner();
                     let outcome = answer.credit.as_ref()?.outcome();
                     if !matches!(outcome, pb::CreditOutcome::Paid | pb::CreditOutcome::Static) {

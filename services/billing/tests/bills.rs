@@ -297,6 +297,52 @@ async fn a_pay_retry_answers_the_first_payment() {
 }
 
 #[tokio::test]
+async fn a_pay_retry_after_its_lookup_expired_still_answers_the_first_payment() {
+    // A kiosk's retry after Redis lost the answer, once the lookup reference has expired (or
+    // the billing process restarted with another key): the stored answer, not a refusal of
+    // the reference (found by load-tests/faults.sh; LOOKUP_EXPIRED before the fix).
+    let mesh = start_with(&[("billing.lookup_ttl_ms", "10000")]).await;
+    let b = mesh.biller(water()).await;
+    mesh.upsert(
+        &b,
+        vec![bill("33330002", "R-2", 40_000, 5)],
+        &unique_key("u"),
+    )
+    .await
+    .unwrap();
+    let found = mesh.lookup("atm-7", &b, "33330002").await;
+    let request = pb::PayBillRequest {
+        lookup_reference: found.lookup_reference.clone(),
+        bills: vec![],
+        channel_reference: "ATM7-000042".into(),
+    };
+    let key = unique_key("pay");
+    let first = mesh
+        .channel("atm-7")
+        .pay_bill(with_key(request.clone(), &key))
+        .await
+        .unwrap()
+        .into_inner();
+    tokio::time::sleep(std::time::Duration::from_millis(11_500)).await;
+    mesh.kit.flush_redis().await;
+    let again = mesh
+        .channel("atm-7")
+        .pay_bill(with_key(request.clone(), &key))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first, again);
+    assert_eq!(mesh.channel_owes("atm-7").await, 40_000);
+    // A new payment quoting the expired reference is refused.
+    let e = mesh
+        .channel("atm-7")
+        .pay_bill(keyed(request))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e), "LOOKUP_EXPIRED");
+}
+
+#[tokio::test]
 async fn instalments_late_fees_and_expiry() {
     let mesh = start().await;
     let b = mesh

@@ -30,7 +30,11 @@ async fn hold_within(pool: &sqlx::PgPool, wait: Duration) -> Option<store::Held>
 async fn a_holder_dropped_without_release_lets_the_next_one_in() {
     let pool = pool().await;
     let first = hold_within(&pool, Duration::from_secs(5)).await.unwrap();
-    assert!(hold_within(&pool, Duration::from_millis(300)).await.is_none());
+    assert!(
+        hold_within(&pool, Duration::from_millis(300))
+            .await
+            .is_none()
+    );
     drop(first); // its request was cancelled mid-close
     let next = hold_within(&pool, Duration::from_secs(10)).await;
     assert!(next.is_some(), "the lock stayed with a pooled connection");
@@ -42,10 +46,17 @@ async fn a_waiter_cancelled_while_waiting_does_not_take_the_lock_later() {
     let pool = pool().await;
     let first = hold_within(&pool, Duration::from_secs(5)).await.unwrap();
     // A second caller waits, and gives up (its deadline passed).
-    assert!(hold_within(&pool, Duration::from_millis(300)).await.is_none());
+    assert!(
+        hold_within(&pool, Duration::from_millis(300))
+            .await
+            .is_none()
+    );
     first.release().await;
     // The lock is free for the next caller, not taken by the abandoned wait.
     let next = hold_within(&pool, Duration::from_secs(10)).await;
-    assert!(next.is_some(), "the cancelled waiter's connection took the lock");
+    assert!(
+        next.is_some(),
+        "the cancelled waiter's connection took the lock"
+    );
     next.unwrap().release().await;
 }

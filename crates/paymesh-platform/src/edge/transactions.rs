@@ -127,6 +127,23 @@ impl Transactions {
         }
     }
 
+    /// The answer stored for this request's key, if it was answered before: for a handler
+    /// whose checks depend on more than the request (a signed reference that expires, a key
+    /// that changed with a restart), so that a retry of a request already answered gets its
+    /// answer rather than a refusal those checks would give now. A read; it claims nothing.
+    pub async fn answered<M: Message + Default, T>(
+        &self,
+        req: &tonic::Request<T>,
+    ) -> Result<Option<M>, ApiError> {
+        let ctx = key_context(req)?;
+        match pg::stored(&self.pool, self.schema, &ctx).await? {
+            None => Ok(None),
+            Some(bytes) => M::decode(bytes.as_slice())
+                .map(Some)
+                .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored idempotent answer: {e}"))),
+        }
+    }
+
     /// Opens the transaction and claims the request's key in it (the idempotency layer put the
     /// key on the request; a mutating RPC without one is refused).
     pub async fn begin<M: Message + Default, T>(

@@ -98,6 +98,26 @@ pub async fn claim(
     }
 }
 
+/// The stored response of the request's key, when it was answered already (same request,
+/// not expired); a read that claims nothing.
+pub async fn stored(
+    pool: &sqlx::PgPool,
+    schema: &str,
+    ctx: &IdempotencyContext,
+) -> Result<Option<Vec<u8>>, ApiError> {
+    let table = table(schema)?;
+    let response: Option<Option<Vec<u8>>> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT response FROM {table} \
+         WHERE scope_key = $1 AND fingerprint = $2 AND expires_at > now()"
+    )))
+    .bind(&ctx.scope_key)
+    .bind(&ctx.fingerprint[..])
+    .fetch_optional(pool)
+    .await
+    .map_err(anyhow::Error::from)?;
+    Ok(response.flatten())
+}
+
 /// Stores the response next to the claim, in the same transaction as the effect.
 pub async fn finish(
     tx: &mut PgConnection,

@@ -121,6 +121,11 @@ impl BillingService {
             )));
         };
         let channel = channel.clone();
+        // A payment answered before is answered again, whatever its lookup reference says now
+        // (expired since, or signed with a key a restart replaced).
+        if let Some(answer) = self.inner.tx.answered(&request).await? {
+            return Ok(answer);
+        }
         let req = request.get_ref();
         let mut v = Violations::default();
         let lookup = match self

@@ -24,6 +24,10 @@ use crate::store::{self, AuditAction, NewAuditEvent};
 pub const CREDENTIALS_PER_MERCHANT_MAX: i64 = 10;
 /// How often the revocation list is rewritten from the database (it heals a Redis flush).
 const REVOCATION_REPUBLISH: Duration = Duration::from_secs(5);
+/// How soon a rewrite that failed is tried again: the first command after Redis restarted
+/// fails on the old connection (broken pipe) while the client reconnects, and waiting the
+/// full interval would leave a flushed list empty for up to two intervals.
+const REVOCATION_REPUBLISH_RETRY: Duration = Duration::from_secs(1);
 /// Added to the token lifetime when listing a revoked credential (clock skew, leeway).
 const REVOCATION_MARGIN: Duration = Duration::from_secs(120);
 
@@ -172,6 +176,7 @@ impl MerchantService {
                 for cid in listed {
                     if let Err(e) = revocations.list(&cid, window).await {
                         tracing::warn!(error = %e, "cannot rewrite the credential revocation list");
+                        tick.reset_after(REVOCATION_REPUBLISH_RETRY);
                         break;
                     }
                 }
