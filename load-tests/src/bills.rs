@@ -189,18 +189,6 @@ fn with_key<T>(r: &mut tonic::Request<T>) {
     }
 }
 
-/// A valid tax code for biller `i` of run `run` (unique per run).
-fn tax_code(run: u64, i: usize) -> String {
-    let mut n = (run % 1_000) * 10_000 + i as u64;
-    loop {
-        let first_nine = format!("03{:07}", n % 10_000_000);
-        if let Some(check) = paymesh_vn::tax_code::TaxCode::check_digit(&first_nine) {
-            return format!("{first_nine}{check}");
-        }
-        n += 7_000_000; // the check digit is impossible for some prefixes: move away
-    }
-}
-
 fn application(run: u64, i: usize, water: bool) -> mpb::MerchantApplication {
     let (name, category) = if water {
         (
@@ -216,7 +204,7 @@ fn application(run: u64, i: usize, water: bool) -> mpb::MerchantApplication {
     mpb::MerchantApplication {
         business_name: name,
         trading_name: String::new(),
-        tax_code: tax_code(run, i),
+        tax_code: crate::tax_code("03", run, i),
         owner_citizen_id: String::new(),
         phone: "+84 912 345 678".into(),
         address: "194 Pasteur, Q.3, TP. Hồ Chí Minh".into(),

@@ -89,8 +89,9 @@ type LegsRow = (String, i64, i64, i64, i64, Option<String>, i64);
 /// payment's id.
 type BillRow = (String, String, i64, i64, i64, i64, Option<String>);
 
-/// The acquiring bank of the run (the merchant service's collection bank).
-const BANK_BIN: &str = "970436";
+// The acquiring bank of the run (the merchant service's collection bank), as the payments
+// scenario's, whose merchant application the run's vendors use.
+use crate::payments::BANK_BIN;
 /// The services, in start order, and whom each calls (its `<service>.<peer>_addr` keys).
 const SERVICES: [&str; 6] = [
     "ledger",
@@ -624,35 +625,6 @@ struct Stall {
     intent_used: AtomicBool,
 }
 
-/// A valid tax code for merchant `i` of run `run` (10 digits, mod-11 check digit).
-fn tax_code(run: u64, i: usize) -> String {
-    let mut n = (run % 1_000) * 10_000 + i as u64;
-    loop {
-        let first_nine = format!("05{:07}", n % 10_000_000);
-        if let Some(check) = paymesh_vn::tax_code::TaxCode::check_digit(&first_nine) {
-            return format!("{first_nine}{check}");
-        }
-        n += 7_000_000; // the check digit is impossible for some prefixes: move away
-    }
-}
-
-fn application(run: u64, i: usize) -> mpb::MerchantApplication {
-    mpb::MerchantApplication {
-        business_name: format!("Hộ kinh doanh Sạp {i}"),
-        trading_name: format!("Sạp {i}"),
-        tax_code: tax_code(run, i),
-        owner_citizen_id: "079187001234".into(),
-        phone: "090 123 4567".into(),
-        address: format!("Sạp {i}, chợ Bến Thành, Q.1, TP. Hồ Chí Minh"),
-        market_name: "Chợ Bến Thành".into(),
-        stall_number: i.to_string(),
-        mcc: "5411".into(),
-        biller_category: 0,
-        settlement_bank_bin: BANK_BIN.into(),
-        settlement_account_number: "0011012345678".into(),
-    }
-}
-
 async fn set_up(
     run: &FaultsRun,
     ctx: &CallContext,
@@ -676,7 +648,7 @@ async fn set_up(
                     .onboard_merchant(keyed(
                         mpb::OnboardMerchantRequest {
                             kind: mpb::MerchantKind::Vendor as i32,
-                            application: Some(application(run_id, i)),
+                            application: Some(crate::payments::application(run_id, i)),
                             ..Default::default()
                         },
                         &key("onboard"),
@@ -763,7 +735,7 @@ async fn set_up_biller(run: &FaultsRun, ctx: &CallContext) -> anyhow::Result<Str
                 kind: mpb::MerchantKind::Biller as i32,
                 application: Some(mpb::MerchantApplication {
                     business_name: "Công ty Cổ phần Cấp nước Thử lỗi".into(),
-                    tax_code: tax_code(run_id, 9_999),
+                    tax_code: crate::tax_code("05", run_id, 9_999),
                     phone: "+84 912 345 678".into(),
                     address: "194 Pasteur, Q.3, TP. Hồ Chí Minh".into(),
                     mcc: "4900".into(),

@@ -229,6 +229,20 @@ pub(crate) struct Shared {
     stop: AtomicBool,
 }
 
+/// A valid tax code for merchant `i` of run `run`: `prefix` (two digits, one per scenario, so
+/// scenarios sharing a database never collide), 7 digits from the run and `i`, and the mod-11
+/// check digit.
+pub(crate) fn tax_code(prefix: &str, run: u64, i: usize) -> String {
+    let mut n = (run % 1_000) * 10_000 + i as u64;
+    loop {
+        let first_nine = format!("{prefix}{:07}", n % 10_000_000);
+        if let Some(check) = paymesh_vn::tax_code::TaxCode::check_digit(&first_nine) {
+            return format!("{first_nine}{check}");
+        }
+        n += 7_000_000; // the check digit is impossible for some prefixes: move away
+    }
+}
+
 /// Latencies in µs, 1 µs … 60 s, 3 significant digits.
 pub(crate) fn histogram() -> anyhow::Result<Histogram<u64>> {
     Ok(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?)

@@ -88,23 +88,11 @@ pub(crate) fn vnd(amount: u64) -> Option<Money> {
     })
 }
 
-/// A valid tax code for merchant `i` of run `run` (unique per run).
-fn tax_code(run: u64, i: usize) -> String {
-    let mut n = (run % 1_000) * 10_000 + i as u64;
-    loop {
-        let first_nine = format!("04{:07}", n % 10_000_000);
-        if let Some(check) = paymesh_vn::tax_code::TaxCode::check_digit(&first_nine) {
-            return format!("{first_nine}{check}");
-        }
-        n += 7_000_000; // the check digit is impossible for some prefixes: move away
-    }
-}
-
-fn application(run: u64, i: usize) -> mpb::MerchantApplication {
+pub(crate) fn application(run: u64, i: usize) -> mpb::MerchantApplication {
     mpb::MerchantApplication {
         business_name: format!("Hộ kinh doanh Sạp {i}"),
         trading_name: format!("Sạp {i}"),
-        tax_code: tax_code(run, i),
+        tax_code: crate::tax_code("04", run, i),
         owner_citizen_id: "079187001234".into(),
         phone: "090 123 4567".into(),
         address: format!("Sạp {i}, chợ Bình Tây, Q.6, TP. Hồ Chí Minh"),
