@@ -236,10 +236,13 @@ pub(crate) fn tax_code(prefix: &str, run: u64, i: usize) -> String {
     let mut n = (run % 1_000) * 10_000 + i as u64;
     loop {
         let first_nine = format!("{prefix}{:07}", n % 10_000_000);
-        if let Some(check) = paymesh_vn::tax_code::TaxCode::check_digit(&first_nine) {
+        // An all-zero sequence number is refused (run % 1000 == 0 and i == 0 made one).
+        if !n.is_multiple_of(10_000_000)
+            && let Some(check) = paymesh_vn::tax_code::TaxCode::check_digit(&first_nine)
+        {
             return format!("{first_nine}{check}");
         }
-        n += 7_000_000; // the check digit is impossible for some prefixes: move away
+        n += 7_000_000; // no check digit for this prefix, or all zeros: move away
     }
 }
 
@@ -462,4 +465,16 @@ fn report(
     );
     anyhow::ensure!(failed == 0, "{failed} calls failed");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tax_codes_never_have_an_all_zero_sequence() {
+        // run % 1000 == 0 and i == 0 gave 030000000x, which the merchant service refuses.
+        let code = super::tax_code("03", 1_000, 0);
+        assert_ne!(&code[2..9], "0000000", "{code}");
+        assert!(paymesh_vn::tax_code::TaxCode::check_digit(&code[..9]).is_some());
+        assert_ne!(super::tax_code("03", 1_000, 1), code);
+    }
 }
