@@ -52,10 +52,48 @@ def stubs():
     return ledger_pb2, ledger_pb2_grpc, common_pb2
 
 
+_HANDED_OUT = set()
+
+
 def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free now and never handed out before in this run.
+
+    The port is released before a child binds it, so the kernel may offer it again to the next
+    caller: two services of one mesh were once both told the same port, the second failed to bind,
+    and the first answered for it (CI: health NOT_FOUND, UNIMPLEMENTED for every call).
+    """
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+
+
+def _wait_serving(proc, addr, service, timeout=30):
+    """Wait until `proc` answers at `addr` that `service` is SERVING; fail at once if it exited.
+
+    Asking for the service by name means that another process on the port does not pass.
+    """
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    name = f"paymesh.{service}.v1.{service.capitalize()}Service"
+    stub = health_pb2_grpc.HealthStub(grpc.insecure_channel(addr))
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"paymesh serve {service} exited with {proc.returncode} before serving at {addr}")
+        try:
+            r = stub.Check(health_pb2.HealthCheckRequest(service=name), timeout=2)
+            if r.status == health_pb2.HealthCheckResponse.SERVING:
+                return
+            last = r.status
+        except grpc.RpcError as e:
+            last = e.code()
+        time.sleep(0.1)
+    pytest.fail(f"paymesh serve {service} at {addr} not serving {name} after {timeout} s (last: {last})")
 
 
 def _database_url(name):
@@ -87,8 +125,7 @@ def ledger():
     proc = subprocess.Popen([binary, "serve", "ledger"], env=env)
     addr = env["PAYMESH_LEDGER_LISTEN"]
     try:
-        channel = grpc.insecure_channel(addr)
-        grpc.channel_ready_future(channel).result(timeout=30)
+        _wait_serving(proc, addr, "ledger")
         yield addr, mint("service:demo"), mint("merchant:m1"), env["PAYMESH_TELEMETRY_METRICS_LISTEN"]
     finally:
         proc.terminate()
@@ -159,7 +196,7 @@ def _mesh(name, services, extra_env=None):
                     env={**env, "PAYMESH_TELEMETRY_METRICS_LISTEN": f"127.0.0.1:{_free_port()}"},
                 )
             )
-            grpc.channel_ready_future(grpc.insecure_channel(addrs[service])).result(timeout=30)
+            _wait_serving(procs[-1], addrs[service], service)
         yield addrs, mint
     finally:
         for proc in procs:

@@ -241,13 +241,23 @@ impl TestMesh {
     }
 }
 
-/// A loopback port free now (for a child process that must be told its port).
+/// A loopback port free now (for a child process that must be told its port), never handed out
+/// before by this process: the port is released before the child binds it, so the kernel may offer
+/// it again to the next caller, and two children told one port would have one answer for both.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
 }
 
 /// A key no other test run uses, e.g. `onboard-3f2c…`.
