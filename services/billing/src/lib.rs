@@ -6,12 +6,13 @@
 //! - [`lookup`]: the signed lookup reference a payer channel quotes when it pays;
 //! - [`service`]: the gRPC surface; [`store`]: the SQL (schema `billing`); [`settings`]: the
 //!   config section; [`client`]: how the payment service hands over a bank credit that quotes
-//!   a bill's reference.
+//!   a bill's reference; [`metrics`]: the group commit's own metrics.
 
 pub mod bills;
 pub mod client;
 pub mod json;
 pub mod lookup;
+pub mod metrics;
 pub mod policy;
 pub mod service;
 pub mod settings;

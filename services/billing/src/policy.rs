@@ -221,6 +221,11 @@ impl Stored {
         }
     }
 
+    /// OPEN or PARTIALLY_PAID: a bill a lookup shows and "pay all outstanding" pays.
+    pub fn outstanding(self) -> bool {
+        matches!(self, Stored::Open | Stored::PartiallyPaid)
+    }
+
     pub fn parse(name: &str) -> Option<Stored> {
         match name {
             "OPEN" => Some(Stored::Open),

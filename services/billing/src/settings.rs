@@ -57,6 +57,12 @@ pub const SECTION: Section = Section {
             "500",
             "how often a biller's event stream looks for events committed by other processes (events of this process wake it at once)",
         ),
+        Key::new(
+            "pay_groups",
+            Kind::Uint(0, 8),
+            "1",
+            "channels' payments are made in groups, one transaction each (group commit); how many groups may be in flight at once in this process; 0: one transaction per payment",
+        ),
     ],
 };
 
@@ -67,6 +73,7 @@ pub struct Settings {
     pub lookup_ttl: Duration,
     pub lookup_key: Vec<u8>,
     pub watch_poll: Duration,
+    pub pay_groups: usize,
     pub delivery: paymesh_platform::events::Delivery,
 }
 
@@ -91,6 +98,7 @@ impl Settings {
             lookup_ttl: s.millis("lookup_ttl_ms")?,
             lookup_key,
             watch_poll: s.millis("watch_poll_ms")?,
+            pay_groups: usize::try_from(s.uint("pay_groups")?).unwrap_or(1),
             delivery: paymesh_platform::events::Delivery::from_section(s)?,
         })
     }

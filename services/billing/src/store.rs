@@ -436,6 +436,64 @@ pub async fn customer_bills(
     bill_rows(&rows)
 }
 
+/// The bills a group of payments may pay, locked in id order: every outstanding bill of the
+/// `customers` (biller, customer code) and every bill `named` (biller, bill number). The caller
+/// picks each payment's own among them (as [`outstanding`] and [`customer_bills`] would).
+pub async fn bills_to_pay(
+    conn: &mut PgConnection,
+    customers: &[(Uuid, String)],
+    named: &[(Uuid, String)],
+) -> anyhow::Result<Vec<BillRow>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {BILL_COLUMNS} FROM billing.bills WHERE id IN ( \
+           SELECT b.id FROM billing.bills b \
+             JOIN unnest($1::uuid[], $2::text[]) AS c(biller, customer) \
+               ON b.biller_id = c.biller AND b.customer_code = c.customer \
+            WHERE b.status IN ('OPEN', 'PARTIALLY_PAID') \
+           UNION \
+           SELECT b.id FROM billing.bills b \
+             JOIN unnest($3::uuid[], $4::text[]) AS n(biller, number) \
+               ON b.biller_id = n.biller AND b.bill_number = n.number) \
+         ORDER BY id FOR UPDATE"
+    )))
+    .bind(customers.iter().map(|(b, _)| *b).collect::<Vec<_>>())
+    .bind(
+        customers
+            .iter()
+            .map(|(_, c)| c.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(named.iter().map(|(b, _)| *b).collect::<Vec<_>>())
+    .bind(named.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>())
+    .fetch_all(conn)
+    .await
+    .context("reading the bills of a group of payments")?;
+    bill_rows(&rows)
+}
+
+/// Writes bills' money after a group of payments, in one statement.
+pub async fn update_paid_many(conn: &mut PgConnection, bills: &[&BillRow]) -> anyhow::Result<()> {
+    if bills.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE billing.bills b SET status = u.status, amount_paid = u.paid, \
+           late_fee_paid = u.late_fee, discount_given = u.discount, update_time = now() \
+         FROM unnest($1::int8[], $2::text[], $3::int8[], $4::int8[], $5::int8[]) \
+           AS u(id, status, paid, late_fee, discount) \
+         WHERE b.id = u.id",
+    )
+    .bind(bills.iter().map(|b| b.id).collect::<Vec<_>>())
+    .bind(bills.iter().map(|b| b.status.name()).collect::<Vec<_>>())
+    .bind(bills.iter().map(|b| b.amount_paid).collect::<Vec<_>>())
+    .bind(bills.iter().map(|b| b.late_fee_paid).collect::<Vec<_>>())
+    .bind(bills.iter().map(|b| b.discount_given).collect::<Vec<_>>())
+    .execute(conn)
+    .await
+    .context("recording a group's bill payments")?;
+    Ok(())
+}
+
 /// Writes a bill's money after a payment.
 pub async fn update_paid(conn: &mut PgConnection, id: i64, m: &BillMoney) -> anyhow::Result<()> {
     sqlx::query(
@@ -669,6 +727,25 @@ pub async fn collected(
             fees,
         })
         .collect())
+}
+
+/// Every (payer, channel reference) these bills were paid under: a group checks its
+/// payments' references against them (read by bill, a few payments each at most).
+pub async fn references_of(
+    conn: &mut PgConnection,
+    bill_ids: &[i64],
+) -> anyhow::Result<std::collections::HashSet<(String, String, i64)>> {
+    if bill_ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT payer, channel_reference, bill_id FROM billing.payments WHERE bill_id = ANY($1)",
+    )
+    .bind(bill_ids)
+    .fetch_all(conn)
+    .await
+    .context("checking channel references")?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Whether `payer` already paid one of these bills under `channel_reference`.

@@ -172,6 +172,51 @@ impl Transactions {
     }
 }
 
+/// Group commit: several requests' effects made in one transaction, each once per key, with
+/// set-based statements ([`pg::claim_many`], [`pg::finish_many`], [`pg::release_many`]).
+/// The group's transaction claims every key at once; a request whose key was claimed before is
+/// handed back to go [`Transactions::once`]'s way on its own (which replays, waits or refuses
+/// as usual); a refused request's key is released before the commit, so it is not kept.
+impl Transactions {
+    /// The request's key as the idempotency layer put it (a mutating RPC without one is
+    /// refused): what a group needs of the request to claim and answer it later.
+    pub fn key<T>(req: &tonic::Request<T>) -> Result<IdempotencyContext, ApiError> {
+        key_context(req)
+    }
+
+    /// Opens a group's transaction.
+    pub async fn begin_group(&self) -> Result<Transaction<'static, Postgres>, ApiError> {
+        self.pool.begin().await.map_err(internal)
+    }
+
+    /// Claims the keys in `tx`; the scope keys claimed now (the others were used before).
+    pub async fn claim_group(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        keys: &[&IdempotencyContext],
+    ) -> Result<std::collections::HashSet<String>, ApiError> {
+        pg::claim_many(tx, self.schema, keys, self.retention).await
+    }
+
+    /// Stores the answers of the requests made, releases the keys of the refused ones, and
+    /// commits the group.
+    pub async fn commit_group<M: Message>(
+        &self,
+        mut tx: Transaction<'static, Postgres>,
+        answered: &[(&IdempotencyContext, &M)],
+        refused: &[&IdempotencyContext],
+    ) -> Result<(), ApiError> {
+        let answered: Vec<(&str, Vec<u8>)> = answered
+            .iter()
+            .map(|(ctx, m)| (ctx.scope_key.as_str(), m.encode_to_vec()))
+            .collect();
+        pg::finish_many(&mut tx, self.schema, &answered).await?;
+        let refused: Vec<&str> = refused.iter().map(|c| c.scope_key.as_str()).collect();
+        pg::release_many(&mut tx, self.schema, &refused).await?;
+        tx.commit().await.map_err(internal)
+    }
+}
+
 /// The key the idempotency layer put on the request; a mutating RPC without one is refused.
 fn key_context<T>(req: &tonic::Request<T>) -> Result<IdempotencyContext, ApiError> {
     req.extensions()

@@ -137,6 +137,74 @@ pub async fn finish(
     Ok(())
 }
 
+/// Claims several keys inside `tx` in one statement (a group commit): the scope keys claimed
+/// now. A key not among them was claimed before (answered, in progress, or reused with other
+/// content): its request goes through [`claim`] on its own, which tells which.
+pub async fn claim_many(
+    tx: &mut PgConnection,
+    schema: &str,
+    ctxs: &[&IdempotencyContext],
+    retention: Duration,
+) -> Result<std::collections::HashSet<String>, ApiError> {
+    let table = table(schema)?;
+    let keys: Vec<&str> = ctxs.iter().map(|c| c.scope_key.as_str()).collect();
+    let prints: Vec<&[u8]> = ctxs.iter().map(|c| &c.fingerprint[..]).collect();
+    let claimed: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {table} (scope_key, fingerprint, expires_at) \
+         SELECT k, f, now() + make_interval(secs => $3) FROM unnest($1::text[], $2::bytea[]) AS u(k, f) \
+         ORDER BY k ON CONFLICT (scope_key) DO NOTHING RETURNING scope_key"
+    )))
+    .bind(&keys)
+    .bind(&prints)
+    .bind(retention.as_secs_f64())
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(anyhow::Error::from)?;
+    Ok(claimed.into_iter().collect())
+}
+
+/// Stores the responses of keys claimed in `tx` (a group commit), in one statement.
+pub async fn finish_many(
+    tx: &mut PgConnection,
+    schema: &str,
+    answered: &[(&str, Vec<u8>)],
+) -> Result<(), ApiError> {
+    let table = table(schema)?;
+    let keys: Vec<&str> = answered.iter().map(|(k, _)| *k).collect();
+    let responses: Vec<&[u8]> = answered.iter().map(|(_, r)| r.as_slice()).collect();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE {table} t SET response = u.r FROM unnest($1::text[], $2::bytea[]) AS u(k, r) \
+         WHERE t.scope_key = u.k"
+    )))
+    .bind(&keys)
+    .bind(&responses)
+    .execute(&mut *tx)
+    .await
+    .map_err(anyhow::Error::from)?;
+    Ok(())
+}
+
+/// Gives back keys claimed in `tx` whose requests were refused (a group commit): a refusal is
+/// not kept, so a corrected retry with the same key works, as when its transaction rolls back.
+pub async fn release_many(
+    tx: &mut PgConnection,
+    schema: &str,
+    keys: &[&str],
+) -> Result<(), ApiError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let table = table(schema)?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM {table} WHERE scope_key = ANY($1) AND response IS NULL"
+    )))
+    .bind(keys)
+    .execute(&mut *tx)
+    .await
+    .map_err(anyhow::Error::from)?;
+    Ok(())
+}
+
 /// Deletes keys past their retention, [`SWEEP_BATCH`] rows per statement, until none is
 /// left; returns how many.
 pub async fn sweep(pool: &PgPool, schema: &str) -> anyhow::Result<u64> {

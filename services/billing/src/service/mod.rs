@@ -5,6 +5,7 @@
 //! - [`upload`]: bulk loads (a stream of bills, or the CSV), one transaction per load;
 //! - [`bills`]: reading, listing and cancelling bills, and the paper bill's VietQR;
 //! - [`paying`]: lookups, payments from channels and from bank credits, the payments list;
+//! - [`group`]: channels' payments made in groups, one transaction each (group commit);
 //! - [`report`]: the daily collection report;
 //! - [`events`]: the biller's event stream and webhooks (the kit's event log);
 //! - [`convert`]: rows to messages.
@@ -12,6 +13,7 @@
 mod bills;
 mod convert;
 mod events;
+mod group;
 mod paying;
 mod policies;
 mod report;
@@ -117,8 +119,15 @@ impl ServiceDef for Billing {
                 settings.watch_poll,
                 ctx.stopped(),
             );
+            let (pay_queue, queue) = if settings.pay_groups > 0 {
+                let (tx, rx) = tokio::sync::mpsc::channel(group::QUEUE_MAX);
+                (Some(tx), Some(rx))
+            } else {
+                (None, None)
+            };
             let service = BillingService {
                 inner: Arc::new(Inner {
+                    pay_queue,
                     tx: Transactions::new(
                         ctx.pool.clone(),
                         store::SCHEMA,
@@ -132,6 +141,14 @@ impl ServiceDef for Billing {
                     settings,
                 }),
             };
+            // The combiners make channels' payments in groups; they run for the life of the
+            // process.
+            if let Some(queue) = queue {
+                let queue: group::Queue = Arc::new(tokio::sync::Mutex::new(queue));
+                for _ in 0..service.inner.settings.pay_groups {
+                    tokio::spawn(group::combine(service.clone(), queue.clone()));
+                }
+            }
             let bytes_max = ctx.message_bytes_max();
             let server = BillingServiceServer::new(service.clone())
                 .max_decoding_message_size(bytes_max)
@@ -147,6 +164,8 @@ pub struct BillingService {
 }
 
 struct Inner {
+    /// Where `PayBill` hands checked payments to the combiners (none: `pay_groups` = 0).
+    pay_queue: Option<tokio::sync::mpsc::Sender<group::Job>>,
     tx: Transactions,
     directory: Directory,
     poster: Poster,
@@ -289,40 +308,56 @@ impl BillingService {
     /// Posts one linked chain for the bills of a payment: payer clearing → biller payable for
     /// each, then biller payable → fee revenue for each fee. All or nothing.
     async fn post(&self, payer: &Payer, biller: Uuid, legs: &[Leg]) -> Result<(), ApiError> {
+        self.post_group(&[(payer, biller, legs)]).await
+    }
+
+    /// Posts the chains of several payments (each: its payer, biller and bills) in one ledger
+    /// call, each payment its own linked chain exactly as when it is posted alone (a group that
+    /// fails is made again one payment at a time, under the same ids: the ledger must find the
+    /// same transfers, flags included, to answer EXISTS). Any chain refused fails the call.
+    async fn post_group(&self, payments: &[(&Payer, Uuid, &[Leg])]) -> Result<(), ApiError> {
         let payable_account = MerchantAccount::BillerPayable;
-        self.inner
-            .poster
-            .open_once(&format!("{}|{biller}", payer.name()), || {
-                let mut accounts = system_accounts(&[payer.account(), SystemAccount::FeeRevenue])?;
-                accounts.push(payable_account.new_account(biller));
-                Ok(accounts)
-            })
-            .await?;
-        let from = chain::system(payer.account())?;
-        let payable = payable_account.id(biller);
         let revenue = chain::system(SystemAccount::FeeRevenue)?;
-        let mut transfers: Vec<lpb::Transfer> = Vec::with_capacity(legs.len() * 2);
-        for l in legs {
-            transfers.push(leg(
-                chain::transfer_id(TRANSFER_NAMESPACE, l.payment, "bill")?,
-                from,
-                payable,
-                l.amount,
-                lpb::TransferCode::BillPayment,
-                &l.payment,
-            ));
-            if l.fee > 0 {
-                transfers.push(leg(
-                    chain::transfer_id(TRANSFER_NAMESPACE, l.payment, "fee")?,
+        let mut transfers: Vec<lpb::Transfer> = Vec::new();
+        for &(payer, biller, legs) in payments {
+            self.inner
+                .poster
+                .open_once(&format!("{}|{biller}", payer.name()), || {
+                    let mut accounts =
+                        system_accounts(&[payer.account(), SystemAccount::FeeRevenue])?;
+                    accounts.push(payable_account.new_account(biller));
+                    Ok(accounts)
+                })
+                .await?;
+            let from = chain::system(payer.account())?;
+            let payable = payable_account.id(biller);
+            let mut one = Vec::with_capacity(legs.len() * 2);
+            for l in legs {
+                one.push(leg(
+                    chain::transfer_id(TRANSFER_NAMESPACE, l.payment, "bill")?,
+                    from,
                     payable,
-                    revenue,
-                    l.fee,
-                    lpb::TransferCode::Fee,
+                    l.amount,
+                    lpb::TransferCode::BillPayment,
                     &l.payment,
                 ));
+                if l.fee > 0 {
+                    one.push(leg(
+                        chain::transfer_id(TRANSFER_NAMESPACE, l.payment, "fee")?,
+                        payable,
+                        revenue,
+                        l.fee,
+                        lpb::TransferCode::Fee,
+                        &l.payment,
+                    ));
+                }
             }
+            transfers.extend(linked(one));
         }
-        self.inner.poster.post(linked(transfers)).await
+        if transfers.is_empty() {
+            return Ok(());
+        }
+        self.inner.poster.post(transfers).await
     }
 }
 

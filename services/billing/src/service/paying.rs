@@ -19,11 +19,16 @@ use paymesh_vn::reference::{Kind, Reference};
 use tonic::Request;
 use uuid::Uuid;
 
+use super::group::Grouped;
 use super::{BillingService, Leg, Payer, convert, events};
 use crate::bills::{bill_number, mask_name};
 use crate::lookup::{Lookup, LookupError};
 use crate::policy::Refusal;
 use crate::store::{self, PaymentRow};
+use crate::store::{BillRow, PolicyRow};
+use paymesh_merchant::directory::MerchantInfo;
+use paymesh_platform::edge::Transactions;
+use std::sync::Arc;
 
 const CHANNEL_REFERENCE_CHARS_MAX: usize = 64;
 const BANK_TRANSACTION_CHARS_MAX: usize = 64;
@@ -43,6 +48,108 @@ fn refused(number: &str, r: Refusal) -> ApiError {
 
 fn now_us() -> i64 {
     now_ns() / 1_000
+}
+
+/// A channel's payment, checked: what either way of making it needs.
+#[derive(Clone)]
+pub(super) struct Checked {
+    pub payer: Payer,
+    pub lookup: Lookup,
+    /// The bills named, each with the amount named (none: what is due now); none named: every
+    /// outstanding bill in full.
+    pub wanted: Vec<(String, Option<i64>)>,
+    pub reference: String,
+    pub info: Arc<MerchantInfo>,
+    pub policy: Arc<PolicyRow>,
+}
+
+impl Checked {
+    pub fn biller(&self) -> Uuid {
+        self.lookup.biller
+    }
+
+    /// Which bills, and how much of each: every outstanding bill in full (`rows`: the
+    /// customer's outstanding bills in id order), or the bills named in the order named.
+    pub fn choose<'a>(
+        &self,
+        rows: &'a [BillRow],
+        today: Date,
+    ) -> Result<Vec<(&'a BillRow, i64)>, ApiError> {
+        let policy = &self.policy.policy;
+        let mut chosen = Vec::new();
+        if self.wanted.is_empty() {
+            for r in rows {
+                let q = policy.quote(&r.money(), today);
+                if !q.expired {
+                    chosen.push((r, q.due_now));
+                }
+            }
+            if chosen.is_empty() {
+                return Err(ApiError::FailedPrecondition {
+                    reason: "NO_OUTSTANDING_BILLS",
+                    message: format!("customer {} has no bill to pay", self.lookup.customer_code),
+                });
+            }
+        } else {
+            for (number, amount) in &self.wanted {
+                let r = rows
+                    .iter()
+                    .find(|r| &r.bill_number == number)
+                    .ok_or(ApiError::NotFound { resource: "bill" })?;
+                let amount = amount.unwrap_or_else(|| policy.quote(&r.money(), today).due_now);
+                chosen.push((r, amount));
+            }
+        }
+        Ok(chosen)
+    }
+
+    pub fn reference_used(&self) -> ApiError {
+        ApiError::FailedPrecondition {
+            reason: "CHANNEL_REFERENCE_USED",
+            message: format!(
+                "channel reference {} already paid one of these bills",
+                self.reference
+            ),
+        }
+    }
+}
+
+/// A payment decided: its rows, its ledger legs, and the bills as it leaves them.
+pub(super) struct Planned {
+    pub payments: Vec<PaymentRow>,
+    pub legs: Vec<Leg>,
+    pub after: Vec<BillRow>,
+}
+
+impl Planned {
+    /// The channel's answer, and the biller's events (one per bill paid).
+    pub fn answer(
+        &self,
+        policy: &crate::policy::Policy,
+        today: Date,
+    ) -> (pb::PayBillResponse, Vec<events::Happened>) {
+        let paid: Vec<pb::BillPayment> = self.payments.iter().map(convert::payment).collect();
+        let happened = self
+            .after
+            .iter()
+            .zip(&paid)
+            .map(|(bill, payment)| {
+                (
+                    pb::BillEventKind::PaymentReceived,
+                    Some(payment.clone()),
+                    Some(convert::bill(bill, Some(policy), today)),
+                )
+            })
+            .collect();
+        let total: i64 = self.payments.iter().map(|p| p.amount).sum();
+        (
+            pb::PayBillResponse {
+                payments: paid,
+                total: Some(vnd(total)),
+            },
+            happened,
+        )
+    }
 }
 
 impl BillingService {
@@ -191,130 +298,119 @@ impl BillingService {
             return Err(ApiError::invalid("lookup_reference", "required"));
         };
         let biller = lookup.biller;
-        let info = self.active_biller(biller).await?;
-        let row = self.policy_of(biller).await?;
-        let policy = &row.policy;
-        let payer = Payer::Channel(channel);
+        let checked = Checked {
+            info: self.active_biller(biller).await?,
+            policy: self.policy_of(biller).await?,
+            payer: Payer::Channel(channel),
+            lookup,
+            wanted,
+            reference,
+        };
+        if self.inner.settings.pay_groups > 0 {
+            let key = Transactions::key(&request)?;
+            if let Grouped::Answered(answer) = self.pay_in_group(key, checked.clone()).await {
+                return answer;
+            }
+        }
+        self.pay_alone(&request, checked).await
+    }
+
+    /// A payment in a transaction of its own (no group commit, or a request whose key was
+    /// used before, or whose group failed).
+    async fn pay_alone(
+        &self,
+        request: &Request<pb::PayBillRequest>,
+        c: Checked,
+    ) -> Result<pb::PayBillResponse, ApiError> {
+        let biller = c.biller();
         let paid = self
             .inner
             .tx
-            .once(&request, |mut work| async move {
-                let customer = &lookup.customer_code;
-                let rows = if wanted.is_empty() {
+            .once(request, |mut work| async move {
+                let customer = &c.lookup.customer_code;
+                let rows = if c.wanted.is_empty() {
                     store::outstanding(&mut work.tx, biller, customer, RowLock::ForUpdate).await
                 } else {
-                    let numbers: Vec<String> = wanted.iter().map(|(n, _)| n.clone()).collect();
+                    let numbers: Vec<String> = c.wanted.iter().map(|(n, _)| n.clone()).collect();
                     store::customer_bills(&mut work.tx, biller, customer, &numbers).await
                 }
                 .map_err(db)?;
                 let today = Date::today_in_vietnam();
-                // Every outstanding bill in full, or the bills named, in the order named.
-                let mut plan = Vec::new();
-                if wanted.is_empty() {
-                    for r in &rows {
-                        let q = policy.quote(&r.money(), today);
-                        if !q.expired {
-                            plan.push((r, q.due_now));
-                        }
-                    }
-                    if plan.is_empty() {
-                        return Err(ApiError::FailedPrecondition {
-                            reason: "NO_OUTSTANDING_BILLS",
-                            message: format!("customer {customer} has no bill to pay"),
-                        });
-                    }
-                } else {
-                    for (number, amount) in &wanted {
-                        let r = rows
-                            .iter()
-                            .find(|r| &r.bill_number == number)
-                            .ok_or(ApiError::NotFound { resource: "bill" })?;
-                        let amount =
-                            amount.unwrap_or_else(|| policy.quote(&r.money(), today).due_now);
-                        plan.push((r, amount));
-                    }
-                }
-                let ids: Vec<i64> = plan.iter().map(|(r, _)| r.id).collect();
-                if store::reference_used(&mut work.tx, &payer.name(), &reference, &ids)
+                let chosen = c.choose(&rows, today)?;
+                let ids: Vec<i64> = chosen.iter().map(|(r, _)| r.id).collect();
+                if store::reference_used(&mut work.tx, &c.payer.name(), &c.reference, &ids)
                     .await
                     .map_err(db)?
                 {
-                    return Err(ApiError::FailedPrecondition {
-                        reason: "CHANNEL_REFERENCE_USED",
-                        message: format!(
-                            "channel reference {reference} already paid one of these bills"
-                        ),
-                    });
+                    return Err(c.reference_used());
                 }
-                let created = now_us();
-                let mut payments = Vec::with_capacity(plan.len());
-                let mut legs = Vec::with_capacity(plan.len());
-                let mut after = Vec::with_capacity(plan.len());
-                for (r, amount) in plan {
-                    let applied = policy
-                        .pay(&r.money(), amount, today)
-                        .map_err(|e| refused(&r.bill_number, e))?;
-                    let (fee, fee_plan) = self.fee(&info, amount);
-                    let id = derived_uuid(
-                        "paymesh.billing.payment.v1",
-                        &[work.key_scope(), &r.bill_number],
-                    );
-                    legs.push(Leg {
-                        payment: id,
-                        amount,
-                        fee,
-                    });
-                    after.push(r.with_money(&applied.bill));
-                    payments.push(PaymentRow {
-                        id,
-                        bill_id: r.id,
-                        biller_id: biller,
-                        bill_number: r.bill_number.clone(),
-                        customer_code: r.customer_code.clone(),
-                        payer: payer.name(),
-                        channel_reference: reference.clone(),
-                        amount,
-                        late_fee: applied.late_fee,
-                        discount: applied.discount,
-                        fee,
-                        fee_plan,
-                        bill_status: applied.bill.status,
-                        business_date: Date::in_vietnam_at(created / 1_000_000),
-                        create_us: created,
-                    });
-                }
-                self.post(&payer, biller, &legs).await?;
-                for bill in &after {
+                let planned = self.decide(&c, &chosen, work.key_scope(), today, now_us())?;
+                self.post(&c.payer, biller, &planned.legs).await?;
+                for bill in &planned.after {
                     store::update_paid(&mut work.tx, bill.id, &bill.money())
                         .await
                         .map_err(db)?;
                 }
-                store::insert_payments(&mut work.tx, &payments)
+                store::insert_payments(&mut work.tx, &planned.payments)
                     .await
                     .map_err(db)?;
-                let paid: Vec<pb::BillPayment> = payments.iter().map(convert::payment).collect();
-                let happened = after
-                    .iter()
-                    .zip(&paid)
-                    .map(|(bill, payment)| {
-                        (
-                            pb::BillEventKind::PaymentReceived,
-                            Some(payment.clone()),
-                            Some(convert::bill(bill, Some(policy), today)),
-                        )
-                    })
-                    .collect();
+                let (answer, happened) = planned.answer(&c.policy.policy, today);
                 events::record(&mut work.tx, biller, happened).await?;
-                let total: i64 = payments.iter().map(|p| p.amount).sum();
-                let answer = pb::PayBillResponse {
-                    payments: paid,
-                    total: Some(vnd(total)),
-                };
                 Ok((work, answer))
             })
             .await?;
         self.committed(biller);
         Ok(paid)
+    }
+
+    /// The payment of the bills `chosen` (with the amounts chosen): its rows, legs and the
+    /// bills as it leaves them, or the refusal of the first bill that cannot take its amount.
+    pub(super) fn decide(
+        &self,
+        c: &Checked,
+        chosen: &[(&BillRow, i64)],
+        key_scope: &str,
+        today: Date,
+        created: i64,
+    ) -> Result<Planned, ApiError> {
+        let policy = &c.policy.policy;
+        let mut planned = Planned {
+            payments: Vec::with_capacity(chosen.len()),
+            legs: Vec::with_capacity(chosen.len()),
+            after: Vec::with_capacity(chosen.len()),
+        };
+        for (r, amount) in chosen {
+            let amount = *amount;
+            let applied = policy
+                .pay(&r.money(), amount, today)
+                .map_err(|e| refused(&r.bill_number, e))?;
+            let (fee, fee_plan) = self.fee(&c.info, amount);
+            let id = derived_uuid("paymesh.billing.payment.v1", &[key_scope, &r.bill_number]);
+            planned.legs.push(Leg {
+                payment: id,
+                amount,
+                fee,
+            });
+            planned.after.push(r.with_money(&applied.bill));
+            planned.payments.push(PaymentRow {
+                id,
+                bill_id: r.id,
+                biller_id: c.biller(),
+                bill_number: r.bill_number.clone(),
+                customer_code: r.customer_code.clone(),
+                payer: c.payer.name(),
+                channel_reference: c.reference.clone(),
+                amount,
+                late_fee: applied.late_fee,
+                discount: applied.discount,
+                fee,
+                fee_plan,
+                bill_status: applied.bill.status,
+                business_date: Date::in_vietnam_at(created / 1_000_000),
+                create_us: created,
+            });
+        }
+        Ok(planned)
     }
 
     pub(super) async fn apply_bank_credit(
