@@ -227,13 +227,37 @@ impl BillingService {
                 "{caller} is not a payer channel"
             )));
         };
-        let channel = channel.clone();
-        // A payment answered before is answered again, whatever its lookup reference says now
-        // (expired since, or signed with a key a restart replaced).
-        if let Some(answer) = self.inner.tx.answered(&request).await? {
-            return Ok(answer);
+        let checked = match self.check(&caller, channel, request.get_ref()).await {
+            Ok(checked) => checked,
+            // A payment answered before is answered again, whatever its checks say now (its
+            // lookup reference expired since or signed with a key a restart replaced, its
+            // biller suspended since). Looked for only then: a payment whose checks pass finds
+            // its stored answer when it claims its key, alone or in a group, so a fresh payment
+            // does not pay for this read.
+            Err(refusal) => {
+                return match self.inner.tx.answered(&request).await? {
+                    Some(answer) => Ok(answer),
+                    None => Err(refusal),
+                };
+            }
+        };
+        if self.inner.settings.pay_groups > 0 {
+            let key = Transactions::key(&request)?;
+            if let Grouped::Answered(answer) = self.pay_in_group(key, checked.clone()).await {
+                return answer;
+            }
         }
-        let req = request.get_ref();
+        self.pay_alone(&request, checked).await
+    }
+
+    /// A payment's checks: its lookup reference (this channel's, not expired), its bills and
+    /// amounts, its channel reference, an ACTIVE biller with a policy.
+    async fn check(
+        &self,
+        caller: &Principal,
+        channel: &str,
+        req: &pb::PayBillRequest,
+    ) -> Result<Checked, ApiError> {
         let mut v = Violations::default();
         let lookup = match self
             .inner
@@ -298,21 +322,14 @@ impl BillingService {
             return Err(ApiError::invalid("lookup_reference", "required"));
         };
         let biller = lookup.biller;
-        let checked = Checked {
+        Ok(Checked {
             info: self.active_biller(biller).await?,
             policy: self.policy_of(biller).await?,
-            payer: Payer::Channel(channel),
+            payer: Payer::Channel(channel.to_owned()),
             lookup,
             wanted,
             reference,
-        };
-        if self.inner.settings.pay_groups > 0 {
-            let key = Transactions::key(&request)?;
-            if let Grouped::Answered(answer) = self.pay_in_group(key, checked.clone()).await {
-                return answer;
-            }
-        }
-        self.pay_alone(&request, checked).await
+        })
     }
 
     /// A payment in a transaction of its own (no group commit, or a request whose key was
