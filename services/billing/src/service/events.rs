@@ -3,7 +3,8 @@
 //! endpoint, signed: the service kit's event log (`paymesh_platform::events`), the same code
 //! and the same headers as the payment service's merchants' webhooks.
 
-use anyhow::Context;
+use std::collections::BTreeMap;
+
 use paymesh_platform::ApiError;
 use paymesh_platform::auth::principal;
 use paymesh_platform::edge::Violations;
@@ -44,39 +45,59 @@ pub(super) async fn record(
     biller: Uuid,
     happened: Vec<Happened>,
 ) -> Result<(), ApiError> {
-    let now = Some(timestamp_from_ns(now_ns()));
-    let events: Vec<pb::BillEvent> = happened
-        .into_iter()
-        .map(|(kind, payment, bill)| pb::BillEvent {
-            cursor: String::new(),
-            kind: kind as i32,
-            biller_id: biller.to_string(),
-            payment,
-            bill,
-            create_time: now,
-        })
+    record_all(conn, BTreeMap::from([(biller, happened)])).await
+}
+
+/// Numbers and writes the events of several billers (a group of payments) in this
+/// transaction: two statements however many billers and events; billers' numbers are taken in
+/// id order, so two transactions never wait for each other's.
+pub(super) async fn record_all(
+    conn: &mut PgConnection,
+    happened: BTreeMap<Uuid, Vec<Happened>>,
+) -> Result<(), ApiError> {
+    let counts: BTreeMap<Uuid, i64> = happened
+        .iter()
+        .filter(|(_, h)| !h.is_empty())
+        .map(|(b, h)| (*b, i64::try_from(h.len()).unwrap_or(i64::MAX)))
         .collect();
-    events::record(conn, SCHEMA, biller, events.len(), |i, seq| {
-        let event = events.get(i).context("an event out of range")?;
-        let (delivery_id, delivery_body) = events::delivery(body(event), seq)?;
-        Ok(NewEvent {
-            owner: biller,
-            seq,
-            kind: event
-                .kind()
-                .as_str_name()
-                .trim_start_matches("BILL_EVENT_KIND_")
-                .to_owned(),
-            body: event.encode_to_vec(),
-            delivery_id,
-            delivery_body,
-            // Its webhook delivery continues the trace of the change it reports.
-            traceparent: paymesh_platform::telemetry::traceparent(&tracing::Span::current()),
-        })
-    })
-    .await
-    .map_err(db)?;
-    Ok(())
+    if counts.is_empty() {
+        return Ok(());
+    }
+    let firsts = events::take_seqs(conn, SCHEMA, &counts).await.map_err(db)?;
+    let now = Some(timestamp_from_ns(now_ns()));
+    // Its webhook delivery continues the trace of the change it reports.
+    let traceparent = paymesh_platform::telemetry::traceparent(&tracing::Span::current());
+    let mut rows = Vec::new();
+    for (biller, happened) in happened {
+        let Some(first) = firsts.get(&biller).copied() else {
+            continue;
+        };
+        for ((kind, payment, bill), seq) in happened.into_iter().zip(first..) {
+            let event = pb::BillEvent {
+                cursor: String::new(),
+                kind: kind as i32,
+                biller_id: biller.to_string(),
+                payment,
+                bill,
+                create_time: now,
+            };
+            let (delivery_id, delivery_body) = events::delivery(body(&event), seq).map_err(db)?;
+            rows.push(NewEvent {
+                owner: biller,
+                seq,
+                kind: event
+                    .kind()
+                    .as_str_name()
+                    .trim_start_matches("BILL_EVENT_KIND_")
+                    .to_owned(),
+                body: event.encode_to_vec(),
+                delivery_id,
+                delivery_body,
+                traceparent: traceparent.clone(),
+            });
+        }
+    }
+    events::insert(conn, SCHEMA, &rows).await.map_err(db)
 }
 
 impl BillingService {

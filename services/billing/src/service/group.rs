@@ -12,9 +12,9 @@
 //!    left them (`Checked::choose`, `BillingService::decide`: the same decisions as alone), so
 //!    two channels paying one bill in one group get one payment and one `BILL_PAID`;
 //! 5. post every payment's ledger chain in one ledger call (ids derived from each request's key,
-//!    so a retry posts nothing twice), write the bills, payments and events (a few statements),
-//!    store the answers and release the keys of the refused requests (a refusal is not kept),
-//!    and commit; then answer every channel.
+//!    so a retry posts nothing twice) while the bills, payments and events are written (three
+//!    statements), store the answers and release the keys of the refused requests (a refusal is
+//!    not kept), and commit; then answer every channel.
 //!
 //! If anything fails before the commit, nothing of the group is kept but the ledger postings,
 //! and every request of the group is made the one-at-a-time way instead (same key, same ids:
@@ -238,14 +238,8 @@ impl BillingService {
             .iter()
             .map(|(j, p)| (&j.pay.payer, j.pay.biller(), p.legs.as_slice()))
             .collect();
-        let posting = std::time::Instant::now();
-        self.post_group(&chains).await?;
-        metrics()
-            .group_ledger_seconds
-            .observe(posting.elapsed().as_secs_f64());
         let mut paid_bills: BTreeMap<i64, &BillRow> = BTreeMap::new();
         let mut payments = Vec::new();
-        // Billers' event numbers are taken in id order: two groups never wait for each other's.
         let mut happened: BTreeMap<Uuid, Vec<events::Happened>> = BTreeMap::new();
         let mut answers = Vec::with_capacity(made.len());
         for (j, p) in &made {
@@ -258,15 +252,28 @@ impl BillingService {
             answers.push((&j.key, answer));
         }
         let paid_bills: Vec<&BillRow> = paid_bills.into_values().collect();
-        store::update_paid_many(&mut tx, &paid_bills)
-            .await
-            .map_err(db)?;
-        store::insert_payments(&mut tx, &payments)
-            .await
-            .map_err(db)?;
-        for (biller, happened) in happened {
-            events::record(&mut tx, biller, happened).await?;
-        }
+        // The ledger posts while the rows are written: both before the commit, neither needs
+        // the other.
+        let posting = async {
+            let started = std::time::Instant::now();
+            let posted = self.post_group(&chains).await;
+            metrics()
+                .group_ledger_seconds
+                .observe(started.elapsed().as_secs_f64());
+            posted
+        };
+        let writing = async {
+            store::update_paid_many(&mut tx, &paid_bills)
+                .await
+                .map_err(db)?;
+            store::insert_payments(&mut tx, &payments)
+                .await
+                .map_err(db)?;
+            events::record_all(&mut tx, happened).await
+        };
+        let (posted, written) = tokio::join!(posting, writing);
+        posted?;
+        written?;
         let refused: Vec<&IdempotencyContext> = jobs
             .iter()
             .zip(&decided)
