@@ -11,6 +11,7 @@ mod descriptor;
 pub mod edge;
 pub mod error;
 pub mod events;
+pub mod group;
 pub mod http;
 pub mod idempotency;
 pub mod kit;

@@ -21,14 +21,14 @@
 //! the postings are found applied), so one bad request fails alone.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
 
 use paymesh_platform::ApiError;
 use paymesh_platform::edge::fields::db;
+use paymesh_platform::group::{Queue, next_group};
 use paymesh_platform::idempotency::IdempotencyContext;
 use paymesh_platform::time::{Date, now_ns};
 use paymesh_proto::billing::v1 as pb;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -58,26 +58,10 @@ pub(super) enum Grouped {
     Alone,
 }
 
-pub(super) type Queue = Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>;
-
-/// A combiner: takes whatever payments wait (up to [`GROUP_MAX`]) and makes them together, for
-/// the life of the process.
-pub(super) async fn combine(service: BillingService, queue: Queue) {
-    loop {
-        let group = {
-            let mut queue = queue.lock().await;
-            let Some(first) = queue.recv().await else {
-                return;
-            };
-            let mut group = vec![first];
-            while group.len() < GROUP_MAX {
-                match queue.try_recv() {
-                    Ok(job) => group.push(job),
-                    Err(_) => break,
-                }
-            }
-            group
-        };
+/// A combiner: makes whatever payments wait (up to [`GROUP_MAX`]) together, for the life of the
+/// process.
+pub(super) async fn combine(service: BillingService, queue: Queue<Job>) {
+    while let Some(group) = next_group(&queue, GROUP_MAX).await {
         service.make_group(group).await;
     }
 }
@@ -120,8 +104,8 @@ impl BillingService {
         let started = std::time::Instant::now();
         let outcome = self.group(&jobs).instrument(span).await;
         let m = metrics();
-        m.group_seconds.observe(started.elapsed().as_secs_f64());
-        m.group_payments.observe(jobs.len() as f64);
+        m.seconds.observe(started.elapsed().as_secs_f64());
+        m.size.observe(jobs.len() as f64);
         let billers: HashSet<Uuid> = jobs.iter().map(|j| j.pay.biller()).collect();
         match outcome {
             Ok(outcomes) => {
@@ -133,7 +117,7 @@ impl BillingService {
                 }
             }
             Err(e) => {
-                m.group_fallbacks.inc();
+                m.fallbacks.inc();
                 tracing::warn!(
                     error = %e,
                     payments = jobs.len(),
@@ -258,7 +242,7 @@ impl BillingService {
             let started = std::time::Instant::now();
             let posted = self.post_group(&chains).await;
             metrics()
-                .group_ledger_seconds
+                .ledger_seconds
                 .observe(started.elapsed().as_secs_f64());
             posted
         };

@@ -144,7 +144,7 @@ impl ServiceDef for Billing {
             // The combiners make channels' payments in groups; they run for the life of the
             // process.
             if let Some(queue) = queue {
-                let queue: group::Queue = Arc::new(tokio::sync::Mutex::new(queue));
+                let queue = Arc::new(tokio::sync::Mutex::new(queue));
                 for _ in 0..service.inner.settings.pay_groups {
                     tokio::spawn(group::combine(service.clone(), queue.clone()));
                 }

@@ -27,11 +27,12 @@ use std::sync::Arc;
 use paymesh_platform::ApiError;
 use paymesh_platform::auth::{Principal, principal};
 use paymesh_platform::edge::Violations;
+use paymesh_platform::group::{Queue, next_group};
 use paymesh_platform::migrate::RowLock;
 use paymesh_platform::time::{now_ns, ns_from_timestamp};
 use paymesh_proto::payment::v1 as pb;
 use paymesh_proto::payment::v1::{CreditOutcome, EventKind};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tonic::Request;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -205,25 +206,8 @@ enum Step {
 /// Runs a combiner until every handler is gone. Several may share one queue: each takes what
 /// is waiting and applies it while the others take the next batch (their locks are taken in
 /// one global order — intents, credits, event streams, each sorted — so they never deadlock).
-pub async fn combine(
-    service: PaymentService,
-    queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Item>>>,
-) {
-    loop {
-        let batch = {
-            let mut queue = queue.lock().await;
-            let Some(first) = queue.recv().await else {
-                return;
-            };
-            let mut batch = vec![first];
-            while batch.len() < BATCH_MAX {
-                match queue.try_recv() {
-                    Ok(item) => batch.push(item),
-                    Err(_) => break,
-                }
-            }
-            batch
-        };
+pub async fn combine(service: PaymentService, queue: Queue<Item>) {
+    while let Some(batch) = next_group(&queue, BATCH_MAX).await {
         service.apply(batch).await;
     }
 }
@@ -408,7 +392,7 @@ impl PaymentService {
                 }
             }
             Err(why) => {
-                crate::metrics::metrics().batch_fallbacks.inc();
+                crate::metrics::metrics().fallbacks.inc();
                 if let Refused::Error(e) = &why {
                     tracing::warn!(error = %e, size = batch.len(), "a batch of credits failed; applying them one by one");
                 }
@@ -583,7 +567,7 @@ impl PaymentService {
         }))
         .await;
         crate::metrics::metrics()
-            .batch_ledger_seconds
+            .ledger_seconds
             .observe(ledger_started.elapsed().as_secs_f64());
         for result in posted {
             result?;
@@ -678,8 +662,8 @@ impl PaymentService {
         }
         tx.commit().await.map_err(sql)?;
         let m = crate::metrics::metrics();
-        m.batch_credits.observe(items.len() as f64);
-        m.batch_seconds.observe(started.elapsed().as_secs_f64());
+        m.size.observe(items.len() as f64);
+        m.seconds.observe(started.elapsed().as_secs_f64());
         for merchant in counts.keys() {
             self.committed(*merchant);
         }
