@@ -59,6 +59,29 @@ async fn until_a_group_waits(mesh: &Mesh) {
     panic!("no group of payments waits for the locked bill");
 }
 
+/// Locks bill `number` from another connection and sends `held` (its payment, as channel
+/// `held`): returns once that payment's group waits for the lock, so every payment sent before
+/// the lock is let go (`rollback`) queues for the next group.
+async fn hold_and_pay(
+    mesh: &Mesh,
+    number: &str,
+    held: pb::PayBillRequest,
+) -> (
+    sqlx::Transaction<'static, sqlx::Postgres>,
+    tokio::task::JoinHandle<Result<tonic::Response<pb::PayBillResponse>, tonic::Status>>,
+) {
+    let mut hold = mesh.kit.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM billing.bills WHERE bill_number = $1 FOR UPDATE")
+        .bind(number)
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    let mut client = mesh.channel("held");
+    let first = tokio::spawn(async move { client.pay_bill(keyed(held)).await });
+    until_a_group_waits(mesh).await;
+    (hold, first)
+}
+
 #[tokio::test]
 async fn payments_made_together_have_the_outcomes_they_would_have_alone() {
     let mesh = start().await;
@@ -119,16 +142,7 @@ async fn payments_made_together_have_the_outcomes_they_would_have_alone() {
     let (copy_key, wrong_key) = (unique_key("copy"), unique_key("wrong"));
 
     // Hold G-0, start its payment: its group waits for the lock.
-    let mut hold = mesh.kit.pool.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM billing.bills WHERE bill_number = 'G-0' FOR UPDATE")
-        .execute(&mut *hold)
-        .await
-        .unwrap();
-    let first = {
-        let mut client = mesh.channel("held");
-        tokio::spawn(async move { client.pay_bill(keyed(held)).await })
-    };
-    until_a_group_waits(&mesh).await;
+    let (hold, first) = hold_and_pay(&mesh, "G-0", held).await;
 
     // Everything else queues up behind it.
     let mut calls = Vec::new();
@@ -309,16 +323,7 @@ async fn a_group_that_fails_makes_each_payment_alone() {
     let boom = request(&mesh, "momo", &b, "58000009", &[("F-9", None)], "BOOM").await;
     let boom_key = unique_key("boom");
 
-    let mut hold = mesh.kit.pool.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM billing.bills WHERE bill_number = 'F-0' FOR UPDATE")
-        .execute(&mut *hold)
-        .await
-        .unwrap();
-    let first = {
-        let mut client = mesh.channel("held");
-        tokio::spawn(async move { client.pay_bill(keyed(held)).await })
-    };
-    until_a_group_waits(&mesh).await;
+    let (hold, first) = hold_and_pay(&mesh, "F-0", held).await;
     let mut calls = Vec::new();
     for r in queued {
         let mut client = mesh.channel("vcb-app");
