@@ -63,6 +63,12 @@ pub const SECTION: Section = Section {
             "1",
             "channels' payments are made in groups, one transaction each (group commit); how many groups may be in flight at once in this process; 0: one transaction per payment",
         ),
+        Key::new(
+            "pay_group_lock_wait_ms",
+            Kind::Uint(1, 60_000),
+            "200",
+            "how long a group of payments waits for a lock held elsewhere (a bill being loaded or paid) before it fails and each of its payments is made alone",
+        ),
     ],
 };
 
@@ -74,6 +80,7 @@ pub struct Settings {
     pub lookup_key: Vec<u8>,
     pub watch_poll: Duration,
     pub pay_groups: usize,
+    pub pay_group_lock_wait: Duration,
     pub delivery: paymesh_platform::events::Delivery,
 }
 
@@ -99,6 +106,7 @@ impl Settings {
             lookup_key,
             watch_poll: s.millis("watch_poll_ms")?,
             pay_groups: usize::try_from(s.uint("pay_groups")?).unwrap_or(1),
+            pay_group_lock_wait: s.millis("pay_group_lock_wait_ms")?,
             delivery: paymesh_platform::events::Delivery::from_section(s)?,
         })
     }

@@ -16,6 +16,8 @@ use paymesh_proto::billing::v1 as pb;
 use support::*;
 
 const FULL: i64 = 120_000;
+/// Groups wait for the bill the test holds (not 200 ms, then alone): all of them queue.
+const WAIT_LONG: &[(&str, &str)] = &[("billing.pay_group_lock_wait_ms", "30000")];
 const FEE: i64 = 1_100;
 
 /// A PayBill request for `numbers` (each in full) quoting a fresh lookup of `channel`.
@@ -84,7 +86,7 @@ async fn hold_and_pay(
 
 #[tokio::test]
 async fn payments_made_together_have_the_outcomes_they_would_have_alone() {
-    let mesh = start().await;
+    let mesh = start_with(WAIT_LONG).await;
     let b = mesh.biller(water()).await;
     // G-0 is held; R-i are raced by two channels; M-1..M-3 are one customer's, paid "all
     // outstanding" by one channel and M-2 by name by another; S-1 twice by one channel under one
@@ -293,7 +295,7 @@ async fn without_groups_each_payment_is_its_own_transaction() {
 
 #[tokio::test]
 async fn a_group_that_fails_makes_each_payment_alone() {
-    let mesh = start().await;
+    let mesh = start_with(WAIT_LONG).await;
     let b = mesh.biller(water()).await;
     let mut bills = vec![bill("58000000", "F-0", FULL, 5)];
     for i in 1..=5 {
@@ -365,4 +367,51 @@ async fn a_group_that_fails_makes_each_payment_alone() {
     assert_eq!(mesh.payable(&b).await, 7 * (FULL - FEE));
     assert_eq!(mesh.channel_owes("momo").await, FULL);
     assert_eq!(mesh.channel_owes("vcb-app").await, 5 * FULL);
+}
+
+#[tokio::test]
+async fn a_bill_held_elsewhere_does_not_hold_up_the_others() {
+    let mesh = start().await; // groups wait 200 ms for a lock, then make their payments alone
+    let b = mesh.biller(water()).await;
+    let mut bills = vec![bill("59000000", "H-0", FULL, 5)];
+    for i in 1..=5 {
+        bills.push(bill(&format!("5900000{i}"), &format!("H-{i}"), FULL, 5));
+    }
+    mesh.upsert(&b, bills, &unique_key("u")).await.unwrap();
+    let held = request(&mesh, "held", &b, "59000000", &[("H-0", None)], "H-0").await;
+    let mut others = Vec::new();
+    for i in 1..=5 {
+        let customer = format!("5900000{i}");
+        let number = format!("H-{i}");
+        others.push(request(&mesh, "vcb-app", &b, &customer, &[(&number, None)], &number).await);
+    }
+    // H-0 is held (as by a biller's load amending it) for as long as the test likes.
+    let mut hold = mesh.kit.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM billing.bills WHERE bill_number = 'H-0' FOR UPDATE")
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    let first = {
+        let mut client = mesh.channel("held");
+        tokio::spawn(async move { client.pay_bill(keyed(held)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The other payments are made while H-0 is still held.
+    for r in others {
+        let paid = tokio::time::timeout(
+            Duration::from_secs(5),
+            mesh.channel("vcb-app").pay_bill(keyed(r)),
+        )
+        .await
+        .expect("a payment waited for a bill it does not pay")
+        .unwrap()
+        .into_inner();
+        assert_eq!(paid.payments.len(), 1);
+    }
+    assert!(!first.is_finished(), "H-0's payment waits for its bill");
+    hold.rollback().await.unwrap();
+    let paid = first.await.unwrap().unwrap().into_inner();
+    assert_eq!(paid.payments[0].bill_number, "H-0");
+    assert_eq!(mesh.kit.count("billing.payments").await, 6);
+    assert_eq!(mesh.payable(&b).await, 6 * (FULL - FEE));
 }

@@ -18,12 +18,15 @@
 //!
 //! If anything fails before the commit, nothing of the group is kept but the ledger postings,
 //! and every request of the group is made the one-at-a-time way instead (same key, same ids:
-//! the postings are found applied), so one bad request fails alone.
+//! the postings are found applied), so one bad request fails alone. A lock the group waits for
+//! longer than `billing.pay_group_lock_wait_ms` fails it the same way, so one bill held
+//! elsewhere does not hold up the others. A payment whose caller has gone before its group
+//! starts is not made.
 
 use std::collections::{BTreeMap, HashSet};
 
 use paymesh_platform::ApiError;
-use paymesh_platform::edge::fields::db;
+use paymesh_platform::edge::fields::{db, sql};
 use paymesh_platform::group::{Queue, next_group};
 use paymesh_platform::idempotency::IdempotencyContext;
 use paymesh_platform::time::{Date, now_ns};
@@ -97,7 +100,13 @@ impl BillingService {
         let mut keys = HashSet::new();
         let (jobs, copies): (Vec<Job>, Vec<Job>) = jobs
             .into_iter()
+            // A payment whose caller has gone (deadline passed, cancelled) is not made: as
+            // alone, where its transaction would have been dropped with the call.
+            .filter(|j| !j.reply.is_closed())
             .partition(|j| keys.insert(j.key.scope_key.clone()));
+        if jobs.is_empty() {
+            return;
+        }
         for copy in copies {
             let _ = copy.reply.send(Grouped::Alone);
         }
@@ -134,6 +143,16 @@ impl BillingService {
     async fn group(&self, jobs: &[Job]) -> Result<Vec<Grouped>, ApiError> {
         let txs = &self.inner.tx;
         let mut tx = txs.begin_group().await?;
+        // A lock held long elsewhere (a biller's load amending bills being paid, a slow
+        // payment) would hold up every payment of the group: past this wait the group fails and
+        // each payment is made alone, where only the one that needs the lock waits for it.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SET LOCAL lock_timeout = {}",
+            self.inner.settings.pay_group_lock_wait.as_millis()
+        )))
+        .execute(&mut *tx)
+        .await
+        .map_err(sql)?;
         let keys: Vec<&IdempotencyContext> = jobs.iter().map(|j| &j.key).collect();
         let claimed = txs.claim_group(&mut tx, &keys).await?;
         let mine = |j: &Job| claimed.contains(&j.key.scope_key);
