@@ -574,6 +574,10 @@ def _registered_metrics():
         text = path.read_text(encoding="utf-8")
         if "register(" not in text:
             continue
+        # A group commit's four metrics (paymesh_platform::group::GroupMetrics::register).
+        for prefix, unit in re.findall(r'GroupMetrics::register\(\s*"([a-z0-9_]+)",\s*"([a-z0-9_]+)"', text):
+            names |= {f"paymesh_{prefix}_{s}" for s in (unit, "duration_seconds", "ledger_seconds", "fallbacks")}
+        text = re.sub(r"GroupMetrics::register\(", "", text)
         names |= {f"paymesh_{n}" for n in re.findall(r'register\(\s*"([a-z0-9_]+)"', text)}
     return names
 
