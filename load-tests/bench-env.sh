@@ -77,5 +77,5 @@ machine() {
     echo "$(nproc) cores ($(sed -n 's/^model name\s*:\s*//p' /proc/cpuinfo | head -1)), $(free -g | awk '/Mem:/ {print $2}') GiB RAM"
 }
 postgres_conditions() {
-    echo "PostgreSQL $(psql -qAt "$admin" -c "SHOW server_version") on the same machine (synchronous_commit=$(psql -qAt "$admin" -c "SHOW synchronous_commit"), fsync=$(psql -qAt "$admin" -c "SHOW fsync"))"
+    echo "PostgreSQL $(psql -qAt "$admin" -c "SHOW server_version") on the same machine (synchronous_commit=$(psql -qAt "$admin" -c "SHOW synchronous_commit"), fsync=$(psql -qAt "$admin" -c "SHOW fsync"), shared_buffers=$(psql -qAt "$admin" -c "SHOW shared_buffers"))"
 }

@@ -152,28 +152,41 @@ pub fn caller_fault(status: &tonic::Status) -> Option<ApiError> {
     }
 }
 
-/// Whether an internal error is the database pool having had no connection within its wait:
-/// an overload the caller should retry, not our fault.
-fn pool_timed_out(e: &anyhow::Error) -> bool {
-    e.chain().any(|cause| {
-        matches!(
-            cause.downcast_ref::<sqlx::Error>(),
-            Some(sqlx::Error::PoolTimedOut)
-        )
-    })
+/// Why an internal error is the database being out of reach for a moment, not our fault: the
+/// pool had no connection within its wait (overload), or the connection was lost (the server
+/// restarted or ended it, the network broke: an I/O error, SQLSTATE class 08, or 57P01–57P03).
+/// The caller should retry (with its idempotency key, a retry finds what was made).
+fn database_unavailable(e: &anyhow::Error) -> Option<&'static str> {
+    e.chain()
+        .find_map(|cause| match cause.downcast_ref::<sqlx::Error>()? {
+            sqlx::Error::PoolTimedOut => {
+                Some("the database is busy (no connection free in time); retry")
+            }
+            sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                Some("the connection to the database was lost; retry")
+            }
+            sqlx::Error::Database(d) => {
+                let code = d.code()?;
+                (code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03"))
+                    .then_some("the connection to the database was lost; retry")
+            }
+            _ => None,
+        })
 }
 
 impl ApiError {
-    /// The error as callers are told it: an internal error that is the database pool having
-    /// had no connection in time is UNAVAILABLE (retry), every other one as it is.
+    /// The error as callers are told it: an internal error that is the database out of reach
+    /// for a moment (see [`database_unavailable`]) is UNAVAILABLE (retry), every other one as it
+    /// is.
     pub fn as_answered(self) -> ApiError {
         match self {
-            ApiError::Internal(e) if pool_timed_out(&e) => {
-                tracing::warn!(error = format!("{e:#}"), "database pool exhausted");
-                ApiError::Unavailable(
-                    "the database is busy (no connection free in time); retry".to_string(),
-                )
-            }
+            ApiError::Internal(e) => match database_unavailable(&e) {
+                Some(why) => {
+                    tracing::warn!(error = format!("{e:#}"), "database unavailable");
+                    ApiError::Unavailable(why.to_string())
+                }
+                None => ApiError::Internal(e),
+            },
             other => other,
         }
     }
@@ -207,6 +220,12 @@ mod tests {
     fn an_exhausted_database_pool_is_unavailable_not_internal() {
         let e = anyhow::Error::from(sqlx::Error::PoolTimedOut).context("reading bills");
         let status = tonic::Status::from(super::ApiError::Internal(e));
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        let lost = anyhow::Error::from(sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset,
+        )))
+        .context("reading bills");
+        let status = tonic::Status::from(super::ApiError::Internal(lost));
         assert_eq!(status.code(), tonic::Code::Unavailable);
         let other = anyhow::anyhow!("a bug");
         assert_eq!(

@@ -86,12 +86,41 @@ pub async fn run(pool: &PgPool, schema: &str, migrations: &[Migration]) -> anyho
     Ok(applied)
 }
 
-/// A pool with explicit limits.
+/// A pool with explicit limits. sqlx pings every connection it hands out, by default: one
+/// round trip more for every use, on every hot path (a lookup is one query). Here only a
+/// connection idle longer than `database.ping_idle_ms` is pinged; one used since then is handed
+/// out as it is, and if the server went away meanwhile its query fails and sqlx closes it.
 pub async fn connect(cfg: &crate::config::DatabaseConfig) -> anyhow::Result<PgPool> {
+    let ping_idle = cfg.ping_idle;
     sqlx::postgres::PgPoolOptions::new()
         .max_connections(cfg.pool_size_max)
         .acquire_timeout(cfg.acquire_timeout)
+        .test_before_acquire(false)
+        .before_acquire(move |conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= ping_idle {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect(cfg.url.expose())
+        .await
+        .context("connecting to PostgreSQL (database.url)")
+}
+
+/// A connection of its own, with `pool`'s settings and these server settings, for a task that
+/// uses one for the life of the process (a reader of grouped lookups): no hand-out, and none of
+/// the round trip sqlx makes on every connection given back to a pool. The task drops it after a
+/// failure and connects again for its next use.
+pub async fn own_connection(
+    pool: &PgPool,
+    settings: &[(&str, &str)],
+) -> anyhow::Result<sqlx::PgConnection> {
+    let options = (*pool.connect_options())
+        .clone()
+        .options(settings.iter().copied());
+    sqlx::ConnectOptions::connect(&options)
         .await
         .context("connecting to PostgreSQL (database.url)")
 }

@@ -110,6 +110,9 @@ pub struct DatabaseConfig {
     pub url: Secret,
     pub pool_size_max: u32,
     pub acquire_timeout: Duration,
+    /// A pooled connection idle longer than this is pinged before it is handed out; one used
+    /// more recently is handed out as it is (a broken one then fails its query, and is closed).
+    pub ping_idle: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -465,6 +468,7 @@ impl Config {
                 url: raw.url("database.url", &["postgres", "postgresql"])?,
                 pool_size_max: raw.uint("database.pool_size_max")? as u32,
                 acquire_timeout: raw.ms("database.acquire_timeout_ms")?,
+                ping_idle: raw.ms("database.ping_idle_ms")?,
             },
             redis: RedisConfig {
                 url: raw.url("redis.url", &["redis", "rediss", "redis+unix"])?,

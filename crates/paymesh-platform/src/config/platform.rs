@@ -26,6 +26,12 @@ pub(super) const PLATFORM: &[Section] = &[
                 "5000",
                 "wait for a pooled connection",
             ),
+            Key::new(
+                "ping_idle_ms",
+                Kind::Uint(0, 3_600_000),
+                "1000",
+                "a pooled connection idle longer than this is pinged before use (0: always, one round trip more per use)",
+            ),
         ],
     },
     Section {
