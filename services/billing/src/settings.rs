@@ -64,6 +64,12 @@ pub const SECTION: Section = Section {
             "channels' payments are made in groups, one transaction each (group commit); how many groups may be in flight at once in this process; 0: one transaction per payment",
         ),
         Key::new(
+            "lookup_groups",
+            Kind::Uint(0, 8),
+            "2",
+            "lookups waiting at once read their customers' bills in one statement; how many such reads may be in flight at once in this process; 0: one statement per lookup",
+        ),
+        Key::new(
             "pay_group_lock_wait_ms",
             Kind::Uint(1, 60_000),
             "200",
@@ -81,6 +87,8 @@ pub struct Settings {
     pub watch_poll: Duration,
     pub pay_groups: usize,
     pub pay_group_lock_wait: Duration,
+    /// Readers of lookups' bills in groups (0: each lookup reads alone).
+    pub lookup_groups: usize,
     pub delivery: paymesh_platform::events::Delivery,
 }
 
@@ -107,6 +115,7 @@ impl Settings {
             watch_poll: s.millis("watch_poll_ms")?,
             pay_groups: usize::try_from(s.uint("pay_groups")?).unwrap_or(1),
             pay_group_lock_wait: s.millis("pay_group_lock_wait_ms")?,
+            lookup_groups: usize::try_from(s.uint("lookup_groups")?).unwrap_or(2),
             delivery: paymesh_platform::events::Delivery::from_section(s)?,
         })
     }

@@ -415,6 +415,45 @@ pub async fn outstanding(
     bill_rows(&rows)
 }
 
+/// The outstanding bills of several customers in one statement (lookups read together): each
+/// customer's first [`OUTSTANDING_MAX`] by due date and number, as [`outstanding`] reads them,
+/// under the index of its `(biller, customer code)` in `keys`.
+pub async fn outstanding_many(
+    conn: &mut PgConnection,
+    keys: &[(Uuid, String)],
+) -> anyhow::Result<Vec<Vec<BillRow>>> {
+    let billers: Vec<Uuid> = keys.iter().map(|(b, _)| *b).collect();
+    let customers: Vec<&str> = keys.iter().map(|(_, c)| c.as_str()).collect();
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT k.n, b.* \
+         FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS k(biller_id, customer_code, n) \
+         CROSS JOIN LATERAL ( \
+             SELECT {BILL_COLUMNS} FROM billing.bills \
+             WHERE biller_id = k.biller_id AND customer_code = k.customer_code \
+               AND status IN ('OPEN', 'PARTIALLY_PAID') \
+             ORDER BY due_date, bill_number LIMIT {OUTSTANDING_MAX}) b"
+    )))
+    .bind(&billers)
+    .bind(&customers)
+    .fetch_all(conn)
+    .await
+    .context("reading several customers' outstanding bills")?;
+    let mut found: Vec<Vec<BillRow>> = vec![Vec::new(); keys.len()];
+    for r in &rows {
+        let n: i64 = r.try_get("n")?;
+        let slot = usize::try_from(n - 1)
+            .ok()
+            .and_then(|i| found.get_mut(i))
+            .context("a row of no customer asked for")?;
+        slot.push(bill_row(r)?);
+    }
+    // The order `outstanding` answers in, whatever order the join returned the rows in.
+    for bills in &mut found {
+        bills.sort_by(|a, b| (a.due_date, &a.bill_number).cmp(&(b.due_date, &b.bill_number)));
+    }
+    Ok(found)
+}
+
 /// Bills of a customer by number, locked in id order (a payment naming its bills).
 pub async fn customer_bills(
     conn: &mut PgConnection,

@@ -112,7 +112,7 @@ impl BillingService {
         }
         let started = std::time::Instant::now();
         let outcome = self.group(&jobs).instrument(span).await;
-        let m = metrics();
+        let m = &metrics().pay;
         m.seconds.observe(started.elapsed().as_secs_f64());
         m.size.observe(jobs.len() as f64);
         let billers: HashSet<Uuid> = jobs.iter().map(|j| j.pay.biller()).collect();
@@ -261,6 +261,7 @@ impl BillingService {
             let started = std::time::Instant::now();
             let posted = self.post_group(&chains).await;
             metrics()
+                .pay
                 .ledger_seconds
                 .observe(started.elapsed().as_secs_f64());
             posted

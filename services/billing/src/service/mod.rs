@@ -6,6 +6,7 @@
 //! - [`bills`]: reading, listing and cancelling bills, and the paper bill's VietQR;
 //! - [`paying`]: lookups, payments from channels and from bank credits, the payments list;
 //! - [`group`]: channels' payments made in groups, one transaction each (group commit);
+//! - [`reads`]: lookups' reads made in groups, one statement each;
 //! - [`report`]: the daily collection report;
 //! - [`events`]: the biller's event stream and webhooks (the kit's event log);
 //! - [`convert`]: rows to messages.
@@ -16,6 +17,7 @@ mod events;
 mod group;
 mod paying;
 mod policies;
+mod reads;
 mod report;
 mod upload;
 
@@ -125,9 +127,16 @@ impl ServiceDef for Billing {
             } else {
                 (None, None)
             };
+            let (lookup_queue, lookups) = if settings.lookup_groups > 0 {
+                let (tx, rx) = tokio::sync::mpsc::channel(reads::QUEUE_MAX);
+                (Some(tx), Some(rx))
+            } else {
+                (None, None)
+            };
             let service = BillingService {
                 inner: Arc::new(Inner {
                     pay_queue,
+                    lookup_queue,
                     tx: Transactions::new(
                         ctx.pool.clone(),
                         store::SCHEMA,
@@ -149,6 +158,13 @@ impl ServiceDef for Billing {
                     tokio::spawn(group::combine(service.clone(), queue.clone()));
                 }
             }
+            // The readers read lookups' bills in groups, for the life of the process.
+            if let Some(queue) = lookups {
+                let queue = Arc::new(tokio::sync::Mutex::new(queue));
+                for _ in 0..service.inner.settings.lookup_groups {
+                    tokio::spawn(reads::read_groups(service.clone(), queue.clone()));
+                }
+            }
             let bytes_max = ctx.message_bytes_max();
             let server = BillingServiceServer::new(service.clone())
                 .max_decoding_message_size(bytes_max)
@@ -166,6 +182,8 @@ pub struct BillingService {
 struct Inner {
     /// Where `PayBill` hands checked payments to the combiners (none: `pay_groups` = 0).
     pay_queue: Option<tokio::sync::mpsc::Sender<group::Job>>,
+    /// Where `LookupBills` hands its reads to the readers (none: `lookup_groups` = 0).
+    lookup_queue: Option<tokio::sync::mpsc::Sender<reads::Read>>,
     tx: Transactions,
     directory: Directory,
     poster: Poster,

@@ -172,11 +172,7 @@ impl BillingService {
         let customer = policy
             .customer_code(&req.customer_code)
             .map_err(|why| ApiError::invalid("customer_code", why))?;
-        let mut conn = self.pool().acquire().await.map_err(sql)?;
-        let rows = store::outstanding(&mut conn, biller, &customer, RowLock::None)
-            .await
-            .map_err(db)?;
-        drop(conn);
+        let rows = self.outstanding(biller, &customer).await?;
         let today = Date::today_in_vietnam();
         let bills = rows
             .iter()
