@@ -8,6 +8,7 @@ Python stubs are generated from proto/ with grpc_tools (its bundled protoc).
 import os
 import pathlib
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -49,7 +50,10 @@ def stubs():
     from paymesh.ledger.v1 import ledger_pb2, ledger_pb2_grpc
     from paymesh.common.v1 import common_pb2
 
-    return ledger_pb2, ledger_pb2_grpc, common_pb2
+    try:
+        yield ledger_pb2, ledger_pb2_grpc, common_pb2
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 _HANDED_OUT = set()
@@ -130,6 +134,7 @@ def ledger():
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)  # the run's keys
 
 
 @pytest.fixture(scope="session")
@@ -203,6 +208,7 @@ def _mesh(name, services, extra_env=None):
             proc.terminate()
         for proc in procs:
             proc.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)  # the run's keys
 
 
 @pytest.fixture(scope="session")

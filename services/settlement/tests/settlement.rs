@@ -484,6 +484,7 @@ async fn a_day_is_closed_paid_out_pulled_and_reconciled() {
             .arg(&path)
             .output()
             .unwrap();
+        let _ = std::fs::remove_file(&path);
         assert!(
             out.status.success(),
             "{}",
