@@ -73,8 +73,17 @@ echo_err() { local line; while IFS= read -r line; do printf '%s\n' "$line"; prin
 field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "n/a" }'; }
 percent() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f %%", 100 * a / b; else print "n/a" }'; }
+# The machine's CPU counters (`/proc/stat`): steal, then all time.
+cpu_counters() { awk '/^cpu / {print $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
+bench_cpu_start=$(cpu_counters)
+# Steal since the script started: the share of time the hypervisor ran others while this
+# machine wanted its cores. Runs of one build differ by 2x on a shared machine; this says when.
+steal_since_start() {
+    echo "$bench_cpu_start $(cpu_counters)" |
+        awk '{ if ($4 > $2) printf "%.1f %%", 100 * ($3 - $1) / ($4 - $2); else print "n/a" }'
+}
 machine() {
-    echo "$(nproc) cores ($(sed -n 's/^model name\s*:\s*//p' /proc/cpuinfo | head -1)), $(free -g | awk '/Mem:/ {print $2}') GiB RAM"
+    echo "$(nproc) cores ($(sed -n 's/^model name\s*:\s*//p' /proc/cpuinfo | head -1)), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, CPU steal $(steal_since_start) of the time since the script started"
 }
 postgres_conditions() {
     echo "PostgreSQL $(psql -qAt "$admin" -c "SHOW server_version") on the same machine (synchronous_commit=$(psql -qAt "$admin" -c "SHOW synchronous_commit"), fsync=$(psql -qAt "$admin" -c "SHOW fsync"), shared_buffers=$(psql -qAt "$admin" -c "SHOW shared_buffers"))"
