@@ -14,6 +14,24 @@ use crate::metrics::{latency_buckets, register};
 /// Where handlers leave requests for the combiners (several combiners share one).
 pub type Queue<T> = Arc<tokio::sync::Mutex<mpsc::Receiver<T>>>;
 
+/// A queue of at most `capacity` waiting requests: the sender handlers hand theirs to, and the
+/// [`Queue`] the combiners take their groups from (see [`spawn_combiners`]).
+pub fn queue<T>(capacity: usize) -> (mpsc::Sender<T>, Queue<T>) {
+    let (sender, receiver) = mpsc::channel(capacity);
+    (sender, Arc::new(tokio::sync::Mutex::new(receiver)))
+}
+
+/// Starts `count` combiners on `queue`, each `combiner(queue)`, for the life of the process.
+pub fn spawn_combiners<T, F, Fut>(queue: &Queue<T>, count: usize, combiner: F)
+where
+    F: Fn(Queue<T>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    for _ in 0..count {
+        tokio::spawn(combiner(queue.clone()));
+    }
+}
+
 /// The next group: waits for one request, then takes whatever else waits, up to `max` in all,
 /// in arrival order. `None` once every sender is gone.
 pub async fn next_group<T>(queue: &Queue<T>, max: usize) -> Option<Vec<T>> {

@@ -35,6 +35,7 @@ use paymesh_platform::config::Section;
 use paymesh_platform::edge::Transactions;
 use paymesh_platform::edge::answer;
 use paymesh_platform::edge::fields::sql;
+use paymesh_platform::group::spawn_combiners;
 use paymesh_platform::idempotency::KeyRule;
 use paymesh_platform::kit::{Callers, Rpc, ServiceDef, StartContext, Started};
 use paymesh_platform::migrate::Migration;
@@ -121,15 +122,15 @@ impl ServiceDef for Billing {
                 settings.watch_poll,
                 ctx.stopped(),
             );
-            let (pay_queue, queue) = if settings.pay_groups > 0 {
-                let (tx, rx) = tokio::sync::mpsc::channel(group::QUEUE_MAX);
-                (Some(tx), Some(rx))
+            let (pay_queue, payments) = if settings.pay_groups > 0 {
+                let (tx, queue) = paymesh_platform::group::queue(group::QUEUE_MAX);
+                (Some(tx), Some(queue))
             } else {
                 (None, None)
             };
             let (lookup_queue, lookups) = if settings.lookup_groups > 0 {
-                let (tx, rx) = tokio::sync::mpsc::channel(reads::QUEUE_MAX);
-                (Some(tx), Some(rx))
+                let (tx, queue) = paymesh_platform::group::queue(reads::QUEUE_MAX);
+                (Some(tx), Some(queue))
             } else {
                 (None, None)
             };
@@ -150,20 +151,18 @@ impl ServiceDef for Billing {
                     settings,
                 }),
             };
-            // The combiners make channels' payments in groups; they run for the life of the
-            // process.
-            if let Some(queue) = queue {
-                let queue = Arc::new(tokio::sync::Mutex::new(queue));
-                for _ in 0..service.inner.settings.pay_groups {
-                    tokio::spawn(group::combine(service.clone(), queue.clone()));
-                }
+            // The combiners make channels' payments in groups, the readers read lookups' bills
+            // in groups; they run for the life of the process.
+            let settings = &service.inner.settings;
+            if let Some(queue) = &payments {
+                spawn_combiners(queue, settings.pay_groups, |q| {
+                    group::combine(service.clone(), q)
+                });
             }
-            // The readers read lookups' bills in groups, for the life of the process.
-            if let Some(queue) = lookups {
-                let queue = Arc::new(tokio::sync::Mutex::new(queue));
-                for _ in 0..service.inner.settings.lookup_groups {
-                    tokio::spawn(reads::read_groups(service.clone(), queue.clone()));
-                }
+            if let Some(queue) = &lookups {
+                spawn_combiners(queue, settings.lookup_groups, |q| {
+                    reads::read_groups(service.clone(), q)
+                });
             }
             let bytes_max = ctx.message_bytes_max();
             let server = BillingServiceServer::new(service.clone())

@@ -142,7 +142,7 @@ impl ServiceDef for Payment {
                 settings.watch_poll,
                 ctx.stopped(),
             );
-            let (credits, queue) = tokio::sync::mpsc::channel(credits::QUEUE_MAX);
+            let (credits, queue) = paymesh_platform::group::queue(credits::QUEUE_MAX);
             let service = PaymentService {
                 inner: Arc::new(Inner {
                     tx: Transactions::new(
@@ -161,10 +161,11 @@ impl ServiceDef for Payment {
             };
             // The combiners apply credit notifications in batches (group commit); they run for
             // the life of the process.
-            let queue = Arc::new(tokio::sync::Mutex::new(queue));
-            for _ in 0..service.inner.settings.credit_batches {
-                tokio::spawn(credits::combine(service.clone(), queue.clone()));
-            }
+            paymesh_platform::group::spawn_combiners(
+                &queue,
+                service.inner.settings.credit_batches,
+                |q| credits::combine(service.clone(), q),
+            );
             let on_edge = service.clone();
             tokio::spawn(paymesh_platform::http::serve(
                 edge,
