@@ -49,6 +49,12 @@ async fn an_operator_onboards_approves_and_prints_the_static_qr() {
         ("PAYMESH_MERCHANT_LISTEN", merchant_addr.clone()),
         ("PAYMESH_STALL_LISTEN", stall_addr.clone()),
         ("PAYMESH_STALL_PAGE_LISTEN", page_addr.clone()),
+        // The services this test does not call listen where the kernel says: a fixed default
+        // (billing's 50054) can be a client socket's port (a clean-clone CI run failed so).
+        ("PAYMESH_PAYMENT_LISTEN", "127.0.0.1:0".to_string()),
+        ("PAYMESH_PAYMENT_WEBHOOK_LISTEN", "127.0.0.1:0".to_string()),
+        ("PAYMESH_BILLING_LISTEN", "127.0.0.1:0".to_string()),
+        ("PAYMESH_SETTLEMENT_LISTEN", "127.0.0.1:0".to_string()),
         (
             "PAYMESH_TELEMETRY_METRICS_LISTEN",
             "127.0.0.1:0".to_string(),
