@@ -579,6 +579,20 @@ stop_mqtt() {
     rm -f "$mqtt_dir/mosquitto.pid" # left behind when it could not remove it itself
 }
 
+# url_encode TEXT: TEXT with every byte outside [A-Za-z0-9._~-] percent-encoded, so a socket
+# directory can be a URL's host (libpq, pgbench and sqlx read "%2F..." as a socket path).
+url_encode() {
+    local LC_ALL=C text=$1 out='' c i
+    for ((i = 0; i < ${#text}; i++)); do
+        c=${text:i:1}
+        case $c in
+        [A-Za-z0-9._~-]) out+=$c ;;
+        *) printf -v c '%%%02X' "'$c"; out+=$c ;;
+        esac
+    done
+    printf '%s' "$out"
+}
+
 # ---------------------------------------------------------------------------------------------
 # Commands
 
@@ -605,13 +619,16 @@ cmd_up() {
     printf 'pg=%s\nredis=%s\nmqtt=%s\n' "$pg_port" "$redis_port" "$mqtt_port" >"$state/ports"
     {
         printf 'export PAYMESH_DATABASE_URL=postgres://paymesh@127.0.0.1:%s/paymesh\n' "$pg_port"
+        # The same server over its Unix socket, for comparing the two (PAYMESH_BENCH_PG=socket;
+        # the README's benchmark sections say what it changed: nothing clear so far).
+        printf 'export PAYMESH_DATABASE_SOCKET_URL=postgres://paymesh@%s:%s/paymesh\n' "$(url_encode "$sock_dir")" "$pg_port"
         printf 'export PAYMESH_REDIS_URL=redis://127.0.0.1:%s/\n' "$redis_port"
         printf 'export PAYMESH_MQTT_URL=mqtt://127.0.0.1:%s\n' "$mqtt_port"
         printf 'export PAYMESH_PG_PORT=%s PAYMESH_REDIS_PORT=%s PAYMESH_MQTT_PORT=%s PAYMESH_PG_BIN=%q\n' \
             "$pg_port" "$redis_port" "$mqtt_port" "$pg_bin"
     } >"$state/env.tmp"
     mv -f "$state/env.tmp" "$state/env"
-    say "up: PostgreSQL 127.0.0.1:$pg_port (data $pg_data), Redis 127.0.0.1:$redis_port," \
+    say "up: PostgreSQL $sock_dir and 127.0.0.1:$pg_port (data $pg_data), Redis 127.0.0.1:$redis_port," \
         "Mosquitto 127.0.0.1:$mqtt_port"
     cat "$state/env" >&3
 }

@@ -10,7 +10,13 @@ bench_setup() {
     bench_stack=${PAYMESH_BENCH_STACK:-bench}
     stack_env=$(infra/stack.sh up "$bench_stack") || { echo "the $bench_stack stack did not start" >&2; return 1; }
     eval "$stack_env"
-    admin=$PAYMESH_DATABASE_URL
+    # PAYMESH_BENCH_PG=socket: PostgreSQL over its Unix socket instead of TCP loopback, for the
+    # mesh, pgbench and psql alike (the conditions line says which).
+    case ${PAYMESH_BENCH_PG:-tcp} in
+    tcp) admin=$PAYMESH_DATABASE_URL ;;
+    socket) admin=$PAYMESH_DATABASE_SOCKET_URL ;;
+    *) echo "PAYMESH_BENCH_PG is socket or tcp, not '$PAYMESH_BENCH_PG'" >&2; return 1 ;;
+    esac
     base=${admin%/*}
     local profile=${PAYMESH_BENCH_PROFILE:-release}
     if [[ $profile == release ]]; then
@@ -85,6 +91,7 @@ steal_since_start() {
 machine() {
     echo "$(nproc) cores ($(sed -n 's/^model name\s*:\s*//p' /proc/cpuinfo | head -1)), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, CPU steal $(steal_since_start) of the time since the script started"
 }
+pg_transport() { case $admin in *@%2F*) echo "its Unix socket" ;; *) echo "TCP loopback" ;; esac; }
 postgres_conditions() {
-    echo "PostgreSQL $(psql -qAt "$admin" -c "SHOW server_version") on the same machine (synchronous_commit=$(psql -qAt "$admin" -c "SHOW synchronous_commit"), fsync=$(psql -qAt "$admin" -c "SHOW fsync"), shared_buffers=$(psql -qAt "$admin" -c "SHOW shared_buffers"))"
+    echo "PostgreSQL $(psql -qAt "$admin" -c "SHOW server_version") on the same machine (synchronous_commit=$(psql -qAt "$admin" -c "SHOW synchronous_commit"), fsync=$(psql -qAt "$admin" -c "SHOW fsync"), shared_buffers=$(psql -qAt "$admin" -c "SHOW shared_buffers"), reached over $(pg_transport))"
 }
