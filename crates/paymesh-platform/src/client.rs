@@ -151,10 +151,18 @@ pub mod within {
     use crate::ApiError;
 
     /// A peer's refusal as the calling service reports it: unreachable, overloaded or
-    /// contended is UNAVAILABLE (the caller retries); anything else is our own fault
-    /// (INTERNAL, logged).
+    /// contended is UNAVAILABLE (the caller retries); so is a call the connection broke off
+    /// before the peer answered ([`broken_off`]); anything else is our own fault (INTERNAL,
+    /// logged).
     pub fn peer_error(peer: &str, rpc: &str, status: &tonic::Status) -> ApiError {
         use tonic::Code;
+        if broken_off(status) {
+            return ApiError::Unavailable(format!(
+                "the call to the {peer} broke off ({rpc}: {:?} {}); retry",
+                status.code(),
+                status.message()
+            ));
+        }
         match status.code() {
             Code::Unavailable
             | Code::DeadlineExceeded
@@ -168,6 +176,27 @@ pub mod within {
                 status.message()
             )),
         }
+    }
+
+    /// Whether `status` was made on this side from the connection's own error (reset, closed,
+    /// a broken HTTP/2 stream) rather than answered by the peer. tonic gives such a status a
+    /// code by the error's kind — `UNKNOWN`, `INTERNAL` (a broken pipe, an HTTP/2
+    /// `INTERNAL_ERROR`), `OUT_OF_RANGE` (an unexpected end of file) — which would read as the
+    /// peer refusing the request for a fault of ours. Nobody answered: whether the call took
+    /// effect is for a retry to learn, which the ids and keys every call carries make safe.
+    /// Found by the faults run: `kill -9` of the ledger made one bank notification `INTERNAL`.
+    pub fn broken_off(status: &tonic::Status) -> bool {
+        let mut source = std::error::Error::source(status);
+        while let Some(e) = source {
+            if e.is::<std::io::Error>()
+                || e.is::<hyper::Error>()
+                || e.is::<tonic::transport::Error>()
+            {
+                return true;
+            }
+            source = e.source();
+        }
+        false
     }
 
     /// `message` with `timeout` as its gRPC deadline, so the peer gives up when we do.
