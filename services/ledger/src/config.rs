@@ -33,6 +33,12 @@ pub const SECTION: Section = Section {
             "requests waiting for the writer before UNAVAILABLE",
         ),
         Key::new(
+            "copy_rows_min",
+            Kind::Uint(0, 1_000_000),
+            "256",
+            "batches of at least this many new transfers insert them with COPY (0: never)",
+        ),
+        Key::new(
             "expiry_interval_ms",
             Kind::Uint(10, 3_600_000),
             "1000",
@@ -46,6 +52,7 @@ pub struct LedgerConfig {
     pub batch_transfers_max: usize,
     pub writers: usize,
     pub queue_requests_max: usize,
+    pub copy_rows_min: usize,
     pub expiry_interval: Duration,
 }
 
@@ -55,6 +62,7 @@ impl LedgerConfig {
             batch_transfers_max: s.uint("batch_transfers_max")? as usize,
             writers: s.uint("writers")? as usize,
             queue_requests_max: s.uint("queue_requests_max")? as usize,
+            copy_rows_min: s.uint("copy_rows_min")? as usize,
             expiry_interval: s.millis("expiry_interval_ms")?,
         })
     }

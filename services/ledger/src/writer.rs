@@ -63,6 +63,8 @@ struct Shared {
     balances: std::sync::Mutex<HashMap<Id128, AccountState>>,
     /// Batches in flight, kept in start order while they lock and take their `seq`.
     order: CommitOrder,
+    /// `ledger.copy_rows_min`.
+    copy_rows_min: usize,
 }
 
 impl Shared {
@@ -154,6 +156,7 @@ impl Writer {
             last_ts: AtomicI64::new(0),
             balances: std::sync::Mutex::default(),
             order: CommitOrder::default(),
+            copy_rows_min: cfg.copy_rows_min,
         });
         for _ in 0..cfg.writers.max(1) {
             tokio::spawn(run(shared.clone(), rx.clone(), batch_transfers_max));
@@ -378,10 +381,11 @@ async fn commit_with_retry(
 /// row (200,000 rows into a copy of the table: 2.34 s against 1.75 s), and a stored id is the
 /// exception (a retry), which the primary key's error reports just as well.
 async fn insert_all(
+    shared: &Shared,
     tx: &mut sqlx::PgConnection,
     rows: &[crate::engine::TransferRow],
 ) -> anyhow::Result<()> {
-    match store::insert_transfers(tx, rows).await {
+    match store::insert_transfers(tx, rows, shared.copy_rows_min).await {
         Ok(n) if n == rows.len() as u64 => Ok(()),
         Ok(_) => Err(IdsExist.into()),
         Err(e) if is_stored_id(&e) => Err(IdsExist.into()),
@@ -507,7 +511,7 @@ async fn commit(
         ticket.reached(Stage::Locked);
         let (batch, results) = run(locked);
         refused_ids_exist(&mut tx, &batch, &results).await?;
-        insert_all(&mut tx, &batch.rows).await?;
+        insert_all(shared, &mut tx, &batch.rows).await?;
         (batch, results)
     } else {
         // The guess runs on the balances this process last committed, read from the database
@@ -515,7 +519,7 @@ async fn commit(
         let (mut committed, missing) = shared.cached(&account_ids);
         committed.extend(store::account_states(&mut tx, missing, RowLock::None).await?);
         let (guess, guessed) = run(committed);
-        insert_all(&mut tx, &guess.rows).await?;
+        insert_all(shared, &mut tx, &guess.rows).await?;
         if let Some((deltas, seq_range)) = plain_deltas(&guess, &guessed) {
             // Plain transfers all accepted: lock, check, write and take the place in one
             // statement, so the hot account is held for two round trips (it and COMMIT), not

@@ -126,15 +126,25 @@ fn account_state(t: AccountStateTuple) -> anyhow::Result<(Id128, AccountState)> 
     ))
 }
 
-/// Inserts new transfer rows with one statement and returns how many went in. An id stored
-/// already fails the statement (the primary key, `transfers_pkey`). Each row's `seq` starts as its
-/// `ts`; [`finish_batch`] says whether it must move.
+/// Inserts new transfer rows and returns how many went in: with `COPY` when there are at least
+/// `copy_rows_min` of them (0: never), else with one statement. An id stored already fails
+/// either (the primary key, `transfers_pkey`). Each row's `seq` starts as its `ts`;
+/// [`finish_batch`] says whether it must move.
+///
+/// `COPY … FROM STDIN (FORMAT binary)` costs PostgreSQL less per row than `INSERT … SELECT
+/// FROM unnest(…)` of the same rows (200,000 rows into a copy of the table: ~0.8 s against
+/// ~1.15 s, one stream), but takes one round trip more (the server's go-ahead), so it is for
+/// large batches.
 pub async fn insert_transfers(
     conn: &mut PgConnection,
     rows: &[TransferRow],
+    copy_rows_min: usize,
 ) -> anyhow::Result<u64> {
     if rows.is_empty() {
         return Ok(0);
+    }
+    if copy_rows_min > 0 && rows.len() >= copy_rows_min {
+        return copy_transfers(conn, rows).await;
     }
     let n = rows.len();
     let mut ids = Vec::with_capacity(n);
@@ -162,14 +172,13 @@ pub async fn insert_transfers(
         timeouts.push(i32::try_from(r.timeout_seconds).unwrap_or(i32::MAX));
         tss.push(r.ts);
     }
-    let result = sqlx::query(
-        "INSERT INTO ledger.transfers (id, debit_account_id, credit_account_id, amount, currency, \
-             code, reference, flags, pending_id, timeout_seconds, ts, seq) \
+    let result = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO ledger.transfers ({TRANSFER_INSERT_COLUMNS}) \
          SELECT id, d, c, a, cur, code, ref, fl, NULLIF(p, '00000000-0000-0000-0000-000000000000'::uuid), tmo, ts, ts \
          FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int8[], $5::text[], $6::int2[], \
                      $7::text[], $8::int2[], $9::uuid[], $10::int4[], $11::int8[]) \
-              AS t(id, d, c, a, cur, code, ref, fl, p, tmo, ts)",
-    )
+              AS t(id, d, c, a, cur, code, ref, fl, p, tmo, ts)"
+    )))
     .bind(&ids)
     .bind(&debits)
     .bind(&credits)
@@ -185,6 +194,64 @@ pub async fn insert_transfers(
     .await
     .context("inserting transfers")?;
     Ok(result.rows_affected())
+}
+
+/// The columns [`insert_transfers`] writes, in order.
+const TRANSFER_INSERT_COLUMNS: &str = "id, debit_account_id, credit_account_id, amount, \
+     currency, code, reference, flags, pending_id, timeout_seconds, ts, seq";
+
+/// [`insert_transfers`] by `COPY` in PostgreSQL's binary format.
+async fn copy_transfers(conn: &mut PgConnection, rows: &[TransferRow]) -> anyhow::Result<u64> {
+    let data = copy_binary(rows)?;
+    let mut copy = conn
+        .copy_in_raw(&format!(
+            "COPY ledger.transfers ({TRANSFER_INSERT_COLUMNS}) FROM STDIN (FORMAT binary)"
+        ))
+        .await
+        .context("copying transfers")?;
+    if let Err(e) = copy.send(data).await {
+        // The connection is closed or broken; tell the server if it still listens.
+        let _ = copy.abort("sending the rows failed").await;
+        return Err(anyhow::Error::from(e).context("copying transfers"));
+    }
+    copy.finish().await.context("copying transfers")
+}
+
+/// `rows` in `COPY`'s binary format (header, one tuple per row in [`TRANSFER_INSERT_COLUMNS`]
+/// order, trailer): each field its length (-1 for NULL) and its value, big-endian.
+fn copy_binary(rows: &[TransferRow]) -> anyhow::Result<Vec<u8>> {
+    const FIELDS: i16 = 12;
+    let mut buf = Vec::with_capacity(19 + rows.len() * 200);
+    buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    buf.extend_from_slice(&0i32.to_be_bytes()); // flags: no OIDs
+    buf.extend_from_slice(&0i32.to_be_bytes()); // no header extension
+    let field = |buf: &mut Vec<u8>, value: &[u8]| -> anyhow::Result<()> {
+        let len = i32::try_from(value.len()).context("a field too long for COPY")?;
+        buf.extend_from_slice(&len.to_be_bytes());
+        buf.extend_from_slice(value);
+        Ok(())
+    };
+    for r in rows {
+        buf.extend_from_slice(&FIELDS.to_be_bytes());
+        field(&mut buf, r.id.to_uuid().as_bytes())?;
+        field(&mut buf, r.debit.to_uuid().as_bytes())?;
+        field(&mut buf, r.credit.to_uuid().as_bytes())?;
+        field(&mut buf, &r.amount.to_be_bytes())?;
+        field(&mut buf, r.currency.code().as_bytes())?;
+        field(&mut buf, &r.code.to_be_bytes())?;
+        field(&mut buf, r.reference.as_bytes())?;
+        field(&mut buf, &r.flags.to_be_bytes())?;
+        match r.pending_id {
+            Some(p) => field(&mut buf, p.to_uuid().as_bytes())?,
+            None => buf.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+        let timeout = i32::try_from(r.timeout_seconds).unwrap_or(i32::MAX);
+        field(&mut buf, &timeout.to_be_bytes())?;
+        field(&mut buf, &r.ts.to_be_bytes())?;
+        field(&mut buf, &r.ts.to_be_bytes())?; // seq
+    }
+    buf.extend_from_slice(&(-1i16).to_be_bytes());
+    Ok(buf)
 }
 
 /// Writes pending transfers created (`insert`) or resolved (`update`) by a batch.
