@@ -110,9 +110,10 @@ pub async fn connect(cfg: &crate::config::DatabaseConfig) -> anyhow::Result<PgPo
 }
 
 /// A connection of its own, with `pool`'s settings and these server settings, for a task that
-/// uses one for the life of the process (a reader of grouped lookups): no hand-out, and none of
-/// the round trip sqlx makes on every connection given back to a pool. The task drops it after a
-/// failure and connects again for its next use.
+/// uses one for the life of the process (a reader of grouped lookups, a ledger writer): no
+/// hand-out, and none of the round trip sqlx makes on every connection given back to a pool.
+/// The task drops it after a failure and connects again for its next use. Connecting waits at
+/// most the pool's `database.acquire_timeout_ms`, as a hand-out from the pool would.
 pub async fn own_connection(
     pool: &PgPool,
     settings: &[(&str, &str)],
@@ -120,9 +121,14 @@ pub async fn own_connection(
     let options = (*pool.connect_options())
         .clone()
         .options(settings.iter().copied());
-    sqlx::ConnectOptions::connect(&options)
-        .await
-        .context("connecting to PostgreSQL (database.url)")
+    let wait = pool.options().get_acquire_timeout();
+    match tokio::time::timeout(wait, sqlx::ConnectOptions::connect(&options)).await {
+        Ok(conn) => conn.context("connecting to PostgreSQL (database.url)"),
+        // A pool timeout, as the pool's own would be: `error::database_unavailable` reads it
+        // as UNAVAILABLE.
+        Err(_) => Err(anyhow::Error::from(sqlx::Error::PoolTimedOut)
+            .context("connecting to PostgreSQL (database.url): no answer in time")),
+    }
 }
 
 /// Whether a read locks the rows it returns until the transaction ends.

@@ -22,17 +22,25 @@
 //! Several writers (`ledger.writers`) run so that one batch can be read, checked and inserted
 //! while the previous one is committing (its fsync); each then waits for the row locks, which
 //! end the moment the earlier commit does, and READ COMMITTED hands it the committed balances.
+//!
+//! Each writer keeps a connection of its own (`migrate::own_connection`), not one from the
+//! pool: sqlx pings every connection given back to a pool, one round trip more per batch, and
+//! a batch is five (BEGIN, INSERT, the balances, COMMIT, the ping). A connection that fails is
+//! dropped and the next batch connects again; one found broken by its BEGIN (the server ended
+//! it while the writer was idle: nothing of the batch was sent) is replaced and the batch goes
+//! on.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
 
+use anyhow::Context;
 use paymesh_money::Id128;
 use paymesh_platform::ApiError;
-use paymesh_platform::migrate::RowLock;
+use paymesh_platform::migrate::{RowLock, own_connection};
 use paymesh_proto::ledger::v1::CreateTransferResult as R;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::commit_order::{CommitOrder, Stage};
@@ -47,6 +55,8 @@ use crate::store::PostedDelta;
 
 /// Attempts for a batch that hit a unique-key race with another ledger process or a deadlock.
 const BATCH_ATTEMPTS_MAX: usize = 3;
+/// A writer's connection: a name an operator sees in `pg_stat_activity`.
+pub const WRITER_SETTINGS: &[(&str, &str)] = &[("application_name", "paymesh-ledger-writer")];
 /// Pending transfers voided per expiry transaction.
 const EXPIRY_BATCH_MAX: i64 = 1000;
 
@@ -273,6 +283,7 @@ fn gone(job: &Job) -> bool {
 }
 
 async fn run(shared: Arc<Shared>, rx: Arc<Mutex<Receiver>>, max: usize) {
+    let mut conn = None;
     loop {
         let jobs = {
             let mut guard = rx.lock().await;
@@ -283,7 +294,7 @@ async fn run(shared: Arc<Shared>, rx: Arc<Mutex<Receiver>>, max: usize) {
         };
         let requests: Vec<&[NewTransfer]> = jobs.iter().map(|j| j.transfers.as_slice()).collect();
         let started = Instant::now();
-        let outcome = commit_with_retry(&shared, &requests).await;
+        let outcome = commit_with_retry(&shared, &mut conn, &requests).await;
         let m = metrics();
         m.commit_seconds.observe(started.elapsed().as_secs_f64());
         m.batch_transfers
@@ -296,6 +307,9 @@ async fn run(shared: Arc<Shared>, rx: Arc<Mutex<Receiver>>, max: usize) {
             }
             Err(e) => {
                 m.batch_failures.inc();
+                // Its state is unknown (a COMMIT without its answer, a broken socket): the
+                // next batch connects again.
+                conn = None;
                 // Nothing of the batch is committed, except in the one case where the COMMIT
                 // itself was sent and its answer lost; either way no request is acknowledged,
                 // and a retry with the same ids applies each transfer at most once.
@@ -331,6 +345,11 @@ fn retryable(e: &anyhow::Error) -> bool {
 #[error("balances changed between the speculative read and the lock")]
 struct SpeculationFailed;
 
+/// Raised when a batch's BEGIN failed: nothing of it reached the server.
+#[derive(Debug, thiserror::Error)]
+#[error("starting the batch's transaction failed")]
+struct BeginFailed;
+
 /// Raised when an attempt that took every id as new finds one stored already (its answer must
 /// then be EXISTS or EXISTS_WITH_DIFFERENT_FIELDS).
 #[derive(Debug, thiserror::Error)]
@@ -352,8 +371,11 @@ struct Attempt {
     lock_first: bool,
 }
 
+/// Runs a batch on the writer's connection `conn` (connecting when there is none) until it
+/// commits or fails for good.
 async fn commit_with_retry(
     shared: &Shared,
+    conn: &mut Option<PgConnection>,
     requests: &[&[NewTransfer]],
 ) -> anyhow::Result<Vec<Vec<R>>> {
     let mut attempt = Attempt {
@@ -361,9 +383,21 @@ async fn commit_with_retry(
         lock_first: false,
     };
     let mut tries = 0;
+    let mut replaced = false;
     loop {
         tries += 1;
-        match commit(shared, requests, attempt).await {
+        let kept = conn.is_some();
+        let c = match conn {
+            Some(c) => c,
+            None => conn.insert(own_connection(&shared.pool, WRITER_SETTINGS).await?),
+        };
+        match commit(shared, c, requests, attempt).await {
+            Err(e) if e.is::<BeginFailed>() && kept && !replaced => {
+                // Ended by the server while this writer was idle: a new one, once.
+                tracing::info!(error = format!("{e:#}"), "ledger writer connects again");
+                *conn = None;
+                replaced = true;
+            }
             Err(e) if e.is::<SpeculationFailed>() => attempt.lock_first = true,
             Err(e) if e.is::<IdsExist>() => attempt.look_up_ids = true,
             Err(e) if !attempt.look_up_ids && retryable(&e) => attempt.look_up_ids = true,
@@ -444,6 +478,7 @@ fn seq_range(rows: &[crate::engine::TransferRow]) -> Option<(i64, i64)> {
 /// One group-commit transaction.
 async fn commit(
     shared: &Shared,
+    conn: &mut PgConnection,
     requests: &[&[NewTransfer]],
     attempt: Attempt,
 ) -> anyhow::Result<Vec<Vec<R>>> {
@@ -458,7 +493,7 @@ async fn commit(
         account_ids.extend(t.debit);
         account_ids.extend(t.credit);
     }
-    let mut tx = shared.pool.begin().await?;
+    let mut tx = sqlx::Connection::begin(conn).await.context(BeginFailed)?;
     // Pending ids are always looked up: a post/void of a plain transfer is NOT_PENDING.
     transfer_ids.extend_from_slice(&pending_ids);
     let existing = store::transfers_by_id(&mut tx, transfer_ids).await?;
