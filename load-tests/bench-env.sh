@@ -1,5 +1,5 @@
 # What the benchmark scripts share (sourced, not run): the private `bench` stack, a release
-# (or PAYMESH_BENCH_PROFILE=debug) build, fresh databases, dev keys, pgbench's TPC-B-like
+# (or PAYMESH_BENCH_PROFILE=debug) build, fresh databases and an empty Redis, dev keys, pgbench's TPC-B-like
 # baseline, and the table helpers. Loopback only.
 
 # bench_setup DATABASE: sets admin, base, bin, bench_stack; exports PAYMESH_DATABASE_URL (fresh)
@@ -27,6 +27,10 @@ bench_setup() {
     bin=target/$profile
     psql -q "$admin" -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" \
         -c "DROP DATABASE IF EXISTS pgbench" -c "CREATE DATABASE pgbench"
+    # Redis fresh too. The stack's Redis keeps its keys between runs (idempotency answers live
+    # 24 hours), and after a few runs its background save (RDB, ~0.9 core for seconds on
+    # 600 MB) fell inside a later run's timed phase: lookups p99 10 ms in one run, 4 in the next.
+    redis-cli -u "$PAYMESH_REDIS_URL" FLUSHALL >/dev/null
     local keys=.paymesh/$bench_stack/keys
     export PAYMESH_DATABASE_URL=$base/$1
     export PAYMESH_AUTH_PRIVATE_KEY_FILE=$keys/private/mesh.pem PAYMESH_AUTH_OPERATOR_PRIVATE_KEY_FILE=$keys/private/operator.pem

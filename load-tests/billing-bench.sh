@@ -74,7 +74,8 @@ Conditions: $(machine), $(postgres_conditions), the mesh in one \`paymesh dev\` 
 ($profile build), fresh database; $(field "$loaded" billers) billers (EXACT, customer codes PE + 11 digits),
 $(field "$loaded" loaded) bills over $(field "$loaded" customers_per_biller) customers per biller; loads of $(field "$loaded" bills_per_stream) bills per stream
 (one transaction), $(field "$loaded" bills_per_message) per message, $(field "$loaded" streams_in_flight) streams in flight (longest stream $(field "$loaded" stream_max_s) s); lookups
-open loop from up to $(field "$looked" in_flight_max) concurrent tasks over $(field "$looked" connections) connections as $channels channels, latency from each lookup's due time;
+open loop from up to $(field "$looked" in_flight_max) concurrent tasks over $(field "$looked" connections) connections as $channels channels, latency from each lookup's due time (released by a thread of
+their own; the generator's own send lag p99 $(field "$looked" send_lag_p99_ms) ms, counted in);
 payments closed loop, $clients clients, $(field "$paid" raced_pct) % racing another channel for the same bill; ${seconds}s per
 timed phase after a 2s warm-up; checks: ${checks#CHECK }; $audit.
 

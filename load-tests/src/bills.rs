@@ -507,6 +507,8 @@ pub(crate) async fn load(
 /// What the lookup phase measured.
 struct Looked {
     hist: Histogram<u64>,
+    /// From each lookup's due time to the moment its task ran (the generator's own lateness).
+    send_lag: Histogram<u64>,
     ok: u64,
     failed: u64,
     elapsed: Duration,
@@ -520,76 +522,108 @@ pub(crate) fn report_error(printed: &AtomicU64, what: &str, e: &anyhow::Error) {
 }
 
 /// `--lookup-rate` lookups a second, each at its time whatever the others do.
+///
+/// The lookups are released by a thread of their own that sleeps until each one's due time:
+/// tokio's timer ticks once a millisecond, so paced by it they went out in bursts at each tick,
+/// up to a millisecond late, and that lateness counted in their latency. The lag from the due
+/// time to the moment a lookup's task runs is measured (`send_lag`) and stays in the latency.
 async fn lookups(run: &BillsRun, book: &Arc<Book>, clients: &[Billing]) -> anyhow::Result<Looked> {
     let rate = run.lookup_rate as f64;
     let measured = Duration::from_secs(run.seconds).min(DURATION_MAX);
     let warm_n = (rate * WARM_UP.as_secs_f64()) as u64;
     let total = warm_n + (rate * measured.as_secs_f64()) as u64;
     let hist = Arc::new(Mutex::new(histogram()?));
+    let lag_hist = Arc::new(Mutex::new(histogram()?));
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let printed = Arc::new(AtomicU64::new(0));
     let last_done = Arc::new(Mutex::new(tokio::time::Instant::now()));
     let in_flight = u32::try_from(run.lookups_in_flight)?;
     let slots = Arc::new(tokio::sync::Semaphore::new(run.lookups_in_flight));
-    let mut rng = Rng::seeded();
-    let start = tokio::time::Instant::now();
-    let measure_from = start + WARM_UP;
-    for i in 0..total {
-        let due = start + Duration::from_secs_f64(i as f64 / rate);
-        if due > tokio::time::Instant::now() {
-            tokio::time::sleep_until(due).await;
-        }
-        let slot = slots.clone().acquire_owned().await?;
-        let b = rng.below(book.billers.len() as u64) as usize;
-        let customer = Book::customer_code(rng.below(book.billers[b].customers));
-        let request = pb::LookupBillsRequest {
-            biller_id: book.billers[b].id.clone(),
-            customer_code: customer,
-        };
-        let mut client = clients[i as usize % clients.len()].clone();
-        let (hist, ok, failed, printed, last_done) = (
-            hist.clone(),
-            ok.clone(),
-            failed.clone(),
-            printed.clone(),
-            last_done.clone(),
-        );
-        tokio::spawn(async move {
-            let answer = client.lookup_bills(request).await;
-            let latency = due.elapsed();
-            let good = match answer {
-                Ok(a)
-                    if !a.get_ref().bills.is_empty()
-                        && !a.get_ref().lookup_reference.is_empty() =>
-                {
-                    true
-                }
-                Ok(_) => {
-                    report_error(&printed, "a lookup", &anyhow::anyhow!("no bill found"));
-                    false
-                }
-                Err(s) => {
-                    report_error(&printed, "a lookup", &anyhow::Error::new(s));
-                    false
-                }
+    let start = std::time::Instant::now();
+    let measure_from = tokio::time::Instant::from_std(start + WARM_UP);
+    let runtime = tokio::runtime::Handle::current();
+    let (book, clients) = (book.clone(), clients.to_vec());
+    let (hist_, lag_, ok_, failed_, printed_, last_done_, slots_) = (
+        hist.clone(),
+        lag_hist.clone(),
+        ok.clone(),
+        failed.clone(),
+        printed.clone(),
+        last_done.clone(),
+        slots.clone(),
+    );
+    let pacer = std::thread::spawn(move || {
+        let mut rng = Rng::seeded();
+        for i in 0..total {
+            let due = start + Duration::from_secs_f64(i as f64 / rate);
+            let now = std::time::Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            let b = rng.below(book.billers.len() as u64) as usize;
+            let customer = Book::customer_code(rng.below(book.billers[b].customers));
+            let request = pb::LookupBillsRequest {
+                biller_id: book.billers[b].id.clone(),
+                customer_code: customer,
             };
-            if !good {
-                failed.fetch_add(1, Ordering::Relaxed);
-            } else if i >= warm_n {
-                ok.fetch_add(1, Ordering::Relaxed);
-                if let Ok(mut h) = hist.lock() {
-                    let _ = h.record((latency.as_micros() as u64).max(1));
+            let mut client = clients[i as usize % clients.len()].clone();
+            let (hist, lag, ok, failed, printed, last_done, slots) = (
+                hist_.clone(),
+                lag_.clone(),
+                ok_.clone(),
+                failed_.clone(),
+                printed_.clone(),
+                last_done_.clone(),
+                slots_.clone(),
+            );
+            runtime.spawn(async move {
+                let Ok(slot) = slots.acquire_owned().await else {
+                    return;
+                };
+                let sent = due.elapsed();
+                let answer = client.lookup_bills(request).await;
+                let latency = due.elapsed();
+                let good = match answer {
+                    Ok(a)
+                        if !a.get_ref().bills.is_empty()
+                            && !a.get_ref().lookup_reference.is_empty() =>
+                    {
+                        true
+                    }
+                    Ok(_) => {
+                        report_error(&printed, "a lookup", &anyhow::anyhow!("no bill found"));
+                        false
+                    }
+                    Err(s) => {
+                        report_error(&printed, "a lookup", &anyhow::Error::new(s));
+                        false
+                    }
+                };
+                if !good {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                } else if i >= warm_n {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut h) = hist.lock() {
+                        let _ = h.record((latency.as_micros() as u64).max(1));
+                    }
+                    if let Ok(mut h) = lag.lock() {
+                        let _ = h.record((sent.as_micros() as u64).max(1));
+                    }
                 }
-            }
-            if i >= warm_n
-                && let Ok(mut last) = last_done.lock()
-            {
-                *last = (*last).max(tokio::time::Instant::now());
-            }
-            drop(slot);
-        });
-    }
+                if i >= warm_n
+                    && let Ok(mut last) = last_done.lock()
+                {
+                    *last = (*last).max(tokio::time::Instant::now());
+                }
+                drop(slot);
+            });
+        }
+    });
+    // The pacer only sleeps and spawns; waiting for it off the runtime's threads.
+    tokio::task::spawn_blocking(move || pacer.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the lookup pacer panicked"))?;
     // Every lookup answered: all the slots back.
     let _all = slots.acquire_many(in_flight).await?;
     let elapsed = last_done
@@ -598,8 +632,10 @@ async fn lookups(run: &BillsRun, book: &Arc<Book>, clients: &[Billing]) -> anyho
         .unwrap_or(measured)
         .max(measured);
     let hist = hist.lock().map(|h| h.clone()).unwrap_or(histogram()?);
+    let send_lag = lag_hist.lock().map(|h| h.clone()).unwrap_or(histogram()?);
     Ok(Looked {
         hist,
+        send_lag,
         ok: ok.load(Ordering::Relaxed),
         failed: failed.load(Ordering::Relaxed),
         elapsed,
@@ -945,7 +981,7 @@ pub async fn bills(run: BillsRun) -> anyhow::Result<()> {
     let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     println!(
         "RESULT label=bills-lookup offered_per_s={} achieved_per_s={:.0} ok={} failed={} lookup_p50_ms={:.2} \
-         lookup_p95_ms={:.2} lookup_p99_ms={:.2} lookup_max_ms={:.2} in_flight_max={} connections={} channels={} \
+         lookup_p95_ms={:.2} lookup_p99_ms={:.2} lookup_max_ms={:.2} send_lag_p99_ms={:.2} in_flight_max={} connections={} channels={} \
          bills={} customers_per_biller={customers_max} seconds={:.1} cores={cores}",
         run.lookup_rate,
         looked.ok as f64 / looked.elapsed.as_secs_f64(),
@@ -955,6 +991,7 @@ pub async fn bills(run: BillsRun) -> anyhow::Result<()> {
         ms(&looked.hist, 0.95),
         ms(&looked.hist, 0.99),
         looked.hist.max() as f64 / 1000.0,
+        ms(&looked.send_lag, 0.99),
         run.lookups_in_flight,
         run.connections,
         channels.len(),
