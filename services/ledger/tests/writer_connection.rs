@@ -36,8 +36,9 @@ async fn end_backend(pool: &sqlx::PgPool, pid: i32) {
     assert!(ended, "backend {pid} did not end");
 }
 
-#[tokio::test]
-async fn a_connection_ended_while_idle_is_replaced_and_the_batch_commits() {
+/// A ledger with one writer, two accounts, and a transfer of 100 from the first to the second
+/// committed (so the writer has its connection).
+async fn one_writer_after_a_transfer() -> (TestLedger, Client, Id128, Id128) {
     let ledger = start_with(&[("ledger.writers", "1")]).await;
     let mut c = ledger.client();
     let (a, b) = (Id128::random(), Id128::random());
@@ -50,6 +51,12 @@ async fn a_connection_ended_while_idle_is_replaced_and_the_batch_commits() {
         send(&mut c, vec![plain(Id128::random(), a, b, "100")]).await,
         vec![R::Ok]
     );
+    (ledger, c, a, b)
+}
+
+#[tokio::test]
+async fn a_connection_ended_while_idle_is_replaced_and_the_batch_commits() {
+    let (ledger, mut c, a, b) = one_writer_after_a_transfer().await;
     let before = writer_backends(&ledger.pool).await;
     assert_eq!(before.len(), 1, "one writer, one connection of its own");
     end_backend(&ledger.pool, before[0]).await;
@@ -68,18 +75,7 @@ async fn a_connection_ended_while_idle_is_replaced_and_the_batch_commits() {
 
 #[tokio::test]
 async fn a_connection_broken_mid_batch_fails_that_batch_only() {
-    let ledger = start_with(&[("ledger.writers", "1")]).await;
-    let mut c = ledger.client();
-    let (a, b) = (Id128::random(), Id128::random());
-    open(
-        &mut c,
-        vec![account(a, (false, false)), account(b, (false, false))],
-    )
-    .await;
-    assert_eq!(
-        send(&mut c, vec![plain(Id128::random(), a, b, "100")]).await,
-        vec![R::Ok]
-    );
+    let (ledger, mut c, a, b) = one_writer_after_a_transfer().await;
     let writer = writer_backends(&ledger.pool).await;
     assert_eq!(writer.len(), 1);
 
