@@ -777,9 +777,15 @@ pub async fn references_of(
     if bill_ids.is_empty() {
         return Ok(Default::default());
     }
+    // Planned at every call (not prepared once per connection): the plan PostgreSQL cached on
+    // a connection's first calls, while `billing.payments` was still nearly empty, scanned the
+    // whole table, and kept doing so as it grew until the next ANALYZE (1.7–2.2 ms a call, the
+    // costliest statement of the bill-payment benchmark's pay phase in `pg_stat_statements`).
+    // Planned with the table as it is, it probes `payments_by_bill` once per bill.
     let rows: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT payer, channel_reference, bill_id FROM billing.payments WHERE bill_id = ANY($1)",
     )
+    .persistent(false)
     .bind(bill_ids)
     .fetch_all(conn)
     .await
