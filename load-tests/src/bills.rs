@@ -521,6 +521,19 @@ pub(crate) fn report_error(printed: &AtomicU64, what: &str, e: &anyhow::Error) {
     }
 }
 
+/// What the lookup tasks record, shared by all of them.
+struct Tally {
+    hist: Mutex<Histogram<u64>>,
+    /// From each lookup's due time to the moment its task ran (the generator's own lateness).
+    send_lag: Mutex<Histogram<u64>>,
+    ok: AtomicU64,
+    failed: AtomicU64,
+    printed: AtomicU64,
+    last_done: Mutex<tokio::time::Instant>,
+    /// At most `--lookups-in-flight` lookups at once.
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
 /// `--lookup-rate` lookups a second, each at its time whatever the others do.
 ///
 /// The lookups are released by a thread of their own that sleeps until each one's due time:
@@ -532,27 +545,20 @@ async fn lookups(run: &BillsRun, book: &Arc<Book>, clients: &[Billing]) -> anyho
     let measured = Duration::from_secs(run.seconds).min(DURATION_MAX);
     let warm_n = (rate * WARM_UP.as_secs_f64()) as u64;
     let total = warm_n + (rate * measured.as_secs_f64()) as u64;
-    let hist = Arc::new(Mutex::new(histogram()?));
-    let lag_hist = Arc::new(Mutex::new(histogram()?));
-    let ok = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let printed = Arc::new(AtomicU64::new(0));
-    let last_done = Arc::new(Mutex::new(tokio::time::Instant::now()));
     let in_flight = u32::try_from(run.lookups_in_flight)?;
-    let slots = Arc::new(tokio::sync::Semaphore::new(run.lookups_in_flight));
+    let tally = Arc::new(Tally {
+        hist: Mutex::new(histogram()?),
+        send_lag: Mutex::new(histogram()?),
+        ok: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        printed: AtomicU64::new(0),
+        last_done: Mutex::new(tokio::time::Instant::now()),
+        slots: Arc::new(tokio::sync::Semaphore::new(run.lookups_in_flight)),
+    });
     let start = std::time::Instant::now();
     let measure_from = tokio::time::Instant::from_std(start + WARM_UP);
     let runtime = tokio::runtime::Handle::current();
-    let (book, clients) = (book.clone(), clients.to_vec());
-    let (hist_, lag_, ok_, failed_, printed_, last_done_, slots_) = (
-        hist.clone(),
-        lag_hist.clone(),
-        ok.clone(),
-        failed.clone(),
-        printed.clone(),
-        last_done.clone(),
-        slots.clone(),
-    );
+    let (book, clients, shared) = (book.clone(), clients.to_vec(), tally.clone());
     let pacer = std::thread::spawn(move || {
         let mut rng = Rng::seeded();
         for i in 0..total {
@@ -568,17 +574,9 @@ async fn lookups(run: &BillsRun, book: &Arc<Book>, clients: &[Billing]) -> anyho
                 customer_code: customer,
             };
             let mut client = clients[i as usize % clients.len()].clone();
-            let (hist, lag, ok, failed, printed, last_done, slots) = (
-                hist_.clone(),
-                lag_.clone(),
-                ok_.clone(),
-                failed_.clone(),
-                printed_.clone(),
-                last_done_.clone(),
-                slots_.clone(),
-            );
+            let tally = shared.clone();
             runtime.spawn(async move {
-                let Ok(slot) = slots.acquire_owned().await else {
+                let Ok(slot) = tally.slots.clone().acquire_owned().await else {
                     return;
                 };
                 let sent = due.elapsed();
@@ -592,27 +590,28 @@ async fn lookups(run: &BillsRun, book: &Arc<Book>, clients: &[Billing]) -> anyho
                         true
                     }
                     Ok(_) => {
-                        report_error(&printed, "a lookup", &anyhow::anyhow!("no bill found"));
+                        let e = anyhow::anyhow!("no bill found");
+                        report_error(&tally.printed, "a lookup", &e);
                         false
                     }
                     Err(s) => {
-                        report_error(&printed, "a lookup", &anyhow::Error::new(s));
+                        report_error(&tally.printed, "a lookup", &anyhow::Error::new(s));
                         false
                     }
                 };
                 if !good {
-                    failed.fetch_add(1, Ordering::Relaxed);
+                    tally.failed.fetch_add(1, Ordering::Relaxed);
                 } else if i >= warm_n {
-                    ok.fetch_add(1, Ordering::Relaxed);
-                    if let Ok(mut h) = hist.lock() {
+                    tally.ok.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut h) = tally.hist.lock() {
                         let _ = h.record((latency.as_micros() as u64).max(1));
                     }
-                    if let Ok(mut h) = lag.lock() {
+                    if let Ok(mut h) = tally.send_lag.lock() {
                         let _ = h.record((sent.as_micros() as u64).max(1));
                     }
                 }
                 if i >= warm_n
-                    && let Ok(mut last) = last_done.lock()
+                    && let Ok(mut last) = tally.last_done.lock()
                 {
                     *last = (*last).max(tokio::time::Instant::now());
                 }
@@ -625,19 +624,19 @@ async fn lookups(run: &BillsRun, book: &Arc<Book>, clients: &[Billing]) -> anyho
         .await?
         .map_err(|_| anyhow::anyhow!("the lookup pacer panicked"))?;
     // Every lookup answered: all the slots back.
-    let _all = slots.acquire_many(in_flight).await?;
-    let elapsed = last_done
+    let _all = tally.slots.acquire_many(in_flight).await?;
+    let elapsed = tally
+        .last_done
         .lock()
         .map(|last| last.saturating_duration_since(measure_from))
         .unwrap_or(measured)
         .max(measured);
-    let hist = hist.lock().map(|h| h.clone()).unwrap_or(histogram()?);
-    let send_lag = lag_hist.lock().map(|h| h.clone()).unwrap_or(histogram()?);
+    let copy = |h: &Mutex<Histogram<u64>>| h.lock().map(|h| h.clone()).ok();
     Ok(Looked {
-        hist,
-        send_lag,
-        ok: ok.load(Ordering::Relaxed),
-        failed: failed.load(Ordering::Relaxed),
+        hist: copy(&tally.hist).map_or_else(histogram, Ok)?,
+        send_lag: copy(&tally.send_lag).map_or_else(histogram, Ok)?,
+        ok: tally.ok.load(Ordering::Relaxed),
+        failed: tally.failed.load(Ordering::Relaxed),
         elapsed,
     })
 }
