@@ -147,6 +147,48 @@ def test_onboard_approve_and_static_qr(merchant, merchant_stubs):
     assert {e.actor for e in events} == {"operator:pytest"}
 
 
+def test_virtual_accounts_looked_up_many_at_once(merchant, merchant_stubs):
+    addr, operator, mint = merchant
+    pb, pb_grpc = merchant_stubs
+    stub = pb_grpc.MerchantServiceStub(grpc.insecure_channel(addr))
+    a = stub.OnboardMerchant(
+        pb.OnboardMerchantRequest(kind=pb.MERCHANT_KIND_VENDOR, application=_vendor(pb)),
+        metadata=_call(operator, str(uuid.uuid4())),
+        timeout=10,
+    )
+    a = stub.ApproveMerchant(
+        pb.ApproveMerchantRequest(merchant_id=a.id, reason="checked", etag=a.etag),
+        metadata=_call(operator, str(uuid.uuid4())),
+        timeout=10,
+    )
+    asked = ["0000000000000000001", a.virtual_account_number, "12ab", a.virtual_account_number]
+    answer = stub.LookupVirtualAccounts(
+        pb.LookupVirtualAccountsRequest(virtual_account_numbers=asked),
+        metadata=_call(mint("service:payment")),
+        timeout=10,
+    )
+    assert [h.virtual_account_number for h in answer.holders] == asked
+    assert [h.HasField("merchant") for h in answer.holders] == [False, True, False, True]
+    assert answer.holders[1].merchant.id == a.id
+    assert answer.holders[1].merchant.settlement_account_number == ""
+    # Not for another service, and at most 256 numbers.
+    with pytest.raises(grpc.RpcError) as e:
+        stub.LookupVirtualAccounts(
+            pb.LookupVirtualAccountsRequest(virtual_account_numbers=asked),
+            metadata=_call(mint("service:billing")),
+            timeout=5,
+        )
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.RpcError) as e:
+        stub.LookupVirtualAccounts(
+            pb.LookupVirtualAccountsRequest(virtual_account_numbers=["1"] * 257),
+            metadata=_call(operator),
+            timeout=5,
+        )
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert _details(e.value)[1] == ["virtual_account_numbers"]
+
+
 def test_bad_input_names_every_field(merchant, merchant_stubs):
     addr, operator, _ = merchant
     pb, pb_grpc = merchant_stubs

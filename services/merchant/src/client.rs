@@ -63,30 +63,36 @@ impl MerchantClient {
         }
     }
 
-    /// The merchant whose virtual account this is, if any.
-    pub async fn by_virtual_account(&self, number: &str) -> Result<Option<pb::Merchant>, ApiError> {
+    /// The holders of these virtual accounts (at most
+    /// [`crate::service::VIRTUAL_ACCOUNTS_PER_LOOKUP_MAX`]), in one call: one answer per
+    /// number, in order (`None`: nobody's).
+    pub async fn by_virtual_accounts(
+        &self,
+        numbers: &[String],
+    ) -> Result<Vec<Option<pb::Merchant>>, ApiError> {
         let request = within::request(
-            pb::ListMerchantsRequest {
-                virtual_account_number: number.to_owned(),
-                page_size: 1,
-                ..Default::default()
+            pb::LookupVirtualAccountsRequest {
+                virtual_account_numbers: numbers.to_vec(),
             },
             self.timeout,
         );
         let mut grpc = self.grpc()?;
-        match within::call(
+        let answer = within::call(
             "merchant service",
-            "ListMerchants",
+            "LookupVirtualAccounts",
             self.timeout,
-            grpc.list_merchants(request),
+            grpc.lookup_virtual_accounts(request),
         )
         .await?
-        {
-            Ok(page) => Ok(page.merchants.into_iter().next()),
-            // A number that cannot be a virtual account is nobody's.
-            Err(status) if status.code() == tonic::Code::InvalidArgument => Ok(None),
-            Err(status) => Err(from_status("ListMerchants", &status)),
+        .map_err(|status| from_status("LookupVirtualAccounts", &status))?;
+        if answer.holders.len() != numbers.len() {
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "the merchant service answered {} holders for {} virtual accounts",
+                answer.holders.len(),
+                numbers.len()
+            )));
         }
+        Ok(answer.holders.into_iter().map(|h| h.merchant).collect())
     }
 }
 

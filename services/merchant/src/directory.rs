@@ -4,20 +4,32 @@
 //! stall or biller does not cost a merchant call per payment. A merchant suspended or closed
 //! is seen as such within that time; until then its credits are still matched to it (its
 //! money, on its account).
+//!
+//! Virtual accounts not in the cache are looked up together: whatever lookups wait while one
+//! call is out go in the next `LookupVirtualAccounts` call (up to 256 numbers, two calls at
+//! once), so a payment service matching many credits to many merchants makes one merchant call
+//! per group of credits, not one per credit.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::client::MerchantClient;
+use crate::service::VIRTUAL_ACCOUNTS_PER_LOOKUP_MAX;
 use paymesh_money::fees::FeePlan;
 use paymesh_platform::ApiError;
+use paymesh_platform::group::{Queue, next_group, queue, spawn_combiners};
 use paymesh_proto::merchant::v1 as mpb;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 /// Entries kept at most per map; beyond it the map starts over (a flood of unknown account
 /// numbers cannot grow memory).
 const ENTRIES_MAX: usize = 100_000;
+/// Virtual-account lookups waiting for a call at most (then callers wait to add theirs).
+const ACCOUNTS_WAITING_MAX: usize = 4096;
+/// `LookupVirtualAccounts` calls out at once.
+const ACCOUNT_CALLS_MAX: usize = 2;
 
 /// What other services need of a merchant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,12 +82,22 @@ impl MerchantInfo {
 
 type Cache<K> = Mutex<HashMap<K, (Instant, Option<Arc<MerchantInfo>>)>>;
 
+/// What a lookup answers: the holder, if any.
+type Found = Result<Option<Arc<MerchantInfo>>, ApiError>;
+
+/// A virtual account to look up, waiting for its call.
+struct Asked {
+    number: String,
+    reply: oneshot::Sender<Found>,
+}
+
 #[derive(Clone)]
 pub struct Directory {
     client: MerchantClient,
     ttl: Duration,
     by_id: Arc<Cache<Uuid>>,
     by_account: Arc<Cache<String>>,
+    accounts: mpsc::Sender<Asked>,
 }
 
 fn cached<K: std::hash::Hash + Eq>(
@@ -97,13 +119,87 @@ fn keep<K: std::hash::Hash + Eq>(cache: &Cache<K>, key: K, info: Option<Arc<Merc
     map.insert(key, (Instant::now(), info));
 }
 
+/// The same failure for each caller of a call that failed (`ApiError` is not `Clone`):
+/// UNAVAILABLE and overload stay what they are, anything else is INTERNAL with its text.
+fn for_each_caller(e: &ApiError) -> ApiError {
+    match e {
+        ApiError::Unavailable(m) => ApiError::Unavailable(m.clone()),
+        ApiError::Overloaded(m) => ApiError::Overloaded(m.clone()),
+        other => ApiError::Internal(anyhow::anyhow!("{other}")),
+    }
+}
+
+/// Answers the virtual accounts asked, a group per call, for as long as a [`Directory`]
+/// lives.
+async fn look_up_accounts(
+    client: MerchantClient,
+    by_id: Arc<Cache<Uuid>>,
+    by_account: Arc<Cache<String>>,
+    queue: Queue<Asked>,
+) {
+    while let Some(asked) = next_group(&queue, VIRTUAL_ACCOUNTS_PER_LOOKUP_MAX).await {
+        // A caller that has gone needs no answer.
+        let asked: Vec<Asked> = asked.into_iter().filter(|a| !a.reply.is_closed()).collect();
+        let mut numbers: Vec<String> = asked.iter().map(|a| a.number.clone()).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        if numbers.is_empty() {
+            continue;
+        }
+        let holders = match client.by_virtual_accounts(&numbers).await {
+            Ok(holders) => holders,
+            Err(e) => {
+                for a in asked {
+                    let _ = a.reply.send(Err(for_each_caller(&e)));
+                }
+                continue;
+            }
+        };
+        let mut found: HashMap<String, Found> = HashMap::with_capacity(numbers.len());
+        for (number, holder) in numbers.into_iter().zip(holders) {
+            let info = holder
+                .as_ref()
+                .map(MerchantInfo::from_pb)
+                .transpose()
+                .map(|i| i.map(Arc::new));
+            if let Ok(info) = &info {
+                if let Some(i) = info {
+                    keep(&by_id, i.id, Some(i.clone()));
+                }
+                keep(&by_account, number.clone(), info.clone());
+            }
+            found.insert(number, info);
+        }
+        for a in asked {
+            let answer = match found.get(&a.number) {
+                Some(Ok(info)) => Ok(info.clone()),
+                Some(Err(e)) => Err(for_each_caller(e)),
+                None => Err(ApiError::Internal(anyhow::anyhow!(
+                    "virtual account {:?} was asked but not answered",
+                    a.number
+                ))),
+            };
+            let _ = a.reply.send(answer);
+        }
+    }
+}
+
 impl Directory {
+    /// A directory reading through `client`, keeping what it read for `ttl`. Starts the
+    /// tasks that look virtual accounts up (call it on a Tokio runtime); they end when the
+    /// last clone of the directory is dropped.
     pub fn new(client: MerchantClient, ttl: Duration) -> Directory {
+        let (accounts, asked) = queue(ACCOUNTS_WAITING_MAX);
+        let (by_id, by_account): (Arc<Cache<Uuid>>, Arc<Cache<String>>) = Default::default();
+        spawn_combiners(&asked, ACCOUNT_CALLS_MAX, |asked| {
+            look_up_accounts(client.clone(), by_id.clone(), by_account.clone(), asked)
+        });
         Directory {
             client,
             ttl,
-            by_id: Arc::default(),
-            by_account: Arc::default(),
+            by_id,
+            by_account,
+            accounts,
         }
     }
 
@@ -128,16 +224,12 @@ impl Directory {
         if let Some(hit) = cached(&self.by_account, &key, self.ttl) {
             return Ok(hit);
         }
-        let found = self.client.by_virtual_account(number).await?;
-        let info = found
-            .as_ref()
-            .map(MerchantInfo::from_pb)
-            .transpose()?
-            .map(Arc::new);
-        if let Some(info) = &info {
-            keep(&self.by_id, info.id, Some(info.clone()));
-        }
-        keep(&self.by_account, key, info.clone());
-        Ok(info)
+        let (reply, answer) = oneshot::channel();
+        let stopping = || ApiError::Unavailable("the merchant directory is stopping; retry".into());
+        self.accounts
+            .send(Asked { number: key, reply })
+            .await
+            .map_err(|_| stopping())?;
+        answer.await.map_err(|_| stopping())?
     }
 }

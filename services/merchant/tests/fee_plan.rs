@@ -78,9 +78,10 @@ async fn an_operator_sets_changes_and_clears_a_fee_plan() {
         "0.6 % of 150,000 is 900: the minimum"
     );
     let by_va = payment
-        .by_virtual_account(&active.virtual_account_number)
+        .by_virtual_accounts(std::slice::from_ref(&active.virtual_account_number))
         .await
         .unwrap()
+        .remove(0)
         .unwrap();
     assert_eq!(by_va.fee_plan, "percent:0.6,min:1000,cap:50000");
 

@@ -195,6 +195,59 @@ impl MerchantService {
             next_page_token,
         })
     }
+
+    /// `LookupVirtualAccounts`: one answer per number, in order; a number that cannot be a
+    /// virtual account (as ListMerchants' filter reads it: trimmed, 1-19 digits) is nobody's.
+    pub(super) async fn lookup_virtual_accounts(
+        &self,
+        request: Request<pb::LookupVirtualAccountsRequest>,
+    ) -> Result<pb::LookupVirtualAccountsResponse, ApiError> {
+        let asked = &request.get_ref().virtual_account_numbers;
+        if asked.len() > VIRTUAL_ACCOUNTS_PER_LOOKUP_MAX {
+            let mut v = Violations::default();
+            v.add(
+                "virtual_account_numbers",
+                format!("must be at most {VIRTUAL_ACCOUNTS_PER_LOOKUP_MAX} numbers"),
+            );
+            v.into_result()?;
+        }
+        let mut numbers: Vec<String> = asked
+            .iter()
+            .filter_map(|n| virtual_account(n))
+            .map(str::to_owned)
+            .collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        let rows = store::by_virtual_accounts(self.pool(), &numbers).await?;
+        let by_number: std::collections::HashMap<&str, &MerchantRow> = rows
+            .iter()
+            .filter_map(|r| {
+                r.activation
+                    .as_ref()
+                    .map(|a| (a.virtual_account_number.as_str(), r))
+            })
+            .collect();
+        Ok(pb::LookupVirtualAccountsResponse {
+            holders: asked
+                .iter()
+                .map(|n| pb::VirtualAccountHolder {
+                    virtual_account_number: n.clone(),
+                    merchant: virtual_account(n)
+                        .and_then(|k| by_number.get(k))
+                        .map(|row| convert::merchant_to_pb(row)),
+                })
+                .collect(),
+        })
+    }
+}
+
+/// Numbers one LookupVirtualAccounts call may ask at most.
+pub const VIRTUAL_ACCOUNTS_PER_LOOKUP_MAX: usize = 256;
+
+/// The number as a virtual account is looked up (trimmed), if it can be one: 1-19 digits.
+fn virtual_account(text: &str) -> Option<&str> {
+    let n = text.trim();
+    (!n.is_empty() && n.len() <= 19 && n.bytes().all(|b| b.is_ascii_digit())).then_some(n)
 }
 
 /// An onboarding request, parsed, with every violation at once: the application and the
@@ -378,12 +431,10 @@ fn parse_filter(v: &mut Violations, req: &pb::ListMerchantsRequest) -> MerchantF
             Err(_) => v.add("biller_category", "is not a BillerCategory"),
         }
     }
-    let va = req.virtual_account_number.trim();
-    if !va.is_empty() {
-        if va.len() <= 19 && va.bytes().all(|b| b.is_ascii_digit()) {
-            filter.virtual_account_number = Some(va.to_owned());
-        } else {
-            v.add("virtual_account_number", "must be 1-19 digits");
+    if !req.virtual_account_number.trim().is_empty() {
+        match virtual_account(&req.virtual_account_number) {
+            Some(va) => filter.virtual_account_number = Some(va.to_owned()),
+            None => v.add("virtual_account_number", "must be 1-19 digits"),
         }
     }
     if !req.mcc.trim().is_empty() {

@@ -39,6 +39,7 @@ use paymesh_proto::merchant::v1::merchant_service_server::{self, MerchantService
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
+pub use merchants::VIRTUAL_ACCOUNTS_PER_LOOKUP_MAX;
 pub use settings::Settings;
 
 use crate::domain::Action;
@@ -66,6 +67,10 @@ pub const RPCS: &[Rpc] = &[
         KEY,
     ),
     Rpc::read("ListMerchants", Callers::INTERNAL),
+    Rpc::read(
+        "LookupVirtualAccounts",
+        OPERATOR.or(Callers::services(&["payment"])),
+    ),
     Rpc::write("ApproveMerchant", OPERATOR, KEY),
     Rpc::write("RejectMerchant", OPERATOR, KEY),
     Rpc::write("SuspendMerchant", OPERATOR, KEY),
@@ -188,6 +193,13 @@ impl merchant_service_server::MerchantService for MerchantService {
         request: Request<pb::ListMerchantsRequest>,
     ) -> Result<Response<pb::ListMerchantsResponse>, Status> {
         answer(self.list(request).await)
+    }
+
+    async fn lookup_virtual_accounts(
+        &self,
+        request: Request<pb::LookupVirtualAccountsRequest>,
+    ) -> Result<Response<pb::LookupVirtualAccountsResponse>, Status> {
+        answer(self.lookup_virtual_accounts(request).await)
     }
 
     async fn approve_merchant(

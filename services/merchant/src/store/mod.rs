@@ -350,6 +350,24 @@ pub async fn insert_merchant(
     }
 }
 
+/// The merchants holding any of these virtual account numbers (at most one each).
+pub async fn by_virtual_accounts(
+    pool: &PgPool,
+    numbers: &[String],
+) -> anyhow::Result<Vec<MerchantRow>> {
+    if numbers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {MERCHANT_COLUMNS} FROM merchant.merchants WHERE virtual_account_number = ANY($1)"
+    )))
+    .bind(numbers)
+    .fetch_all(pool)
+    .await
+    .context("reading merchants by virtual account")?;
+    rows.iter().map(merchant_row).collect()
+}
+
 /// The merchant, optionally locked (`FOR UPDATE`) until the transaction ends.
 pub async fn merchant(
     conn: &mut PgConnection,
