@@ -51,8 +51,7 @@ bench_listen "${PAYMESH_BENCH_PORT:-50991}" PAYMESH_LEDGER_LISTEN PAYMESH_MERCHA
     PAYMESH_SETTLEMENT_LISTEN PAYMESH_STALL_LISTEN PAYMESH_STALL_PAGE_LISTEN \
     PAYMESH_TELEMETRY_METRICS_LISTEN
 export PAYMESH_TELEMETRY_LOG_FORMAT=text
-# The operator closes the window; the scheduled job would close a day whose cut-off passed.
-export PAYMESH_SETTLEMENT_SCHEDULE_POLL_MS=0
+# The operator closes the window (bench_setup turns the scheduled close off).
 # The load generator reads its tokens from its environment (not its command line).
 operator=$("$bin/paymesh" token mint operator:bench --ttl 3600)
 bank=$("$bin/paymesh" token mint bank:970436 --ttl 3600)

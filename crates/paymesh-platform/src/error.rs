@@ -86,6 +86,17 @@ fn describe(v: &[FieldViolation]) -> String {
 }
 
 impl ApiError {
+    /// The same failure for another caller of one shared call (a batch several requests
+    /// waited on; `ApiError` is not `Clone`, its `Internal` carries an `anyhow::Error`):
+    /// UNAVAILABLE and overload stay what they are, anything else is INTERNAL with its text.
+    pub fn for_another_caller(&self) -> ApiError {
+        match self {
+            ApiError::Unavailable(m) => ApiError::Unavailable(m.clone()),
+            ApiError::Overloaded(m) => ApiError::Overloaded(m.clone()),
+            other => ApiError::Internal(anyhow::anyhow!("{other:#}")),
+        }
+    }
+
     pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> ApiError {
         ApiError::InvalidArgument(vec![FieldViolation::new(field, description)])
     }
@@ -216,6 +227,20 @@ impl From<ApiError> for tonic::Status {
 
 #[cfg(test)]
 mod tests {
+    use super::ApiError;
+
+    #[test]
+    fn errors_copy_for_every_caller() {
+        let e = ApiError::Unavailable("down".into());
+        assert!(matches!(e.for_another_caller(), ApiError::Unavailable(m) if m == "down"));
+        let e = ApiError::Overloaded("busy".into());
+        assert!(matches!(e.for_another_caller(), ApiError::Overloaded(m) if m == "busy"));
+        let e = ApiError::Internal(anyhow::anyhow!("broken"));
+        assert!(
+            matches!(e.for_another_caller(), ApiError::Internal(i) if i.to_string() == "broken")
+        );
+    }
+
     #[test]
     fn an_exhausted_database_pool_is_unavailable_not_internal() {
         let e = anyhow::Error::from(sqlx::Error::PoolTimedOut).context("reading bills");

@@ -119,16 +119,6 @@ fn keep<K: std::hash::Hash + Eq>(cache: &Cache<K>, key: K, info: Option<Arc<Merc
     map.insert(key, (Instant::now(), info));
 }
 
-/// The same failure for each caller of a call that failed (`ApiError` is not `Clone`):
-/// UNAVAILABLE and overload stay what they are, anything else is INTERNAL with its text.
-fn for_each_caller(e: &ApiError) -> ApiError {
-    match e {
-        ApiError::Unavailable(m) => ApiError::Unavailable(m.clone()),
-        ApiError::Overloaded(m) => ApiError::Overloaded(m.clone()),
-        other => ApiError::Internal(anyhow::anyhow!("{other}")),
-    }
-}
-
 /// Answers the virtual accounts asked, a group per call, for as long as a [`Directory`]
 /// lives.
 async fn look_up_accounts(
@@ -150,7 +140,7 @@ async fn look_up_accounts(
             Ok(holders) => holders,
             Err(e) => {
                 for a in asked {
-                    let _ = a.reply.send(Err(for_each_caller(&e)));
+                    let _ = a.reply.send(Err(e.for_another_caller()));
                 }
                 continue;
             }
@@ -173,7 +163,7 @@ async fn look_up_accounts(
         for a in asked {
             let answer = match found.get(&a.number) {
                 Some(Ok(info)) => Ok(info.clone()),
-                Some(Err(e)) => Err(for_each_caller(e)),
+                Some(Err(e)) => Err(e.for_another_caller()),
                 None => Err(ApiError::Internal(anyhow::anyhow!(
                     "virtual account {:?} was asked but not answered",
                     a.number

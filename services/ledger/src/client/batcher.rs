@@ -9,7 +9,7 @@ use paymesh_proto::ledger::v1 as pb;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::Instrument;
 
-use super::{LedgerClient, copy_error};
+use super::LedgerClient;
 use crate::validate::{self, BATCH_ITEMS_MAX};
 
 /// Limits of a [`TransferBatcher`].
@@ -296,7 +296,7 @@ async fn send(client: &LedgerClient, batch: Vec<Submission>, size: usize) {
         Err(e) => {
             span.in_scope(|| tracing::warn!(error = %e, transfers = size, "ledger batch failed"));
             for (_, reply) in waiting {
-                let _ = reply.send(Err(copy_error(&e)));
+                let _ = reply.send(Err(e.for_another_caller()));
             }
         }
     }

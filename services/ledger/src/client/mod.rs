@@ -314,16 +314,6 @@ pub fn from_status(rpc: &str, status: &tonic::Status) -> ApiError {
     within::peer_error("ledger", rpc, status)
 }
 
-/// The same error for another caller (ApiError is not Clone: its Internal carries an
-/// `anyhow::Error`). The client only makes Unavailable and Internal errors.
-pub(crate) fn copy_error(e: &ApiError) -> ApiError {
-    match e {
-        ApiError::Unavailable(m) => ApiError::Unavailable(m.clone()),
-        ApiError::Overloaded(m) => ApiError::Overloaded(m.clone()),
-        other => ApiError::Internal(anyhow::anyhow!("{other:#}")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,13 +351,5 @@ mod tests {
                 other => panic!("{code:?}: {other:?}"),
             }
         }
-    }
-
-    #[test]
-    fn errors_copy_for_every_caller() {
-        let e = ApiError::Unavailable("down".into());
-        assert!(matches!(copy_error(&e), ApiError::Unavailable(m) if m == "down"));
-        let e = ApiError::Internal(anyhow::anyhow!("broken"));
-        assert!(matches!(copy_error(&e), ApiError::Internal(i) if i.to_string() == "broken"));
     }
 }
