@@ -180,34 +180,97 @@ pub async fn take_seqs(
         .map_err(Into::into)
 }
 
-/// Stores events and, for owners with an endpoint, their deliveries, in one statement.
-pub async fn insert(
-    conn: &mut PgConnection,
-    schema: &str,
-    events: &[NewEvent],
-) -> anyhow::Result<()> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+/// The statement that stores events and, for owners with an endpoint, their deliveries; with
+/// `claimed`, each delivery claimed for its first attempt for `$8` ms and returned with what
+/// the attempt needs (see [`Handoff`]).
+fn insert_sql(schema: &str, claimed: bool) -> String {
+    let (due, attempts) = if claimed {
+        ("clock_timestamp() + $8::int8 * interval '1 millisecond'", 1)
+    } else {
+        ("clock_timestamp()", 0)
+    };
+    let write = format!(
         "WITH u AS ( \
            SELECT * FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::bytea[], $5::uuid[], $6::text[], $7::text[]) \
            AS u(merchant_id, seq, kind, body, delivery_id, delivery_body, traceparent)), \
          e AS ( \
            INSERT INTO {schema}.events (merchant_id, seq, kind, body, create_time) \
-           SELECT merchant_id, seq, kind, body, clock_timestamp() FROM u) \
-         INSERT INTO {schema}.outbox (id, merchant_id, seq, body, next_attempt_time, create_time, traceparent) \
-         SELECT u.delivery_id, u.merchant_id, u.seq, u.delivery_body, clock_timestamp(), clock_timestamp(), u.traceparent \
-         FROM u JOIN {schema}.webhook_endpoints w ON w.merchant_id = u.merchant_id AND w.url <> ''"
-    )))
-    .bind(events.iter().map(|e| e.owner).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.seq).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.kind.clone()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.body.clone()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.delivery_id).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.delivery_body.clone()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.traceparent.clone()).collect::<Vec<_>>())
-    .execute(&mut *conn)
-    .await
-    .context("storing events")?;
+           SELECT merchant_id, seq, kind, body, clock_timestamp() FROM u), \
+         o AS ( \
+           INSERT INTO {schema}.outbox (id, merchant_id, seq, body, next_attempt_time, create_time, traceparent, attempts) \
+           SELECT u.delivery_id, u.merchant_id, u.seq, u.delivery_body, {due}, clock_timestamp(), u.traceparent, {attempts} \
+           FROM u JOIN {schema}.webhook_endpoints w ON w.merchant_id = u.merchant_id AND w.url <> '' \
+           RETURNING id, merchant_id, body, traceparent) "
+    );
+    if claimed {
+        format!(
+            "{write} SELECT o.id, o.body, o.traceparent, w.url, w.secret \
+             FROM o JOIN {schema}.webhook_endpoints w ON w.merchant_id = o.merchant_id"
+        )
+    } else {
+        format!("{write} SELECT count(*) FROM o")
+    }
+}
+
+/// Binds the events' columns (`$1`…`$7` of [`insert_sql`]).
+fn bind_events<'q>(
+    sql: &'q str,
+    events: &[NewEvent],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(events.iter().map(|e| e.owner).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.seq).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.kind.clone()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.body.clone()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.delivery_id).collect::<Vec<_>>())
+        .bind(
+            events
+                .iter()
+                .map(|e| e.delivery_body.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            events
+                .iter()
+                .map(|e| e.traceparent.clone())
+                .collect::<Vec<_>>(),
+        )
+}
+
+/// Stores events and, for owners with an endpoint, their deliveries, in one statement. The
+/// deliveries wait for the worker to claim them; on a hot path, [`Events::insert_claimed`]
+/// spares that.
+pub async fn insert(
+    conn: &mut PgConnection,
+    schema: &str,
+    events: &[NewEvent],
+) -> anyhow::Result<()> {
+    let sql = insert_sql(schema, false);
+    bind_events(&sql, events)
+        .execute(&mut *conn)
+        .await
+        .context("storing events")?;
     Ok(())
+}
+
+/// Deliveries written already claimed for their first attempt by this process
+/// ([`Events::insert_claimed`]), in a transaction not yet committed. Once it has committed, give
+/// them to [`Events::committed_with`]: the worker attempts them at once, with no claim
+/// statement. Dropped instead (the transaction failed, or whether it committed is unknown),
+/// nothing is lost: a delivery that did commit is claimed by a worker when its claim's lease
+/// ends (the attempt timeout plus 5 s), as if its first attempt had failed.
+#[must_use = "give the deliveries to Events::committed_with after the commit"]
+pub struct Handoff {
+    deliveries: Vec<outbox::Claimed>,
+}
+
+impl Handoff {
+    /// No deliveries.
+    pub fn none() -> Handoff {
+        Handoff {
+            deliveries: Vec::new(),
+        }
+    }
 }
 
 /// Numbers and writes `count` events of `owner` in this transaction (see [`take_seqs`]), in
@@ -320,6 +383,7 @@ pub struct Events {
     schema: &'static str,
     hub: Hub,
     outbox: Outbox,
+    delivery: Delivery,
     poll: Duration,
 }
 
@@ -339,6 +403,7 @@ impl Events {
             schema,
             hub: Hub::default(),
             outbox,
+            delivery,
             poll,
         }
     }
@@ -351,6 +416,39 @@ impl Events {
     pub fn committed(&self, owner: Uuid) {
         self.hub.wake(owner);
         self.outbox.nudge();
+    }
+
+    /// As [`insert`], in this service's schema, with each delivery claimed for its first
+    /// attempt by this process: after the commit, [`Events::committed_with`] gives them to the
+    /// worker, which attempts them without reading the outbox (one statement fewer per
+    /// delivery, and no index entries written for a claim).
+    pub async fn insert_claimed(
+        &self,
+        conn: &mut PgConnection,
+        events: &[NewEvent],
+    ) -> anyhow::Result<Handoff> {
+        let sql = insert_sql(self.schema, true);
+        let lease = i64::try_from(outbox::lease(&self.delivery).as_millis()).unwrap_or(i64::MAX);
+        let rows = bind_events(&sql, events)
+            .bind(lease)
+            .fetch_all(&mut *conn)
+            .await
+            .context("storing events")?;
+        let deliveries = rows
+            .iter()
+            .map(outbox::Claimed::first)
+            .collect::<Result<_, sqlx::Error>>()
+            .context("reading the deliveries stored")?;
+        Ok(Handoff { deliveries })
+    }
+
+    /// Call after committing the events of `owners` written with [`Events::insert_claimed`]:
+    /// their streams look, and the worker attempts the deliveries.
+    pub fn committed_with(&self, owners: impl IntoIterator<Item = Uuid>, handoff: Handoff) {
+        for owner in owners {
+            self.hub.wake(owner);
+        }
+        self.outbox.hand(handoff.deliveries);
     }
 
     /// `owner`'s events after `cursor` (`None`: from now on), then each new one as it

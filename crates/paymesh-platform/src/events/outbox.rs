@@ -16,7 +16,8 @@
 //! `traceparent`: the delivery, though made later by another task, is part of the trace of
 //! what caused it.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -62,7 +63,7 @@ impl Delivery {
 
 /// A delivery claimed for one attempt.
 #[derive(Debug)]
-struct Claimed {
+pub(super) struct Claimed {
     id: Uuid,
     body: String,
     attempts: i32,
@@ -71,6 +72,28 @@ struct Claimed {
     secret: String,
     /// The span the event happened in (W3C; `""`: none).
     traceparent: String,
+}
+
+impl Claimed {
+    /// A delivery written claimed for its first attempt (see [`super::Handoff`]): a row of
+    /// `id, body, url, secret, traceparent`.
+    pub(super) fn first(r: &sqlx::postgres::PgRow) -> Result<Claimed, sqlx::Error> {
+        Ok(Claimed {
+            id: r.try_get("id")?,
+            body: r.try_get("body")?,
+            attempts: 1,
+            url: r.try_get("url")?,
+            secret: r.try_get("secret")?,
+            traceparent: r.try_get("traceparent")?,
+            age: Duration::ZERO,
+        })
+    }
+}
+
+/// How long a claimed delivery is left to its claimer: past its attempt's timeout, so that no
+/// other worker sends it while the first may still be sending it.
+pub(super) fn lease(d: &Delivery) -> Duration {
+    d.timeout + Duration::from_secs(5)
 }
 
 async fn claim(pool: &PgPool, schema: &str, lease: Duration) -> anyhow::Result<Vec<Claimed>> {
@@ -197,6 +220,11 @@ async fn post_inner(
 #[derive(Clone)]
 pub struct Outbox {
     nudge: Arc<Notify>,
+    /// The outbox has rows this process wrote unclaimed: the next round claims from it.
+    look: Arc<AtomicBool>,
+    /// Deliveries this process wrote claimed and committed: attempted by the next round
+    /// without a claim.
+    handed: Arc<Mutex<Vec<Claimed>>>,
 }
 
 impl Outbox {
@@ -207,33 +235,63 @@ impl Outbox {
         delivery: Delivery,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Outbox {
-        let nudge = Arc::new(Notify::new());
-        let worker = nudge.clone();
+        let outbox = Outbox {
+            nudge: Arc::new(Notify::new()),
+            look: Arc::new(AtomicBool::new(true)),
+            handed: Arc::default(),
+        };
+        let worker = outbox.clone();
         tokio::spawn(async move {
             tokio::pin!(stop);
+            let mut looked = tokio::time::Instant::now();
             loop {
-                let busy = match round(&pool, schema, delivery).await {
-                    Ok(n) => n as i64 == CLAIM_MAX,
+                let handed = std::mem::take(
+                    &mut *worker.handed.lock().unwrap_or_else(PoisonError::into_inner),
+                );
+                // The outbox is read when a commit wrote unclaimed rows, when the last read
+                // was full, and at least every poll interval (retries fall due, other
+                // processes' rows wait), however many handed deliveries keep the worker busy.
+                let claim =
+                    worker.look.swap(false, Ordering::AcqRel) || looked.elapsed() >= delivery.poll;
+                if claim {
+                    looked = tokio::time::Instant::now();
+                }
+                let full = match round(&pool, schema, delivery, claim, handed).await {
+                    Ok(claimed) => claimed as i64 == CLAIM_MAX,
                     Err(e) => {
                         tracing::warn!(schema, error = %format!("{e:#}"), "webhook deliveries");
                         false
                     }
                 };
-                if busy {
+                if full {
+                    worker.look.store(true, Ordering::Release);
                     continue;
                 }
                 tokio::select! {
                     () = &mut stop => return,
-                    () = worker.notified() => {}
+                    () = worker.nudge.notified() => {}
                     () = tokio::time::sleep(delivery.poll) => {}
                 }
             }
         });
-        Outbox { nudge }
+        outbox
     }
 
-    /// Call after a commit that may have written deliveries.
+    /// Call after a commit that may have written deliveries unclaimed.
     pub fn nudge(&self) {
+        self.look.store(true, Ordering::Release);
+        self.nudge.notify_one();
+    }
+
+    /// Deliveries written claimed in a transaction that has committed: attempted at once.
+    pub(super) fn hand(&self, claimed: Vec<Claimed>) {
+        if claimed.is_empty() {
+            return;
+        }
+        self.handed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(claimed);
         self.nudge.notify_one();
     }
 }
@@ -244,11 +302,26 @@ fn jitter() -> f64 {
     f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX)
 }
 
-/// One round: claim what is due, attempt each, record the answers. Answers how many.
-async fn round(pool: &PgPool, schema: &'static str, d: Delivery) -> anyhow::Result<usize> {
+/// One round: claim what is due (when `look`), attempt it and what was `handed`, record the
+/// answers. Answers how many were claimed.
+async fn round(
+    pool: &PgPool,
+    schema: &'static str,
+    d: Delivery,
+    look: bool,
+    handed: Vec<Claimed>,
+) -> anyhow::Result<usize> {
     // The lease: a claimed row is not claimed again before its attempt has timed out.
-    let claimed = claim(pool, schema, d.timeout + Duration::from_secs(5)).await?;
+    let mut claimed = if look {
+        claim(pool, schema, lease(&d)).await?
+    } else {
+        Vec::new()
+    };
     let n = claimed.len();
+    claimed.extend(handed);
+    if claimed.is_empty() {
+        return Ok(0);
+    }
     let now = crate::time::now_ns() / 1_000_000_000;
     let counters = super::counters();
     let attempts = claimed.into_iter().map(|c| {

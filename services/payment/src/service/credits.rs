@@ -598,6 +598,7 @@ impl PaymentService {
         }
         let mut payments = Vec::new();
         let mut events = Vec::new();
+        let mut handoff = paymesh_platform::events::Handoff::none();
         if !counts.is_empty() {
             let mut next = paymesh_platform::events::take_seqs(&mut tx, store::SCHEMA, &counts)
                 .await
@@ -656,7 +657,12 @@ impl PaymentService {
             store::insert_payments(&mut tx, &payments)
                 .await
                 .map_err(db)?;
-            paymesh_platform::events::insert(&mut tx, store::SCHEMA, &events)
+            // Its webhooks claimed for their first attempt by this process: after the commit
+            // the worker sends them without claiming them from the outbox.
+            handoff = self
+                .inner
+                .events
+                .insert_claimed(&mut tx, &events)
                 .await
                 .map_err(db)?;
         }
@@ -664,9 +670,9 @@ impl PaymentService {
         let m = crate::metrics::metrics();
         m.size.observe(items.len() as f64);
         m.seconds.observe(started.elapsed().as_secs_f64());
-        for merchant in counts.keys() {
-            self.committed(*merchant);
-        }
+        self.inner
+            .events
+            .committed_with(counts.keys().copied(), handoff);
 
         let mut answers = Vec::with_capacity(items.len());
         for (item, step) in items.iter().zip(&steps) {
