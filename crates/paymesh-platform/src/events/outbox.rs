@@ -11,6 +11,12 @@
 //! then FAILED. Delivery is at least once: a receiver that answered late may get an event again
 //! and deduplicates on its id.
 //!
+//! A hot path writes its deliveries already claimed (`attempts = 1`, due again after the
+//! lease) with [`super::Events::insert_claimed`] and hands them to this process's worker after
+//! the commit ([`super::Events::committed_with`]): attempted at once, with no claim statement.
+//! A handoff that never arrives (a crash, a commit whose outcome the writer never learnt) costs
+//! only time: the row falls due when the lease ends and is claimed like any other.
+//!
 //! Each attempt is a span (`webhook.deliver`) whose parent is the span the event happened in
 //! (the row's `traceparent`, written with it), and the POST carries the attempt's own
 //! `traceparent`: the delivery, though made later by another task, is part of the trace of
