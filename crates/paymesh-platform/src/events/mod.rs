@@ -189,26 +189,28 @@ fn insert_sql(schema: &str, claimed: bool) -> String {
     } else {
         ("clock_timestamp()", 0)
     };
-    let write = format!(
+    let deliveries = format!(
+        "INSERT INTO {schema}.outbox (id, merchant_id, seq, body, next_attempt_time, create_time, traceparent, attempts) \
+         SELECT u.delivery_id, u.merchant_id, u.seq, u.delivery_body, {due}, clock_timestamp(), u.traceparent, {attempts} \
+         FROM u JOIN {schema}.webhook_endpoints w ON w.merchant_id = u.merchant_id AND w.url <> ''"
+    );
+    let with = format!(
         "WITH u AS ( \
            SELECT * FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::bytea[], $5::uuid[], $6::text[], $7::text[]) \
            AS u(merchant_id, seq, kind, body, delivery_id, delivery_body, traceparent)), \
          e AS ( \
            INSERT INTO {schema}.events (merchant_id, seq, kind, body, create_time) \
-           SELECT merchant_id, seq, kind, body, clock_timestamp() FROM u), \
-         o AS ( \
-           INSERT INTO {schema}.outbox (id, merchant_id, seq, body, next_attempt_time, create_time, traceparent, attempts) \
-           SELECT u.delivery_id, u.merchant_id, u.seq, u.delivery_body, {due}, clock_timestamp(), u.traceparent, {attempts} \
-           FROM u JOIN {schema}.webhook_endpoints w ON w.merchant_id = u.merchant_id AND w.url <> '' \
-           RETURNING id, merchant_id, body, traceparent) "
+           SELECT merchant_id, seq, kind, body, clock_timestamp() FROM u)"
     );
     if claimed {
         format!(
-            "{write} SELECT o.id, o.body, o.traceparent, w.url, w.secret \
+            "{with}, o AS ({deliveries} RETURNING id, merchant_id, body, traceparent) \
+             SELECT o.id, o.body, o.traceparent, w.url, w.secret \
              FROM o JOIN {schema}.webhook_endpoints w ON w.merchant_id = o.merchant_id"
         )
     } else {
-        format!("{write} SELECT count(*) FROM o")
+        // Nothing returned: the deliveries wait for a worker's claim.
+        format!("{with} {deliveries}")
     }
 }
 
