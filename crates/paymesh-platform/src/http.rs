@@ -16,8 +16,10 @@ use crate::error::ApiError;
 pub type Body = BoxBody<Bytes, std::convert::Infallible>;
 pub type Response = http::Response<Body>;
 
-/// Serves `handler` on `listener` until `shutdown` resolves (connections in flight finish on
-/// their own tasks).
+/// Serves `handler` on `listener` until `shutdown` resolves. Then no connection is accepted,
+/// and each open one ends gracefully: an idle one (kept alive by its client) is closed, one
+/// with a request in flight is closed once its answer is sent, so that clients learn at once
+/// that this server has gone and connect again (to whoever listens next).
 pub async fn serve<H, Fut>(
     listener: tokio::net::TcpListener,
     handler: H,
@@ -28,6 +30,8 @@ where
     Fut: Future<Output = Response> + Send + 'static,
 {
     tokio::pin!(shutdown);
+    // Told when the server stops (or when this future is dropped: its sender goes with it).
+    let (closing, _) = tokio::sync::watch::channel(());
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -40,6 +44,7 @@ where
             () = &mut shutdown => return Ok(()),
         };
         let handler = handler.clone();
+        let mut closed = closing.subscribe();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let handler = handler.clone();
@@ -47,7 +52,15 @@ where
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = conn.await {
+            tokio::pin!(conn);
+            let ended = tokio::select! {
+                ended = conn.as_mut() => ended,
+                _ = closed.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(error = %e, %peer, "http connection ended");
             }
         });

@@ -2,11 +2,13 @@
 //! PostgreSQL and a real HTTP receiver on loopback: handed to the worker after the commit, each
 //! is sent once with no claim from the outbox; a handoff dropped (the transaction's outcome
 //! unknown to its writer) loses nothing: the delivery is claimed from the outbox when its
-//! claim's lease ends, and sent then.
+//! claim's lease ends, and sent then. Connections to an endpoint are kept open and reused
+//! between deliveries, and a receiver that closes each one still gets every delivery.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,35 +19,61 @@ use uuid::Uuid;
 const SCHEMA: &str = "hooks";
 const TIMEOUT: Duration = Duration::from_millis(300);
 
-/// The event ids a receiver on loopback was sent, in order; it answers 200.
-async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
+/// What a receiver on loopback saw.
+#[derive(Clone, Default)]
+struct Seen {
+    /// The event ids it was sent, in order.
+    ids: Arc<Mutex<Vec<String>>>,
+    /// The TCP connections it accepted.
+    connections: Arc<AtomicUsize>,
+}
+
+/// A receiver on loopback that answers 200; with `close`, it closes each connection after its
+/// answer (`Connection: close`).
+async fn receiver(close: bool) -> (String, Seen) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hooks", listener.local_addr().unwrap());
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let seen = got.clone();
-    tokio::spawn(paymesh_platform::http::serve(
-        listener,
-        move |req: http::Request<hyper::body::Incoming>| {
-            let seen = seen.clone();
-            async move {
-                let id = req
-                    .headers()
-                    .get(events::signing::EVENT_ID_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
-                seen.lock().unwrap().push(id);
-                paymesh_platform::http::respond(http::StatusCode::OK, "text/plain", "")
-            }
-        },
-        std::future::pending::<()>(),
-    ));
-    (url, got)
+    let seen = Seen::default();
+    let on = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            on.connections.fetch_add(1, Ordering::SeqCst);
+            let ids = on.ids.clone();
+            let service =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let ids = ids.clone();
+                    async move {
+                        let id = req
+                            .headers()
+                            .get(events::signing::EVENT_ID_HEADER)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned();
+                        ids.lock().unwrap().push(id);
+                        let mut answer =
+                            paymesh_platform::http::respond(http::StatusCode::OK, "text/plain", "");
+                        if close {
+                            answer.headers_mut().insert(
+                                http::header::CONNECTION,
+                                http::HeaderValue::from_static("close"),
+                            );
+                        }
+                        Ok::<_, std::convert::Infallible>(answer)
+                    }
+                });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+            );
+        }
+    });
+    (url, seen)
 }
 
 /// A fresh database with an event log in `hooks`, its worker started, and an owner with an
-/// endpoint at the receiver.
-async fn set_up() -> (PgPool, Events, Uuid, Arc<Mutex<Vec<String>>>) {
+/// endpoint at a receiver (see [`receiver`]).
+async fn set_up(close: bool) -> (PgPool, Events, Uuid, Seen) {
     let (url, _admin) = paymesh_testkit::fresh_database("outbox_test")
         .await
         .unwrap();
@@ -59,7 +87,7 @@ async fn set_up() -> (PgPool, Events, Uuid, Arc<Mutex<Vec<String>>>) {
         .execute(&pool)
         .await
         .unwrap();
-    let (hook, got) = receiver().await;
+    let (hook, got) = receiver(close).await;
     let owner = Uuid::new_v4();
     sqlx::query(
         "INSERT INTO hooks.webhook_endpoints (merchant_id, url, secret, update_time) \
@@ -143,7 +171,8 @@ async fn rows(pool: &PgPool) -> BTreeMap<String, (String, i32)> {
 
 #[tokio::test]
 async fn handed_deliveries_are_sent_once_without_a_claim() {
-    let (pool, events, owner, got) = set_up().await;
+    let (pool, events, owner, seen) = set_up(false).await;
+    let got = seen.ids;
     let (ids, handoff) = write(&pool, &events, owner, 3).await;
     // Written claimed: no worker may take them from the outbox while the lease lasts.
     assert!(
@@ -184,7 +213,8 @@ async fn handed_deliveries_are_sent_once_without_a_claim() {
 
 #[tokio::test]
 async fn a_dropped_handoff_is_sent_when_its_lease_ends() {
-    let (pool, events, owner, got) = set_up().await;
+    let (pool, events, owner, seen) = set_up(false).await;
+    let got = seen.ids;
     let written = Instant::now();
     let (ids, handoff) = write(&pool, &events, owner, 1).await;
     // Whoever wrote it never learnt that it committed.
@@ -209,5 +239,46 @@ async fn a_dropped_handoff_is_sent_when_its_lease_ends() {
         rows(&pool).await[&ids[0]],
         ("DELIVERED".to_string(), 2),
         "its claim counted as the second attempt"
+    );
+}
+
+/// Delivers `rounds` commits of `per` events one after another, each delivered before the
+/// next; answers how many connections the receiver accepted.
+async fn deliver_in_turn(close: bool, rounds: usize, per: i64) -> usize {
+    let (pool, events, owner, seen) = set_up(close).await;
+    let mut sent = 0;
+    for _ in 0..rounds {
+        let (_, handoff) = write(&pool, &events, owner, per).await;
+        events.committed_with([owner], handoff);
+        sent += per as usize;
+        until("the round's deliveries", Duration::from_secs(5), || {
+            seen.ids.lock().unwrap().len() >= sent
+        })
+        .await;
+    }
+    let mut ids = seen.ids.lock().unwrap().clone();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), sent, "each delivery sent once");
+    seen.connections.load(Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn connections_to_an_endpoint_are_reused() {
+    // Twenty commits of three events: at most three connections (one per delivery in flight
+    // at once), not one per delivery.
+    let connections = deliver_in_turn(false, 20, 3).await;
+    assert!(
+        connections <= 3,
+        "60 deliveries took {connections} connections"
+    );
+}
+
+#[tokio::test]
+async fn a_receiver_that_closes_each_connection_gets_every_delivery() {
+    let connections = deliver_in_turn(true, 10, 2).await;
+    assert!(
+        connections >= 10,
+        "{connections} connections for 20 deliveries closed after each"
     );
 }

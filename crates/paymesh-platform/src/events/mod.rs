@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, watch};
 use tonic::Status;
 use uuid::Uuid;
 
-pub use outbox::{Answer, Delivery, Outbox, backoff, post};
+pub use outbox::{Answer, Delivery, Outbox, WebhookClient, backoff};
 
 use crate::ApiError;
 use crate::config::{Key, Kind};

@@ -9,7 +9,8 @@
 //! `<service>.webhook_backoff_ms` and doubles up to `<service>.webhook_backoff_max_ms` (with
 //! jitter), until `<service>.webhook_retry_for_ms` after the event (three days by default),
 //! then FAILED. Delivery is at least once: a receiver that answered late may get an event again
-//! and deduplicates on its id.
+//! and deduplicates on its id. Connections to an endpoint are kept open between deliveries and
+//! reused ([`WebhookClient`]).
 //!
 //! A hot path writes its deliveries already claimed (`attempts = 1`, due again after the
 //! lease) with [`super::Events::insert_claimed`] and hands them to this process's worker after
@@ -29,7 +30,6 @@ use std::time::Duration;
 use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use sqlx::{PgPool, Row};
 use tokio::sync::Notify;
 use tracing::Instrument;
@@ -154,72 +154,103 @@ pub enum Answer {
     Refused(String),
 }
 
-/// POSTs `body` to `url` (http only) signed with `secret`, at `now` (Unix seconds).
-pub async fn post(
-    url: &str,
-    secret: &[u8],
-    event_id: &str,
-    body: &str,
-    now: i64,
-    timeout: Duration,
-) -> Answer {
-    match tokio::time::timeout(timeout, post_inner(url, secret, event_id, body, now)).await {
-        Ok(Ok(status)) if status.is_success() => Answer::Delivered,
-        Ok(Ok(status)) => Answer::Refused(format!("answered HTTP {}", status.as_u16())),
-        Ok(Err(e)) => Answer::Refused(format!("{e:#}")),
-        Err(_) => Answer::Refused(format!("no answer within {} ms", timeout.as_millis())),
+/// How long a connection to an endpoint is kept open with nothing to send: under the 5 s a
+/// Node.js server keeps an idle connection (its default), so that the sender gives one up
+/// before the receiver closes it under a request.
+const IDLE_CONNECTION: Duration = Duration::from_secs(4);
+/// Idle connections kept to one endpoint at most.
+const IDLE_CONNECTIONS_PER_HOST_MAX: usize = 32;
+
+/// The HTTP client of one outbox worker. Connections to an endpoint are kept open between
+/// deliveries (HTTP/1.1 keep-alive) and reused, so that a busy endpoint is not sent each event
+/// over a connection opened and closed for it. A request that a reused connection failed to
+/// send (the receiver had closed it) is sent again on a new one; one that may have reached
+/// the receiver is an attempt that failed, retried after its wait like any other.
+#[derive(Clone)]
+pub struct WebhookClient(
+    hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        Full<Bytes>,
+    >,
+);
+
+impl Default for WebhookClient {
+    fn default() -> Self {
+        let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+        http.set_nodelay(true);
+        http.enforce_http(true);
+        WebhookClient(
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_idle_timeout(IDLE_CONNECTION)
+                .pool_max_idle_per_host(IDLE_CONNECTIONS_PER_HOST_MAX)
+                .pool_timer(hyper_util::rt::TokioTimer::new())
+                .build(http),
+        )
     }
 }
 
-async fn post_inner(
-    url: &str,
-    secret: &[u8],
-    event_id: &str,
-    body: &str,
-    now: i64,
-) -> anyhow::Result<http::StatusCode> {
-    let uri: http::Uri = url.parse().context("the endpoint URL does not parse")?;
-    let host = uri.host().context("the endpoint URL has no host")?;
-    let port = uri.port_u16().unwrap_or(80);
-    let stream = tokio::net::TcpStream::connect((host, port))
-        .await
-        .context("connecting")?;
-    let _ = stream.set_nodelay(true);
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .context("HTTP handshake")?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let authority = uri
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .unwrap_or_default();
-    let request = http::Request::post(uri.path_and_query().map_or("/", |p| p.as_str()))
-        .header(http::header::HOST, authority)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .header(http::header::USER_AGENT, "paymesh-webhooks/1")
-        .header(signing::EVENT_ID_HEADER, event_id)
-        .header(signing::TIMESTAMP_HEADER, now.to_string())
-        .header(
-            signing::SIGNATURE_HEADER,
-            signing::sign(secret, now, body.as_bytes()),
-        );
-    // The receiver may continue the trace (its parent: this attempt's span).
-    let traceparent = crate::telemetry::traceparent(&tracing::Span::current());
-    let request = if traceparent.is_empty() {
-        request
-    } else {
-        request.header("traceparent", traceparent)
-    };
-    let request = request
-        .body(Full::new(Bytes::from(body.to_owned())))
-        .context("building the request")?;
-    let response = sender.send_request(request).await.context("sending")?;
-    let status = response.status();
-    // Read (and drop) the answer so the connection ends cleanly.
-    let _ = response.into_body().collect().await;
-    Ok(status)
+impl WebhookClient {
+    /// POSTs `body` to `url` (http only) signed with `secret`, at `now` (Unix seconds).
+    pub async fn post(
+        &self,
+        url: &str,
+        secret: &[u8],
+        event_id: &str,
+        body: &str,
+        now: i64,
+        timeout: Duration,
+    ) -> Answer {
+        match tokio::time::timeout(timeout, self.post_inner(url, secret, event_id, body, now)).await
+        {
+            Ok(Ok(status)) if status.is_success() => Answer::Delivered,
+            Ok(Ok(status)) => Answer::Refused(format!("answered HTTP {}", status.as_u16())),
+            Ok(Err(e)) => Answer::Refused(format!("{e:#}")),
+            Err(_) => Answer::Refused(format!("no answer within {} ms", timeout.as_millis())),
+        }
+    }
+
+    async fn post_inner(
+        &self,
+        url: &str,
+        secret: &[u8],
+        event_id: &str,
+        body: &str,
+        now: i64,
+    ) -> anyhow::Result<http::StatusCode> {
+        let uri: http::Uri = url.parse().context("the endpoint URL does not parse")?;
+        anyhow::ensure!(uri.host().is_some(), "the endpoint URL has no host");
+        let request = http::Request::post(uri)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::USER_AGENT, "paymesh-webhooks/1")
+            .header(signing::EVENT_ID_HEADER, event_id)
+            .header(signing::TIMESTAMP_HEADER, now.to_string())
+            .header(
+                signing::SIGNATURE_HEADER,
+                signing::sign(secret, now, body.as_bytes()),
+            );
+        // The receiver may continue the trace (its parent: this attempt's span).
+        let traceparent = crate::telemetry::traceparent(&tracing::Span::current());
+        let request = if traceparent.is_empty() {
+            request
+        } else {
+            request.header("traceparent", traceparent)
+        };
+        let request = request
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .context("building the request")?;
+        let response = self.0.request(request).await.map_err(|e| {
+            let what = if e.is_connect() {
+                "connecting"
+            } else {
+                "sending"
+            };
+            anyhow::Error::new(e).context(what)
+        })?;
+        let status = response.status();
+        // Read the answer to its end, so that the connection can carry the next delivery.
+        let _ = response.into_body().collect().await;
+        Ok(status)
+    }
 }
 
 /// The delivery worker of this process for one service's outbox.
@@ -247,6 +278,7 @@ impl Outbox {
             handed: Arc::default(),
         };
         let worker = outbox.clone();
+        let client = WebhookClient::default();
         tokio::spawn(async move {
             tokio::pin!(stop);
             let mut looked = tokio::time::Instant::now();
@@ -262,7 +294,7 @@ impl Outbox {
                 if claim {
                     looked = tokio::time::Instant::now();
                 }
-                let full = match round(&pool, schema, delivery, claim, handed).await {
+                let full = match round(&pool, &client, schema, delivery, claim, handed).await {
                     Ok(claimed) => claimed as i64 == CLAIM_MAX,
                     Err(e) => {
                         tracing::warn!(schema, error = %format!("{e:#}"), "webhook deliveries");
@@ -309,24 +341,29 @@ fn jitter() -> f64 {
 }
 
 /// One round: claim what is due (when `look`), attempt it and what was `handed`, record the
-/// answers. Answers how many were claimed.
+/// answers. Answers how many were claimed. A claim that fails does not hold back what was
+/// handed: those are attempted, and the failure is answered after them.
 async fn round(
     pool: &PgPool,
+    client: &WebhookClient,
     schema: &'static str,
     d: Delivery,
     look: bool,
     handed: Vec<Claimed>,
 ) -> anyhow::Result<usize> {
     // The lease: a claimed row is not claimed again before its attempt has timed out.
-    let mut claimed = if look {
-        claim(pool, schema, lease(&d)).await?
+    let (mut claimed, claim_failed) = if look {
+        match claim(pool, schema, lease(&d)).await {
+            Ok(claimed) => (claimed, None),
+            Err(e) => (Vec::new(), Some(e)),
+        }
     } else {
-        Vec::new()
+        (Vec::new(), None)
     };
     let n = claimed.len();
     claimed.extend(handed);
     if claimed.is_empty() {
-        return Ok(0);
+        return claim_failed.map_or(Ok(0), Err);
     }
     let now = crate::time::now_ns() / 1_000_000_000;
     let counters = super::counters();
@@ -342,16 +379,17 @@ async fn round(
         );
         crate::telemetry::set_parent_traceparent(&span, &c.traceparent);
         async move {
-            let answer = post(
-                &c.url,
-                c.secret.as_bytes(),
-                &c.id.to_string(),
-                &c.body,
-                now,
-                d.timeout,
-            )
-            .instrument(span.clone())
-            .await;
+            let answer = client
+                .post(
+                    &c.url,
+                    c.secret.as_bytes(),
+                    &c.id.to_string(),
+                    &c.body,
+                    now,
+                    d.timeout,
+                )
+                .instrument(span.clone())
+                .await;
             if let Answer::Refused(why) = &answer {
                 span.record("otel.status_code", "error");
                 span.record("error.message", why.as_str());
@@ -402,7 +440,7 @@ async fn round(
         .await
         .context("recording deliveries")?;
     }
-    Ok(n)
+    claim_failed.map_or(Ok(n), Err)
 }
 
 #[cfg(test)]
