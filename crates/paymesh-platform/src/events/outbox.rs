@@ -200,56 +200,47 @@ impl WebhookClient {
         now: i64,
         timeout: Duration,
     ) -> Answer {
-        match tokio::time::timeout(timeout, self.post_inner(url, secret, event_id, body, now)).await
-        {
+        let attempt = async {
+            let uri: http::Uri = url.parse().context("the endpoint URL does not parse")?;
+            anyhow::ensure!(uri.host().is_some(), "the endpoint URL has no host");
+            let request = http::Request::post(uri)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .header(http::header::USER_AGENT, "paymesh-webhooks/1")
+                .header(signing::EVENT_ID_HEADER, event_id)
+                .header(signing::TIMESTAMP_HEADER, now.to_string())
+                .header(
+                    signing::SIGNATURE_HEADER,
+                    signing::sign(secret, now, body.as_bytes()),
+                );
+            // The receiver may continue the trace (its parent: this attempt's span).
+            let traceparent = crate::telemetry::traceparent(&tracing::Span::current());
+            let request = if traceparent.is_empty() {
+                request
+            } else {
+                request.header("traceparent", traceparent)
+            };
+            let request = request
+                .body(Full::new(Bytes::from(body.to_owned())))
+                .context("building the request")?;
+            let response = self.0.request(request).await.map_err(|e| {
+                let what = if e.is_connect() {
+                    "connecting"
+                } else {
+                    "sending"
+                };
+                anyhow::Error::new(e).context(what)
+            })?;
+            let status = response.status();
+            // Read the answer to its end, so that the connection can carry the next delivery.
+            let _ = response.into_body().collect().await;
+            Ok::<_, anyhow::Error>(status)
+        };
+        match tokio::time::timeout(timeout, attempt).await {
             Ok(Ok(status)) if status.is_success() => Answer::Delivered,
             Ok(Ok(status)) => Answer::Refused(format!("answered HTTP {}", status.as_u16())),
             Ok(Err(e)) => Answer::Refused(format!("{e:#}")),
             Err(_) => Answer::Refused(format!("no answer within {} ms", timeout.as_millis())),
         }
-    }
-
-    async fn post_inner(
-        &self,
-        url: &str,
-        secret: &[u8],
-        event_id: &str,
-        body: &str,
-        now: i64,
-    ) -> anyhow::Result<http::StatusCode> {
-        let uri: http::Uri = url.parse().context("the endpoint URL does not parse")?;
-        anyhow::ensure!(uri.host().is_some(), "the endpoint URL has no host");
-        let request = http::Request::post(uri)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header(http::header::USER_AGENT, "paymesh-webhooks/1")
-            .header(signing::EVENT_ID_HEADER, event_id)
-            .header(signing::TIMESTAMP_HEADER, now.to_string())
-            .header(
-                signing::SIGNATURE_HEADER,
-                signing::sign(secret, now, body.as_bytes()),
-            );
-        // The receiver may continue the trace (its parent: this attempt's span).
-        let traceparent = crate::telemetry::traceparent(&tracing::Span::current());
-        let request = if traceparent.is_empty() {
-            request
-        } else {
-            request.header("traceparent", traceparent)
-        };
-        let request = request
-            .body(Full::new(Bytes::from(body.to_owned())))
-            .context("building the request")?;
-        let response = self.0.request(request).await.map_err(|e| {
-            let what = if e.is_connect() {
-                "connecting"
-            } else {
-                "sending"
-            };
-            anyhow::Error::new(e).context(what)
-        })?;
-        let status = response.status();
-        // Read the answer to its end, so that the connection can carry the next delivery.
-        let _ = response.into_body().collect().await;
-        Ok(status)
     }
 }
 
