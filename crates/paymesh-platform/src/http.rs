@@ -159,6 +159,8 @@ pub async fn body(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -171,5 +173,38 @@ mod tests {
             "FAILED_PRECONDITION"
         );
         assert_eq!(grpc_name(tonic::Code::Ok), "OK");
+    }
+
+    #[tokio::test]
+    async fn a_stopped_server_closes_the_connections_its_clients_keep_alive() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port on loopback");
+        let addr = listener.local_addr().expect("its address");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(serve(
+            listener,
+            |_req| async { respond(http::StatusCode::OK, "text/plain", "ok") },
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let mut conn = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connected");
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+            .await
+            .expect("sent");
+        let mut buf = [0u8; 1024];
+        let n = conn.read(&mut buf).await.expect("an answer");
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+        // Kept alive; then the server stops: the connection is closed, not left open.
+        let _ = stop.send(());
+        let read = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "the connection stayed open after the server stopped: {read:?}"
+        );
     }
 }
