@@ -28,9 +28,19 @@ struct Seen {
     connections: Arc<AtomicUsize>,
 }
 
-/// A receiver on loopback that answers 200; with `close`, it closes each connection after its
-/// answer (`Connection: close`).
-async fn receiver(close: bool) -> (String, Seen) {
+/// How a receiver answers: 200 each time, and then…
+#[derive(Clone, Copy, PartialEq)]
+enum Answers {
+    /// keeps the connection open for the next request;
+    KeepAlive,
+    /// closes the connection (`Connection: close`);
+    Close,
+    /// sends a body that never ends.
+    Endless,
+}
+
+/// A receiver on loopback that answers 200 (see [`Answers`]).
+async fn receiver(answers: Answers) -> (String, Seen) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hooks", listener.local_addr().unwrap());
     let seen = Seen::default();
@@ -51,9 +61,19 @@ async fn receiver(close: bool) -> (String, Seen) {
                             .unwrap_or_default()
                             .to_owned();
                         ids.lock().unwrap().push(id);
+                        if answers == Answers::Endless {
+                            let chunk = bytes::Bytes::from(vec![b'x'; 8192]);
+                            return Ok::<_, std::convert::Infallible>(
+                                paymesh_platform::http::streaming(
+                                    http::StatusCode::OK,
+                                    "text/plain",
+                                    futures::stream::repeat(chunk),
+                                ),
+                            );
+                        }
                         let mut answer =
                             paymesh_platform::http::respond(http::StatusCode::OK, "text/plain", "");
-                        if close {
+                        if answers == Answers::Close {
                             answer.headers_mut().insert(
                                 http::header::CONNECTION,
                                 http::HeaderValue::from_static("close"),
@@ -73,7 +93,7 @@ async fn receiver(close: bool) -> (String, Seen) {
 
 /// A fresh database with an event log in `hooks`, its worker started, and an owner with an
 /// endpoint at a receiver (see [`receiver`]).
-async fn set_up(close: bool) -> (PgPool, Events, Uuid, Seen) {
+async fn set_up(answers: Answers) -> (PgPool, Events, Uuid, Seen) {
     let (url, _admin) = paymesh_testkit::fresh_database("outbox_test")
         .await
         .unwrap();
@@ -87,7 +107,7 @@ async fn set_up(close: bool) -> (PgPool, Events, Uuid, Seen) {
         .execute(&pool)
         .await
         .unwrap();
-    let (hook, got) = receiver(close).await;
+    let (hook, got) = receiver(answers).await;
     let owner = Uuid::new_v4();
     sqlx::query(
         "INSERT INTO hooks.webhook_endpoints (merchant_id, url, secret, update_time) \
@@ -171,7 +191,7 @@ async fn rows(pool: &PgPool) -> BTreeMap<String, (String, i32)> {
 
 #[tokio::test]
 async fn handed_deliveries_are_sent_once_without_a_claim() {
-    let (pool, events, owner, seen) = set_up(false).await;
+    let (pool, events, owner, seen) = set_up(Answers::KeepAlive).await;
     let got = seen.ids;
     let (ids, handoff) = write(&pool, &events, owner, 3).await;
     // Written claimed: no worker may take them from the outbox while the lease lasts.
@@ -213,7 +233,7 @@ async fn handed_deliveries_are_sent_once_without_a_claim() {
 
 #[tokio::test]
 async fn a_dropped_handoff_is_sent_when_its_lease_ends() {
-    let (pool, events, owner, seen) = set_up(false).await;
+    let (pool, events, owner, seen) = set_up(Answers::KeepAlive).await;
     let got = seen.ids;
     let written = Instant::now();
     let (ids, handoff) = write(&pool, &events, owner, 1).await;
@@ -244,8 +264,8 @@ async fn a_dropped_handoff_is_sent_when_its_lease_ends() {
 
 /// Delivers `rounds` commits of `per` events one after another, each delivered before the
 /// next; answers how many connections the receiver accepted.
-async fn deliver_in_turn(close: bool, rounds: usize, per: i64) -> usize {
-    let (pool, events, owner, seen) = set_up(close).await;
+async fn deliver_in_turn(answers: Answers, rounds: usize, per: i64) -> usize {
+    let (pool, events, owner, seen) = set_up(answers).await;
     let mut sent = 0;
     for _ in 0..rounds {
         let (_, handoff) = write(&pool, &events, owner, per).await;
@@ -267,7 +287,7 @@ async fn deliver_in_turn(close: bool, rounds: usize, per: i64) -> usize {
 async fn connections_to_an_endpoint_are_reused() {
     // Twenty commits of three events: at most three connections (one per delivery in flight
     // at once), not one per delivery.
-    let connections = deliver_in_turn(false, 20, 3).await;
+    let connections = deliver_in_turn(Answers::KeepAlive, 20, 3).await;
     assert!(
         connections <= 3,
         "60 deliveries took {connections} connections"
@@ -276,9 +296,31 @@ async fn connections_to_an_endpoint_are_reused() {
 
 #[tokio::test]
 async fn a_receiver_that_closes_each_connection_gets_every_delivery() {
-    let connections = deliver_in_turn(true, 10, 2).await;
+    let connections = deliver_in_turn(Answers::Close, 10, 2).await;
     assert!(
         connections >= 10,
         "{connections} connections for 20 deliveries closed after each"
     );
+}
+
+#[tokio::test]
+async fn an_answer_that_never_ends_is_not_read_to_its_end() {
+    // The status is the acknowledgement: a 200 whose body goes on for ever is delivered, not
+    // timed out while its body is read.
+    let (pool, events, owner, seen) = set_up(Answers::Endless).await;
+    let (ids, handoff) = write(&pool, &events, owner, 1).await;
+    events.committed_with([owner], handoff);
+    until("the delivery", Duration::from_secs(5), || {
+        !seen.ids.lock().unwrap().is_empty()
+    })
+    .await;
+    let start = Instant::now();
+    loop {
+        let status = rows(&pool).await[&ids[0]].clone();
+        if status == ("DELIVERED".to_string(), 1) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "{status:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use sqlx::{PgPool, Row};
 use tokio::sync::Notify;
 use tracing::Instrument;
@@ -160,6 +160,8 @@ pub enum Answer {
 const IDLE_CONNECTION: Duration = Duration::from_secs(4);
 /// Idle connections kept to one endpoint at most.
 const IDLE_CONNECTIONS_PER_HOST_MAX: usize = 32;
+/// The longest answer body read from an endpoint (its status is what counts).
+const ANSWER_BYTES_MAX: usize = 64 * 1024;
 
 /// The HTTP client of one outbox worker. Connections to an endpoint are kept open between
 /// deliveries (HTTP/1.1 keep-alive) and reused, so that a busy endpoint is not sent each event
@@ -231,8 +233,12 @@ impl WebhookClient {
                 anyhow::Error::new(e).context(what)
             })?;
             let status = response.status();
-            // Read the answer to its end, so that the connection can carry the next delivery.
-            let _ = response.into_body().collect().await;
+            // Read the answer to its end, so that the connection can carry the next delivery;
+            // a longer one than any acknowledgement needs is not read on (the connection is
+            // dropped with it).
+            let _ = Limited::new(response.into_body(), ANSWER_BYTES_MAX)
+                .collect()
+                .await;
             Ok::<_, anyhow::Error>(status)
         };
         match tokio::time::timeout(timeout, attempt).await {
