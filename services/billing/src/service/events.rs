@@ -9,7 +9,7 @@ use paymesh_platform::ApiError;
 use paymesh_platform::auth::principal;
 use paymesh_platform::edge::Violations;
 use paymesh_platform::edge::fields::{db, may_read, uuid_field};
-use paymesh_platform::events::{self, EventStream, NewEvent, endpoints};
+use paymesh_platform::events::{self, EventStream, Handoff, NewEvent, endpoints};
 use paymesh_platform::time::{now_ns, timestamp_from_micros, timestamp_from_ns};
 use paymesh_proto::billing::v1 as pb;
 use prost::Message;
@@ -45,23 +45,24 @@ pub(super) async fn record(
     biller: Uuid,
     happened: Vec<Happened>,
 ) -> Result<(), ApiError> {
-    record_all(conn, BTreeMap::from([(biller, happened)])).await
+    let rows = numbered(conn, BTreeMap::from([(biller, happened)])).await?;
+    events::insert(conn, SCHEMA, &rows).await.map_err(db)
 }
 
-/// Numbers and writes the events of several billers (a group of payments) in this
-/// transaction: two statements however many billers and events; billers' numbers are taken in
+/// Numbers the events of several billers (a group of payments) in this transaction and makes
+/// their rows: one statement however many billers and events; billers' numbers are taken in
 /// id order, so two transactions never wait for each other's.
-pub(super) async fn record_all(
+async fn numbered(
     conn: &mut PgConnection,
     happened: BTreeMap<Uuid, Vec<Happened>>,
-) -> Result<(), ApiError> {
+) -> Result<Vec<NewEvent>, ApiError> {
     let counts: BTreeMap<Uuid, i64> = happened
         .iter()
         .filter(|(_, h)| !h.is_empty())
         .map(|(b, h)| (*b, i64::try_from(h.len()).unwrap_or(i64::MAX)))
         .collect();
     if counts.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let firsts = events::take_seqs(conn, SCHEMA, &counts).await.map_err(db)?;
     let now = Some(timestamp_from_ns(now_ns()));
@@ -97,13 +98,39 @@ pub(super) async fn record_all(
             });
         }
     }
-    events::insert(conn, SCHEMA, &rows).await.map_err(db)
+    Ok(rows)
 }
 
 impl BillingService {
     /// Call after committing an event of `biller`: its streams and the webhook worker look.
     pub(super) fn committed(&self, biller: Uuid) {
         self.inner.events.committed(biller);
+    }
+
+    /// As [`record`] for the events of several billers (a group of payments, the hot path),
+    /// with each webhook delivery written claimed for its first attempt by this process: give
+    /// the answer to [`BillingService::committed_with`] after the commit, and the worker
+    /// attempts them with no claim statement (dropped, they are claimed when their lease ends).
+    pub(super) async fn record_claimed(
+        &self,
+        conn: &mut PgConnection,
+        happened: BTreeMap<Uuid, Vec<Happened>>,
+    ) -> Result<Handoff, ApiError> {
+        let rows = numbered(conn, happened).await?;
+        if rows.is_empty() {
+            return Ok(Handoff::none());
+        }
+        self.inner
+            .events
+            .insert_claimed(conn, &rows)
+            .await
+            .map_err(db)
+    }
+
+    /// Call after committing events written by [`BillingService::record_claimed`]: the
+    /// billers' streams look, and the worker attempts the deliveries handed over.
+    pub(super) fn committed_with(&self, billers: impl IntoIterator<Item = Uuid>, handoff: Handoff) {
+        self.inner.events.committed_with(billers, handoff);
     }
 
     pub(super) async fn watch(

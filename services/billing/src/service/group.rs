@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use paymesh_platform::ApiError;
 use paymesh_platform::edge::fields::{db, sql};
+use paymesh_platform::events::Handoff;
 use paymesh_platform::group::{Queue, next_group};
 use paymesh_platform::idempotency::IdempotencyContext;
 use paymesh_platform::time::{Date, now_ns};
@@ -117,13 +118,11 @@ impl BillingService {
         m.size.observe(jobs.len() as f64);
         let billers: HashSet<Uuid> = jobs.iter().map(|j| j.pay.biller()).collect();
         match outcome {
-            Ok(outcomes) => {
+            Ok((outcomes, handoff)) => {
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
                     let _ = job.reply.send(outcome);
                 }
-                for biller in billers {
-                    self.committed(biller);
-                }
+                self.committed_with(billers, handoff);
             }
             Err(e) => {
                 m.fallbacks.inc();
@@ -140,7 +139,8 @@ impl BillingService {
     }
 
     /// Makes the group's payments in one transaction; what each job gets, in order.
-    async fn group(&self, jobs: &[Job]) -> Result<Vec<Grouped>, ApiError> {
+    /// With the webhook deliveries of its events, for [`BillingService::committed_with`].
+    async fn group(&self, jobs: &[Job]) -> Result<(Vec<Grouped>, Handoff), ApiError> {
         let txs = &self.inner.tx;
         let mut tx = txs.begin_group().await?;
         // A lock held long elsewhere (a biller's load amending bills being paid, a slow
@@ -273,11 +273,11 @@ impl BillingService {
             store::insert_payments(&mut tx, &payments)
                 .await
                 .map_err(db)?;
-            events::record_all(&mut tx, happened).await
+            self.record_claimed(&mut tx, happened).await
         };
         let (posted, written) = tokio::join!(posting, writing);
         posted?;
-        written?;
+        let handoff = written?;
         let refused: Vec<&IdempotencyContext> = jobs
             .iter()
             .zip(&decided)
@@ -289,7 +289,7 @@ impl BillingService {
         txs.commit_group(tx, &stored, &refused).await?;
 
         let mut answers = answers.into_iter().map(|(_, a)| a);
-        Ok(decided
+        let outcomes = decided
             .into_iter()
             .map(|d| match d {
                 None => Grouped::Alone,
@@ -300,6 +300,7 @@ impl BillingService {
                         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("an answer missing"))),
                 ),
             })
-            .collect())
+            .collect();
+        Ok((outcomes, handoff))
     }
 }
