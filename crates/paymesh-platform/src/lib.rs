@@ -12,6 +12,7 @@ pub mod edge;
 pub mod error;
 pub mod events;
 pub mod group;
+mod hex;
 pub mod http;
 pub mod idempotency;
 pub mod kit;
@@ -23,3 +24,4 @@ pub mod telemetry;
 pub mod time;
 
 pub use error::{ApiError, FieldViolation};
+pub use hex::hex;

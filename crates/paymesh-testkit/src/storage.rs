@@ -62,7 +62,7 @@ pub async fn fresh_database(prefix: &str) -> anyhow::Result<(String, PgPool)> {
 pub fn uuid_hex() -> String {
     let mut b = [0u8; 8];
     let _ = getrandom::getrandom(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    paymesh_platform::hex(&b)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use anyhow::Context;
 use paymesh_platform::auth::{Minter, Principal};
 use paymesh_platform::client::{CallContext, channel};
 use paymesh_platform::config::Config;
+use paymesh_platform::hex;
 use paymesh_proto::merchant::v1 as pb;
 use paymesh_proto::merchant::v1::merchant_service_client::MerchantServiceClient;
 use serde_json::{Value, json};
@@ -247,10 +248,6 @@ fn kind(name: &str) -> anyhow::Result<pb::MerchantKind> {
         name.trim().to_ascii_uppercase()
     ))
     .with_context(|| format!("unknown kind {name:?}: vendor or biller"))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn merchant_json(m: &pb::Merchant) -> Value {

@@ -408,7 +408,7 @@ async fn pull(
     }
     file.sync_all()?;
     let meta = meta.context("the service sent no file header")?;
-    let digest: String = sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let digest = paymesh_platform::hex(&sha.finalize());
     if digest != meta.sha256 {
         let _ = std::fs::remove_file(&partial);
         anyhow::bail!(

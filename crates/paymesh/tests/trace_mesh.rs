@@ -19,6 +19,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+use paymesh_platform::hex;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -425,10 +426,6 @@ async fn until_count(
 }
 
 // ------------------------------------------------------------------ reading spans
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 fn attr(span: &Span, key: &str) -> Option<String> {
     let value = span

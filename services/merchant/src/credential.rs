@@ -10,6 +10,7 @@
 
 use std::fmt;
 
+use paymesh_platform::hex;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -34,10 +35,6 @@ impl fmt::Debug for NewCredential {
             .field("token", &"<secret>")
             .finish()
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn sha256(secret_hex: &str) -> [u8; 32] {

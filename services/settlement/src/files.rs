@@ -186,7 +186,7 @@ impl Emitter {
         }
         self.emit(rest).await?;
         let sha = self.sha.finalize();
-        let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = paymesh_platform::hex(&sha);
         Ok((
             Rendered {
                 size: self.size,

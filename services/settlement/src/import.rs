@@ -98,7 +98,7 @@ pub fn line_keys(lines: &[StatementLine]) -> Vec<String> {
                     l.description
                 ));
                 let d = h.finalize();
-                let hex: String = d.iter().take(16).map(|b| format!("{b:02x}")).collect();
+                let hex = paymesh_platform::hex(d.get(..16).unwrap_or(&d));
                 format!("H:{hex}")
             } else {
                 format!("R:{}:{}", l.direction.code(), l.bank_reference)
@@ -190,10 +190,7 @@ fn parse(bank_bin: &str, format: Option<Format>, bytes: Vec<u8>) -> Result<Parse
         }
     };
     let (info, lines) = read(format, &bytes)?;
-    let sha256: String = Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha256 = paymesh_platform::hex(&Sha256::digest(&bytes));
     drop(bytes);
     if let Some(servicer) = info.servicer_bin.as_deref()
         && servicer != bank_bin

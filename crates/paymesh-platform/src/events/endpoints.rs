@@ -46,10 +46,7 @@ fn new_secret() -> Result<String, ApiError> {
     let mut b = [0u8; SECRET_BYTES];
     getrandom::getrandom(&mut b)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("drawing a webhook secret: {e}")))?;
-    Ok(format!(
-        "whsec_{}",
-        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-    ))
+    Ok(format!("whsec_{}", crate::hex(&b)))
 }
 
 fn sql(e: sqlx::Error) -> ApiError {

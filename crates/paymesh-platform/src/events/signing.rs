@@ -31,9 +31,7 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     let mut out = String::with_capacity(VERSION_PREFIX.len() + 64);
     out.push_str(VERSION_PREFIX);
     if let Some(m) = mac(secret, timestamp, body) {
-        for b in m.finalize().into_bytes() {
-            out.push_str(&format!("{b:02x}"));
-        }
+        out.push_str(&crate::hex(&m.finalize().into_bytes()));
     }
     out
 }

@@ -42,6 +42,7 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::hex;
 
 pub use layer::{IdempotencyLayer, IdempotencyService};
 
@@ -66,10 +67,6 @@ pub struct IdempotencyContext {
     pub scope_key: String,
     /// SHA-256 of the request's messages (see the module documentation).
     pub fingerprint: [u8; 32],
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub fn scope_key(principal: &Principal, path: &str, key: &str) -> String {
