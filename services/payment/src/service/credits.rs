@@ -9,8 +9,9 @@
 //! ([`crate::matching::decide`]) seeing the ones before it in the batch, claim the credits (the
 //! row is unique per bank and transaction: a copy being applied by another process makes the
 //! claim wait, then fail), post every ledger chain through the `TransferBatcher` (ids derived
-//! from the transaction, so a retry after a crash posts nothing twice), write the intents, event
-//! numbers, payments, events and webhook deliveries in a few statements, and commit; then
+//! from the transaction, so a retry after a crash posts nothing twice) and, while the ledger
+//! posts, write the intents, event numbers, payments, events and webhook deliveries in a few
+//! statements, and commit; then
 //! answer every bank. If anything in a batch fails, its notifications are applied one by one
 //! instead, so one bad notification fails alone; a failure before the commit rolls back all
 //! but the ledger postings, which a retry finds applied (EXISTS).
@@ -27,11 +28,13 @@ use std::sync::Arc;
 use paymesh_platform::ApiError;
 use paymesh_platform::auth::{Principal, principal};
 use paymesh_platform::edge::Violations;
+use paymesh_platform::events::Handoff;
 use paymesh_platform::group::{Queue, next_group};
 use paymesh_platform::migrate::RowLock;
 use paymesh_platform::time::{now_ns, ns_from_timestamp};
 use paymesh_proto::payment::v1 as pb;
 use paymesh_proto::payment::v1::{CreditOutcome, EventKind};
+use sqlx::PgConnection;
 use tokio::sync::oneshot;
 use tonic::Request;
 use tracing::Instrument;
@@ -538,7 +541,9 @@ impl PaymentService {
             return Err(Refused::Claimed);
         }
 
-        // Every chain at once: the batcher sends them to the ledger together.
+        // Every chain at once: the batcher sends them to the ledger together. The ledger posts
+        // while this transaction writes the rest (neither needs the other's result; both come
+        // before the commit), so a batch waits for the longer of the two, not their sum.
         let postings = items
             .iter()
             .zip(&steps)
@@ -548,124 +553,34 @@ impl PaymentService {
                 } => Some((item, credit, decision)),
                 Step::Repeat => None,
             });
-        let ledger_started = std::time::Instant::now();
-        let posted = futures::future::join_all(postings.map(|(item, credit, decision)| {
-            // In the notification's own trace, whichever batch posts it.
-            let span = tracing::info_span!(parent: &item.span, "payment.credit_posting");
-            async move {
-                let fee = decision.merchant_id.map_or(0, |_| item.fee.0);
-                let legs = chain(
-                    credit.id,
-                    &credit.bank_bin,
-                    decision.merchant_id,
-                    credit.amount,
-                    fee,
-                )?;
-                self.post(&credit.bank_bin, legs).await
-            }
-            .instrument(span)
-        }))
-        .await;
-        crate::metrics::metrics()
-            .ledger_seconds
-            .observe(ledger_started.elapsed().as_secs_f64());
-        for result in posted {
-            result?;
-        }
-
-        if !changed.is_empty() {
-            let changes: Vec<(Uuid, &str, i64)> = changed
-                .iter()
-                .map(|(id, (status, received))| (*id, status.as_str(), *received))
-                .collect();
-            store::update_intents(&mut tx, &changes).await.map_err(db)?;
-        }
-
-        // Event numbers, payments, events and deliveries of the credited ones.
-        let mut counts: BTreeMap<Uuid, i64> = BTreeMap::new();
-        for step in &steps {
-            if let Step::New {
-                decision:
-                    Decision {
-                        merchant_id: Some(m),
-                        ..
-                    },
-                ..
-            } = step
-            {
-                *counts.entry(*m).or_default() += 1;
-            }
-        }
-        let mut payments = Vec::new();
-        let mut events = Vec::new();
-        let mut handoff = paymesh_platform::events::Handoff::none();
-        if !counts.is_empty() {
-            let mut next = paymesh_platform::events::take_seqs(&mut tx, store::SCHEMA, &counts)
-                .await
-                .map_err(db)?;
-            let create_us = now_ns() / 1_000;
-            for (item, step) in items.iter().zip(&steps) {
-                let Step::New {
-                    credit,
-                    decision,
-                    intent,
-                } = step
-                else {
-                    continue;
-                };
-                let Some(merchant) = decision.merchant_id else {
-                    continue;
-                };
-                let seq = next.get(&merchant).copied().ok_or_else(|| {
-                    ApiError::Internal(anyhow::anyhow!("no event number for {merchant}"))
-                })?;
-                next.insert(merchant, seq + 1);
-                let payment = NewPayment {
-                    id: credit.id,
-                    merchant_id: merchant,
-                    intent_id: decision.intent_id,
-                    outcome: &credit.outcome,
-                    amount: credit.amount,
-                    fee: item.fee.0,
-                    fee_plan: &item.fee.1,
-                    seq,
-                    // As late as the payment can be stamped: after the ledger posted, just
-                    // before the commit (what "notified within N ms of the commit" is
-                    // measured from).
-                    create_us,
-                };
-                let order_reference = intent
-                    .as_ref()
-                    .filter(|i| Some(i.id) == decision.intent_id)
-                    .map(|i| i.order_reference.clone());
-                let row = payment.row(credit, order_reference);
-                let mut event = watch::stored(
-                    merchant,
-                    seq,
-                    EventKind::PaymentReceived,
-                    watch::Event {
-                        payment: Some(convert::payment(&row)),
-                        intent: intent.as_ref().map(|i| convert::intent(i, now_us)),
-                        refund: None,
-                    },
-                )?;
-                // Its webhook continues the notification's trace, not the batch's.
-                event.traceparent = paymesh_platform::telemetry::traceparent(&item.span);
-                events.push(event);
-                payments.push(payment);
-            }
-            store::insert_payments(&mut tx, &payments)
-                .await
-                .map_err(db)?;
-            // Its webhooks claimed for their first attempt by this process: after the commit
-            // the worker sends them without claiming them from the outbox.
-            handoff = self
-                .inner
-                .events
-                .insert_claimed(&mut tx, &events)
-                .await
-                .map_err(db)?;
-        }
+        let posting = async {
+            let ledger_started = std::time::Instant::now();
+            let posted = futures::future::join_all(postings.map(|(item, credit, decision)| {
+                // In the notification's own trace, whichever batch posts it.
+                let span = tracing::info_span!(parent: &item.span, "payment.credit_posting");
+                async move {
+                    let fee = decision.merchant_id.map_or(0, |_| item.fee.0);
+                    let legs = chain(
+                        credit.id,
+                        &credit.bank_bin,
+                        decision.merchant_id,
+                        credit.amount,
+                        fee,
+                    )?;
+                    self.post(&credit.bank_bin, legs).await
+                }
+                .instrument(span)
+            }))
+            .await;
+            crate::metrics::metrics()
+                .ledger_seconds
+                .observe(ledger_started.elapsed().as_secs_f64());
+            posted.into_iter().collect::<Result<Vec<()>, ApiError>>()
+        };
+        let writing = self.write_batch(&mut tx, items, &steps, &changed, now_us);
+        let (posted, written) = tokio::join!(posting, writing);
+        posted?;
+        let (counts, handoff) = written?;
         tx.commit().await.map_err(sql)?;
         let m = crate::metrics::metrics();
         m.size.observe(items.len() as f64);
@@ -692,6 +607,116 @@ impl PaymentService {
             });
         }
         Ok(answers)
+    }
+
+    /// The rows of a batch besides its credits: the intents it changed, its events' numbers,
+    /// its payments, its events and their webhook deliveries (claimed for their first attempt
+    /// by this process). Answers the events' owners and the deliveries to hand to the worker
+    /// after the commit.
+    async fn write_batch(
+        &self,
+        tx: &mut PgConnection,
+        items: &[Item],
+        steps: &[Step],
+        changed: &BTreeMap<Uuid, (String, i64)>,
+        now_us: i64,
+    ) -> Result<(BTreeMap<Uuid, i64>, Handoff), ApiError> {
+        if !changed.is_empty() {
+            let changes: Vec<(Uuid, &str, i64)> = changed
+                .iter()
+                .map(|(id, (status, received))| (*id, status.as_str(), *received))
+                .collect();
+            store::update_intents(&mut *tx, &changes)
+                .await
+                .map_err(db)?;
+        }
+
+        // Event numbers, payments, events and deliveries of the credited ones.
+        let mut counts: BTreeMap<Uuid, i64> = BTreeMap::new();
+        for step in steps {
+            if let Step::New {
+                decision:
+                    Decision {
+                        merchant_id: Some(m),
+                        ..
+                    },
+                ..
+            } = step
+            {
+                *counts.entry(*m).or_default() += 1;
+            }
+        }
+        let mut payments = Vec::new();
+        let mut events = Vec::new();
+        let mut handoff = Handoff::none();
+        if !counts.is_empty() {
+            let mut next = paymesh_platform::events::take_seqs(&mut *tx, store::SCHEMA, &counts)
+                .await
+                .map_err(db)?;
+            let create_us = now_ns() / 1_000;
+            for (item, step) in items.iter().zip(steps) {
+                let Step::New {
+                    credit,
+                    decision,
+                    intent,
+                } = step
+                else {
+                    continue;
+                };
+                let Some(merchant) = decision.merchant_id else {
+                    continue;
+                };
+                let seq = next.get(&merchant).copied().ok_or_else(|| {
+                    ApiError::Internal(anyhow::anyhow!("no event number for {merchant}"))
+                })?;
+                next.insert(merchant, seq + 1);
+                let payment = NewPayment {
+                    id: credit.id,
+                    merchant_id: merchant,
+                    intent_id: decision.intent_id,
+                    outcome: &credit.outcome,
+                    amount: credit.amount,
+                    fee: item.fee.0,
+                    fee_plan: &item.fee.1,
+                    seq,
+                    // As late as the payment can be written: while the ledger posts, before
+                    // the commit (what "notified within N ms of the commit" is measured from,
+                    // so the ledger's remaining time counts in it).
+                    create_us,
+                };
+                let order_reference = intent
+                    .as_ref()
+                    .filter(|i| Some(i.id) == decision.intent_id)
+                    .map(|i| i.order_reference.clone());
+                let row = payment.row(credit, order_reference);
+                let mut event = watch::stored(
+                    merchant,
+                    seq,
+                    EventKind::PaymentReceived,
+                    watch::Event {
+                        payment: Some(convert::payment(&row)),
+                        intent: intent.as_ref().map(|i| convert::intent(i, now_us)),
+                        refund: None,
+                    },
+                )?;
+                // Its webhook continues the notification's trace, not the batch's.
+                event.traceparent = paymesh_platform::telemetry::traceparent(&item.span);
+                events.push(event);
+                payments.push(payment);
+            }
+            store::insert_payments(&mut *tx, &payments)
+                .await
+                .map_err(db)?;
+            // Its webhooks claimed for their first attempt by this process: after the commit
+            // the worker sends them without claiming them from the outbox.
+            handoff = self
+                .inner
+                .events
+                .insert_claimed(&mut *tx, &events)
+                .await
+                .map_err(db)?;
+        }
+        Ok((counts, handoff))
     }
 }
 
