@@ -184,9 +184,22 @@ impl Transactions {
         key_context(req)
     }
 
-    /// Opens a group's transaction.
-    pub async fn begin_group(&self) -> Result<Transaction<'static, Postgres>, ApiError> {
-        self.pool.begin().await.map_err(internal)
+    /// Opens a group's transaction, in which a lock is waited for at most `lock_wait` (a lock
+    /// held long elsewhere would hold up every request of the group: past that wait the
+    /// group fails, and its callers can make each request alone). The limit is set with the
+    /// `BEGIN`, in its round trip.
+    pub async fn begin_group(
+        &self,
+        lock_wait: std::time::Duration,
+    ) -> Result<Transaction<'static, Postgres>, ApiError> {
+        // A whole number of milliseconds, at least 1 (0 would mean no limit).
+        let ms = lock_wait.as_millis().clamp(1, i32::MAX as u128);
+        self.pool
+            .begin_with(sqlx::AssertSqlSafe(format!(
+                "BEGIN; SET LOCAL lock_timeout = {ms}"
+            )))
+            .await
+            .map_err(internal)
     }
 
     /// Claims the keys in `tx`; the scope keys claimed now (the others were used before).

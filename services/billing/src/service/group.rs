@@ -26,7 +26,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use paymesh_platform::ApiError;
-use paymesh_platform::edge::fields::{db, sql};
+use paymesh_platform::edge::fields::db;
 use paymesh_platform::events::Handoff;
 use paymesh_platform::group::{Queue, next_group};
 use paymesh_platform::idempotency::IdempotencyContext;
@@ -142,17 +142,12 @@ impl BillingService {
     /// With the webhook deliveries of its events, for [`BillingService::committed_with`].
     async fn group(&self, jobs: &[Job]) -> Result<(Vec<Grouped>, Handoff), ApiError> {
         let txs = &self.inner.tx;
-        let mut tx = txs.begin_group().await?;
         // A lock held long elsewhere (a biller's load amending bills being paid, a slow
         // payment) would hold up every payment of the group: past this wait the group fails and
         // each payment is made alone, where only the one that needs the lock waits for it.
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SET LOCAL lock_timeout = {}",
-            self.inner.settings.pay_group_lock_wait.as_millis()
-        )))
-        .execute(&mut *tx)
-        .await
-        .map_err(sql)?;
+        let mut tx = txs
+            .begin_group(self.inner.settings.pay_group_lock_wait)
+            .await?;
         let keys: Vec<&IdempotencyContext> = jobs.iter().map(|j| &j.key).collect();
         let claimed = txs.claim_group(&mut tx, &keys).await?;
         let mine = |j: &Job| claimed.contains(&j.key.scope_key);
