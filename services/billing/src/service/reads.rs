@@ -132,9 +132,26 @@ impl BillingService {
         m.lookup_group_size.observe(keys.len() as f64);
         match found {
             Ok(found) => {
+                // Each customer's bills go to its last lookup as they are, copied for the
+                // others (the same customer looked up twice at once).
+                let mut waiting = vec![0usize; found.len()];
+                for slot in &slots {
+                    if let Some(n) = waiting.get_mut(*slot) {
+                        *n += 1;
+                    }
+                }
+                let mut found: Vec<Option<Vec<BillRow>>> = found.into_iter().map(Some).collect();
                 for (read, slot) in reads.into_iter().zip(slots) {
-                    let bills = found.get(slot).cloned().unwrap_or_default();
-                    let _ = read.reply.send(Ok(bills));
+                    let last = waiting.get_mut(slot).is_some_and(|n| {
+                        *n -= 1;
+                        *n == 0
+                    });
+                    let bills = match found.get_mut(slot) {
+                        Some(bills) if last => bills.take(),
+                        Some(bills) => bills.clone(),
+                        None => None,
+                    };
+                    let _ = read.reply.send(Ok(bills.unwrap_or_default()));
                 }
             }
             Err(e) => {
