@@ -11,10 +11,10 @@
 //! claim wait, then fail), post every ledger chain through the `TransferBatcher` (ids derived
 //! from the transaction, so a retry after a crash posts nothing twice) and, while the ledger
 //! posts, write the intents, event numbers, payments, events and webhook deliveries in a few
-//! statements, and commit; then
-//! answer every bank. If anything in a batch fails, its notifications are applied one by one
-//! instead, so one bad notification fails alone; a failure before the commit rolls back all
-//! but the ledger postings, which a retry finds applied (EXISTS).
+//! statements, and commit; then answer every bank. If anything in a batch fails, its
+//! notifications are applied one by one instead, so one bad notification fails alone; a
+//! failure before the commit rolls back all but the ledger postings, which a retry finds
+//! applied (EXISTS).
 //!
 //! Traces: each notification has its span (`payment.notify_credit`); a batch's span
 //! (`payment.credit_batch`) is the child of its first notification's and links the others'
