@@ -239,14 +239,17 @@ fn bind_events<'q>(
         )
 }
 
-/// Stores events and, for owners with an endpoint, their deliveries, in one statement. The
-/// deliveries wait for the worker to claim them; on a hot path, [`Events::insert_claimed`]
-/// spares that.
+/// Stores events and, for owners with an endpoint, their deliveries, in one statement (none
+/// for no events). The deliveries wait for the worker to claim them; on a hot path,
+/// [`Events::insert_claimed`] spares that.
 pub async fn insert(
     conn: &mut PgConnection,
     schema: &str,
     events: &[NewEvent],
 ) -> anyhow::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
     let sql = insert_sql(schema, false);
     bind_events(&sql, events)
         .execute(&mut *conn)
@@ -429,6 +432,9 @@ impl Events {
         conn: &mut PgConnection,
         events: &[NewEvent],
     ) -> anyhow::Result<Handoff> {
+        if events.is_empty() {
+            return Ok(Handoff::none());
+        }
         let sql = insert_sql(self.schema, true);
         let lease = i64::try_from(outbox::lease(&self.delivery).as_millis()).unwrap_or(i64::MAX);
         let rows = bind_events(&sql, events)

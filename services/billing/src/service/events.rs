@@ -117,9 +117,6 @@ impl BillingService {
         happened: BTreeMap<Uuid, Vec<Happened>>,
     ) -> Result<Handoff, ApiError> {
         let rows = numbered(conn, happened).await?;
-        if rows.is_empty() {
-            return Ok(Handoff::none());
-        }
         self.inner
             .events
             .insert_claimed(conn, &rows)
